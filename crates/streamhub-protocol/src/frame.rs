@@ -1,0 +1,115 @@
+use bytes::Bytes;
+use serde::de::{self, Deserializer, Visitor};
+use serde::{Deserialize, Serialize, Serializer};
+
+/// A frame's payload exactly as the streamer sent it.
+///
+/// The seed sends base64 text; our own pages send binary. Viewers get back the same type and
+/// the same bytes, never re-encoded. Deserialized by hand rather than with
+/// `#[serde(untagged)]`, which turns binary that happens to be valid UTF-8 into a string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FrameData {
+    /// A JavaScript string (the seed's base64).
+    Text(String),
+    /// A binary attachment (ArrayBuffer, Blob, Buffer).
+    Binary(Bytes),
+}
+
+impl FrameData {
+    /// Payload size in bytes as it travels (string length in UTF-8 bytes).
+    pub fn len(&self) -> usize {
+        match self {
+            Self::Text(s) => s.len(),
+            Self::Binary(b) => b.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn is_binary(&self) -> bool {
+        matches!(self, Self::Binary(_))
+    }
+}
+
+impl Serialize for FrameData {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Text(s) => serializer.serialize_str(s),
+            // Socket.IO serializers turn `serialize_bytes` into a binary attachment.
+            Self::Binary(b) => serializer.serialize_bytes(b),
+        }
+    }
+}
+
+struct FrameDataVisitor;
+
+impl<'de> Visitor<'de> for FrameDataVisitor {
+    type Value = FrameData;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a string or binary data")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<FrameData, E> {
+        Ok(FrameData::Text(v.to_owned()))
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<FrameData, E> {
+        Ok(FrameData::Text(v))
+    }
+
+    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<FrameData, E> {
+        Ok(FrameData::Binary(Bytes::copy_from_slice(v)))
+    }
+
+    fn visit_byte_buf<E: de::Error>(self, v: Vec<u8>) -> Result<FrameData, E> {
+        Ok(FrameData::Binary(Bytes::from(v)))
+    }
+}
+
+impl<'de> Deserialize<'de> for FrameData {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // `deserialize_any` lets the format say what it holds: JSON strings call `visit_str`,
+        // Socket.IO binary placeholders call `visit_bytes`. Anything else is refused.
+        deserializer.deserialize_any(FrameDataVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_string_is_text() {
+        let d: FrameData = serde_json::from_str("\"aGVsbG8=\"").expect("parses");
+        assert_eq!(d, FrameData::Text("aGVsbG8=".into()));
+        assert!(!d.is_binary());
+        assert_eq!(d.len(), 8);
+    }
+
+    #[test]
+    fn numbers_objects_and_null_are_refused() {
+        for bad in ["42", "{}", "null", "[1,2]", "true"] {
+            assert!(
+                serde_json::from_str::<FrameData>(bad).is_err(),
+                "{bad} accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn ascii_bytes_stay_binary() {
+        // The untagged-enum pitfall: bytes that are valid UTF-8 must not become text.
+        let v = FrameDataVisitor;
+        let d: FrameData = Visitor::visit_bytes::<de::value::Error>(v, b"hello").expect("ok");
+        assert_eq!(d, FrameData::Binary(Bytes::from_static(b"hello")));
+    }
+
+    #[test]
+    fn text_serializes_as_json_string() {
+        let s = serde_json::to_string(&FrameData::Text("abc".into())).expect("serializes");
+        assert_eq!(s, "\"abc\"");
+    }
+}

@@ -1,0 +1,58 @@
+//! StreamHub's wire protocol, shared by the server and the load generator.
+//!
+//! Everything a client can see on the wire lives here: the Socket.IO event names
+//! ([`events`]), the payloads in both directions ([`client`] for what clients send,
+//! [`server`] for what the server emits), the stable error codes ([`ErrorCode`]) and the
+//! validation rules ([`validate`]). `docs/protocol.md` documents the same contract for
+//! humans; a change to an event is a change here and there first.
+//!
+//! The crate depends on `serde` and `bytes` only, so it knows nothing of sockets.
+
+pub mod client;
+mod error;
+mod frame;
+pub mod server;
+pub mod validate;
+
+pub use error::ErrorCode;
+pub use frame::FrameData;
+
+/// Socket.IO event names. The first block is the design note's contract and must not change.
+pub mod events {
+    // Client → server.
+    pub const USER_REGISTER: &str = "user:register";
+    pub const STREAM_CREATE: &str = "stream:create";
+    pub const STREAM_START: &str = "stream:start";
+    pub const STREAM_DATA_SEND: &str = "stream:data:send";
+    pub const STREAM_JOIN: &str = "stream:join";
+    pub const STREAM_LEAVE: &str = "stream:leave";
+    pub const STREAM_END: &str = "stream:end";
+    pub const STREAM_RESUME: &str = "stream:resume";
+    pub const STREAM_LIST: &str = "stream:list";
+    pub const CHAT_SEND: &str = "chat:send";
+    pub const REACTION_SEND: &str = "reaction:send";
+
+    // Server → client.
+    pub const USER_REGISTERED: &str = "user:registered";
+    pub const STREAM_CREATED: &str = "stream:created";
+    pub const STREAM_STARTED: &str = "stream:started";
+    pub const STREAM_DATA: &str = "stream:data";
+    pub const STREAM_BUFFER: &str = "stream:buffer";
+    pub const STREAM_JOINED: &str = "stream:joined";
+    pub const STREAM_LEFT: &str = "stream:left";
+    pub const STREAM_ENDED: &str = "stream:ended";
+    pub const STREAM_VIEWERS: &str = "stream:viewers";
+    pub const STREAM_STATUS: &str = "stream:status";
+    pub const STREAM_RESUMED: &str = "stream:resumed";
+    pub const STREAM_EVICTED: &str = "stream:evicted";
+    pub const CHAT_MESSAGE: &str = "chat:message";
+    pub const REACTION: &str = "reaction";
+    pub const ERROR: &str = "error";
+}
+
+/// Reactions a viewer may send: a fixed set so a client cannot push arbitrary text through
+/// the reaction channel (chat is the place for that).
+pub const REACTIONS: &[&str] = &["👍", "❤️", "😂", "😮", "😢", "🔥", "👏", "🎉"];
+
+/// Milliseconds since the Unix epoch, the unit of every timestamp on the wire.
+pub type Millis = u64;

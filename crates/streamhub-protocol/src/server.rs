@@ -1,0 +1,278 @@
+//! Payloads the server emits. Field names are camelCase on the wire, as in the seed.
+
+use serde::Serialize;
+
+use crate::client::Role;
+use crate::{ErrorCode, FrameData, Millis};
+
+/// A registered user as others see it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct User {
+    pub id: String,
+    pub username: String,
+    pub role: Role,
+}
+
+/// The public part of a user, attached to chat and reactions.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct UserRef {
+    pub id: String,
+    pub username: String,
+}
+
+/// A stream's lifecycle state.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum StreamStatus {
+    /// Created, not started yet.
+    Created,
+    /// Frames are flowing (or may flow).
+    Live,
+    /// The streamer's connection dropped; waiting for `stream:resume` within the grace period.
+    Reconnecting,
+    /// Over. Never seen in a live listing, only in `stream:status`.
+    Ended,
+}
+
+/// A stream as the protocol shows it (`stream:created`, `stream:joined`, `stream:list`).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct StreamInfo {
+    pub stream_key: String,
+    pub title: String,
+    pub streamer: UserRef,
+    pub status: StreamStatus,
+    pub created_at: Millis,
+    pub started_at: Option<Millis>,
+    pub viewer_count: usize,
+}
+
+/// `user:registered`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Registered {
+    pub user: User,
+}
+
+/// `stream:created`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Created {
+    pub stream: StreamInfo,
+    /// Secret that lets a new connection take the stream back with `stream:resume`.
+    pub publish_token: String,
+}
+
+/// `stream:started`, `stream:resumed`.
+#[derive(Debug, Clone, Serialize)]
+pub struct StreamEnvelope {
+    pub stream: StreamInfo,
+}
+
+/// `stream:joined`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Joined {
+    pub stream: StreamInfo,
+    pub viewer_count: usize,
+}
+
+/// `stream:data`: one frame, multicast to every viewer of the stream.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StreamData<'a> {
+    pub stream_key: &'a str,
+    pub data: &'a FrameData,
+    /// Server time when the frame arrived, ms since the epoch.
+    pub timestamp: Millis,
+    /// Per-stream frame number, starting at 1, increasing by one per accepted frame.
+    pub seq: u64,
+}
+
+/// One frame of the catch-up buffer.
+#[derive(Debug, Clone, Serialize)]
+pub struct BufferedFrame<'a> {
+    pub data: &'a FrameData,
+    pub timestamp: Millis,
+    pub seq: u64,
+}
+
+/// `stream:buffer`: the last frames (oldest first) for a viewer who just joined.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Buffer<'a> {
+    pub stream_key: &'a str,
+    pub frames: Vec<BufferedFrame<'a>>,
+}
+
+/// Why a stream ended.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum EndReason {
+    /// The owner sent `stream:end`.
+    Ended,
+    /// The owner's connection dropped and did not resume within the grace period.
+    StreamerGone,
+    /// The server is shutting down.
+    ServerShutdown,
+}
+
+/// `stream:ended`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Ended {
+    pub stream_key: String,
+    pub reason: EndReason,
+}
+
+/// `stream:left`, the reply to `stream:leave`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Left {
+    pub stream_key: String,
+}
+
+/// `stream:viewers`: the viewer count changed (coalesced).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Viewers {
+    pub stream_key: String,
+    pub viewer_count: usize,
+}
+
+/// `stream:status`: a lifecycle change viewers should show (live, reconnecting, ended).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Status {
+    pub stream_key: String,
+    pub status: StreamStatus,
+    /// While `reconnecting`: ms left before the stream ends.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grace_ms: Option<u64>,
+}
+
+/// `stream:evicted`: sent (when it still can be) to a viewer removed for not reading.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Evicted {
+    pub stream_key: String,
+    pub reason: &'static str,
+}
+
+/// `chat:message`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChatMessage {
+    pub id: String,
+    pub stream_key: String,
+    pub user: UserRef,
+    pub message: String,
+    pub timestamp: Millis,
+}
+
+/// `reaction`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Reaction {
+    pub stream_key: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub user: UserRef,
+    pub timestamp: Millis,
+}
+
+/// `stream:list` (event and ack).
+#[derive(Debug, Clone, Serialize)]
+pub struct StreamList {
+    pub streams: Vec<StreamInfo>,
+}
+
+/// `error`: sent for every refused or malformed request.
+#[derive(Debug, Clone, Serialize)]
+pub struct ErrorEvent {
+    pub code: ErrorCode,
+    pub message: String,
+    /// The client event that caused it.
+    pub event: String,
+}
+
+/// The body of a failed ack.
+#[derive(Debug, Clone, Serialize)]
+pub struct AckError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+/// An ack: `{ok: true, ...payload}` or `{ok: false, error: {code, message}}`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum Ack<T: Serialize> {
+    Ok {
+        ok: bool,
+        #[serde(flatten)]
+        payload: T,
+    },
+    Err {
+        ok: bool,
+        error: AckError,
+    },
+}
+
+impl<T: Serialize> Ack<T> {
+    pub fn ok(payload: T) -> Self {
+        Self::Ok { ok: true, payload }
+    }
+
+    pub fn err(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self::Err {
+            ok: false,
+            error: AckError {
+                code,
+                message: message.into(),
+            },
+        }
+    }
+}
+
+/// An ack payload with nothing more to say than `ok`.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Empty {}
+
+/// The ack payload of `stream:data:send`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Published {
+    pub seq: u64,
+    pub viewers: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_data_is_camel_case() {
+        let data = FrameData::Text("QUJD".into());
+        let v = serde_json::to_value(StreamData {
+            stream_key: "k",
+            data: &data,
+            timestamp: 5,
+            seq: 1,
+        })
+        .expect("serializes");
+        assert_eq!(
+            v,
+            serde_json::json!({"streamKey":"k","data":"QUJD","timestamp":5,"seq":1})
+        );
+    }
+
+    #[test]
+    fn ack_shapes() {
+        let ok = serde_json::to_value(Ack::ok(Published { seq: 3, viewers: 2 })).expect("ok");
+        assert_eq!(ok, serde_json::json!({"ok":true,"seq":3,"viewers":2}));
+        let err = serde_json::to_value(Ack::<Empty>::err(ErrorCode::NotOwner, "no")).expect("ok");
+        assert_eq!(
+            err,
+            serde_json::json!({"ok":false,"error":{"code":"NOT_OWNER","message":"no"}})
+        );
+    }
+}

@@ -1,0 +1,110 @@
+//! Validation of client-supplied text. Every function trims, checks length in characters
+//! (not bytes, so emoji count once) and refuses control characters, returning the cleaned
+//! value or the error code to send back.
+
+use crate::{ErrorCode, REACTIONS};
+
+/// Longest stream key the server ever issues; anything longer is refused before a lookup.
+pub const MAX_STREAM_KEY_LEN: usize = 64;
+
+fn clean(input: &str, min: usize, max: usize) -> Option<String> {
+    let trimmed = input.trim();
+    // Count lazily so a 100 KB string costs at most `max + 1` steps.
+    let chars = trimmed.chars().take(max + 1).count();
+    if chars < min || chars > max || trimmed.chars().any(char::is_control) {
+        return None;
+    }
+    Some(trimmed.to_owned())
+}
+
+/// A username: 1..=`max` characters after trimming.
+pub fn username(input: &str, max: usize) -> Result<String, ErrorCode> {
+    clean(input, 1, max).ok_or(ErrorCode::InvalidUsername)
+}
+
+/// A stream title: 0..=`max` characters after trimming (empty means "use the default").
+pub fn title(input: &str, max: usize) -> Result<String, ErrorCode> {
+    clean(input, 0, max).ok_or(ErrorCode::InvalidTitle)
+}
+
+/// A chat message: 1..=`max` characters after trimming. Newlines are refused with the other
+/// control characters: chat is one line per message.
+pub fn chat_message(input: &str, max: usize) -> Result<String, ErrorCode> {
+    clean(input, 1, max).ok_or(ErrorCode::InvalidMessage)
+}
+
+/// A reaction from the fixed set [`REACTIONS`].
+pub fn reaction(input: &str) -> Result<&'static str, ErrorCode> {
+    REACTIONS
+        .iter()
+        .copied()
+        .find(|r| *r == input)
+        .ok_or(ErrorCode::InvalidReaction)
+}
+
+/// A stream key as clients send it: refused early if it cannot be one the server issued.
+pub fn stream_key(input: &str) -> Result<&str, ErrorCode> {
+    if input.is_empty()
+        || input.len() > MAX_STREAM_KEY_LEN
+        || !input
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        return Err(ErrorCode::StreamNotFound);
+    }
+    Ok(input)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn username_is_trimmed_and_bounded() {
+        assert_eq!(username("  ana ", 32), Ok("ana".into()));
+        assert_eq!(username("   ", 32), Err(ErrorCode::InvalidUsername));
+        assert_eq!(
+            username(&"x".repeat(33), 32),
+            Err(ErrorCode::InvalidUsername)
+        );
+        assert_eq!(
+            username(&"x".repeat(100_000), 32),
+            Err(ErrorCode::InvalidUsername)
+        );
+        assert_eq!(username("a\u{0}b", 32), Err(ErrorCode::InvalidUsername));
+        // Characters, not bytes.
+        assert_eq!(username(&"ñ".repeat(32), 32), Ok("ñ".repeat(32)));
+    }
+
+    #[test]
+    fn title_may_be_empty() {
+        assert_eq!(title("", 10), Ok(String::new()));
+        assert_eq!(title(&"t".repeat(11), 10), Err(ErrorCode::InvalidTitle));
+    }
+
+    #[test]
+    fn chat_bounds() {
+        assert_eq!(chat_message(" hi ", 500), Ok("hi".into()));
+        assert_eq!(chat_message("", 500), Err(ErrorCode::InvalidMessage));
+        assert!(chat_message(&"m".repeat(500), 500).is_ok());
+        assert_eq!(
+            chat_message(&"m".repeat(501), 500),
+            Err(ErrorCode::InvalidMessage)
+        );
+        assert_eq!(chat_message("a\nb", 500), Err(ErrorCode::InvalidMessage));
+    }
+
+    #[test]
+    fn reactions_from_the_set_only() {
+        assert_eq!(reaction("🔥"), Ok("🔥"));
+        assert_eq!(reaction("<b>"), Err(ErrorCode::InvalidReaction));
+    }
+
+    #[test]
+    fn stream_keys_are_bounded() {
+        assert!(stream_key("sk_abc-DEF_1").is_ok());
+        assert!(stream_key("").is_err());
+        assert!(stream_key("a b").is_err());
+        assert!(stream_key(&"k".repeat(65)).is_err());
+    }
+}

@@ -1,0 +1,131 @@
+//! The internal bus: the design note's Pub/Sub, done so the frame path never waits.
+//!
+//! Lifecycle events (streams, viewers, chat, drops) are published on a bounded
+//! `tokio::sync::broadcast` channel. Publishing never blocks; a subscriber that falls behind
+//! loses the oldest events and is told how many (`RecvError::Lagged`), which it counts.
+//! Persistence, metrics and the dashboard subscribe here; none of them sits on the frame path.
+
+use streamhub_protocol::Millis;
+use streamhub_protocol::server::EndReason;
+use tokio::sync::broadcast;
+
+/// Events buffered per subscriber before the slowest one starts losing the oldest.
+pub const BUS_CAPACITY: usize = 4096;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum HubEvent {
+    StreamCreated {
+        key: String,
+        streamer: String,
+    },
+    StreamStarted {
+        key: String,
+        title: String,
+        streamer: String,
+        at: Millis,
+    },
+    StreamReconnecting {
+        key: String,
+    },
+    StreamResumed {
+        key: String,
+    },
+    StreamEnded {
+        key: String,
+        reason: EndReason,
+    },
+    ViewerJoined {
+        key: String,
+        viewers: usize,
+    },
+    ViewerLeft {
+        key: String,
+        viewers: usize,
+    },
+    ViewerEvicted {
+        key: String,
+        conn: String,
+    },
+    Chat {
+        key: String,
+        user: String,
+        message: String,
+        at: Millis,
+    },
+    Reaction {
+        key: String,
+        kind: &'static str,
+    },
+}
+
+/// The sending half, cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Bus {
+    tx: broadcast::Sender<HubEvent>,
+}
+
+impl Bus {
+    pub fn new() -> Self {
+        Self {
+            tx: broadcast::channel(BUS_CAPACITY).0,
+        }
+    }
+
+    /// Publishes without waiting; having no subscriber is fine.
+    pub fn publish(&self, event: HubEvent) {
+        let _ = self.tx.send(event);
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<HubEvent> {
+        self.tx.subscribe()
+    }
+}
+
+impl Default for Bus {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn subscribers_get_events_in_order_and_publishing_never_blocks() {
+        let bus = Bus::new();
+        bus.publish(HubEvent::StreamResumed { key: "lost".into() });
+        let mut rx = bus.subscribe();
+        for i in 0..3 {
+            bus.publish(HubEvent::ViewerJoined {
+                key: "k".into(),
+                viewers: i,
+            });
+        }
+        for i in 0..3 {
+            assert_eq!(
+                rx.recv().await.expect("event"),
+                HubEvent::ViewerJoined {
+                    key: "k".into(),
+                    viewers: i
+                }
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_slow_subscriber_is_told_what_it_lost() {
+        let bus = Bus::new();
+        let mut rx = bus.subscribe();
+        for i in 0..BUS_CAPACITY + 10 {
+            bus.publish(HubEvent::ViewerLeft {
+                key: "k".into(),
+                viewers: i,
+            });
+        }
+        match rx.recv().await {
+            Err(broadcast::error::RecvError::Lagged(n)) => assert_eq!(n, 10),
+            other => panic!("expected Lagged, got {other:?}"),
+        }
+    }
+}

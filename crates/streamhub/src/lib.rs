@@ -1,0 +1,188 @@
+//! StreamHub: a self-hosted live-streaming hub. A streamer sends each frame once over
+//! Socket.IO; the server multicasts it to every viewer of the stream.
+//!
+//! # Modules
+//! - [`config`]: command line and environment, validated once at start.
+//! - [`relay`]: the fan-out core (the design note's `StreamDistributor`): streams, viewers,
+//!   catch-up ring, slow-viewer policy. Plain Rust, no sockets, no clock of its own.
+//! - [`socket`]: Socket.IO glue: one ordered actor per connection turning events into relay
+//!   calls and replies into emits.
+//! - [`http`]: `/healthz` and the `/api/streams` JSON API.
+//! - [`events`]: the internal bus (the note's Pub/Sub) for lifecycle events; persistence,
+//!   metrics and the dashboard listen there, never on the frame path.
+//! - [`ids`]: stream keys, publish tokens, user ids.
+//! - Wire types, error codes and validation live in the `streamhub-protocol` crate.
+//!
+//! # A frame's path
+//! 1. The streamer emits `stream:data:send {streamKey, data}`. socketioxide decodes it on the
+//!    connection's read task, where [`socket`]'s extractor parses it into a typed request and
+//!    queues it on the connection's bounded channel (arrival order is kept).
+//! 2. The streamer's connection actor calls [`relay::Distributor::distribute_stream_data`]:
+//!    ownership, size and rate checks, a `seq` and server `timestamp`, the 30-frame ring.
+//! 3. The relay offers the shared frame to each viewer's [`relay::ViewerSink`]; the socket sink
+//!    emits `stream:data` into that viewer's bounded socketioxide queue, or reports it full
+//!    (frame dropped for that viewer only, counted; a viewer full for too long is evicted).
+//! 4. Each viewer's websocket writer drains its queue. Nothing on this path awaits a database,
+//!    a metric, or another stream's lock.
+
+pub mod config;
+pub mod events;
+pub mod http;
+pub mod ids;
+pub mod relay;
+pub mod socket;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use axum::serve::ListenerExt;
+use socketioxide::{ParserConfig, SocketIo};
+use streamhub_protocol::Millis;
+use streamhub_protocol::server::EndReason;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::events::{Bus, HubEvent};
+use crate::relay::Distributor;
+use crate::socket::SocketSink;
+
+/// Shared server state.
+#[derive(Debug)]
+pub struct Hub {
+    pub config: Config,
+    pub relay: Distributor<SocketSink>,
+    pub bus: Bus,
+    pub connections: AtomicUsize,
+    pub shutting_down: AtomicBool,
+}
+
+impl Hub {
+    pub fn new(config: Config) -> Self {
+        Self {
+            relay: Distributor::new(config.relay.clone()),
+            config,
+            bus: Bus::new(),
+            connections: AtomicUsize::new(0),
+            shutting_down: AtomicBool::new(false),
+        }
+    }
+}
+
+/// Wall-clock milliseconds since the Unix epoch.
+pub fn now_ms() -> Millis {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as Millis)
+        .unwrap_or(0)
+}
+
+/// How long shutdown waits for connections to close before giving up on them.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves on `listener` until `shutdown` is cancelled, then drains and returns.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let hub = Arc::new(Hub::new(config));
+    let cfg = &hub.config;
+    let max_msg = cfg.max_message_bytes();
+    let (layer, io) = SocketIo::builder()
+        .max_buffer_size(cfg.viewer_queue)
+        .max_payload(max_msg as u64)
+        .ws_max_message_size(max_msg)
+        .ws_max_frame_size(max_msg)
+        .with_parser(
+            ParserConfig::common().max_incoming_binary_buf_size(cfg.relay.max_frame_bytes + 1024),
+        )
+        .with_state(Arc::clone(&hub))
+        .build_layer();
+    socket::attach(&io);
+
+    let ticker = tokio::spawn(socket::ticker(
+        Arc::clone(&hub),
+        io.clone(),
+        shutdown.child_token(),
+    ));
+    let logger = tokio::spawn(log_events(hub.bus.subscribe(), shutdown.child_token()));
+
+    let app = http::router(Arc::clone(&hub)).layer(layer);
+    let addr = listener.local_addr().context("reading the bound address")?;
+    let user_timeout = cfg.tcp_user_timeout;
+    let listener = listener.tap_io(move |tcp| {
+        if let Err(e) = tune(tcp, user_timeout) {
+            tracing::debug!(error = %e, "could not tune an accepted socket");
+        }
+    });
+    // A stable line scripts wait for (tests, benchmarks).
+    println!("streamhub listening on http://{addr}");
+    tracing::info!(%addr, db = %hub.config.db.display(), "streamhub listening");
+
+    let drain_hub = Arc::clone(&hub);
+    let drain_io = io.clone();
+    let drained = CancellationToken::new();
+    let drained_signal = drained.clone();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown.cancelled().await;
+        drain(&drain_hub, &drain_io).await;
+        drained_signal.cancel();
+    });
+    let server = tokio::spawn(async move { server.await });
+    let finished = async {
+        drained.cancelled().await;
+        tokio::time::sleep(DRAIN_TIMEOUT).await;
+    };
+    tokio::select! {
+        res = server => res.context("server task")?.context("serving HTTP")?,
+        () = finished => tracing::warn!("connections still open after the drain timeout; exiting anyway"),
+    }
+    ticker.abort();
+    logger.abort();
+    tracing::info!("streamhub stopped");
+    Ok(())
+}
+
+/// Shutdown: refuse new work, end every stream (viewers get `stream:ended`), close sockets.
+async fn drain(hub: &Arc<Hub>, io: &SocketIo) {
+    tracing::info!("shutting down: ending streams and closing connections");
+    hub.shutting_down.store(true, Ordering::Relaxed);
+    for key in hub.relay.drain() {
+        socket::announce_end(hub, io, &key, EndReason::ServerShutdown).await;
+    }
+    io.close().await;
+}
+
+fn tune(tcp: &tokio::net::TcpStream, user_timeout: Option<Duration>) -> std::io::Result<()> {
+    tcp.set_nodelay(true)?;
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    if let Some(t) = user_timeout {
+        socket2::SockRef::from(tcp).set_tcp_user_timeout(Some(t))?;
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let _ = user_timeout;
+    Ok(())
+}
+
+/// The bus's first subscriber: a log line per lifecycle event.
+async fn log_events(
+    mut rx: tokio::sync::broadcast::Receiver<HubEvent>,
+    shutdown: CancellationToken,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        let event = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            e = rx.recv() => e,
+        };
+        match event {
+            Ok(HubEvent::Chat { .. } | HubEvent::Reaction { .. }) => {}
+            Ok(event) => tracing::info!(?event, "lifecycle"),
+            Err(RecvError::Lagged(n)) => tracing::warn!(lost = n, "event log fell behind"),
+            Err(RecvError::Closed) => break,
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! Chat and reactions: validated, rate-limited per connection, sent to the stream's room.
+
+use std::time::Instant;
+
+use streamhub_protocol::client::{ChatSend, ReactionSend};
+use streamhub_protocol::server::{self, ChatMessage, Empty, Reaction};
+use streamhub_protocol::{ErrorCode, events, validate};
+
+use super::{Ctx, Handled, Refusal, emit_room};
+use crate::events::HubEvent;
+use crate::{ids, now_ms};
+
+/// The ack of `chat:send`.
+#[derive(Debug, serde::Serialize)]
+pub(super) struct ChatSent {
+    id: String,
+}
+
+fn member(ctx: &Ctx<'_>, raw_key: &str) -> Handled<(server::UserRef, String)> {
+    let user = ctx.session.user()?;
+    let key = validate::stream_key(raw_key)
+        .map_err(|code| Refusal::new(code, "no stream with this key (it may have ended)"))?;
+    ctx.hub.relay.check_member(key, &ctx.session.conn)?;
+    Ok((
+        server::UserRef {
+            id: user.id.clone(),
+            username: user.username.clone(),
+        },
+        key.to_owned(),
+    ))
+}
+
+pub(super) async fn chat(ctx: &mut Ctx<'_>, r: ChatSend) -> Handled<ChatSent> {
+    let (user, key) = member(ctx, &r.stream_key)?;
+    let max = ctx.hub.config.max_chat_chars;
+    let message = validate::chat_message(&r.message, max).map_err(|code| {
+        Refusal::new(
+            code,
+            format!("a chat message is one line of 1 to {max} characters"),
+        )
+    })?;
+    if !ctx.session.chat.try_take(Instant::now()) {
+        return Err(Refusal::new(
+            ErrorCode::RateLimited,
+            format!(
+                "chat is limited to {} messages at once, then {} per second; message dropped",
+                ctx.hub.config.chat_burst, ctx.hub.config.chat_per_sec
+            ),
+        ));
+    }
+    let msg = ChatMessage {
+        id: ids::message_id(),
+        stream_key: key.clone(),
+        user,
+        message,
+        timestamp: now_ms(),
+    };
+    emit_room(ctx.io, &key, events::CHAT_MESSAGE, &msg).await;
+    ctx.hub.bus.publish(HubEvent::Chat {
+        key,
+        user: msg.user.username.clone(),
+        message: msg.message.clone(),
+        at: msg.timestamp,
+    });
+    Ok(ChatSent { id: msg.id })
+}
+
+pub(super) async fn reaction(ctx: &mut Ctx<'_>, r: ReactionSend) -> Handled<Empty> {
+    let (user, key) = member(ctx, &r.stream_key)?;
+    let kind = validate::reaction(&r.kind).map_err(|code| {
+        Refusal::new(
+            code,
+            format!(
+                "reaction must be one of {}",
+                streamhub_protocol::REACTIONS.join(" ")
+            ),
+        )
+    })?;
+    if !ctx.session.reactions.try_take(Instant::now()) {
+        return Err(Refusal::new(
+            ErrorCode::RateLimited,
+            "too many reactions; this one was dropped",
+        ));
+    }
+    let reaction = Reaction {
+        stream_key: key.clone(),
+        kind: kind.to_owned(),
+        user,
+        timestamp: now_ms(),
+    };
+    emit_room(ctx.io, &key, events::REACTION, &reaction).await;
+    ctx.hub.bus.publish(HubEvent::Reaction { key, kind });
+    Ok(Empty {})
+}

@@ -1,0 +1,443 @@
+//! Socket.IO glue: turns client events into calls on the relay and replies into emits.
+//!
+//! **One ordered actor per connection.** socketioxide spawns every message handler as its own
+//! task, so two events from one client (`stream:join` then `chat:send`, or two frames) can run
+//! out of order. We register a single fallback handler whose *extractor* ([`Incoming`]) runs
+//! inline on the connection's read path: it parses the event into a typed [`Request`] and
+//! queues it on the connection's bounded channel. The connection's actor task handles requests
+//! one at a time, in arrival order. Handlers are registered in a connect *middleware*, which
+//! socketioxide awaits before acknowledging the connection, so a client's first event can
+//! never arrive before they exist.
+
+mod chat;
+mod stream;
+mod user;
+
+pub(crate) use stream::announce_end;
+
+use std::convert::Infallible;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use socketioxide::SocketIo;
+use socketioxide::adapter::LocalAdapter;
+use socketioxide::extract::{AckSender, Event, SocketRef, TryData};
+use socketioxide::handler::{ConnectHandler, FromMessageParts, Value};
+use socketioxide::socket::{DisconnectReason, Sid, Socket};
+use streamhub_protocol::client::{self, Role};
+use streamhub_protocol::server::{self, Ack, Empty, ErrorEvent};
+use streamhub_protocol::{ErrorCode, events};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::Hub;
+use crate::relay::{Frame, Offer, RelayError, TokenBucket, ViewerSink};
+
+/// Requests queued per connection before new ones are refused (`RATE_LIMITED`).
+const CONNECTION_QUEUE: usize = 256;
+
+/// The room holding a stream's owner and viewers: control events (chat, counts, status).
+/// Frames do not use it; they go through the relay's per-viewer sinks.
+pub(crate) fn room(key: &str) -> String {
+    format!("stream:{key}")
+}
+
+/// A refused request: the code and a message for humans.
+#[derive(Debug, Clone)]
+pub(crate) struct Refusal {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl Refusal {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<RelayError> for Refusal {
+    fn from(e: RelayError) -> Self {
+        Self::new(e.code(), e.to_string())
+    }
+}
+
+type Handled<T> = Result<T, Refusal>;
+
+/// A client event, parsed.
+#[derive(Debug)]
+pub(crate) enum Request {
+    Register(client::Register),
+    Create(client::Create),
+    Start(client::StreamRef),
+    Data(client::DataSend),
+    Join(client::StreamRef),
+    Leave(client::StreamRef),
+    End(client::StreamRef),
+    Resume(client::Resume),
+    List,
+    Chat(client::ChatSend),
+    Reaction(client::ReactionSend),
+}
+
+/// What the actor receives.
+enum Command {
+    Request {
+        event: String,
+        ack: AckSender,
+        request: Result<Request, Refusal>,
+    },
+    Disconnected,
+}
+
+/// Per-connection state, owned by the connection's actor.
+#[derive(Debug)]
+pub(crate) struct Session {
+    pub conn: String,
+    pub user: Option<server::User>,
+    pub chat: TokenBucket,
+    pub reactions: TokenBucket,
+    /// When the last `RATE_LIMITED` error for frames went out (one a second at most).
+    pub last_frame_refusal: Option<Instant>,
+}
+
+impl Session {
+    pub fn user(&self) -> Handled<&server::User> {
+        self.user.as_ref().ok_or_else(|| {
+            Refusal::new(
+                ErrorCode::NotRegistered,
+                "send user:register before anything else",
+            )
+        })
+    }
+
+    pub fn streamer(&self) -> Handled<&server::User> {
+        let user = self.user()?;
+        if user.role == Role::Streamer {
+            Ok(user)
+        } else {
+            Err(Refusal::new(
+                ErrorCode::NotStreamer,
+                "only users registered with role STREAMER can do this",
+            ))
+        }
+    }
+}
+
+/// Sends frames to one viewer's socket. Never blocks: socketioxide's per-socket queue is
+/// bounded (`--viewer-queue`) and answers `InternalChannelFull` at once.
+#[derive(Debug, Clone)]
+pub struct SocketSink(SocketRef);
+
+impl ViewerSink for SocketSink {
+    fn offer(&self, stream_key: &str, frame: &Frame) -> Offer {
+        let payload = server::StreamData {
+            stream_key,
+            data: &frame.data,
+            timestamp: frame.timestamp,
+            seq: frame.seq,
+        };
+        match self.0.emit(events::STREAM_DATA, &payload) {
+            Ok(()) => Offer::Sent,
+            Err(socketioxide::SendError::Socket(
+                socketioxide::SocketError::InternalChannelFull,
+            )) => Offer::Full,
+            Err(_) => Offer::Closed,
+        }
+    }
+}
+
+/// The extractor that parses and queues every event, inline and in order (see module docs).
+struct Incoming;
+
+fn parse<T: DeserializeOwned>(
+    s: &Arc<Socket<LocalAdapter>>,
+    v: &mut Value,
+    ack: &Option<i64>,
+    event: &str,
+) -> Result<T, Refusal> {
+    let Ok(TryData(parsed)) = TryData::<T>::from_message_parts(s, v, ack);
+    parsed.map_err(|e| {
+        Refusal::new(
+            ErrorCode::InvalidPayload,
+            format!("{event}: payload is not the documented shape ({e}); see docs/protocol.md"),
+        )
+    })
+}
+
+/// Whether the client sent the event with no payload at all (`emit('stream:list')`).
+fn no_payload(v: &Value) -> bool {
+    v.as_str().is_some_and(|raw| {
+        serde_json::from_str::<Vec<serde::de::IgnoredAny>>(raw).is_ok_and(|args| args.len() <= 1)
+    })
+}
+
+/// Parses a payload the client may leave out.
+fn parse_optional<T: DeserializeOwned + Default>(
+    s: &Arc<Socket<LocalAdapter>>,
+    v: &mut Value,
+    ack: &Option<i64>,
+    event: &str,
+) -> Result<T, Refusal> {
+    if no_payload(v) {
+        return Ok(T::default());
+    }
+    parse(s, v, ack, event)
+}
+
+fn parse_request(
+    s: &Arc<Socket<LocalAdapter>>,
+    v: &mut Value,
+    ack: &Option<i64>,
+    event: &str,
+) -> Result<Request, Refusal> {
+    Ok(match event {
+        events::USER_REGISTER => Request::Register(parse(s, v, ack, event)?),
+        events::STREAM_CREATE => Request::Create(
+            parse_optional::<Option<client::Create>>(s, v, ack, event)?.unwrap_or_default(),
+        ),
+        events::STREAM_START => Request::Start(parse(s, v, ack, event)?),
+        events::STREAM_DATA_SEND => Request::Data(parse(s, v, ack, event)?),
+        events::STREAM_JOIN => Request::Join(parse(s, v, ack, event)?),
+        events::STREAM_LEAVE => Request::Leave(parse(s, v, ack, event)?),
+        events::STREAM_END => Request::End(parse(s, v, ack, event)?),
+        events::STREAM_RESUME => Request::Resume(parse(s, v, ack, event)?),
+        events::STREAM_LIST => Request::List,
+        events::CHAT_SEND => Request::Chat(parse(s, v, ack, event)?),
+        events::REACTION_SEND => Request::Reaction(parse(s, v, ack, event)?),
+        _ => {
+            return Err(Refusal::new(
+                ErrorCode::UnknownEvent,
+                "unknown event; see docs/protocol.md for the events StreamHub speaks",
+            ));
+        }
+    })
+}
+
+impl FromMessageParts<LocalAdapter> for Incoming {
+    type Error = Infallible;
+
+    fn from_message_parts(
+        s: &Arc<Socket<LocalAdapter>>,
+        v: &mut Value,
+        ack_id: &Option<i64>,
+    ) -> Result<Self, Infallible> {
+        let Ok(ack) = AckSender::from_message_parts(s, v, ack_id);
+        let event = match Event::from_message_parts(s, v, ack_id) {
+            Ok(Event(e)) => e,
+            Err(_) => String::from("?"),
+        };
+        let request = parse_request(s, v, ack_id, &event);
+        let Some(tx) = s.extensions.get::<mpsc::Sender<Command>>() else {
+            return Ok(Incoming);
+        };
+        if let Err(mpsc::error::TrySendError::Full(Command::Request { event, ack, .. })) = tx
+            .try_send(Command::Request {
+                event,
+                ack,
+                request,
+            })
+        {
+            let Ok(socket) = SocketRef::from_message_parts(s, v, ack_id);
+            refuse(
+                &socket,
+                ack,
+                &event,
+                Refusal::new(
+                    ErrorCode::RateLimited,
+                    "too many requests in flight on this connection; slow down",
+                ),
+            );
+        }
+        Ok(Incoming)
+    }
+}
+
+/// Sends the `error` event and, when the client asked for one, a failed ack.
+pub(crate) fn refuse(s: &SocketRef, ack: AckSender, event: &str, r: Refusal) {
+    error_event(s, event, &r);
+    let _ = ack.send(&Ack::<Empty>::err(r.code, r.message));
+}
+
+/// Sends the `error` event alone (for refusals of work the client did not ask for directly).
+pub(crate) fn error_event(s: &SocketRef, event: &str, r: &Refusal) {
+    tracing::debug!(sid = %s.id, event, code = %r.code, message = %r.message, "refused");
+    emit(
+        s,
+        events::ERROR,
+        &ErrorEvent {
+            code: r.code,
+            message: r.message.clone(),
+            event: event.to_owned(),
+        },
+    );
+}
+
+/// Acks a handled request: `{ok: true, ...}` or the refusal.
+fn answer<T: Serialize>(s: &SocketRef, ack: AckSender, event: &str, result: Handled<T>) {
+    match result {
+        Ok(payload) => {
+            let _ = ack.send(&Ack::ok(payload));
+        }
+        Err(r) => refuse(s, ack, event, r),
+    }
+}
+
+/// Emits to one socket; a full or closed socket loses only this message.
+pub(crate) fn emit<T: Serialize + ?Sized>(s: &SocketRef, event: &str, payload: &T) {
+    if let Err(e) = s.emit(event, payload) {
+        tracing::debug!(sid = %s.id, event, error = %e, "emit failed");
+    }
+}
+
+/// Emits to everyone in a stream's room (owner and viewers).
+pub(crate) async fn emit_room<T: Serialize + ?Sized>(
+    io: &SocketIo,
+    key: &str,
+    event: &str,
+    payload: &T,
+) {
+    if let Err(e) = io.to(room(key)).emit(event, payload).await {
+        tracing::debug!(stream = key, event, error = %e, "room emit partly failed");
+    }
+}
+
+/// Everything a handler needs.
+pub(crate) struct Ctx<'a> {
+    pub hub: &'a Arc<Hub>,
+    pub io: &'a SocketIo,
+    pub s: &'a SocketRef,
+    pub session: &'a mut Session,
+}
+
+async fn dispatch(ctx: &mut Ctx<'_>, event: &str, ack: AckSender, request: Request) {
+    if ctx.hub.shutting_down.load(Ordering::Relaxed) {
+        return refuse(
+            ctx.s,
+            ack,
+            event,
+            Refusal::new(ErrorCode::ShuttingDown, "the server is shutting down"),
+        );
+    }
+    let s = ctx.s.clone();
+    match request {
+        Request::Register(r) => answer(&s, ack, event, user::register(ctx, r).await),
+        Request::Create(r) => answer(&s, ack, event, stream::create(ctx, r).await),
+        Request::Start(r) => answer(&s, ack, event, stream::start(ctx, r).await),
+        Request::Data(r) => stream::data(ctx, r, ack).await,
+        Request::Join(r) => answer(&s, ack, event, stream::join(ctx, r).await),
+        Request::Leave(r) => answer(&s, ack, event, stream::leave(ctx, r).await),
+        Request::End(r) => answer(&s, ack, event, stream::end(ctx, r).await),
+        Request::Resume(r) => answer(&s, ack, event, stream::resume(ctx, r).await),
+        Request::List => answer(&s, ack, event, stream::list(ctx)),
+        Request::Chat(r) => answer(&s, ack, event, chat::chat(ctx, r).await),
+        Request::Reaction(r) => answer(&s, ack, event, chat::reaction(ctx, r).await),
+    }
+}
+
+async fn actor(hub: Arc<Hub>, io: SocketIo, s: SocketRef, mut rx: mpsc::Receiver<Command>) {
+    let now = Instant::now();
+    let mut session = Session {
+        conn: s.id.to_string(),
+        user: None,
+        chat: TokenBucket::new(hub.config.chat_burst, hub.config.chat_per_sec, now),
+        reactions: TokenBucket::new(hub.config.reaction_burst, hub.config.reaction_per_sec, now),
+        last_frame_refusal: None,
+    };
+    while let Some(cmd) = rx.recv().await {
+        match cmd {
+            Command::Request {
+                event,
+                ack,
+                request,
+            } => {
+                let mut ctx = Ctx {
+                    hub: &hub,
+                    io: &io,
+                    s: &s,
+                    session: &mut session,
+                };
+                match request {
+                    Ok(request) => dispatch(&mut ctx, &event, ack, request).await,
+                    Err(r) => refuse(&s, ack, &event, r),
+                }
+            }
+            Command::Disconnected => break,
+        }
+    }
+    stream::disconnected(&hub, &io, &session).await;
+    hub.connections.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// Why a connection was refused at connect time.
+#[derive(Debug, thiserror::Error)]
+enum ConnectRefused {
+    #[error("SERVER_FULL: the server has reached its connection limit")]
+    Full,
+    #[error("SHUTTING_DOWN: the server is shutting down")]
+    ShuttingDown,
+}
+
+/// Runs before socketioxide acknowledges the connection: every handler exists before the
+/// client can send its first event.
+async fn on_connect(
+    s: SocketRef,
+    io: SocketIo,
+    hub: socketioxide::extract::State<Arc<Hub>>,
+) -> Result<(), ConnectRefused> {
+    let hub = hub.0;
+    if hub.shutting_down.load(Ordering::Relaxed) {
+        return Err(ConnectRefused::ShuttingDown);
+    }
+    if hub.connections.fetch_add(1, Ordering::Relaxed) >= hub.config.max_connections {
+        hub.connections.fetch_sub(1, Ordering::Relaxed);
+        return Err(ConnectRefused::Full);
+    }
+    let (tx, rx) = mpsc::channel(CONNECTION_QUEUE);
+    s.extensions.insert(tx.clone());
+    s.on_fallback(async |_: Incoming| {});
+    s.on_disconnect(async move |_: DisconnectReason| {
+        // Waits for room: the actor must see this to clean up.
+        let _ = tx.send(Command::Disconnected).await;
+    });
+    tokio::spawn(actor(hub, io, s.clone(), rx));
+    Ok(())
+}
+
+/// Attaches StreamHub's handlers to the default namespace.
+pub fn attach(io: &SocketIo) {
+    io.ns("/", (async |_: SocketRef| {}).with(on_connect));
+}
+
+/// Finds a connected socket by connection id.
+pub(crate) fn socket_by_conn(io: &SocketIo, conn: &str) -> Option<SocketRef> {
+    Sid::from_str(conn).ok().and_then(|sid| io.get_socket(sid))
+}
+
+/// The periodic work: coalesced viewer counts and streams whose streamer never came back.
+pub async fn ticker(hub: Arc<Hub>, io: SocketIo, shutdown: CancellationToken) {
+    let mut interval = tokio::time::interval(hub.config.tick);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = interval.tick() => {}
+        }
+        for (key, viewer_count) in hub.relay.take_viewer_count_changes() {
+            let payload = server::Viewers {
+                stream_key: key.clone(),
+                viewer_count,
+            };
+            emit_room(&io, &key, events::STREAM_VIEWERS, &payload).await;
+        }
+        for key in hub.relay.expire_orphans(Instant::now()) {
+            stream::announce_end(&hub, &io, &key, server::EndReason::StreamerGone).await;
+        }
+    }
+}

@@ -1,0 +1,388 @@
+//! Stream lifecycle and frames: create, start, data, join, leave, end, resume, list.
+
+use std::time::Instant;
+
+use socketioxide::SocketIo;
+use socketioxide::extract::AckSender;
+use streamhub_protocol::client::{Create, DataSend, Resume, StreamRef};
+use streamhub_protocol::server::{
+    self, Ack, BufferedFrame, Created, EndReason, Published, StreamEnvelope, StreamList,
+    StreamStatus,
+};
+use streamhub_protocol::{ErrorCode, events, validate};
+
+use super::{Ctx, Handled, Refusal, Session, SocketSink, emit, emit_room, refuse, room};
+use crate::events::HubEvent;
+use crate::relay::{NewStream, RelayError};
+use crate::{Hub, ids, now_ms};
+
+fn key(raw: &str) -> Handled<&str> {
+    validate::stream_key(raw)
+        .map_err(|code| Refusal::new(code, "no stream with this key (it may have ended)"))
+}
+
+/// Creates a stream for the session's streamer, or hands back the one it created and has not
+/// started yet (so the seed's automatic `stream:created` and an explicit `stream:create` do
+/// not leave an orphan behind).
+pub(super) async fn create_for(ctx: &mut Ctx<'_>, title: Option<String>) -> Handled<Created> {
+    let user = ctx.session.streamer()?.clone();
+    let max = ctx.hub.config.max_title_chars;
+    let title = match title {
+        Some(t) => Some(validate::title(&t, max).map_err(|code| {
+            Refusal::new(
+                code,
+                format!("title must be at most {max} characters, without control characters"),
+            )
+        })?),
+        None => None,
+    }
+    .filter(|t| !t.is_empty());
+    let conn = &ctx.session.conn;
+    let owned = ctx.hub.relay.owned_by(conn);
+    if let Some((idle, token)) = owned
+        .iter()
+        .find(|(info, _)| info.status == StreamStatus::Created)
+    {
+        let stream = match title {
+            Some(t) => ctx.hub.relay.set_title(&idle.stream_key, conn, t)?,
+            None => idle.clone(),
+        };
+        return Ok(Created {
+            stream,
+            publish_token: token.clone(),
+        });
+    }
+    if owned.len() >= ctx.hub.config.max_streams_per_connection {
+        return Err(Refusal::new(
+            ErrorCode::TooManyStreams,
+            format!(
+                "this connection already owns {} streams; end one first",
+                owned.len()
+            ),
+        ));
+    }
+    let key = ids::stream_key();
+    let publish_token = ids::token();
+    let stream = ctx.hub.relay.register_stream(
+        NewStream {
+            key: key.clone(),
+            title: title.unwrap_or_else(|| format!("{}'s stream", user.username)),
+            streamer: server::UserRef {
+                id: user.id.clone(),
+                username: user.username.clone(),
+            },
+            owner: conn.clone(),
+            publish_token: publish_token.clone(),
+            created_at: now_ms(),
+        },
+        Instant::now(),
+    )?;
+    ctx.s.join(room(&key));
+    ctx.hub.bus.publish(HubEvent::StreamCreated {
+        key,
+        streamer: user.username,
+    });
+    Ok(Created {
+        stream,
+        publish_token,
+    })
+}
+
+pub(super) async fn create(ctx: &mut Ctx<'_>, r: Create) -> Handled<Created> {
+    let created = create_for(ctx, r.title).await?;
+    emit(ctx.s, events::STREAM_CREATED, &created);
+    Ok(created)
+}
+
+async fn announce_start(hub: &Hub, io: &SocketIo, stream: &server::StreamInfo) {
+    emit_room(
+        io,
+        &stream.stream_key,
+        events::STREAM_STARTED,
+        &StreamEnvelope {
+            stream: stream.clone(),
+        },
+    )
+    .await;
+    hub.bus.publish(HubEvent::StreamStarted {
+        key: stream.stream_key.clone(),
+        title: stream.title.clone(),
+        streamer: stream.streamer.username.clone(),
+        at: stream.started_at.unwrap_or_else(now_ms),
+    });
+}
+
+pub(super) async fn start(ctx: &mut Ctx<'_>, r: StreamRef) -> Handled<StreamEnvelope> {
+    ctx.session.user()?;
+    let key = key(&r.stream_key)?;
+    let (stream, changed) = ctx
+        .hub
+        .relay
+        .start_stream(key, &ctx.session.conn, now_ms())?;
+    if changed {
+        announce_start(ctx.hub, ctx.io, &stream).await;
+    } else {
+        emit(
+            ctx.s,
+            events::STREAM_STARTED,
+            &StreamEnvelope {
+                stream: stream.clone(),
+            },
+        );
+    }
+    Ok(StreamEnvelope { stream })
+}
+
+/// The frame path. Acks only when asked; the common case (the seed's plain `emit`) costs one
+/// relay call and one emit per viewer.
+pub(super) async fn data(ctx: &mut Ctx<'_>, r: DataSend, ack: AckSender) {
+    let event = events::STREAM_DATA_SEND;
+    if let Err(refusal) = ctx.session.user() {
+        return refuse(ctx.s, ack, event, refusal);
+    }
+    let k = match key(&r.stream_key) {
+        Ok(k) => k,
+        Err(refusal) => return refuse(ctx.s, ack, event, refusal),
+    };
+    let now = Instant::now();
+    match ctx
+        .hub
+        .relay
+        .distribute_stream_data(k, &ctx.session.conn, r.data, now, now_ms())
+    {
+        Ok(delivery) => {
+            if let Some(stream) = &delivery.started {
+                announce_start(ctx.hub, ctx.io, stream).await;
+            }
+            for conn in &delivery.evicted {
+                evict(ctx.hub, ctx.io, k, conn).await;
+            }
+            let _ = ack.send(&Ack::ok(Published {
+                seq: delivery.seq,
+                viewers: delivery.reached,
+            }));
+        }
+        Err(e @ RelayError::RateLimited(..)) => {
+            // One error event a second at most: a streamer over the rate would otherwise get
+            // an error per frame. The ack (if any) always says what happened.
+            let refusal = Refusal::from(e);
+            let _ = ack.send(&Ack::<server::Empty>::err(
+                refusal.code,
+                refusal.message.clone(),
+            ));
+            if rate_error_due(ctx.session, now) {
+                super::error_event(ctx.s, event, &refusal);
+            }
+        }
+        Err(e) => refuse(ctx.s, ack, event, e.into()),
+    }
+}
+
+fn rate_error_due(session: &mut Session, now: Instant) -> bool {
+    let due = session
+        .last_frame_refusal
+        .is_none_or(|t| now.saturating_duration_since(t).as_secs() >= 1);
+    if due {
+        session.last_frame_refusal = Some(now);
+    }
+    due
+}
+
+pub(super) async fn join(ctx: &mut Ctx<'_>, r: StreamRef) -> Handled<server::Joined> {
+    ctx.session.user()?;
+    let key = key(&r.stream_key)?;
+    let conn = &ctx.session.conn;
+    let watching = ctx.hub.relay.joined_by(conn);
+    let max = ctx.hub.config.max_joins_per_connection;
+    if watching.len() >= max && !watching.iter().any(|k| k == key) {
+        return Err(Refusal::new(
+            ErrorCode::TooManyJoins,
+            format!("this connection already watches {max} streams; leave one first"),
+        ));
+    }
+    let s = ctx.s.clone();
+    // The welcome goes out under the stream's lock, so no live frame can overtake the
+    // catch-up buffer.
+    let joined = ctx
+        .hub
+        .relay
+        .add_viewer_with(key, conn, SocketSink(s.clone()), |joined| {
+            emit(
+                &s,
+                events::STREAM_JOINED,
+                &server::Joined {
+                    stream: joined.stream.clone(),
+                    viewer_count: joined.viewer_count,
+                },
+            );
+            if !joined.buffer.is_empty() {
+                let frames = joined
+                    .buffer
+                    .iter()
+                    .map(|f| BufferedFrame {
+                        data: &f.data,
+                        timestamp: f.timestamp,
+                        seq: f.seq,
+                    })
+                    .collect();
+                emit(
+                    &s,
+                    events::STREAM_BUFFER,
+                    &server::Buffer {
+                        stream_key: key,
+                        frames,
+                    },
+                );
+            }
+        })?;
+    if joined.new {
+        ctx.s.join(room(key));
+        ctx.hub.bus.publish(HubEvent::ViewerJoined {
+            key: key.to_owned(),
+            viewers: joined.viewer_count,
+        });
+    }
+    Ok(server::Joined {
+        stream: joined.stream,
+        viewer_count: joined.viewer_count,
+    })
+}
+
+pub(super) async fn leave(ctx: &mut Ctx<'_>, r: StreamRef) -> Handled<server::Left> {
+    let key = key(&r.stream_key)?;
+    if !ctx.hub.relay.remove_viewer(key, &ctx.session.conn) {
+        return Err(Refusal::new(
+            ErrorCode::NotInStream,
+            "you are not watching this stream",
+        ));
+    }
+    ctx.s.leave(room(key));
+    let left = server::Left {
+        stream_key: key.to_owned(),
+    };
+    emit(ctx.s, events::STREAM_LEFT, &left);
+    ctx.hub.bus.publish(HubEvent::ViewerLeft {
+        key: key.to_owned(),
+        viewers: ctx.hub.relay.stream_info(key).map_or(0, |i| i.viewer_count),
+    });
+    Ok(left)
+}
+
+pub(super) async fn end(ctx: &mut Ctx<'_>, r: StreamRef) -> Handled<server::Left> {
+    ctx.session.user()?;
+    let key = key(&r.stream_key)?;
+    ctx.hub.relay.end_stream(key, &ctx.session.conn)?;
+    announce_end(ctx.hub, ctx.io, key, EndReason::Ended).await;
+    Ok(server::Left {
+        stream_key: key.to_owned(),
+    })
+}
+
+pub(super) async fn resume(ctx: &mut Ctx<'_>, r: Resume) -> Handled<StreamEnvelope> {
+    ctx.session.streamer()?;
+    let key = key(&r.stream_key)?;
+    let stream = ctx
+        .hub
+        .relay
+        .resume(key, &r.publish_token, &ctx.session.conn)?;
+    ctx.s.join(room(key));
+    let reply = StreamEnvelope {
+        stream: stream.clone(),
+    };
+    emit(ctx.s, events::STREAM_RESUMED, &reply);
+    emit_room(
+        ctx.io,
+        key,
+        events::STREAM_STATUS,
+        &server::Status {
+            stream_key: key.to_owned(),
+            status: stream.status,
+            grace_ms: None,
+        },
+    )
+    .await;
+    ctx.hub.bus.publish(HubEvent::StreamResumed {
+        key: key.to_owned(),
+    });
+    Ok(reply)
+}
+
+pub(super) fn list(ctx: &mut Ctx<'_>) -> Handled<StreamList> {
+    let list = StreamList {
+        streams: ctx.hub.relay.list(),
+    };
+    emit(ctx.s, events::STREAM_LIST, &list);
+    Ok(list)
+}
+
+/// Tells everyone in the room the stream is over and empties the room.
+pub(crate) async fn announce_end(hub: &Hub, io: &SocketIo, key: &str, reason: EndReason) {
+    emit_room(
+        io,
+        key,
+        events::STREAM_ENDED,
+        &server::Ended {
+            stream_key: key.to_owned(),
+            reason,
+        },
+    )
+    .await;
+    if let Err(e) = io.to(room(key)).leave(room(key)).await {
+        tracing::debug!(stream = key, error = %e, "emptying room failed");
+    }
+    hub.bus.publish(HubEvent::StreamEnded {
+        key: key.to_owned(),
+        reason,
+    });
+}
+
+/// Removes a viewer that stopped reading. The relay already stopped routing frames to it; the
+/// disconnect may fail while its queue is full, in which case the TCP user timeout ends it.
+async fn evict(hub: &Hub, io: &SocketIo, key: &str, conn: &str) {
+    tracing::warn!(
+        stream = key,
+        conn,
+        "evicting a viewer whose queue stayed full"
+    );
+    hub.bus.publish(HubEvent::ViewerEvicted {
+        key: key.to_owned(),
+        conn: conn.to_owned(),
+    });
+    let Some(s) = super::socket_by_conn(io, conn) else {
+        return;
+    };
+    s.leave(room(key));
+    emit(
+        &s,
+        events::STREAM_EVICTED,
+        &server::Evicted {
+            stream_key: key.to_owned(),
+            reason: "too_slow",
+        },
+    );
+    if let Err(e) = s.disconnect() {
+        tracing::debug!(conn, error = %e, "disconnect of evicted viewer deferred to TCP timeout");
+    }
+}
+
+/// The connection is gone: leave every stream it watched; its own streams wait for resume.
+pub(super) async fn disconnected(hub: &Hub, io: &SocketIo, session: &Session) {
+    for (key, viewers) in hub.relay.remove_viewer_everywhere(&session.conn) {
+        hub.bus.publish(HubEvent::ViewerLeft { key, viewers });
+    }
+    for orphan in hub.relay.owner_disconnected(&session.conn, Instant::now()) {
+        emit_room(
+            io,
+            &orphan.key,
+            events::STREAM_STATUS,
+            &server::Status {
+                stream_key: orphan.key.clone(),
+                status: StreamStatus::Reconnecting,
+                grace_ms: Some(orphan.grace.as_millis() as u64),
+            },
+        )
+        .await;
+        hub.bus
+            .publish(HubEvent::StreamReconnecting { key: orphan.key });
+    }
+}

@@ -1,0 +1,34 @@
+# Shared by scripts/run.sh and scripts/test.sh: check or install what a fresh machine lacks.
+
+step() { printf '\n==> %s\n' "$*"; }
+
+die() { echo "error: $*" >&2; exit 1; }
+
+ensure_toolchain() {
+  command -v cargo >/dev/null || die "cargo not found: install Rust (https://rustup.rs) first"
+  command -v node >/dev/null || install_debian nodejs
+  command -v npm >/dev/null || install_debian npm
+  local major
+  major=$(node -p 'process.versions.node.split(".")[0]')
+  [ "$major" -ge 18 ] || die "Node.js >= 18 needed, found $(node --version)"
+}
+
+# Installs Debian packages when we can (root or passwordless sudo); otherwise says what to run.
+install_debian() {
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo -n"
+  command -v apt-get >/dev/null || die "missing: $*; install it with your package manager"
+  step "installing $* (apt-get)"
+  $sudo apt-get update -qq || die "apt-get update failed; install $* by hand"
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null \
+    || die "could not install $*; install it by hand"
+}
+
+# npm ci when the lock file is newer than the last install; quiet otherwise.
+npm_install() {
+  local dir=$1
+  if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+    step "npm ci in $dir"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+}
