@@ -76,6 +76,11 @@ impl ErrorCode {
         }
     }
 
+    /// Position in [`ErrorCode::ALL`], for per-code counters kept in an array.
+    pub fn index(self) -> usize {
+        Self::ALL.iter().position(|c| *c == self).unwrap_or(0)
+    }
+
     /// Every code, for documentation tests and exhaustive metrics.
     pub const ALL: &'static [ErrorCode] = &[
         Self::InvalidPayload,
@@ -116,6 +121,7 @@ mod tests {
         for code in ErrorCode::ALL {
             let json = serde_json::to_string(code).expect("serializes");
             assert_eq!(json, format!("\"{}\"", code.as_str()));
+            assert_eq!(ErrorCode::ALL[code.index()], *code);
         }
     }
 }

@@ -39,6 +39,8 @@ async fn healthz(State(hub): State<Arc<Hub>>) -> Json<serde_json::Value> {
         "status": if hub.shutting_down.load(Ordering::Relaxed) { "draining" } else { "ok" },
         "streams": hub.relay.stream_count(),
         "connections": hub.connections.load(Ordering::Relaxed),
+        "connectionsRefused": hub.counters.connections_refused.load(Ordering::Relaxed),
+        "refused": hub.counters.refused_snapshot(),
     }))
 }
 

@@ -33,14 +33,14 @@ pub mod relay;
 pub mod socket;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use axum::serve::ListenerExt;
 use socketioxide::{ParserConfig, SocketIo};
-use streamhub_protocol::Millis;
 use streamhub_protocol::server::EndReason;
+use streamhub_protocol::{ErrorCode, Millis};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -57,6 +57,32 @@ pub struct Hub {
     pub bus: Bus,
     pub connections: AtomicUsize,
     pub shutting_down: AtomicBool,
+    pub counters: Counters,
+}
+
+/// Server-wide counters of what was refused or dropped outside any one stream (per-stream
+/// drops live in the relay's stats).
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Refused requests by error code, indexed by `ErrorCode::index`.
+    refused: [AtomicU64; ErrorCode::ALL.len()],
+    /// Connections refused at connect time (limit reached or draining).
+    pub connections_refused: AtomicU64,
+}
+
+impl Counters {
+    pub fn refused(&self, code: ErrorCode) {
+        self.refused[code.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Non-zero refusal counts by code.
+    pub fn refused_snapshot(&self) -> std::collections::BTreeMap<&'static str, u64> {
+        ErrorCode::ALL
+            .iter()
+            .map(|c| (c.as_str(), self.refused[c.index()].load(Ordering::Relaxed)))
+            .filter(|(_, n)| *n > 0)
+            .collect()
+    }
 }
 
 impl Hub {
@@ -67,6 +93,7 @@ impl Hub {
             bus: Bus::new(),
             connections: AtomicUsize::new(0),
             shutting_down: AtomicBool::new(false),
+            counters: Counters::default(),
         }
     }
 }

@@ -25,7 +25,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use socketioxide::SocketIo;
 use socketioxide::adapter::LocalAdapter;
-use socketioxide::extract::{AckSender, Event, SocketRef, TryData};
+use socketioxide::extract::{AckSender, Event, SocketRef, State, TryData};
 use socketioxide::handler::{ConnectHandler, FromMessageParts, Value};
 use socketioxide::socket::{DisconnectReason, Sid, Socket};
 use streamhub_protocol::client::{self, Role};
@@ -245,7 +245,11 @@ impl FromMessageParts<LocalAdapter> for Incoming {
             })
         {
             let Ok(socket) = SocketRef::from_message_parts(s, v, ack_id);
+            let Ok(State(hub)) = State::<Arc<Hub>>::from_message_parts(s, v, ack_id) else {
+                return Ok(Incoming);
+            };
             refuse(
+                &hub,
                 &socket,
                 ack,
                 &event,
@@ -260,13 +264,14 @@ impl FromMessageParts<LocalAdapter> for Incoming {
 }
 
 /// Sends the `error` event and, when the client asked for one, a failed ack.
-pub(crate) fn refuse(s: &SocketRef, ack: AckSender, event: &str, r: Refusal) {
-    error_event(s, event, &r);
+pub(crate) fn refuse(hub: &Hub, s: &SocketRef, ack: AckSender, event: &str, r: Refusal) {
+    error_event(hub, s, event, &r);
     let _ = ack.send(&Ack::<Empty>::err(r.code, r.message));
 }
 
 /// Sends the `error` event alone (for refusals of work the client did not ask for directly).
-pub(crate) fn error_event(s: &SocketRef, event: &str, r: &Refusal) {
+pub(crate) fn error_event(hub: &Hub, s: &SocketRef, event: &str, r: &Refusal) {
+    hub.counters.refused(r.code);
     tracing::debug!(sid = %s.id, event, code = %r.code, message = %r.message, "refused");
     emit(
         s,
@@ -280,12 +285,12 @@ pub(crate) fn error_event(s: &SocketRef, event: &str, r: &Refusal) {
 }
 
 /// Acks a handled request: `{ok: true, ...}` or the refusal.
-fn answer<T: Serialize>(s: &SocketRef, ack: AckSender, event: &str, result: Handled<T>) {
+fn answer<T: Serialize>(hub: &Hub, s: &SocketRef, ack: AckSender, event: &str, result: Handled<T>) {
     match result {
         Ok(payload) => {
             let _ = ack.send(&Ack::ok(payload));
         }
-        Err(r) => refuse(s, ack, event, r),
+        Err(r) => refuse(hub, s, ack, event, r),
     }
 }
 
@@ -319,6 +324,7 @@ pub(crate) struct Ctx<'a> {
 async fn dispatch(ctx: &mut Ctx<'_>, event: &str, ack: AckSender, request: Request) {
     if ctx.hub.shutting_down.load(Ordering::Relaxed) {
         return refuse(
+            ctx.hub,
             ctx.s,
             ack,
             event,
@@ -327,17 +333,17 @@ async fn dispatch(ctx: &mut Ctx<'_>, event: &str, ack: AckSender, request: Reque
     }
     let s = ctx.s.clone();
     match request {
-        Request::Register(r) => answer(&s, ack, event, user::register(ctx, r).await),
-        Request::Create(r) => answer(&s, ack, event, stream::create(ctx, r).await),
-        Request::Start(r) => answer(&s, ack, event, stream::start(ctx, r).await),
+        Request::Register(r) => answer(ctx.hub, &s, ack, event, user::register(ctx, r).await),
+        Request::Create(r) => answer(ctx.hub, &s, ack, event, stream::create(ctx, r).await),
+        Request::Start(r) => answer(ctx.hub, &s, ack, event, stream::start(ctx, r).await),
         Request::Data(r) => stream::data(ctx, r, ack).await,
-        Request::Join(r) => answer(&s, ack, event, stream::join(ctx, r).await),
-        Request::Leave(r) => answer(&s, ack, event, stream::leave(ctx, r).await),
-        Request::End(r) => answer(&s, ack, event, stream::end(ctx, r).await),
-        Request::Resume(r) => answer(&s, ack, event, stream::resume(ctx, r).await),
-        Request::List => answer(&s, ack, event, stream::list(ctx)),
-        Request::Chat(r) => answer(&s, ack, event, chat::chat(ctx, r).await),
-        Request::Reaction(r) => answer(&s, ack, event, chat::reaction(ctx, r).await),
+        Request::Join(r) => answer(ctx.hub, &s, ack, event, stream::join(ctx, r).await),
+        Request::Leave(r) => answer(ctx.hub, &s, ack, event, stream::leave(ctx, r).await),
+        Request::End(r) => answer(ctx.hub, &s, ack, event, stream::end(ctx, r).await),
+        Request::Resume(r) => answer(ctx.hub, &s, ack, event, stream::resume(ctx, r).await),
+        Request::List => answer(ctx.hub, &s, ack, event, stream::list(ctx)),
+        Request::Chat(r) => answer(ctx.hub, &s, ack, event, chat::chat(ctx, r).await),
+        Request::Reaction(r) => answer(ctx.hub, &s, ack, event, chat::reaction(ctx, r).await),
     }
 }
 
@@ -365,7 +371,7 @@ async fn actor(hub: Arc<Hub>, io: SocketIo, s: SocketRef, mut rx: mpsc::Receiver
                 };
                 match request {
                     Ok(request) => dispatch(&mut ctx, &event, ack, request).await,
-                    Err(r) => refuse(&s, ack, &event, r),
+                    Err(r) => refuse(&hub, &s, ack, &event, r),
                 }
             }
             Command::Disconnected => break,
@@ -393,10 +399,16 @@ async fn on_connect(
 ) -> Result<(), ConnectRefused> {
     let hub = hub.0;
     if hub.shutting_down.load(Ordering::Relaxed) {
+        hub.counters
+            .connections_refused
+            .fetch_add(1, Ordering::Relaxed);
         return Err(ConnectRefused::ShuttingDown);
     }
     if hub.connections.fetch_add(1, Ordering::Relaxed) >= hub.config.max_connections {
         hub.connections.fetch_sub(1, Ordering::Relaxed);
+        hub.counters
+            .connections_refused
+            .fetch_add(1, Ordering::Relaxed);
         return Err(ConnectRefused::Full);
     }
     let (tx, rx) = mpsc::channel(CONNECTION_QUEUE);

@@ -138,11 +138,11 @@ pub(super) async fn start(ctx: &mut Ctx<'_>, r: StreamRef) -> Handled<StreamEnve
 pub(super) async fn data(ctx: &mut Ctx<'_>, r: DataSend, ack: AckSender) {
     let event = events::STREAM_DATA_SEND;
     if let Err(refusal) = ctx.session.user() {
-        return refuse(ctx.s, ack, event, refusal);
+        return refuse(ctx.hub, ctx.s, ack, event, refusal);
     }
     let k = match key(&r.stream_key) {
         Ok(k) => k,
-        Err(refusal) => return refuse(ctx.s, ack, event, refusal),
+        Err(refusal) => return refuse(ctx.hub, ctx.s, ack, event, refusal),
     };
     let now = Instant::now();
     match ctx
@@ -166,15 +166,16 @@ pub(super) async fn data(ctx: &mut Ctx<'_>, r: DataSend, ack: AckSender) {
             // One error event a second at most: a streamer over the rate would otherwise get
             // an error per frame. The ack (if any) always says what happened.
             let refusal = Refusal::from(e);
+            ctx.hub.counters.refused(refusal.code);
             let _ = ack.send(&Ack::<server::Empty>::err(
                 refusal.code,
                 refusal.message.clone(),
             ));
             if rate_error_due(ctx.session, now) {
-                super::error_event(ctx.s, event, &refusal);
+                super::error_event(ctx.hub, ctx.s, event, &refusal);
             }
         }
-        Err(e) => refuse(ctx.s, ack, event, e.into()),
+        Err(e) => refuse(ctx.hub, ctx.s, ack, event, e.into()),
     }
 }
 

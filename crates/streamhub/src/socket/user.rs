@@ -42,7 +42,7 @@ pub(super) async fn register(ctx: &mut Ctx<'_>, r: Register) -> Handled<Register
         // The seed's streamer page waits for `stream:created` right after registering.
         match stream::create_for(ctx, None).await {
             Ok(created) => emit(ctx.s, events::STREAM_CREATED, &created),
-            Err(refusal) => super::error_event(ctx.s, events::STREAM_CREATE, &refusal),
+            Err(refusal) => super::error_event(ctx.hub, ctx.s, events::STREAM_CREATE, &refusal),
         }
     }
     Ok(reply)
