@@ -47,6 +47,8 @@ pub enum ErrorCode {
     ShuttingDown,
     /// The event name is not part of the protocol.
     UnknownEvent,
+    /// HTTP: no such route.
+    NotFound,
 }
 
 impl ErrorCode {
@@ -73,6 +75,7 @@ impl ErrorCode {
             Self::ServerFull => "SERVER_FULL",
             Self::ShuttingDown => "SHUTTING_DOWN",
             Self::UnknownEvent => "UNKNOWN_EVENT",
+            Self::NotFound => "NOT_FOUND",
         }
     }
 
@@ -103,6 +106,7 @@ impl ErrorCode {
         Self::ServerFull,
         Self::ShuttingDown,
         Self::UnknownEvent,
+        Self::NotFound,
     ];
 }
 

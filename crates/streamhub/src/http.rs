@@ -7,7 +7,7 @@ use std::time::Instant;
 use axum::Json;
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
@@ -66,12 +66,16 @@ async fn stream(State(hub): State<Arc<Hub>>, Path(key): Path<String>) -> Respons
     }
 }
 
-async fn not_found() -> Response {
-    error(
-        StatusCode::NOT_FOUND,
-        ErrorCode::StreamNotFound,
-        "no such route",
-    )
+/// Pages and assets; anything else is a JSON 404 under /api and a plain one elsewhere.
+async fn not_found(uri: Uri) -> Response {
+    if uri.path().starts_with("/api/") {
+        return error(
+            StatusCode::NOT_FOUND,
+            ErrorCode::StreamNotFound,
+            "no such route",
+        );
+    }
+    crate::web::page(&uri).unwrap_or_else(|| (StatusCode::NOT_FOUND, "not found").into_response())
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@
 //! - [`events`]: the internal bus (the note's Pub/Sub) for lifecycle events; persistence,
 //!   metrics and the dashboard listen there, never on the frame path.
 //! - [`ids`]: stream keys, publish tokens, user ids.
+//! - [`web`]: the pages built from `web/`, embedded in release builds.
 //! - Wire types, error codes and validation live in the `streamhub-protocol` crate.
 //!
 //! # A frame's path
@@ -31,6 +32,7 @@ pub mod http;
 pub mod ids;
 pub mod relay;
 pub mod socket;
+pub mod web;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -137,7 +139,14 @@ pub async fn run(
     ));
     let logger = tokio::spawn(log_events(hub.bus.subscribe(), shutdown.child_token()));
 
-    let app = http::router(Arc::clone(&hub)).layer(layer);
+    // The seed's pages load `/socket.io/socket.io.js`; that path sits under socketioxide's
+    // prefix, so it is answered before the Socket.IO layer sees the request.
+    let app = axum::Router::new()
+        .route(
+            &format!("/{}", web::CLIENT_BUNDLE),
+            axum::routing::get(web::client_bundle),
+        )
+        .fallback_service(http::router(Arc::clone(&hub)).layer(layer));
     let addr = listener.local_addr().context("reading the bound address")?;
     let user_timeout = cfg.tcp_user_timeout;
     let listener = listener.tap_io(move |tcp| {

@@ -1,0 +1,76 @@
+//! The web pages: `web/dist` (built by Vite from `web/`) inside the binary.
+//!
+//! Release builds embed every file, so one binary serves everything. Debug builds read the
+//! same folder from disk at run time (rust-embed's default), so a `vite build` shows up without
+//! recompiling Rust. A build made without `web/dist` still runs and says how to get the pages.
+
+use axum::body::Body;
+use axum::http::{HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use rust_embed::RustEmbed;
+
+#[derive(RustEmbed)]
+#[folder = "$CARGO_MANIFEST_DIR/../../web/dist"]
+#[allow_missing = true]
+struct Assets;
+
+/// Where the seed's `<script src="/socket.io/socket.io.js">` is answered from.
+pub const CLIENT_BUNDLE: &str = "socket.io/socket.io.js";
+
+/// Serves `path` (no leading slash) from the embedded build, `None` when absent.
+pub fn asset(path: &str) -> Option<Response> {
+    let path = if path.is_empty() { "index.html" } else { path };
+    let file = Assets::get(path)?;
+    let mime = file.metadata.mimetype();
+    // Vite puts content hashes in assets/ names: those never change. Pages must revalidate.
+    let cache = if path.starts_with("assets/") {
+        "public, max-age=31536000, immutable"
+    } else {
+        "no-cache"
+    };
+    let mut res = Response::new(Body::from(file.data.into_owned()));
+    let headers = res.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(mime) {
+        headers.insert(header::CONTENT_TYPE, v);
+    }
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    Some(res)
+}
+
+/// Whether the pages were built into (or next to) this binary.
+pub fn available() -> bool {
+    Assets::get("index.html").is_some()
+}
+
+/// The socket.io client bundle for seed pages, taken from the npm package at build time.
+pub async fn client_bundle() -> Response {
+    asset(CLIENT_BUNDLE).unwrap_or_else(|| {
+        (
+            StatusCode::NOT_FOUND,
+            "socket.io client bundle missing: build the web pages (./scripts/run.sh does)",
+        )
+            .into_response()
+    })
+}
+
+/// Page or asset for any other GET path.
+pub fn page(uri: &Uri) -> Option<Response> {
+    let path = uri.path().trim_start_matches('/');
+    if path.contains("..") {
+        return None;
+    }
+    asset(path).or_else(|| {
+        (path.is_empty() && !available()).then(|| {
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "StreamHub is running, but this binary was built without its web pages. \
+                 Run ./scripts/run.sh, which builds web/ first.",
+            )
+                .into_response()
+        })
+    })
+}
