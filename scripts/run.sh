@@ -4,7 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/setup.sh
-command -v cargo >/dev/null || die "cargo not found: install Rust (https://rustup.rs) first"
-step "building streamhub (release)"
+ensure_toolchain
+step "building the web pages"
+npm_install web
+(cd web && npm run -s build)
+step "building streamhub (release, pages embedded)"
 cargo build --release -p streamhub --locked
 exec ./target/release/streamhub serve "$@"

@@ -9,5 +9,9 @@ step "format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "web pages: build and unit tests (Vitest)"
+npm_install web
+(cd web && npm run -s build && npm test)
+
 step "Rust unit and integration tests"
 cargo test --workspace --locked

@@ -54,5 +54,10 @@ pub mod events {
 /// the reaction channel (chat is the place for that).
 pub const REACTIONS: &[&str] = &["👍", "❤️", "😂", "😮", "😢", "🔥", "👏", "🎉"];
 
+/// Most binary attachments one Socket.IO message may carry: socket.io-parser ≥ 4.2.5 (the
+/// official JavaScript client) drops the connection on more than 10 by default, so the server
+/// splits `stream:buffer` into messages of at most this many frames.
+pub const MAX_ATTACHMENTS_PER_MESSAGE: usize = 10;
+
 /// Milliseconds since the Unix epoch, the unit of every timestamp on the wire.
 pub type Millis = u64;

@@ -128,3 +128,48 @@ async fn bad_input_gets_errors_and_the_connection_survives() {
     server.shutdown.cancel();
     server.handle.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn binary_catch_up_comes_in_messages_of_at_most_ten_frames() {
+    let server = start(|_| {}).await;
+    let mut streamer = Client::connect(server.addr).await;
+    streamer.register("Ana", "STREAMER").await;
+    let created = streamer.wait_for("stream:created").await;
+    let key = created.args[0]["stream"]["streamKey"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for i in 0..25u8 {
+        streamer
+            .emit_binary(
+                "stream:data:send",
+                json!({"streamKey": key}),
+                "data",
+                vec![i; 3],
+            )
+            .await;
+    }
+    for _ in 0..50 {
+        let (_, body) = http_get(server.addr, &format!("/api/streams/{key}")).await;
+        if body["stats"]["framesIn"] == 25 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut viewer = Client::connect(server.addr).await;
+    viewer.register("Vi", "VIEWER").await;
+    viewer.emit("stream:join", json!({"streamKey": key})).await;
+    viewer.wait_for("stream:joined").await;
+    let mut seen = Vec::new();
+    for expected in [10, 10, 5] {
+        let b = viewer.next_event().await;
+        assert_eq!(b.event, "stream:buffer");
+        assert_eq!(b.binaries.len(), expected);
+        seen.extend(b.binaries);
+    }
+    // Oldest first, every frame once, bytes intact.
+    let firsts: Vec<u8> = seen.iter().map(|b| b[0]).collect();
+    assert_eq!(firsts, (0..25).collect::<Vec<u8>>());
+    server.shutdown.cancel();
+    server.handle.await.unwrap().unwrap();
+}

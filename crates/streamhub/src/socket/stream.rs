@@ -216,9 +216,15 @@ pub(super) async fn join(ctx: &mut Ctx<'_>, r: StreamRef) -> Handled<server::Joi
                     viewer_count: joined.viewer_count,
                 },
             );
-            if !joined.buffer.is_empty() {
-                let frames = joined
-                    .buffer
+            // One message, as the seed expects, unless frames are binary: official clients
+            // refuse more than MAX_ATTACHMENTS_PER_MESSAGE attachments in one message.
+            let per_message = if joined.buffer.iter().any(|f| f.data.is_binary()) {
+                streamhub_protocol::MAX_ATTACHMENTS_PER_MESSAGE
+            } else {
+                joined.buffer.len().max(1)
+            };
+            for chunk in joined.buffer.chunks(per_message) {
+                let frames = chunk
                     .iter()
                     .map(|f| BufferedFrame {
                         data: &f.data,

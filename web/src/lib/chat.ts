@@ -1,0 +1,69 @@
+import type { ChatMessage } from './protocol';
+import { el } from './dom';
+
+/** How many chat lines a log keeps (older ones are removed from the DOM). */
+export const CHAT_HISTORY = 200;
+
+export function formatClock(ts: number): string {
+  const d = new Date(ts);
+  return `${String(d.getHours()).padStart(2, '0')}:${String(d.getMinutes()).padStart(2, '0')}`;
+}
+
+/**
+ * One chat line. Username and message are user text: they are set as text nodes, so
+ * "<img src=x onerror=alert(1)>" shows as those characters and never becomes markup.
+ */
+export function renderChatMessage(msg: ChatMessage, ownUserId?: string | null): HTMLElement {
+  const mine = ownUserId != null && msg.user?.id === ownUserId;
+  return el(
+    'div',
+    { class: mine ? 'chat-msg mine' : 'chat-msg', 'data-testid': 'chat-message', 'data-id': msg.id },
+    el('time', { class: 'chat-time', datetime: new Date(msg.timestamp).toISOString() }, formatClock(msg.timestamp)),
+    el('span', { class: 'chat-user' }, String(msg.user?.username ?? '?')),
+    el('span', { class: 'chat-text' }, String(msg.message ?? '')),
+  );
+}
+
+/** A system line (joined, ended, errors) in the same log. */
+export function renderNotice(text: string): HTMLElement {
+  return el('div', { class: 'chat-notice' }, text);
+}
+
+/**
+ * A chat log element: appends lines, keeps the last CHAT_HISTORY, ignores duplicates (the
+ * same id twice) and keeps the view pinned to the bottom unless the user scrolled up.
+ */
+export class ChatLog {
+  private seen = new Set<string>();
+
+  constructor(
+    readonly root: HTMLElement,
+    private ownUserId: () => string | null = () => null,
+    readonly max = CHAT_HISTORY,
+  ) {}
+
+  add(msg: ChatMessage): void {
+    if (msg.id) {
+      if (this.seen.has(msg.id)) return;
+      this.seen.add(msg.id);
+    }
+    this.append(renderChatMessage(msg, this.ownUserId()));
+  }
+
+  notice(text: string): void {
+    this.append(renderNotice(text));
+  }
+
+  private append(node: HTMLElement): void {
+    const r = this.root;
+    const atBottom = r.scrollHeight - r.scrollTop - r.clientHeight < 40;
+    r.append(node);
+    while (r.childElementCount > this.max) {
+      const first = r.firstElementChild as HTMLElement;
+      const id = first.dataset.id;
+      if (id) this.seen.delete(id);
+      first.remove();
+    }
+    if (atBottom) r.scrollTop = r.scrollHeight;
+  }
+}

@@ -1,0 +1,57 @@
+import { el } from './dom';
+import { REACTIONS, type ReactionEvent } from './protocol';
+
+const MAX_FLOATS = 40;
+const MAX_ITEMS = 12;
+
+/** One button per reaction of the set (data-testid reaction-button, data-type = the emoji). */
+export function renderReactionButtons(root: HTMLElement, onPick: (type: string) => void): void {
+  root.replaceChildren(
+    ...REACTIONS.map((type) => {
+      const b = el('button', {
+        type: 'button',
+        class: 'reaction-btn',
+        'data-testid': 'reaction-button',
+        'data-type': type,
+        'aria-label': `React ${type}`,
+      }, type);
+      b.addEventListener('click', () => onPick(type));
+      return b;
+    }),
+  );
+}
+
+/**
+ * A reaction floating up over the player (data-testid reaction-float) for a couple of
+ * seconds; removed when its CSS animation ends. Bounded: the oldest go first.
+ */
+export function floatReaction(layer: HTMLElement, r: Pick<ReactionEvent, 'type'> & { user?: { username?: string } }): void {
+  while (layer.childElementCount >= MAX_FLOATS) layer.firstElementChild?.remove();
+  const left = 10 + Math.random() * 75;
+  const drift = Math.round((Math.random() - 0.5) * 60);
+  const node = el('span', {
+    class: 'reaction-float',
+    'data-testid': 'reaction-float',
+    'data-type': r.type,
+    title: r.user?.username ?? '',
+    style: `left:${left.toFixed(1)}%;--drift:${drift}px`,
+  }, r.type);
+  const done = () => node.remove();
+  node.addEventListener('animationend', done, { once: true });
+  setTimeout(done, 4000); // in case animations are off
+  layer.append(node);
+}
+
+/** An incoming reaction in the streamer's list (data-testid reaction-item), shown briefly. */
+export function showReactionItem(list: HTMLElement, r: ReactionEvent, ttlMs = 6000): void {
+  while (list.childElementCount >= MAX_ITEMS) list.firstElementChild?.remove();
+  const node = el('div', { class: 'reaction-item', 'data-testid': 'reaction-item', 'data-type': r.type },
+    el('span', { class: 'reaction-emoji' }, r.type),
+    el('span', { class: 'reaction-user' }, r.user?.username ?? ''),
+  );
+  list.append(node);
+  setTimeout(() => {
+    node.classList.add('leaving');
+    setTimeout(() => node.remove(), 400);
+  }, ttlMs);
+}

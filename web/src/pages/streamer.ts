@@ -1,0 +1,623 @@
+// Streamer: register, create, capture, publish (JPEG/WebP frames or WebM chunks), chat.
+import '../styles.css';
+import type { ChatMessage, ErrorBody, ErrorEvent, ReactionEvent, Stream, User } from '../lib/protocol';
+import { describeError } from '../lib/protocol';
+import { byTestId, setText, showBanner } from '../lib/dom';
+import { connect, engineWriteBuffer, request, UNREACHABLE_TEXT } from '../lib/socket';
+import { buildShareLink, copyText } from '../lib/share';
+import { ChatLog } from '../lib/chat';
+import { showReactionItem } from '../lib/reactions';
+import { buildLadder, describeLevel, QualityController, type PresetName } from '../lib/quality';
+import {
+  acquire,
+  blobToDataUrl,
+  CaptureError,
+  canEncodeWebp,
+  recorderMime,
+  stopTracks,
+  type Source,
+} from '../lib/capture';
+import { dataUrlPayload } from '../lib/media';
+import { Uplink } from '../lib/uplink';
+
+type Status = 'idle' | 'registering' | 'ready' | 'live' | 'ended' | 'error';
+type Mode = 'jpeg' | 'webp' | 'webm';
+
+/** Frames sent and not yet acknowledged past which a tick is skipped (the hard bound). */
+const MAX_IN_FLIGHT = 10;
+/** Engine.IO packets waiting to be written past which a tick is skipped. */
+const MAX_WRITE_BUFFER = 8;
+/** WebM chunks waiting to be read (blob → bytes) before we call the upload stuck. */
+const MAX_WEBM_BACKLOG = 40;
+const WEBM_BITRATE: Record<PresetName, number> = { low: 1_000_000, medium: 2_500_000, high: 5_000_000 };
+
+// ---- elements ---------------------------------------------------------------------------
+const $ = byTestId;
+const statusEl = $('status');
+const errorEl = $('error');
+const usernameIn = $<HTMLInputElement>('username');
+const registerBtn = $<HTMLButtonElement>('register');
+const secretIn = $<HTMLInputElement>('secret');
+const titleIn = $<HTMLInputElement>('title');
+const createBtn = $<HTMLButtonElement>('create');
+const sourceSel = $<HTMLSelectElement>('source');
+const modeSel = $<HTMLSelectElement>('mode');
+const presetSel = $<HTMLSelectElement>('preset');
+const fpsSel = $<HTMLSelectElement>('fps');
+const base64Box = $<HTMLInputElement>('base64');
+const previewBtn = $<HTMLButtonElement>('preview');
+const startBtn = $<HTMLButtonElement>('start');
+const stopBtn = $<HTMLButtonElement>('stop');
+const keyEl = $('stream-key');
+const shareEl = $<HTMLAnchorElement>('share-link');
+const copyBtn = $<HTMLButtonElement>('copy-link');
+const viewersEl = $('viewer-count');
+const outFpsEl = $('out-fps');
+const outKbpsEl = $('out-kbps');
+const levelEl = $('quality-level');
+const rttEl = document.getElementById('rtt')!;
+const chatLogEl = $('chat-log');
+const chatIn = $<HTMLInputElement>('chat-input');
+const reactionsEl = $('reactions');
+const video = document.getElementById('preview') as HTMLVideoElement;
+const previewEmpty = document.getElementById('preview-empty')!;
+const previewMsg = document.getElementById('preview-msg')!;
+const liveBadge = document.getElementById('live-badge')!;
+
+// ---- state ------------------------------------------------------------------------------
+let status: Status = 'idle';
+let user: User | null = null;
+let registeredName = '';
+let stream: Stream | null = null;
+let publishToken = '';
+/** A stream created while we were resuming another (registration always makes one). */
+let spare: { stream: Stream; publishToken: string } | null = null;
+let resuming = false;
+let media: MediaStream | null = null;
+let mediaSource: Source | null = null;
+let webpOk = false;
+
+const hooks = {
+  framesDrawn: 0, // frames drawn to the canvas and encoded
+  framesReceived: 0, // frames the server acknowledged
+  framesSent: 0,
+  framesSkipped: 0, // ticks skipped because the previous frame was still encoding or unacked
+  mode: 'jpeg' as string,
+  level: 0 as number | string,
+  levelText: '',
+  status: 'idle' as string,
+  streamKey: '',
+};
+(window as unknown as { __streamhub: typeof hooks }).__streamhub = hooks;
+
+const socket = connect();
+const uplink = new Uplink(socket);
+const chat = new ChatLog(chatLogEl, () => user?.id ?? null);
+const controller = new QualityController(buildLadder(preset(), fps()));
+
+function preset(): PresetName {
+  return presetSel.value as PresetName;
+}
+function fps(): number {
+  return Number(fpsSel.value) || 30;
+}
+function mode(): Mode {
+  return modeSel.value as Mode;
+}
+
+// ---- status & UI --------------------------------------------------------------------------
+const STATUS_TEXT: Record<Status, string> = {
+  idle: 'Not registered',
+  registering: 'Registering…',
+  ready: 'Ready',
+  live: 'Live',
+  ended: 'Ended',
+  error: 'Error',
+};
+
+function setStatus(s: Status, text = STATUS_TEXT[s]): void {
+  status = s;
+  hooks.status = s;
+  statusEl.dataset.state = s;
+  setText(statusEl, text);
+  refreshControls();
+}
+
+function error(msg: string | null): void {
+  showBanner(errorEl, msg);
+}
+
+function refreshControls(): void {
+  const live = status === 'live';
+  // Once registered, the name stays: after a reconnect we register again with it ourselves.
+  const registered = user !== null || registeredName !== '';
+  usernameIn.disabled = registered;
+  registerBtn.disabled = registered || status === 'registering';
+  secretIn.disabled = registered;
+  createBtn.disabled = !user || live || !socket.connected;
+  setText(createBtn, stream && stream.status !== 'ended' ? 'Set title' : 'New stream');
+  startBtn.disabled = !stream || live || !socket.connected || stream.status === 'ended';
+  stopBtn.disabled = !live;
+  modeSel.disabled = live;
+  liveBadge.hidden = !live;
+  copyBtn.disabled = !stream;
+}
+
+function showStream(s: Stream | null): void {
+  stream = s;
+  hooks.streamKey = s?.streamKey ?? '';
+  if (s) {
+    setText(keyEl, s.streamKey);
+    const link = buildShareLink(location.origin, s.streamKey);
+    shareEl.href = link;
+    setText(shareEl, link);
+    if (document.activeElement !== titleIn && !titleIn.value) titleIn.value = s.title ?? '';
+  } else {
+    setText(keyEl, '–');
+    shareEl.removeAttribute('href');
+    setText(shareEl, '–');
+  }
+  refreshControls();
+}
+
+function showLevel(): void {
+  if (mode() === 'webm') {
+    hooks.level = 'fixed';
+    hooks.levelText = `WebM · ${(WEBM_BITRATE[preset()] / 1e6).toFixed(1)} Mbps (fixed)`;
+    levelEl.dataset.level = 'fixed';
+  } else {
+    hooks.level = controller.index;
+    hooks.levelText = describeLevel(controller.level);
+    levelEl.dataset.level = String(controller.index);
+  }
+  const max = controller.levels.length - 1;
+  const suffix = mode() === 'webm' ? '' : controller.index === 0 ? ' · best' : ` · step ${controller.index}/${max}`;
+  setText(levelEl, hooks.levelText + suffix);
+}
+
+// ---- socket -------------------------------------------------------------------------------
+socket.on('connect', () => {
+  error(null);
+  uplink.reset();
+  if (registeredName) void register(registeredName, true);
+  else if (status === 'error') setStatus('idle');
+  else refreshControls();
+});
+
+function offline(): void {
+  error(UNREACHABLE_TEXT);
+  // This connection's registration is gone. A live stream waits for us (grace period) and
+  // is taken back with stream:resume once we are connected and registered again.
+  user = null;
+  if (status === 'live') resuming = true;
+  if (status !== 'ended') setStatus('error', 'Server unreachable');
+  else refreshControls();
+}
+socket.on('connect_error', offline);
+socket.on('disconnect', offline);
+
+socket.on('error', (e: ErrorEvent) => {
+  // Frame refusals are per frame (RATE_LIMITED at most once a second): count, don't shout.
+  if (e?.event === 'stream:data:send' && e.code === 'RATE_LIMITED') return;
+  if (e?.event === 'stream:resume') return; // handled where we asked
+  error(describeError(e));
+});
+
+socket.on('stream:created', (p: { stream: Stream; publishToken: string }) => {
+  if (!p?.stream) return;
+  if (resuming || (stream && status === 'live')) {
+    spare = { stream: p.stream, publishToken: p.publishToken };
+    return;
+  }
+  publishToken = p.publishToken;
+  showStream(p.stream);
+  if (status === 'registering' || status === 'ended' || status === 'idle' || status === 'error') setStatus('ready');
+});
+
+socket.on('stream:started', (p: { stream: Stream }) => {
+  if (p?.stream && p.stream.streamKey === stream?.streamKey) showStream(p.stream);
+});
+
+socket.on('stream:viewers', (p: { streamKey: string; viewerCount: number }) => {
+  if (p?.streamKey === stream?.streamKey) setText(viewersEl, p.viewerCount ?? 0);
+});
+
+socket.on('stream:ended', (p: { streamKey: string; reason: string }) => {
+  if (p?.streamKey !== stream?.streamKey) return;
+  stopPublishing();
+  if (stream) stream = { ...stream, status: 'ended' };
+  setStatus('ended', p.reason === 'server_shutdown' ? 'Ended (server shut down)' : 'Ended');
+  chat.notice(p.reason === 'ended' ? 'Stream ended.' : `Stream ended (${p.reason}).`);
+});
+
+socket.on('chat:message', (m: ChatMessage) => {
+  if (m?.streamKey === stream?.streamKey) chat.add(m);
+});
+
+socket.on('reaction', (r: ReactionEvent) => {
+  if (r?.streamKey === stream?.streamKey) showReactionItem(reactionsEl, r);
+});
+
+// ---- register / create ------------------------------------------------------------------
+async function register(name: string, again = false): Promise<void> {
+  if (!again) setStatus('registering');
+  const payload: Record<string, string> = { username: name, role: 'STREAMER' };
+  if (secretIn.value) payload.secret = secretIn.value;
+  const res = await request<{ user: User }>(socket, 'user:register', payload);
+  if (!res.ok) {
+    if (!again) {
+      setStatus('error', 'Registration failed');
+      error(describeError(res.error));
+    }
+    return;
+  }
+  user = res.user;
+  registeredName = name;
+  if (again && resuming && stream) {
+    await resume();
+  } else if (!stream && status !== 'ready') {
+    // stream:created normally arrives right after; show progress until it does.
+    setStatus(status === 'registering' ? 'registering' : status);
+  }
+  refreshControls();
+}
+
+async function resume(): Promise<void> {
+  if (!stream) return;
+  const res = await request<{ stream: Stream }>(socket, 'stream:resume', {
+    streamKey: stream.streamKey,
+    publishToken,
+  });
+  resuming = false;
+  if (res.ok) {
+    error(null);
+    showStream(res.stream);
+    setStatus('live');
+    chat.notice('Reconnected: back on air.');
+    if (mode() === 'webm') restartRecorder();
+    else startLoop();
+    return;
+  }
+  // Grace period over (or the server restarted): the stream is gone. Switch to the fresh one.
+  stopPublishing();
+  error(`Your stream ended while the connection was down (${describeError(res.error)})`);
+  if (spare) {
+    publishToken = spare.publishToken;
+    showStream(spare.stream);
+    spare = null;
+    setStatus('ready', 'Ready (new stream)');
+  } else {
+    showStream(null);
+    setStatus('ended');
+  }
+}
+
+document.getElementById('register-form')!.addEventListener('submit', (e) => {
+  e.preventDefault();
+  const name = usernameIn.value.trim();
+  if (!name) {
+    error('Enter a streamer name first.');
+    usernameIn.focus();
+    return;
+  }
+  if (!socket.connected) {
+    error(UNREACHABLE_TEXT);
+    return;
+  }
+  error(null);
+  void register(name);
+});
+
+document.getElementById('title-form')!.addEventListener('submit', async (e) => {
+  e.preventDefault();
+  if (!user) return;
+  createBtn.disabled = true;
+  const title = titleIn.value.trim();
+  const res = await request<{ stream: Stream; publishToken: string }>(socket, 'stream:create', { title });
+  if (res.ok) {
+    error(null);
+    publishToken = res.publishToken;
+    showStream(res.stream);
+    if (status !== 'live') setStatus('ready');
+  } else {
+    error(describeError(res.error));
+  }
+  refreshControls();
+});
+
+// ---- capture ------------------------------------------------------------------------------
+async function ensureMedia(): Promise<boolean> {
+  const want = sourceSel.value as Source;
+  if (media && mediaSource === want && media.getVideoTracks().some((t) => t.readyState === 'live')) return true;
+  setText(previewMsg, want === 'camera' ? 'Starting camera…' : 'Choose a screen or window to share…');
+  try {
+    const next = await acquire(want);
+    stopTracks(media);
+    media = next;
+    mediaSource = want;
+    video.srcObject = next;
+    await video.play().catch(() => {});
+    previewEmpty.hidden = true;
+    next.getVideoTracks()[0]?.addEventListener('ended', () => {
+      // The user pressed "Stop sharing" (screen) or unplugged the camera.
+      if (media !== next) return;
+      media = null;
+      previewEmpty.hidden = false;
+      setText(previewMsg, 'Capture stopped.');
+      if (status === 'live') error('The video source stopped. Pick a source and press Preview to continue.');
+    });
+    if (status === 'live' && mode() === 'webm') restartRecorder();
+    return true;
+  } catch (e) {
+    previewEmpty.hidden = !!media;
+    setText(previewMsg, e instanceof CaptureError && e.kind === 'denied' ? 'Permission denied' : 'No video source');
+    error(e instanceof Error ? e.message : String(e));
+    return false;
+  }
+}
+
+previewBtn.addEventListener('click', async () => {
+  if (await ensureMedia()) error(null);
+});
+sourceSel.addEventListener('change', () => {
+  if (media) void ensureMedia();
+});
+
+// ---- publishing: frame loop (JPEG/WebP) ----------------------------------------------------
+const canvas = document.createElement('canvas');
+const ctx = canvas.getContext('2d', { alpha: false })!;
+let loopTimer: number | undefined;
+let nextDue = 0;
+let encoding = false;
+
+function startLoop(): void {
+  window.clearTimeout(loopTimer);
+  nextDue = 0;
+  scheduleTick();
+}
+
+function scheduleTick(): void {
+  const interval = 1000 / controller.level.fps;
+  const now = performance.now();
+  nextDue = nextDue === 0 || now - nextDue > interval ? now + interval : nextDue + interval;
+  loopTimer = window.setTimeout(tick, Math.max(0, nextDue - performance.now()));
+}
+
+function tick(): void {
+  if (status !== 'live' || mode() === 'webm') return;
+  scheduleTick();
+  if (!stream || !socket.connected) return;
+  if (encoding || uplink.inFlight >= MAX_IN_FLIGHT || engineWriteBuffer(socket) >= MAX_WRITE_BUFFER) {
+    hooks.framesSkipped++;
+    return;
+  }
+  if (video.readyState < 2 || !video.videoWidth) return;
+  const lvl = controller.level;
+  const h = lvl.height;
+  const w = Math.max(2, Math.round((h * video.videoWidth) / video.videoHeight / 2) * 2);
+  if (canvas.width !== w || canvas.height !== h) {
+    canvas.width = w;
+    canvas.height = h;
+  }
+  ctx.drawImage(video, 0, 0, w, h);
+  const type = mode() === 'webp' ? 'image/webp' : 'image/jpeg';
+  const key = stream.streamKey;
+  const asText = base64Box.checked;
+  encoding = true;
+  canvas.toBlob(
+    async (blob) => {
+      try {
+        if (!blob || status !== 'live') return;
+        hooks.framesDrawn++;
+        const data = asText ? dataUrlPayload(await blobToDataUrl(blob)) : await blob.arrayBuffer();
+        if (uplink.send(key, data)) hooks.framesSent++;
+      } catch (e) {
+        console.warn('frame encode failed', e);
+      } finally {
+        encoding = false;
+      }
+    },
+    type,
+    lvl.quality,
+  );
+}
+
+// ---- publishing: MediaRecorder (WebM) --------------------------------------------------------
+let recorder: MediaRecorder | null = null;
+let chunkChain: Promise<void> = Promise.resolve();
+let chunkBacklog = 0;
+
+function startRecorder(): boolean {
+  if (!media || !stream) return false;
+  const hasAudio = media.getAudioTracks().length > 0;
+  const mimeType = recorderMime(hasAudio);
+  if (!mimeType) {
+    error('This browser cannot record WebM. Use the JPEG mode.');
+    return false;
+  }
+  const options = {
+    mimeType,
+    videoBitsPerSecond: WEBM_BITRATE[preset()],
+    // Chrome: a keyframe every second (engineering-notes.md), so viewers can start sooner.
+    videoKeyFrameIntervalDuration: 1000,
+  } as MediaRecorderOptions;
+  const key = stream.streamKey;
+  const rec = new MediaRecorder(media, options);
+  rec.ondataavailable = (ev: BlobEvent) => {
+    if (ev.data.size === 0 || recorder !== rec) return;
+    if (chunkBacklog >= MAX_WEBM_BACKLOG) {
+      // Dropping a chunk breaks the WebM stream; start a fresh recording instead.
+      error('Upload too slow for WebM: restarting the recording.');
+      restartRecorder();
+      return;
+    }
+    chunkBacklog++;
+    const asText = base64Box.checked;
+    // A chain keeps chunks in order while their bytes are read.
+    chunkChain = chunkChain.then(async () => {
+      try {
+        const data = asText ? dataUrlPayload(await blobToDataUrl(ev.data)) : await ev.data.arrayBuffer();
+        hooks.framesDrawn++;
+        if (uplink.send(key, data)) hooks.framesSent++;
+      } finally {
+        chunkBacklog--;
+      }
+    });
+  };
+  rec.onerror = () => error('The recorder stopped with an error.');
+  rec.start(100);
+  recorder = rec;
+  return true;
+}
+
+function stopRecorder(): void {
+  const rec = recorder;
+  recorder = null;
+  if (rec && rec.state !== 'inactive') {
+    try {
+      rec.stop();
+    } catch {
+      /* already stopped */
+    }
+  }
+}
+
+function restartRecorder(): void {
+  stopRecorder();
+  if (status === 'live') startRecorder();
+}
+
+// ---- start / stop -------------------------------------------------------------------------
+async function startPublishing(): Promise<void> {
+  if (!stream) return;
+  error(null);
+  startBtn.disabled = true;
+  if (!(await ensureMedia())) {
+    refreshControls();
+    return;
+  }
+  if (mode() === 'webp' && !webpOk) {
+    error('This browser does not encode WebP. Use JPEG.');
+    refreshControls();
+    return;
+  }
+  const res = await request<{ stream: Stream }>(socket, 'stream:start', { streamKey: stream.streamKey });
+  if (!res.ok) {
+    error(describeError(res.error));
+    refreshControls();
+    return;
+  }
+  showStream(res.stream);
+  controller.reset(buildLadder(preset(), fps()));
+  hooks.mode = mode();
+  setStatus('live');
+  showLevel();
+  chat.notice('You are live.');
+  if (mode() === 'webm') {
+    if (!startRecorder()) void stopPublishingAndEnd();
+  } else {
+    startLoop();
+  }
+}
+
+function stopPublishing(): void {
+  window.clearTimeout(loopTimer);
+  loopTimer = undefined;
+  stopRecorder();
+}
+
+async function stopPublishingAndEnd(): Promise<void> {
+  stopPublishing();
+  if (!stream) return;
+  const key = stream.streamKey;
+  stopBtn.disabled = true;
+  const res = await request<{ streamKey: string }>(socket, 'stream:end', { streamKey: key });
+  if (res.ok || (res.error as ErrorBody).code === 'STREAM_NOT_FOUND') {
+    if (stream?.streamKey === key) {
+      stream = { ...stream, status: 'ended' };
+      setStatus('ended');
+    }
+  } else {
+    error(describeError(res.error));
+    refreshControls();
+  }
+}
+
+startBtn.addEventListener('click', () => void startPublishing());
+stopBtn.addEventListener('click', () => void stopPublishingAndEnd());
+
+copyBtn.addEventListener('click', async () => {
+  if (!stream) return;
+  const ok = await copyText(buildShareLink(location.origin, stream.streamKey));
+  setText(copyBtn, ok ? 'Copied!' : 'Copy failed');
+  setTimeout(() => setText(copyBtn, 'Copy'), 1500);
+});
+
+for (const sel of [presetSel, fpsSel]) {
+  sel.addEventListener('change', () => {
+    controller.reset(buildLadder(preset(), fps()));
+    if (status === 'live' && mode() === 'webm') restartRecorder();
+    showLevel();
+  });
+}
+modeSel.addEventListener('change', () => {
+  hooks.mode = mode();
+  showLevel();
+});
+
+// ---- chat ---------------------------------------------------------------------------------
+document.getElementById('chat-form')!.addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const message = chatIn.value.trim();
+  if (!message) return;
+  if (!stream || !user) {
+    error('Register and create a stream to chat.');
+    return;
+  }
+  chatIn.value = '';
+  const res = await request<{ id: string }>(socket, 'chat:send', { streamKey: stream.streamKey, message });
+  if (!res.ok) {
+    chatIn.value = message;
+    error(describeError(res.error));
+  }
+});
+
+// ---- stats, adaptation --------------------------------------------------------------------
+setInterval(() => {
+  const now = Date.now();
+  setText(outFpsEl, Math.round(uplink.meter.rate(now)));
+  setText(outKbpsEl, Math.round(uplink.meter.kbps(now)));
+  const rtt = uplink.rttMs;
+  setText(rttEl, rtt === null ? '–' : `${rtt} ms`);
+  hooks.framesReceived = uplink.framesAcked;
+}, 500);
+
+setInterval(() => {
+  if (status !== 'live' || mode() === 'webm') return;
+  const step = controller.update({
+    now: performance.now(),
+    inFlight: uplink.inFlight,
+    rttMs: uplink.congestionRtt(),
+    writeBuffer: engineWriteBuffer(socket),
+  });
+  if (step) showLevel();
+}, 250);
+
+// ---- start-up -----------------------------------------------------------------------------
+void canEncodeWebp().then((ok) => {
+  webpOk = ok;
+  const opt = modeSel.querySelector<HTMLOptionElement>('option[value="webp"]');
+  if (!ok && opt) opt.remove(); // offered only where the browser really encodes WebP
+});
+if (recorderMime(false) === null) {
+  modeSel.querySelector<HTMLOptionElement>('option[value="webm"]')?.remove();
+}
+if (!window.isSecureContext) {
+  setText(previewMsg, 'Camera needs HTTPS or localhost');
+}
+setStatus('idle');
+showLevel();
+window.addEventListener('beforeunload', () => {
+  stopPublishing();
+  stopTracks(media);
+});
