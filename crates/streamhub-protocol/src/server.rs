@@ -169,6 +169,14 @@ pub struct ChatMessage {
     pub timestamp: Millis,
 }
 
+/// `chat:history`: the channel's recent messages, oldest first, right after `stream:joined`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChatHistory {
+    pub stream_key: String,
+    pub messages: Vec<ChatMessage>,
+}
+
 /// `reaction`.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]

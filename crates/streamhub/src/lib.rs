@@ -10,6 +10,7 @@
 //! - [`http`]: `/healthz` and the `/api/streams` JSON API.
 //! - [`events`]: the internal bus (the note's Pub/Sub) for lifecycle events; persistence,
 //!   metrics and the dashboard listen there, never on the frame path.
+//! - [`chatlog`]: recent chat per channel for viewers who join late.
 //! - [`ids`]: stream keys, publish tokens, user ids.
 //! - [`web`]: the pages built from `web/`, embedded in release builds.
 //! - Wire types, error codes and validation live in the `streamhub-protocol` crate.
@@ -26,6 +27,7 @@
 //! 4. Each viewer's websocket writer drains its queue. Nothing on this path awaits a database,
 //!    a metric, or another stream's lock.
 
+pub mod chatlog;
 pub mod config;
 pub mod events;
 pub mod http;
@@ -60,6 +62,7 @@ pub struct Hub {
     pub connections: AtomicUsize,
     pub shutting_down: AtomicBool,
     pub counters: Counters,
+    pub chat: chatlog::ChatLog,
 }
 
 /// Server-wide counters of what was refused or dropped outside any one stream (per-stream
@@ -96,6 +99,7 @@ impl Hub {
             connections: AtomicUsize::new(0),
             shutting_down: AtomicBool::new(false),
             counters: Counters::default(),
+            chat: chatlog::ChatLog::default(),
         }
     }
 }

@@ -173,3 +173,38 @@ async fn binary_catch_up_comes_in_messages_of_at_most_ten_frames() {
     server.shutdown.cancel();
     server.handle.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn a_late_viewer_gets_the_channel_chat_history() {
+    let server = start(|_| {}).await;
+    let mut streamer = Client::connect(server.addr).await;
+    streamer.register("Ana", "STREAMER").await;
+    let created = streamer.wait_for("stream:created").await;
+    let key = created.args[0]["stream"]["streamKey"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut early = Client::connect(server.addr).await;
+    early.register("Early", "VIEWER").await;
+    early.emit("stream:join", json!({"streamKey": key})).await;
+    early.wait_for("stream:joined").await;
+    for text in ["first", "second"] {
+        early
+            .emit("chat:send", json!({"streamKey": key, "message": text}))
+            .await;
+        early.wait_for("chat:message").await;
+    }
+    let mut late = Client::connect(server.addr).await;
+    late.register("Late", "VIEWER").await;
+    late.emit("stream:join", json!({"streamKey": key})).await;
+    let history = late.wait_for("chat:history").await;
+    let messages = history.args[0]["messages"].as_array().unwrap();
+    let texts: Vec<&str> = messages
+        .iter()
+        .map(|m| m["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts, ["first", "second"]);
+    assert_eq!(messages[0]["user"]["username"], "Early");
+    server.shutdown.cancel();
+    server.handle.await.unwrap().unwrap();
+}

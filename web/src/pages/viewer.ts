@@ -404,6 +404,10 @@ socket.on('stream:evicted', (p: { streamKey: string }) => {
   chat.notice('Your connection fell behind the stream. Reconnecting…');
 });
 
+// The channel's recent chat, sent once after joining (ids dedupe against live messages).
+socket.on('chat:history', (h: { streamKey: string; messages: ChatMessage[] }) => {
+  if (h?.streamKey === streamKey && Array.isArray(h.messages)) h.messages.forEach((m) => chat.add(m));
+});
 socket.on('chat:message', (m: ChatMessage) => {
   if (m?.streamKey === streamKey) chat.add(m);
 });

@@ -56,6 +56,9 @@ pub(super) async fn chat(ctx: &mut Ctx<'_>, r: ChatSend) -> Handled<ChatSent> {
         timestamp: now_ms(),
     };
     emit_room(ctx.io, &key, events::CHAT_MESSAGE, &msg).await;
+    if let Some(stream) = ctx.hub.relay.stream_info(&key) {
+        ctx.hub.chat.push(&stream.streamer.username, msg.clone());
+    }
     ctx.hub.bus.publish(HubEvent::Chat {
         key,
         user: msg.user.username.clone(),

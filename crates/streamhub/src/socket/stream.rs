@@ -244,6 +244,17 @@ pub(super) async fn join(ctx: &mut Ctx<'_>, r: StreamRef) -> Handled<server::Joi
         })?;
     if joined.new {
         ctx.s.join(room(key));
+        let history = ctx.hub.chat.recent(&joined.stream.streamer.username);
+        if !history.is_empty() {
+            emit(
+                ctx.s,
+                events::CHAT_HISTORY,
+                &server::ChatHistory {
+                    stream_key: key.to_owned(),
+                    messages: history,
+                },
+            );
+        }
         ctx.hub.bus.publish(HubEvent::ViewerJoined {
             key: key.to_owned(),
             viewers: joined.viewer_count,
