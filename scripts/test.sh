@@ -15,3 +15,8 @@ npm_install web
 
 step "Rust unit and integration tests"
 cargo test --workspace --locked
+
+step "Socket.IO compatibility tests (real socket.io-client)"
+cargo build -p streamhub --locked
+npm_install compat
+(cd compat && STREAMHUB_BIN="$PWD/../target/debug/streamhub" npm test)

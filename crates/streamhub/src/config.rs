@@ -40,7 +40,7 @@ pub struct ServeArgs {
 
     /// Largest frame a streamer may send, in bytes.
     #[arg(long, env = "STREAMHUB_MAX_FRAME_BYTES", default_value_t = 2 * 1024 * 1024,
-          value_parser = clap::value_parser!(u32).range(1024..=64 * 1024 * 1024))]
+          value_parser = clap::value_parser!(u32).range(1..=64 * 1024 * 1024))]
     pub max_frame_bytes: u32,
 
     /// Most frames per second a stream may publish; the excess is dropped and counted.

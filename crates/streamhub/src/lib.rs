@@ -10,6 +10,7 @@
 //! - [`http`]: `/healthz` and the `/api/streams` JSON API.
 //! - [`events`]: the internal bus (the note's Pub/Sub) for lifecycle events; persistence,
 //!   metrics and the dashboard listen there, never on the frame path.
+//! - [`media`]: sans-IO WebM push parser cutting live streams at Clusters for late joiners.
 //! - [`chatlog`]: recent chat per channel for viewers who join late.
 //! - [`ids`]: stream keys, publish tokens, user ids.
 //! - [`web`]: the pages built from `web/`, embedded in release builds.
@@ -32,6 +33,7 @@ pub mod config;
 pub mod events;
 pub mod http;
 pub mod ids;
+pub mod media;
 pub mod relay;
 pub mod socket;
 pub mod web;
@@ -114,6 +116,9 @@ pub fn now_ms() -> Millis {
 
 /// How long shutdown waits for connections to close before giving up on them.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Pause between announcing the shutdown and closing sockets, so long-polling clients, which
+/// collect queued packets on their next request, get `stream:ended` too.
+const DRAIN_FLUSH: Duration = Duration::from_millis(500);
 
 /// Serves on `listener` until `shutdown` is cancelled, then drains and returns.
 pub async fn run(
@@ -193,6 +198,7 @@ async fn drain(hub: &Arc<Hub>, io: &SocketIo) {
     for key in hub.relay.drain() {
         socket::announce_end(hub, io, &key, EndReason::ServerShutdown).await;
     }
+    tokio::time::sleep(DRAIN_FLUSH).await;
     io.close().await;
 }
 

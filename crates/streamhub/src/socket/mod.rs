@@ -390,14 +390,13 @@ enum ConnectRefused {
     ShuttingDown,
 }
 
-/// Runs before socketioxide acknowledges the connection: every handler exists before the
-/// client can send its first event.
-async fn on_connect(
-    s: SocketRef,
-    io: SocketIo,
-    hub: socketioxide::extract::State<Arc<Hub>>,
-) -> Result<(), ConnectRefused> {
-    let hub = hub.0;
+/// The connection's queue receiver, parked by the middleware until the socket is connected.
+#[derive(Clone)]
+struct Parked(Arc<std::sync::Mutex<Option<mpsc::Receiver<Command>>>>);
+
+/// Runs before socketioxide acknowledges the connection: the handler that queues events exists
+/// before the client can send its first one.
+async fn on_connect(s: SocketRef, State(hub): State<Arc<Hub>>) -> Result<(), ConnectRefused> {
     if hub.shutting_down.load(Ordering::Relaxed) {
         hub.counters
             .connections_refused
@@ -413,18 +412,31 @@ async fn on_connect(
     }
     let (tx, rx) = mpsc::channel(CONNECTION_QUEUE);
     s.extensions.insert(tx.clone());
+    s.extensions
+        .insert(Parked(Arc::new(std::sync::Mutex::new(Some(rx)))));
     s.on_fallback(async |_: Incoming| {});
     s.on_disconnect(async move |_: DisconnectReason| {
         // Waits for room: the actor must see this to clean up.
         let _ = tx.send(Command::Disconnected).await;
     });
-    tokio::spawn(actor(hub, io, s.clone(), rx));
     Ok(())
+}
+
+/// Runs once socketioxide has marked the socket connected (emits fail before that), so the
+/// actor starts here rather than in the middleware; events that arrived meanwhile are queued.
+async fn on_connected(s: SocketRef, io: SocketIo, State(hub): State<Arc<Hub>>) {
+    let rx = s
+        .extensions
+        .get::<Parked>()
+        .and_then(|p| p.0.lock().unwrap_or_else(|e| e.into_inner()).take());
+    if let Some(rx) = rx {
+        actor(hub, io, s, rx).await;
+    }
 }
 
 /// Attaches StreamHub's handlers to the default namespace.
 pub fn attach(io: &SocketIo) {
-    io.ns("/", (async |_: SocketRef| {}).with(on_connect));
+    io.ns("/", on_connected.with(on_connect));
 }
 
 /// Finds a connected socket by connection id.
