@@ -20,3 +20,7 @@ step "Socket.IO compatibility tests (real socket.io-client)"
 cargo build -p streamhub --locked
 npm_install compat
 (cd compat && STREAMHUB_BIN="$PWD/../target/debug/streamhub" npm test)
+
+step "browser end-to-end tests (headless Chromium)"
+ensure_chromium
+(cd web && STREAMHUB_BIN="$PWD/../target/debug/streamhub" npm run -s e2e)

@@ -32,3 +32,10 @@ npm_install() {
     (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
   fi
 }
+
+# Debian's Chromium for the browser tests (playwright-core drives it; it never downloads one).
+ensure_chromium() {
+  if [ -n "${CHROMIUM_PATH:-}" ] && [ -x "$CHROMIUM_PATH" ]; then return; fi
+  if [ -x /usr/lib/chromium/chromium ] || command -v chromium >/dev/null; then return; fi
+  install_debian chromium
+}

@@ -16,7 +16,6 @@ import {
   startStreaming,
   TEST_MS,
   variance,
-  waitFor,
   waitHookAbove,
   waitState,
 } from './helpers.mjs';

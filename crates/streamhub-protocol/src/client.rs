@@ -52,6 +52,32 @@ pub struct StreamRef {
 pub struct DataSend {
     pub stream_key: String,
     pub data: FrameData,
+    /// WebCodecs mode: what this chunk is. Absent for JPEG/WebP frames and WebM chunks.
+    #[serde(default)]
+    pub chunk: Option<ChunkInfo>,
+    /// WebCodecs mode: the decoder configuration (`VideoDecoderConfig` as JSON, with
+    /// `description` as base64). Sent with key chunks; the server keeps the latest.
+    #[serde(default)]
+    pub config: Option<serde_json::Value>,
+}
+
+/// An encoded chunk's type and timing (WebCodecs `EncodedVideoChunk`).
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
+pub struct ChunkInfo {
+    #[serde(rename = "type")]
+    pub kind: ChunkKind,
+    /// The encoder's timestamp, microseconds.
+    pub timestamp: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<f64>,
+}
+
+/// `key` chunks decode on their own; `delta` chunks need everything since the last key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChunkKind {
+    Key,
+    Delta,
 }
 
 /// `stream:resume`.

@@ -76,6 +76,19 @@ pub struct Joined {
     pub viewer_count: usize,
 }
 
+/// How a stream's frames are to be decoded.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum MediaMode {
+    /// Independent pictures (JPEG, WebP): any frame can be shown alone.
+    #[default]
+    Images,
+    /// A WebM byte stream (MediaRecorder) for Media Source Extensions.
+    Webm,
+    /// WebCodecs encoded chunks with explicit key/delta types.
+    Webcodecs,
+}
+
 /// `stream:data`: one frame, multicast to every viewer of the stream.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -84,8 +97,40 @@ pub struct StreamData<'a> {
     pub data: &'a FrameData,
     /// Server time when the frame arrived, ms since the epoch.
     pub timestamp: Millis,
-    /// Per-stream frame number, starting at 1, increasing by one per accepted frame.
+    /// Per-stream frame number, starting at 1, increasing by one per relayed frame.
     pub seq: u64,
+    pub media: MediaMode,
+    /// Decoding can start here (a WebM Cluster opening with a video keyframe, a WebCodecs key
+    /// chunk, or a catch-up bundle).
+    #[serde(skip_serializing_if = "is_false")]
+    pub key: bool,
+    /// WebM: `data` begins with the init segment (EBML header, Segment, Info, Tracks).
+    #[serde(skip_serializing_if = "is_false")]
+    pub init: bool,
+    /// The server dropped data for this viewer (it fell behind); this frame is the next
+    /// keyframe, and decoding restarts here.
+    #[serde(skip_serializing_if = "is_false")]
+    pub resync: bool,
+    /// WebCodecs: the chunk's type and encoder timestamp.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chunk: Option<&'a crate::client::ChunkInfo>,
+    /// WebCodecs: the decoder configuration, on key chunks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config: Option<&'a serde_json::Value>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// `stream:keyframe:request`: to the streamer, asking for a keyframe soon (WebCodecs:
+/// `encoder.encode(frame, {keyFrame: true})`). Throttled per stream.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyframeRequest {
+    pub stream_key: String,
+    /// `join` or `resync`.
+    pub reason: &'static str,
 }
 
 /// One frame of the catch-up buffer.
@@ -265,11 +310,17 @@ mod tests {
             data: &data,
             timestamp: 5,
             seq: 1,
+            media: MediaMode::Images,
+            key: false,
+            init: false,
+            resync: false,
+            chunk: None,
+            config: None,
         })
         .expect("serializes");
         assert_eq!(
             v,
-            serde_json::json!({"streamKey":"k","data":"QUJD","timestamp":5,"seq":1})
+            serde_json::json!({"streamKey":"k","data":"QUJD","timestamp":5,"seq":1,"media":"images"})
         );
     }
 

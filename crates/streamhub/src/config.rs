@@ -53,6 +53,11 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u32).range(0..=1000))]
     pub buffer_frames: u32,
 
+    /// Largest GOP (bytes since the latest keyframe) kept per encoded stream for late joiners.
+    #[arg(long, env = "STREAMHUB_MAX_GOP_BYTES", default_value_t = 8 * 1024 * 1024,
+          value_parser = clap::value_parser!(u32).range(1024..=256 * 1024 * 1024))]
+    pub max_gop_bytes: u32,
+
     /// Packets queued per connection before frames are dropped for that viewer.
     #[arg(long, env = "STREAMHUB_VIEWER_QUEUE", default_value_t = 64,
           value_parser = clap::value_parser!(u32).range(4..=4096))]
@@ -194,6 +199,7 @@ impl ServeArgs {
                 stall_timeout: Duration::from_secs(self.stall_timeout_secs.into()),
                 grace: Duration::from_secs(self.grace_secs.into()),
                 max_streams: self.max_streams as usize,
+                max_gop_bytes: self.max_gop_bytes as usize,
             },
             viewer_queue: self.viewer_queue as usize,
             tcp_user_timeout: (self.tcp_user_timeout_secs > 0)

@@ -7,6 +7,7 @@
 //! Method names follow the design note's `StreamDistributor` (`register_stream`,
 //! `add_viewer`, `distribute_stream_data`, `get_stream_stats`, ...).
 
+mod media;
 mod rate;
 mod stream;
 
@@ -14,12 +15,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
-use streamhub_protocol::server::{StreamInfo, UserRef};
+use streamhub_protocol::server::{MediaMode, StreamInfo, UserRef};
 use streamhub_protocol::{ErrorCode, FrameData, Millis};
 
+pub use media::{Frame, FrameKind, Incoming, MediaError};
 pub use rate::TokenBucket;
 use stream::Stream;
-pub use stream::{Frame, StreamStats};
+pub use stream::{LEVELS, StreamStats};
 
 /// Identifies one client connection (the Socket.IO socket id).
 pub type ConnId = String;
@@ -38,7 +40,8 @@ pub enum Offer {
 /// Where a viewer's frames go. Implementations must not block: a full queue answers
 /// [`Offer::Full`] at once.
 pub trait ViewerSink: Send + Sync + 'static {
-    fn offer(&self, stream_key: &str, frame: &Frame) -> Offer;
+    /// `resync`: this viewer missed data and restarts decoding at this (key)frame.
+    fn offer(&self, stream_key: &str, frame: &Frame, resync: bool) -> Offer;
 }
 
 /// Limits the relay enforces.
@@ -55,6 +58,8 @@ pub struct RelayLimits {
     pub grace: Duration,
     /// Most streams at once.
     pub max_streams: usize,
+    /// Largest GOP kept for late joiners of encoded streams.
+    pub max_gop_bytes: usize,
 }
 
 impl Default for RelayLimits {
@@ -66,6 +71,7 @@ impl Default for RelayLimits {
             stall_timeout: Duration::from_secs(10),
             grace: Duration::from_secs(30),
             max_streams: 1000,
+            max_gop_bytes: 8 * 1024 * 1024,
         }
     }
 }
@@ -87,6 +93,8 @@ pub enum RelayError {
     InvalidToken(String),
     #[error("you neither own nor watch stream {0}")]
     NotInStream(String),
+    #[error("frame refused: {0}")]
+    BadMedia(String),
 }
 
 impl RelayError {
@@ -99,6 +107,7 @@ impl RelayError {
             Self::ServerFull(_) => ErrorCode::ServerFull,
             Self::InvalidToken(_) => ErrorCode::InvalidToken,
             Self::NotInStream(_) => ErrorCode::NotInStream,
+            Self::BadMedia(_) => ErrorCode::InvalidPayload,
         }
     }
 }
@@ -124,6 +133,8 @@ pub struct Delivery {
     pub evicted: Vec<ConnId>,
     /// Set when this frame started a `created` stream.
     pub started: Option<StreamInfo>,
+    /// Ask the streamer for a keyframe (a WebCodecs viewer is waiting for one).
+    pub keyframe_wanted: bool,
 }
 
 /// The result of [`Distributor::add_viewer`].
@@ -131,10 +142,14 @@ pub struct Delivery {
 pub struct Joined {
     pub stream: StreamInfo,
     pub viewer_count: usize,
-    /// The catch-up buffer, oldest first.
+    /// Images: the catch-up ring (`stream:buffer`), oldest first. Encoded modes: what the
+    /// viewer must receive as `stream:data` before live frames (init + GOP).
     pub buffer: Vec<Arc<Frame>>,
+    pub media: MediaMode,
     /// False when this connection was already a viewer.
     pub new: bool,
+    /// Ask the streamer for a keyframe: this viewer has nothing to start decoding from.
+    pub keyframe_wanted: bool,
 }
 
 /// A stream whose owner's connection dropped.
@@ -266,21 +281,22 @@ impl<S: ViewerSink> Distributor<S> {
         let s = self.get(key)?;
         let mut s = lock(&s);
         let already = s.has_viewer(conn);
-        let joined = Joined {
-            stream: s.info(),
-            viewer_count: s.viewer_count() + usize::from(!already),
-            buffer: s.buffer(),
-            new: !already,
-        };
+        let viewer_count = s.viewer_count() + usize::from(!already);
+        let (buffer, synced) = s.catch_up(crate::now_ms());
+        let keyframe_wanted = !already && !synced && s.keyframe_request_due(Instant::now());
         let joined = Joined {
             stream: StreamInfo {
-                viewer_count: joined.viewer_count,
-                ..joined.stream
+                viewer_count,
+                ..s.info()
             },
-            ..joined
+            viewer_count,
+            buffer,
+            media: s.media_mode(),
+            new: !already,
+            keyframe_wanted,
         };
         welcome(&joined);
-        s.add_viewer(conn, sink);
+        s.add_viewer(conn, sink, synced);
         Ok(joined)
     }
 
@@ -336,14 +352,43 @@ impl<S: ViewerSink> Distributor<S> {
         now: Instant,
         wall: Millis,
     ) -> Result<Delivery, RelayError> {
+        self.distribute(
+            key,
+            conn,
+            Incoming {
+                data,
+                chunk: None,
+                config: None,
+            },
+            now,
+            wall,
+        )
+    }
+
+    /// [`Self::distribute_stream_data`] with WebCodecs chunk information.
+    pub fn distribute(
+        &self,
+        key: &str,
+        conn: &str,
+        incoming: Incoming,
+        now: Instant,
+        wall: Millis,
+    ) -> Result<Delivery, RelayError> {
         let s = self.get(key)?;
         let mut s = lock(&s);
-        s.publish(conn, data, &self.limits, now, wall)
+        s.publish(conn, incoming, &self.limits, now, wall)
     }
 
     /// Viewer count and ring size (the note's `getStreamStats`), plus rates and drop counters.
     pub fn get_stream_stats(&self, key: &str, now: Instant) -> Option<StreamStats> {
         self.get(key).ok().map(|s| lock(&s).stats(now))
+    }
+
+    /// The connection that currently owns the stream (none while it waits for a resume).
+    pub fn owner(&self, key: &str) -> Option<ConnId> {
+        self.get(key)
+            .ok()
+            .and_then(|s| lock(&s).owner().map(str::to_owned))
     }
 
     pub fn stream_info(&self, key: &str) -> Option<StreamInfo> {

@@ -3,18 +3,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use streamhub_protocol::server::{StreamInfo, StreamStatus};
-use streamhub_protocol::{FrameData, Millis};
+use streamhub_protocol::Millis;
+use streamhub_protocol::server::{MediaMode, StreamInfo, StreamStatus};
 
+use super::media::{Cut, Frame, FrameKind, Incoming, MediaState};
 use super::{ConnId, Delivery, NewStream, Offer, RelayError, RelayLimits, TokenBucket, ViewerSink};
-
-/// One accepted frame, shared by the ring and every viewer's send.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Frame {
-    pub data: FrameData,
-    pub timestamp: Millis,
-    pub seq: u64,
-}
 
 /// What `GET /api/streams/{key}` and the note's `getStreamStats` report.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -31,8 +24,26 @@ pub struct StreamStats {
     pub dropped_slow_viewer: u64,
     pub dropped_rate_limited: u64,
     pub dropped_too_large: u64,
+    pub dropped_bad_media: u64,
     pub evicted: u64,
+    pub media: MediaMode,
+    /// Times a viewer of an encoded stream fell behind and restarted at a keyframe.
+    pub resyncs: u64,
+    /// Viewers at each delivery level: `[full, reduced, minimal]` (see `docs/architecture.md`).
+    pub levels: [usize; LEVELS],
+    /// Frames in the GOP cache (encoded modes).
+    pub gop_frames: usize,
 }
+
+/// Least time between two keyframe requests to one streamer.
+const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_secs(1);
+/// Delivery levels: 0 every frame; 1 every 2nd picture or key chunks only; 2 every 4th.
+pub const LEVELS: usize = 3;
+/// Drops within [`DROP_WINDOW`] that move a viewer one level down.
+const DROPS_TO_STEP_DOWN: u32 = 3;
+const DROP_WINDOW: Duration = Duration::from_secs(2);
+/// Time without drops before a viewer moves one level back up.
+const CLEAR_TO_STEP_UP: Duration = Duration::from_secs(5);
 
 #[derive(Debug)]
 struct Viewer<S> {
@@ -40,6 +51,73 @@ struct Viewer<S> {
     sink: S,
     /// Since when every offer has found the queue full.
     full_since: Option<Instant>,
+    /// Encoded modes: data was dropped; deliver nothing until the next keyframe.
+    waiting_key: bool,
+    /// The next frame sent is the first after a drop.
+    resync_pending: bool,
+    level: usize,
+    drops_in_window: u32,
+    window_start: Option<Instant>,
+    last_change: Option<Instant>,
+}
+
+impl<S> Viewer<S> {
+    fn new(conn: &str, sink: S, synced: bool) -> Self {
+        Self {
+            conn: conn.to_owned(),
+            sink,
+            full_since: None,
+            waiting_key: !synced,
+            resync_pending: false,
+            level: 0,
+            drops_in_window: 0,
+            window_start: None,
+            last_change: None,
+        }
+    }
+
+    /// Whether this viewer gets `frame` at its current state and level.
+    fn wants(&self, frame: &Frame) -> bool {
+        if frame.init {
+            return true;
+        }
+        if self.waiting_key {
+            return frame.kind == FrameKind::Key;
+        }
+        match frame.media {
+            MediaMode::Images => frame.seq % (1 << self.level) == 0,
+            MediaMode::Webcodecs => self.level == 0 || frame.kind == FrameKind::Key,
+            // A WebM byte stream cannot be thinned inside a Cluster; slow WebM viewers
+            // resync to the next keyframe instead.
+            MediaMode::Webm => true,
+        }
+    }
+
+    fn note_drop(&mut self, now: Instant) {
+        let start = *self.window_start.get_or_insert(now);
+        if now.saturating_duration_since(start) > DROP_WINDOW {
+            self.window_start = Some(now);
+            self.drops_in_window = 0;
+        }
+        self.drops_in_window += 1;
+        self.last_change = Some(now);
+        if self.drops_in_window >= DROPS_TO_STEP_DOWN && self.level + 1 < LEVELS {
+            self.level += 1;
+            self.drops_in_window = 0;
+            self.window_start = Some(now);
+        }
+    }
+
+    fn note_sent(&mut self, now: Instant) {
+        if self.level > 0
+            && self
+                .last_change
+                .is_none_or(|t| now.saturating_duration_since(t) >= CLEAR_TO_STEP_UP)
+        {
+            self.level -= 1;
+            self.last_change = Some(now);
+        }
+    }
 }
 
 /// The rate window behind `fps` and `bitrateKbps`.
@@ -54,12 +132,14 @@ pub(super) struct Stream<S> {
     orphaned_at: Option<Instant>,
     owner: Option<ConnId>,
     viewers: Vec<Viewer<S>>,
+    media: MediaState,
     ring: VecDeque<Arc<Frame>>,
     ring_cap: usize,
     next_seq: u64,
     rate: TokenBucket,
     window: VecDeque<(Instant, usize)>,
     first_frame_at: Option<Instant>,
+    last_keyframe_request: Option<Instant>,
     counted_viewers: usize,
     stats: StreamStats,
 }
@@ -74,12 +154,14 @@ impl<S: ViewerSink> Stream<S> {
             orphaned_at: None,
             owner,
             viewers: Vec::new(),
+            media: MediaState::default(),
             ring: VecDeque::with_capacity(limits.buffer_frames),
             ring_cap: limits.buffer_frames,
             next_seq: 1,
             rate: TokenBucket::new(limits.max_fps, f64::from(limits.max_fps), now),
             window: VecDeque::new(),
             first_frame_at: None,
+            last_keyframe_request: None,
             counted_viewers: 0,
             stats: StreamStats {
                 viewer_count: 0,
@@ -93,7 +175,12 @@ impl<S: ViewerSink> Stream<S> {
                 dropped_slow_viewer: 0,
                 dropped_rate_limited: 0,
                 dropped_too_large: 0,
+                dropped_bad_media: 0,
                 evicted: 0,
+                media: MediaMode::Images,
+                resyncs: 0,
+                levels: [0; LEVELS],
+                gop_frames: 0,
             },
         }
     }
@@ -108,6 +195,10 @@ impl<S: ViewerSink> Stream<S> {
             started_at: self.started_at,
             viewer_count: self.viewers.len(),
         }
+    }
+
+    pub(super) fn owner(&self) -> Option<&str> {
+        self.owner.as_deref()
     }
 
     pub(super) fn is_owner(&self, conn: &str) -> bool {
@@ -176,16 +267,35 @@ impl<S: ViewerSink> Stream<S> {
         }
     }
 
-    pub(super) fn add_viewer(&mut self, conn: &str, sink: S) -> bool {
+    pub(super) fn add_viewer(&mut self, conn: &str, sink: S, synced: bool) -> bool {
         if self.has_viewer(conn) {
             return false;
         }
-        self.viewers.push(Viewer {
-            conn: conn.to_owned(),
-            sink,
-            full_since: None,
-        });
+        self.viewers.push(Viewer::new(conn, sink, synced));
         true
+    }
+
+    pub(super) fn media_mode(&self) -> MediaMode {
+        self.media.mode
+    }
+
+    /// What a joiner gets: the ring (images) or the decodable catch-up (encoded modes), and
+    /// whether the frames that follow are decodable for it.
+    pub(super) fn catch_up(&self, wall: Millis) -> (Vec<Arc<Frame>>, bool) {
+        if self.media.mode == MediaMode::Images {
+            return (self.buffer(), true);
+        }
+        let template = Frame {
+            data: streamhub_protocol::FrameData::Binary(bytes::Bytes::new()),
+            timestamp: wall,
+            seq: self.next_seq.saturating_sub(1),
+            media: self.media.mode,
+            kind: FrameKind::Delta,
+            init: false,
+            chunk: None,
+            config: None,
+        };
+        self.media.catch_up(&template)
     }
 
     pub(super) fn remove_viewer(&mut self, conn: &str) -> bool {
@@ -209,13 +319,13 @@ impl<S: ViewerSink> Stream<S> {
     pub(super) fn publish(
         &mut self,
         conn: &str,
-        data: FrameData,
+        incoming: Incoming,
         limits: &RelayLimits,
         now: Instant,
         wall: Millis,
     ) -> Result<Delivery, RelayError> {
         self.check_owner(conn)?;
-        let size = data.len();
+        let size = incoming.data.len();
         if size > limits.max_frame_bytes {
             self.stats.dropped_too_large += 1;
             return Err(RelayError::FrameTooLarge {
@@ -230,21 +340,15 @@ impl<S: ViewerSink> Stream<S> {
                 limits.max_fps,
             ));
         }
-        let started = self.start(wall).then(|| self.info());
-
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        let frame = Arc::new(Frame {
-            data,
-            timestamp: wall,
-            seq,
-        });
-        if self.ring_cap > 0 {
-            if self.ring.len() == self.ring_cap {
-                self.ring.pop_front();
+        let chunk = incoming.chunk.clone();
+        let cuts = match self.media.cut(incoming) {
+            Ok(cuts) => cuts,
+            Err(e) => {
+                self.stats.dropped_bad_media += 1;
+                return Err(RelayError::BadMedia(e.to_string()));
             }
-            self.ring.push_back(Arc::clone(&frame));
-        }
+        };
+        let started = self.start(wall).then(|| self.info());
         self.stats.frames_in += 1;
         self.stats.bytes_in += size as u64;
         self.first_frame_at.get_or_insert(now);
@@ -257,37 +361,134 @@ impl<S: ViewerSink> Stream<S> {
             self.window.pop_front();
         }
 
-        let mut reached = 0;
-        let mut evicted = Vec::new();
+        let mut delivery = Delivery {
+            seq: self.next_seq.saturating_sub(1),
+            reached: 0,
+            evicted: Vec::new(),
+            started,
+            keyframe_wanted: false,
+        };
+        for Cut {
+            data,
+            kind,
+            init,
+            raw,
+        } in cuts
+        {
+            let frame = Arc::new(Frame {
+                data,
+                timestamp: wall,
+                seq: self.next_seq,
+                media: self.media.mode,
+                kind,
+                init,
+                chunk: chunk.clone(),
+                config: (kind == FrameKind::Key)
+                    .then(|| self.media.config.clone())
+                    .flatten(),
+            });
+            self.next_seq += 1;
+            delivery.seq = frame.seq;
+            if self.media.mode == MediaMode::Images {
+                if self.ring_cap > 0 {
+                    if self.ring.len() == self.ring_cap {
+                        self.ring.pop_front();
+                    }
+                    self.ring.push_back(Arc::clone(&frame));
+                }
+            } else {
+                self.ring.clear();
+                self.media
+                    .remember(&frame, raw.clone(), limits.max_gop_bytes);
+            }
+            self.deliver(&frame, raw, limits, now, &mut delivery);
+        }
+        delivery.keyframe_wanted = delivery.keyframe_wanted && self.keyframe_request_due(now);
+        Ok(delivery)
+    }
+
+    /// WebCodecs streams can be asked for a keyframe (like a WebRTC PLI); at most once a
+    /// second per stream.
+    pub(super) fn keyframe_request_due(&mut self, now: Instant) -> bool {
+        let due = self.media.mode == MediaMode::Webcodecs
+            && self
+                .last_keyframe_request
+                .is_none_or(|t| now.saturating_duration_since(t) >= KEYFRAME_REQUEST_INTERVAL);
+        if due {
+            self.last_keyframe_request = Some(now);
+        }
+        due
+    }
+
+    /// Offers one frame to every viewer, applying each viewer's state and level.
+    fn deliver(
+        &mut self,
+        frame: &Arc<Frame>,
+        raw: Option<bytes::Bytes>,
+        limits: &RelayLimits,
+        now: Instant,
+        delivery: &mut Delivery,
+    ) {
         let key = &self.meta.key;
         let stats = &mut self.stats;
-        self.viewers
-            .retain_mut(|v| match v.sink.offer(key, &frame) {
+        let media = &self.media;
+        // WebM viewers restarting at a keyframe need the init segment again (their player
+        // resets its parser on `resync`); built once per frame, only when someone needs it.
+        let mut resync_bundle: Option<Arc<Frame>> = None;
+        let mut reached = 0;
+        self.viewers.retain_mut(|v| {
+            if !v.wants(frame) {
+                return true;
+            }
+            let resync = v.resync_pending && frame.kind == FrameKind::Key;
+            let to_send = if resync && frame.media == MediaMode::Webm && !frame.init {
+                let bundle = resync_bundle.get_or_insert_with(|| {
+                    let extra: Vec<bytes::Bytes> = raw.iter().cloned().collect();
+                    Arc::new(
+                        media
+                            .webm_bundle(&extra, frame)
+                            .unwrap_or_else(|| (**frame).clone()),
+                    )
+                });
+                Arc::clone(bundle)
+            } else {
+                Arc::clone(frame)
+            };
+            match v.sink.offer(key, &to_send, resync) {
                 Offer::Sent => {
                     v.full_since = None;
+                    if frame.kind == FrameKind::Key {
+                        v.waiting_key = false;
+                        v.resync_pending = false;
+                    }
+                    v.note_sent(now);
                     reached += 1;
                     true
                 }
                 Offer::Full => {
                     stats.dropped_slow_viewer += 1;
+                    v.note_drop(now);
+                    if frame.media != MediaMode::Images && !v.waiting_key {
+                        // Never deliver the rest of a GOP with a hole in it.
+                        v.waiting_key = true;
+                        v.resync_pending = true;
+                        stats.resyncs += 1;
+                        delivery.keyframe_wanted = true;
+                    }
                     let since = *v.full_since.get_or_insert(now);
                     if now.saturating_duration_since(since) >= limits.stall_timeout {
                         stats.evicted += 1;
-                        evicted.push(v.conn.clone());
+                        delivery.evicted.push(v.conn.clone());
                         false
                     } else {
                         true
                     }
                 }
                 Offer::Closed => false,
-            });
+            }
+        });
         stats.frames_out += reached as u64;
-        Ok(Delivery {
-            seq,
-            reached,
-            evicted,
-            started,
-        })
+        delivery.reached = delivery.reached.max(reached);
     }
 
     pub(super) fn stats(&self, now: Instant) -> StreamStats {
@@ -310,6 +511,12 @@ impl<S: ViewerSink> Stream<S> {
             fps: frames as f64 / span,
             bitrate_kbps: bytes as f64 * 8.0 / 1000.0 / span,
             started_at: self.started_at,
+            media: self.media.mode,
+            levels: self.viewers.iter().fold([0; LEVELS], |mut acc, v| {
+                acc[v.level] += 1;
+                acc
+            }),
+            gop_frames: self.media.gop.len(),
             ..self.stats.clone()
         }
     }

@@ -72,7 +72,7 @@ impl TestSink {
 }
 
 impl ViewerSink for TestSink {
-    fn offer(&self, stream_key: &str, frame: &Frame) -> Offer {
+    fn offer(&self, stream_key: &str, frame: &Frame, _resync: bool) -> Offer {
         if self.closed.load(Ordering::SeqCst) {
             return Offer::Closed;
         }
@@ -794,7 +794,10 @@ fn slow_viewer_drops_frames_without_hurting_a_healthy_one() {
     assert_eq!(slow.seqs(), [1, 2]);
 
     let st = stats(&d, "a", t0 + secs(1));
-    assert_eq!(st.dropped_slow_viewer, 8);
+    // Offered and refused: 3, 4, 5 (three drops: level 1, every 2nd frame), 6, 8, 10 (level 2,
+    // every 4th). Frames skipped by the level are not offered, so not dropped.
+    assert_eq!(st.dropped_slow_viewer, 6);
+    assert_eq!(st.levels, [1, 0, 1]);
     assert_eq!(st.frames_out, 12);
     assert_eq!(st.viewer_count, 2, "still within the stall timeout");
     assert_eq!(st.evicted, 0);
@@ -814,16 +817,18 @@ fn slow_viewer_resumes_at_the_newest_frame_after_draining() {
         publish(&d, "a", frame_n(i), t0 + ms(10 * i as u64));
     }
     slow.drain();
-    let delivery = publish(&d, "a", frame_n(11), t0 + ms(200));
-    assert_eq!(delivery.seq, 11);
+    // The slow viewer is at level 2 now (every 4th frame): 11 is skipped, 12 is offered.
+    assert_eq!(publish(&d, "a", frame_n(11), t0 + ms(200)).reached, 1);
+    let delivery = publish(&d, "a", frame_n(12), t0 + ms(210));
+    assert_eq!(delivery.seq, 12);
     assert_eq!(delivery.reached, 2);
 
     // 3..=10 are gone for good: no backlog replay, straight to the live edge.
-    assert_eq!(slow.seqs(), [1, 2, 11]);
+    assert_eq!(slow.seqs(), [1, 2, 12]);
     let last = slow.received().pop().expect("a frame after drain");
-    assert_eq!(last.data, frame_n(11));
-    assert_eq!(healthy.seqs(), (1..=11).collect::<Vec<u64>>());
-    assert_eq!(stats(&d, "a", t0 + ms(200)).dropped_slow_viewer, 8);
+    assert_eq!(last.data, frame_n(12));
+    assert_eq!(healthy.seqs(), (1..=12).collect::<Vec<u64>>());
+    assert_eq!(stats(&d, "a", t0 + ms(200)).dropped_slow_viewer, 6);
 }
 
 #[test]

@@ -35,7 +35,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::Hub;
-use crate::relay::{Frame, Offer, RelayError, TokenBucket, ViewerSink};
+use crate::relay::{Frame, FrameKind, Offer, RelayError, TokenBucket, ViewerSink};
 
 /// Requests queued per connection before new ones are refused (`RATE_LIMITED`).
 const CONNECTION_QUEUE: usize = 256;
@@ -136,12 +136,18 @@ impl Session {
 pub struct SocketSink(SocketRef);
 
 impl ViewerSink for SocketSink {
-    fn offer(&self, stream_key: &str, frame: &Frame) -> Offer {
+    fn offer(&self, stream_key: &str, frame: &Frame, resync: bool) -> Offer {
         let payload = server::StreamData {
             stream_key,
             data: &frame.data,
             timestamp: frame.timestamp,
             seq: frame.seq,
+            media: frame.media,
+            key: frame.kind == FrameKind::Key,
+            init: frame.init,
+            resync,
+            chunk: frame.chunk.as_ref(),
+            config: frame.config.as_deref(),
         };
         match self.0.emit(events::STREAM_DATA, &payload) {
             Ok(()) => Offer::Sent,

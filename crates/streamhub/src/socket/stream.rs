@@ -6,14 +6,14 @@ use socketioxide::SocketIo;
 use socketioxide::extract::AckSender;
 use streamhub_protocol::client::{Create, DataSend, Resume, StreamRef};
 use streamhub_protocol::server::{
-    self, Ack, BufferedFrame, Created, EndReason, Published, StreamEnvelope, StreamList,
+    self, Ack, BufferedFrame, Created, EndReason, MediaMode, Published, StreamEnvelope, StreamList,
     StreamStatus,
 };
 use streamhub_protocol::{ErrorCode, events, validate};
 
 use super::{Ctx, Handled, Refusal, Session, SocketSink, emit, emit_room, refuse, room};
 use crate::events::HubEvent;
-use crate::relay::{NewStream, RelayError};
+use crate::relay::{Incoming, NewStream, RelayError, ViewerSink};
 use crate::{Hub, ids, now_ms};
 
 fn key(raw: &str) -> Handled<&str> {
@@ -145,14 +145,22 @@ pub(super) async fn data(ctx: &mut Ctx<'_>, r: DataSend, ack: AckSender) {
         Err(refusal) => return refuse(ctx.hub, ctx.s, ack, event, refusal),
     };
     let now = Instant::now();
+    let incoming = Incoming {
+        data: r.data,
+        chunk: r.chunk,
+        config: r.config,
+    };
     match ctx
         .hub
         .relay
-        .distribute_stream_data(k, &ctx.session.conn, r.data, now, now_ms())
+        .distribute(k, &ctx.session.conn, incoming, now, now_ms())
     {
         Ok(delivery) => {
             if let Some(stream) = &delivery.started {
                 announce_start(ctx.hub, ctx.io, stream).await;
+            }
+            if delivery.keyframe_wanted {
+                request_keyframe(ctx.s, k, "resync");
             }
             for conn in &delivery.evicted {
                 evict(ctx.hub, ctx.io, k, conn).await;
@@ -177,6 +185,18 @@ pub(super) async fn data(ctx: &mut Ctx<'_>, r: DataSend, ack: AckSender) {
         }
         Err(e) => refuse(ctx.hub, ctx.s, ack, event, e.into()),
     }
+}
+
+/// Asks the streamer's encoder for a keyframe (throttled by the relay).
+fn request_keyframe(owner: &socketioxide::extract::SocketRef, key: &str, reason: &'static str) {
+    emit(
+        owner,
+        events::STREAM_KEYFRAME_REQUEST,
+        &server::KeyframeRequest {
+            stream_key: key.to_owned(),
+            reason,
+        },
+    );
 }
 
 fn rate_error_due(session: &mut Session, now: Instant) -> bool {
@@ -216,6 +236,15 @@ pub(super) async fn join(ctx: &mut Ctx<'_>, r: StreamRef) -> Handled<server::Joi
                     viewer_count: joined.viewer_count,
                 },
             );
+            if joined.media != MediaMode::Images {
+                // Encoded streams: the decodable catch-up goes out as ordinary `stream:data`,
+                // so clients that only append what arrives can start from it.
+                let sink = SocketSink(s.clone());
+                for frame in &joined.buffer {
+                    sink.offer(key, frame, false);
+                }
+                return;
+            }
             // One message, as the seed expects, unless frames are binary: official clients
             // refuse more than MAX_ATTACHMENTS_PER_MESSAGE attachments in one message.
             let per_message = if joined.buffer.iter().any(|f| f.data.is_binary()) {
@@ -242,6 +271,12 @@ pub(super) async fn join(ctx: &mut Ctx<'_>, r: StreamRef) -> Handled<server::Joi
                 );
             }
         })?;
+    if joined.keyframe_wanted
+        && let Some(owner) = ctx.hub.relay.owner(key)
+        && let Some(owner) = super::socket_by_conn(ctx.io, &owner)
+    {
+        request_keyframe(&owner, key, "join");
+    }
     if joined.new {
         ctx.s.join(room(key));
         let history = ctx.hub.chat.recent(&joined.stream.streamer.username);

@@ -1,0 +1,315 @@
+//! What a stream's frames are, and what a late joiner needs to decode them.
+//!
+//! Three modes, chosen from the frames themselves:
+//! - **Images** (JPEG, WebP, anything else): every frame stands alone. Late joiners get the
+//!   ring of the last `buffer_frames` frames (`stream:buffer`, the seed's catch-up).
+//! - **WebM** (the first bytes are an EBML header): the byte stream goes through
+//!   [`WebmParser`] and is re-cut so a frame starts wherever a Cluster opens with a video
+//!   keyframe. The state keeps the init segment and the GOP (everything since the latest
+//!   keyframe Cluster); a joiner gets `init + GOP` as one `stream:data`, so even a client that
+//!   only appends what arrives (the note's MSE snippet) can start decoding.
+//! - **WebCodecs** (the sender labels chunks `key`/`delta`): the GOP since the latest key
+//!   chunk, with the latest decoder config, is kept for joiners.
+//!
+//! Base64 text WebM (the seed's way of sending) is decoded to parse it, and the re-cut frames
+//! are encoded back to base64 text, so viewers get the type the streamer sent.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use bytes::{Bytes, BytesMut};
+use streamhub_protocol::client::{ChunkInfo, ChunkKind};
+use streamhub_protocol::server::MediaMode;
+use streamhub_protocol::{FrameData, Millis};
+
+use crate::media::webm::{Piece, WebmParser};
+
+const EBML_MAGIC: [u8; 4] = [0x1A, 0x45, 0xDF, 0xA3];
+/// Base64 of a string starting with the EBML magic (`1A 45 DF`).
+const EBML_MAGIC_B64: &str = "GkXf";
+
+/// Whether decoding can start at a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameKind {
+    /// An independent picture.
+    Independent,
+    /// Decoding can start here.
+    Key,
+    /// Needs what came before.
+    Delta,
+}
+
+/// One relayed frame, shared by the catch-up state and every viewer's send.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Frame {
+    pub data: FrameData,
+    pub timestamp: Millis,
+    pub seq: u64,
+    pub media: MediaMode,
+    pub kind: FrameKind,
+    /// WebM: the data begins with an init segment.
+    pub init: bool,
+    pub chunk: Option<ChunkInfo>,
+    pub config: Option<Arc<serde_json::Value>>,
+}
+
+/// An incoming frame, before it gets a sequence number.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    pub data: FrameData,
+    pub chunk: Option<ChunkInfo>,
+    pub config: Option<serde_json::Value>,
+}
+
+/// Why a frame cannot be relayed as media.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MediaError {
+    #[error("not valid base64: {0}")]
+    Base64(String),
+    #[error("the WebM stream cannot be parsed ({0}); restart the recorder to send a new header")]
+    Webm(String),
+}
+
+/// Cut frames, without sequence numbers yet.
+#[derive(Debug)]
+pub struct Cut {
+    pub data: FrameData,
+    pub kind: FrameKind,
+    pub init: bool,
+    pub raw: Option<Bytes>,
+}
+
+#[derive(Debug, Default)]
+struct WebmState {
+    parser: WebmParser,
+    /// The stream sends base64 text.
+    text: bool,
+    init: Option<Bytes>,
+    /// Raw bytes of the GOP, for the joiner bundle.
+    gop_raw: Vec<Bytes>,
+}
+
+/// Per-stream media state.
+#[derive(Debug, Default)]
+pub struct MediaState {
+    pub mode: MediaMode,
+    webm: Option<WebmState>,
+    /// Frames since the latest keyframe (encoded modes), the catch-up for joiners.
+    pub gop: Vec<Arc<Frame>>,
+    gop_bytes: usize,
+    /// The GOP outgrew the limit: joiners wait for the next keyframe.
+    gop_overflow: bool,
+    pub config: Option<Arc<serde_json::Value>>,
+}
+
+fn starts_webm(data: &FrameData) -> bool {
+    match data {
+        FrameData::Binary(b) => b.starts_with(&EBML_MAGIC),
+        FrameData::Text(t) => t.starts_with(EBML_MAGIC_B64),
+    }
+}
+
+fn raw_bytes(data: FrameData) -> Result<(Bytes, bool), MediaError> {
+    match data {
+        FrameData::Binary(b) => Ok((b, false)),
+        FrameData::Text(t) => B64
+            .decode(t.trim())
+            .map(|v| (Bytes::from(v), true))
+            .map_err(|e| MediaError::Base64(e.to_string())),
+    }
+}
+
+fn wrap(bytes: Bytes, text: bool) -> FrameData {
+    if text {
+        FrameData::Text(B64.encode(&bytes))
+    } else {
+        FrameData::Binary(bytes)
+    }
+}
+
+impl MediaState {
+    /// Classifies and (for WebM) re-cuts one incoming frame.
+    pub fn cut(&mut self, incoming: Incoming) -> Result<Vec<Cut>, MediaError> {
+        if let Some(chunk) = &incoming.chunk {
+            self.set_mode(MediaMode::Webcodecs);
+            if let Some(config) = incoming.config {
+                self.config = Some(Arc::new(config));
+            }
+            let kind = match chunk.kind {
+                ChunkKind::Key => FrameKind::Key,
+                ChunkKind::Delta => FrameKind::Delta,
+            };
+            return Ok(vec![Cut {
+                data: incoming.data,
+                kind,
+                init: false,
+                raw: None,
+            }]);
+        }
+        let new_segment = starts_webm(&incoming.data);
+        if !new_segment && self.mode != MediaMode::Webm {
+            self.set_mode(MediaMode::Images);
+            return Ok(vec![Cut {
+                data: incoming.data,
+                kind: FrameKind::Independent,
+                init: false,
+                raw: None,
+            }]);
+        }
+        let (bytes, text) = raw_bytes(incoming.data)?;
+        if new_segment {
+            // A new EBML header: the recorder (re)started; parse from scratch.
+            self.set_mode(MediaMode::Webm);
+            self.webm = Some(WebmState {
+                text,
+                ..WebmState::default()
+            });
+            self.clear_gop();
+        }
+        let state = self.webm.get_or_insert_with(WebmState::default);
+        let pieces = state.parser.push(&bytes);
+        group(state, pieces)
+    }
+
+    fn set_mode(&mut self, mode: MediaMode) {
+        if self.mode != mode {
+            self.mode = mode;
+            self.webm = None;
+            self.config = None;
+            self.clear_gop();
+        }
+    }
+
+    fn clear_gop(&mut self) {
+        self.gop.clear();
+        self.gop_bytes = 0;
+        self.gop_overflow = false;
+        if let Some(w) = &mut self.webm {
+            w.gop_raw.clear();
+        }
+    }
+
+    /// Records a relayed frame in the GOP cache (encoded modes).
+    pub fn remember(&mut self, frame: &Arc<Frame>, raw: Option<Bytes>, max_gop_bytes: usize) {
+        if self.mode == MediaMode::Images {
+            return;
+        }
+        if frame.kind == FrameKind::Key {
+            self.clear_gop();
+        } else if self.gop.is_empty() || self.gop_overflow {
+            // Nothing decodable to add to.
+            return;
+        }
+        self.gop_bytes += frame.data.len();
+        if self.gop_bytes > max_gop_bytes {
+            self.clear_gop();
+            self.gop_overflow = true;
+            return;
+        }
+        self.gop.push(Arc::clone(frame));
+        if let (Some(w), Some(raw)) = (&mut self.webm, raw) {
+            w.gop_raw.push(raw);
+        }
+    }
+
+    /// WebM: the init segment followed by `extra` (the GOP, or one keyframe for a resync) as
+    /// one frame a fresh or reset MediaSource can append.
+    pub fn webm_bundle(&self, extra: &[Bytes], template: &Frame) -> Option<Frame> {
+        let w = self.webm.as_ref()?;
+        let init = w.init.as_ref()?;
+        let mut buf =
+            BytesMut::with_capacity(init.len() + extra.iter().map(Bytes::len).sum::<usize>());
+        buf.extend_from_slice(init);
+        for b in extra {
+            buf.extend_from_slice(b);
+        }
+        Some(Frame {
+            data: wrap(buf.freeze(), w.text),
+            init: true,
+            kind: if extra.is_empty() {
+                FrameKind::Delta
+            } else {
+                FrameKind::Key
+            },
+            ..template.clone()
+        })
+    }
+
+    /// What a viewer joining now receives, and whether it can decode what follows.
+    pub fn catch_up(&self, now_template: &Frame) -> (Vec<Arc<Frame>>, bool) {
+        match self.mode {
+            MediaMode::Images => (Vec::new(), true),
+            MediaMode::Webcodecs => (self.gop.clone(), !self.gop.is_empty()),
+            MediaMode::Webm => {
+                let gop_raw = self
+                    .webm
+                    .as_ref()
+                    .map(|w| w.gop_raw.as_slice())
+                    .unwrap_or(&[]);
+                let synced = !self.gop.is_empty();
+                let template = self.gop.last().map(|f| f.as_ref()).unwrap_or(now_template);
+                let bundle = self.webm_bundle(if synced { gop_raw } else { &[] }, template);
+                // No init yet: the viewer sees the stream from its very first byte.
+                let has_init = bundle.is_some();
+                (
+                    bundle.map(Arc::new).into_iter().collect(),
+                    synced || !has_init,
+                )
+            }
+        }
+    }
+}
+
+/// Groups parser pieces into frames that start at keyframe Clusters.
+fn group(state: &mut WebmState, pieces: Vec<Piece>) -> Result<Vec<Cut>, MediaError> {
+    let mut out: Vec<Cut> = Vec::new();
+    let mut current: Option<(BytesMut, FrameKind, bool)> = None;
+    let flush = |current: &mut Option<(BytesMut, FrameKind, bool)>, out: &mut Vec<Cut>, text| {
+        if let Some((buf, kind, init)) = current.take() {
+            let raw = buf.freeze();
+            out.push(Cut {
+                data: wrap(raw.clone(), text),
+                kind,
+                init,
+                raw: Some(raw),
+            });
+        }
+    };
+    for piece in pieces {
+        match piece {
+            Piece::Error(e) => return Err(MediaError::Webm(e.to_string())),
+            Piece::Init(b) => {
+                state.init = Some(b.clone());
+                flush(&mut current, &mut out, state.text);
+                current = Some((BytesMut::from(&b[..]), FrameKind::Delta, true));
+            }
+            Piece::ClusterStart {
+                bytes,
+                keyframe: true,
+                ..
+            } => {
+                // A keyframe Cluster right after the init stays in the same frame.
+                match &mut current {
+                    Some((buf, kind, true))
+                        if *kind == FrameKind::Delta
+                            && buf.len() == state.init.as_ref().map_or(0, Bytes::len) =>
+                    {
+                        buf.extend_from_slice(&bytes);
+                        *kind = FrameKind::Key;
+                    }
+                    _ => {
+                        flush(&mut current, &mut out, state.text);
+                        current = Some((BytesMut::from(&bytes[..]), FrameKind::Key, false));
+                    }
+                }
+            }
+            Piece::ClusterStart { bytes, .. } | Piece::Data(bytes) => match &mut current {
+                Some((buf, _, _)) => buf.extend_from_slice(&bytes),
+                None => current = Some((BytesMut::from(&bytes[..]), FrameKind::Delta, false)),
+            },
+        }
+    }
+    flush(&mut current, &mut out, state.text);
+    Ok(out)
+}
