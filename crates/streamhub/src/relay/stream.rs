@@ -85,7 +85,7 @@ impl<S> Viewer<S> {
             return frame.kind == FrameKind::Key;
         }
         match frame.media {
-            MediaMode::Images => frame.seq % (1 << self.level) == 0,
+            MediaMode::Images => frame.seq.is_multiple_of(1 << self.level),
             MediaMode::Webcodecs => self.level == 0 || frame.kind == FrameKind::Key,
             // A WebM byte stream cannot be thinned inside a Cluster; slow WebM viewers
             // resync to the next keyframe instead.
