@@ -46,6 +46,7 @@ pub mod events {
     pub const STREAM_RESUMED: &str = "stream:resumed";
     pub const STREAM_EVICTED: &str = "stream:evicted";
     pub const STREAM_KEYFRAME_REQUEST: &str = "stream:keyframe:request";
+    pub const STREAM_LEVEL: &str = "stream:level";
     pub const CHAT_MESSAGE: &str = "chat:message";
     pub const CHAT_HISTORY: &str = "chat:history";
     pub const REACTION: &str = "reaction";

@@ -123,6 +123,15 @@ fn is_false(b: &bool) -> bool {
     !*b
 }
 
+/// `stream:level`: this viewer's delivery level changed (0 = every frame; see
+/// `docs/protocol.md`, "Delivery levels").
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Level {
+    pub stream_key: String,
+    pub level: usize,
+}
+
 /// `stream:keyframe:request`: to the streamer, asking for a keyframe soon (WebCodecs:
 /// `encoder.encode(frame, {keyFrame: true})`). Throttled per stream.
 #[derive(Debug, Clone, Serialize)]

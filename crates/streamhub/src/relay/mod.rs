@@ -135,6 +135,8 @@ pub struct Delivery {
     pub started: Option<StreamInfo>,
     /// Ask the streamer for a keyframe (a WebCodecs viewer is waiting for one).
     pub keyframe_wanted: bool,
+    /// Viewers whose delivery level changed, with the new level (see [`LEVELS`]).
+    pub level_changes: Vec<(ConnId, usize)>,
 }
 
 /// The result of [`Distributor::add_viewer`].

@@ -56,6 +56,9 @@ struct Viewer<S> {
     /// The next frame sent is the first after a drop.
     resync_pending: bool,
     level: usize,
+    /// The level the viewer was last told about (told after a successful send, when its
+    /// queue has room).
+    announced_level: usize,
     drops_in_window: u32,
     window_start: Option<Instant>,
     last_change: Option<Instant>,
@@ -70,6 +73,7 @@ impl<S> Viewer<S> {
             waiting_key: !synced,
             resync_pending: false,
             level: 0,
+            announced_level: 0,
             drops_in_window: 0,
             window_start: None,
             last_change: None,
@@ -367,6 +371,7 @@ impl<S: ViewerSink> Stream<S> {
             evicted: Vec::new(),
             started,
             keyframe_wanted: false,
+            level_changes: Vec::new(),
         };
         for Cut {
             data,
@@ -462,6 +467,10 @@ impl<S: ViewerSink> Stream<S> {
                         v.resync_pending = false;
                     }
                     v.note_sent(now);
+                    if v.level != v.announced_level {
+                        v.announced_level = v.level;
+                        delivery.level_changes.push((v.conn.clone(), v.level));
+                    }
                     reached += 1;
                     true
                 }

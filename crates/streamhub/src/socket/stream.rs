@@ -162,6 +162,15 @@ pub(super) async fn data(ctx: &mut Ctx<'_>, r: DataSend, ack: AckSender) {
             if delivery.keyframe_wanted {
                 request_keyframe(ctx.s, k, "resync");
             }
+            for (conn, level) in &delivery.level_changes {
+                if let Some(viewer) = super::socket_by_conn(ctx.io, conn) {
+                    let payload = server::Level {
+                        stream_key: k.to_owned(),
+                        level: *level,
+                    };
+                    emit(&viewer, events::STREAM_LEVEL, &payload);
+                }
+            }
             for conn in &delivery.evicted {
                 evict(ctx.hub, ctx.io, k, conn).await;
             }
