@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::{Client, http_get, start};
 use serde_json::json;
 
@@ -38,13 +36,7 @@ async fn register_create_publish_join_and_buffer() {
     let mut viewer = Client::connect(server.addr).await;
     viewer.register("Vi", "VIEWER").await;
     // Frames are handled in order on the streamer's connection; wait until all 35 are in.
-    for _ in 0..50 {
-        let (_, body) = http_get(server.addr, &format!("/api/streams/{key}")).await;
-        if body["stats"]["framesIn"] == 35 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    server.wait_frames_in(&key, 35).await;
     viewer.emit("stream:join", json!({"streamKey": key})).await;
     let joined = viewer.wait_for("stream:joined").await;
     assert_eq!(joined.args[0]["viewerCount"], 1);
@@ -125,20 +117,13 @@ async fn bad_input_gets_errors_and_the_connection_survives() {
     c.emit("stream:list", json!(null)).await;
     let list = c.wait_for("stream:list").await;
     assert_eq!(list.args[0]["streams"], json!([]));
-    server.shutdown.cancel();
-    server.handle.await.unwrap().unwrap();
+    server.stop().await;
 }
 
 #[tokio::test]
 async fn binary_catch_up_comes_in_messages_of_at_most_ten_frames() {
     let server = start(|_| {}).await;
-    let mut streamer = Client::connect(server.addr).await;
-    streamer.register("Ana", "STREAMER").await;
-    let created = streamer.wait_for("stream:created").await;
-    let key = created.args[0]["stream"]["streamKey"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (mut streamer, key) = Client::streamer(server.addr, "Ana").await;
     for i in 0..25u8 {
         streamer
             .emit_binary(
@@ -149,13 +134,7 @@ async fn binary_catch_up_comes_in_messages_of_at_most_ten_frames() {
             )
             .await;
     }
-    for _ in 0..50 {
-        let (_, body) = http_get(server.addr, &format!("/api/streams/{key}")).await;
-        if body["stats"]["framesIn"] == 25 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    server.wait_frames_in(&key, 25).await;
     let mut viewer = Client::connect(server.addr).await;
     viewer.register("Vi", "VIEWER").await;
     viewer.emit("stream:join", json!({"streamKey": key})).await;
@@ -170,20 +149,13 @@ async fn binary_catch_up_comes_in_messages_of_at_most_ten_frames() {
     // Oldest first, every frame once, bytes intact.
     let firsts: Vec<u8> = seen.iter().map(|b| b[0]).collect();
     assert_eq!(firsts, (0..25).collect::<Vec<u8>>());
-    server.shutdown.cancel();
-    server.handle.await.unwrap().unwrap();
+    server.stop().await;
 }
 
 #[tokio::test]
 async fn a_late_viewer_gets_the_channel_chat_history() {
     let server = start(|_| {}).await;
-    let mut streamer = Client::connect(server.addr).await;
-    streamer.register("Ana", "STREAMER").await;
-    let created = streamer.wait_for("stream:created").await;
-    let key = created.args[0]["stream"]["streamKey"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (_streamer, key) = Client::streamer(server.addr, "Ana").await;
     let mut early = Client::connect(server.addr).await;
     early.register("Early", "VIEWER").await;
     early.emit("stream:join", json!({"streamKey": key})).await;
@@ -205,6 +177,5 @@ async fn a_late_viewer_gets_the_channel_chat_history() {
         .collect();
     assert_eq!(texts, ["first", "second"]);
     assert_eq!(messages[0]["user"]["username"], "Early");
-    server.shutdown.cancel();
-    server.handle.await.unwrap().unwrap();
+    server.stop().await;
 }

@@ -36,6 +36,27 @@ pub async fn start(tweak: impl FnOnce(&mut Config)) -> Server {
     }
 }
 
+impl Server {
+    /// Cancels the shutdown token and waits for `run` to return cleanly.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.handle.await.unwrap().unwrap();
+    }
+
+    /// Polls the stats API until the stream has taken `n` frames (frames are handled in
+    /// order on the streamer's connection, after the websocket write returns).
+    pub async fn wait_frames_in(&self, key: &str, n: u64) {
+        for _ in 0..100 {
+            let (_, body) = http_get(self.addr, &format!("/api/streams/{key}")).await;
+            if body["stats"]["framesIn"] == n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("stream {key} never reached {n} frames");
+    }
+}
+
 /// A Socket.IO event as received: name and arguments, binary attachments put back in place
 /// as `{"$binary": [bytes...]}`.
 #[derive(Debug, Clone)]
@@ -153,6 +174,18 @@ impl Client {
                 return r;
             }
         }
+    }
+
+    /// Connects a STREAMER and returns it with the key of the stream made for it.
+    pub async fn streamer(addr: SocketAddr, name: &str) -> (Client, String) {
+        let mut c = Client::connect(addr).await;
+        c.register(name, "STREAMER").await;
+        let created = c.wait_for("stream:created").await;
+        let key = created.args[0]["stream"]["streamKey"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        (c, key)
     }
 
     /// Registers and returns the `user:registered` payload.
