@@ -9,6 +9,7 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { after, before } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { io } from 'socket.io-client';
 
@@ -158,6 +159,37 @@ export async function startServer(extraArgs = [], env = {}) {
     return stopping;
   };
   return server;
+}
+
+/**
+ * Suite fixture: call it inside a `describe` callback. A `before` hook starts the server
+ * (`startServer(extraArgs, env)`) and an `after` hook closes every tracked socket and stops
+ * it. Hooks the suite registers later (e.g. a `before` that sets up streams) run after the
+ * server is up.
+ *
+ * Returns a stand-in for the server that forwards every property (`url`, `proc`, `exited`,
+ * `exitSignal`, `logs()`, `stop()`, ...) to the server the hook started, so tests use it as
+ * they would startServer()'s result, including `diag(() => server, ...)`. Reading a property
+ * before the hook has started the server throws.
+ */
+export function withServer(extraArgs = [], env = {}) {
+  let current = null;
+  before(async () => {
+    current = await startServer(extraArgs, env);
+  });
+  after(async () => {
+    closeAll();
+    if (current) await current.stop();
+  });
+  return new Proxy(
+    {},
+    {
+      get(_, prop) {
+        if (!current) throw new Error(`withServer(): server.${String(prop)} read before the server was started`);
+        return current[prop];
+      },
+    },
+  );
 }
 
 /**
@@ -408,6 +440,32 @@ export async function joinStream(socket, streamKey) {
   const ack = await emitAck(socket, 'stream:join', { streamKey });
   if (!ack || ack.ok !== true) throw new Error(`stream:join failed: ${JSON.stringify(ack)}`);
   return ack;
+}
+
+/**
+ * A stream with viewers on it: registers the streamer, starts its stream, registers every
+ * viewer (in order), then has each of them join (in order). Everything goes through
+ * registerStreamer / startStream / registerViewer / joinStream, so any failure throws.
+ *
+ * `streamer` and each entry of `viewers` is a username, or {name, transports} to pick that
+ * client's socket.io transports (e.g. ['websocket'] or ['polling']). `transports` applies to
+ * every client that names none; without it, clients use the library's default (polling,
+ * then upgrade).
+ *
+ * Returns {streamer, key, viewers}: the registerStreamer() result, its stream key, and the
+ * registerViewer() results in the order given.
+ */
+export async function liveStream(server, { streamer, viewers = [], transports } = {}) {
+  const client = (spec) => {
+    const { name, transports: own = transports } = typeof spec === 'string' ? { name: spec } : spec;
+    return [name, own ? { socketOpts: { transports: own } } : {}];
+  };
+  const s = await registerStreamer(server.url, ...client(streamer));
+  await startStream(s.socket, s.streamKey);
+  const registered = [];
+  for (const v of viewers) registered.push(await registerViewer(server.url, ...client(v)));
+  for (const v of registered) await joinStream(v.socket, s.streamKey);
+  return { streamer: s, key: s.streamKey, viewers: registered };
 }
 
 /** A frame's data as a Buffer if it is binary (Buffer, ArrayBuffer, typed array), else null. */

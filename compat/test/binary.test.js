@@ -3,19 +3,17 @@
 
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import {
   asBuffer,
-  closeAll,
   diag,
   emitAck,
   joinStream,
-  registerStreamer,
+  liveStream,
   registerViewer,
   show,
-  startServer,
-  startStream,
   until,
+  withServer,
 } from '../helpers.js';
 
 function frameSet() {
@@ -91,14 +89,7 @@ async function collectBuffer(viewer, streamKey, expected) {
 }
 
 describe('binary and text frames', () => {
-  let server;
-  before(async () => {
-    server = await startServer();
-  });
-  after(async () => {
-    closeAll();
-    if (server) await server.stop();
-  });
+  const server = withServer();
 
   test(
     'websocket streamer: binary stays binary, strings stay strings, for every transport of viewer',
@@ -106,15 +97,19 @@ describe('binary and text frames', () => {
     diag(
       () => server,
       async () => {
-        const s = await registerStreamer(server.url, 'bin-streamer', { socketOpts: { transports: ['websocket'] } });
-        await startStream(s.socket, s.streamKey);
-
+        const { streamer: s, viewers: [ws, byDefault, polling] } = await liveStream(server, {
+          streamer: { name: 'bin-streamer', transports: ['websocket'] },
+          viewers: [
+            { name: 'bin-ws', transports: ['websocket'] },
+            'bin-default',
+            { name: 'bin-polling', transports: ['polling'] },
+          ],
+        });
         const viewers = [
-          ['websocket viewer', await registerViewer(server.url, 'bin-ws', { socketOpts: { transports: ['websocket'] } })],
-          ['default-transport viewer', await registerViewer(server.url, 'bin-default')],
-          ['polling-only viewer', await registerViewer(server.url, 'bin-polling', { socketOpts: { transports: ['polling'] } })],
+          ['websocket viewer', ws],
+          ['default-transport viewer', byDefault],
+          ['polling-only viewer', polling],
         ];
-        for (const [, v] of viewers) await joinStream(v.socket, s.streamKey);
 
         const frames = frameSet();
         for (let i = 0; i < frames.length; i++) {
@@ -171,10 +166,10 @@ describe('binary and text frames', () => {
     diag(
       () => server,
       async () => {
-        const s = await registerStreamer(server.url, 'bin-poll-streamer', { socketOpts: { transports: ['polling'] } });
-        await startStream(s.socket, s.streamKey);
-        const v = await registerViewer(server.url, 'bin-poll-viewer', { socketOpts: { transports: ['websocket'] } });
-        await joinStream(v.socket, s.streamKey);
+        const { streamer: s, viewers: [v] } = await liveStream(server, {
+          streamer: { name: 'bin-poll-streamer', transports: ['polling'] },
+          viewers: [{ name: 'bin-poll-viewer', transports: ['websocket'] }],
+        });
 
         const frames = frameSet();
         for (let i = 0; i < frames.length; i++) {

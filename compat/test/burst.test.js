@@ -2,22 +2,15 @@
 // handler: every one of them must be registered within 20 s.
 
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import { closeAll, diag, getJson, show, socketFor, startServer, until } from '../helpers.js';
+import { describe, test } from 'node:test';
+import { diag, getJson, show, socketFor, until, withServer } from '../helpers.js';
 
 const WEBSOCKET_CLIENTS = 500;
 const DEFAULT_CLIENTS = 100; // library default: polling, then upgrade
 const DEADLINE_MS = 20_000;
 
 describe('connection burst', () => {
-  let server;
-  before(async () => {
-    server = await startServer();
-  });
-  after(async () => {
-    closeAll();
-    if (server) await server.stop();
-  });
+  const server = withServer();
 
   test(
     `${WEBSOCKET_CLIENTS} websocket + ${DEFAULT_CLIENTS} default-transport clients register at once`,

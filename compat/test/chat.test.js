@@ -2,24 +2,22 @@
 // membership, and HTML relayed verbatim.
 
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import {
-  closeAll,
   diag,
   emitAck,
   expectRefusal,
   joinStream,
-  registerStreamer,
+  liveStream,
   registerViewer,
   show,
   sleep,
-  startServer,
-  startStream,
   until,
+  withServer,
 } from '../helpers.js';
 
 describe('chat and reactions', () => {
-  let server;
+  const server = withServer(['--chat-burst', '3', '--chat-per-sec', '0.5']);
   let s; // streamer
   let v1;
   let v2;
@@ -27,19 +25,11 @@ describe('chat and reactions', () => {
   let key;
 
   before(async () => {
-    server = await startServer(['--chat-burst', '3', '--chat-per-sec', '0.5']);
-    s = await registerStreamer(server.url, 'chat-host');
-    key = s.streamKey;
-    await startStream(s.socket, key);
-    v1 = await registerViewer(server.url, 'viewer-one');
-    v2 = await registerViewer(server.url, 'viewer-two');
+    ({ streamer: s, key, viewers: [v1, v2] } = await liveStream(server, {
+      streamer: 'chat-host',
+      viewers: ['viewer-one', 'viewer-two'],
+    }));
     outsider = await registerViewer(server.url, 'outsider');
-    await joinStream(v1.socket, key);
-    await joinStream(v2.socket, key);
-  });
-  after(async () => {
-    closeAll();
-    if (server) await server.stop();
   });
 
   test(

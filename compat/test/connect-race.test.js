@@ -6,24 +6,20 @@
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { after, before, describe, test } from 'node:test';
-import { closeAll, connect, diag, Recorder, startServer } from '../helpers.js';
+import { after, describe, test } from 'node:test';
+import { connect, diag, Recorder, withServer } from '../helpers.js';
 
 const ENABLED = process.env.STREAMHUB_STRESS === '1';
 const CYCLES = Number(process.env.STREAMHUB_STRESS_CYCLES || 3000);
 
 describe('first-event replies under CPU contention', { skip: ENABLED ? false : 'set STREAMHUB_STRESS=1 to run' }, () => {
-  let server;
   const hogs = [];
-  before(async () => {
-    // Every cycle leaves a stream waiting out its grace period: lift the stream limit.
-    server = await startServer(['--max-streams', '100000']);
-  });
-  after(async () => {
+  // Registered before withServer's hook, so the hogs die before the sockets and the server.
+  after(() => {
     for (const h of hogs) h.kill('SIGKILL');
-    closeAll();
-    if (server) await server.stop();
   });
+  // Every cycle leaves a stream waiting out its grace period: lift the stream limit.
+  const server = withServer(['--max-streams', '100000']);
 
   test(
     `${CYCLES} x (connect, emit user:register at once): user:registered always arrives`,

@@ -3,29 +3,28 @@
 
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import {
   asBuffer,
-  closeAll,
   connect,
   diag,
   emitAck,
   expectRefusal,
   getJson,
   joinStream,
+  liveStream,
   Recorder,
   registerStreamer,
   registerViewer,
   show,
   sleep,
-  startServer,
-  startStream,
+  withServer,
 } from '../helpers.js';
 
 const MISSING_KEY = 'sk_does_not_exist_123';
 
 describe('errors', () => {
-  let server;
+  const server = withServer();
   let control; // {streamer, viewer}: an unrelated live stream that must keep flowing
   let controlSeq = 0;
 
@@ -47,16 +46,8 @@ describe('errors', () => {
   }
 
   before(async () => {
-    server = await startServer();
-    const streamer = await registerStreamer(server.url, 'ctl-streamer');
-    await startStream(streamer.socket, streamer.streamKey);
-    const viewer = await registerViewer(server.url, 'ctl-viewer');
-    await joinStream(viewer.socket, streamer.streamKey);
+    const { streamer, viewers: [viewer] } = await liveStream(server, { streamer: 'ctl-streamer', viewers: ['ctl-viewer'] });
     control = { streamer, viewer };
-  });
-  after(async () => {
-    closeAll();
-    if (server) await server.stop();
   });
 
   test(
@@ -101,10 +92,7 @@ describe('errors', () => {
     diag(
       () => server,
       async () => {
-        const owner = await registerStreamer(server.url, 'owner');
-        await startStream(owner.socket, owner.streamKey);
-        const watcher = await registerViewer(server.url, 'watcher');
-        await joinStream(watcher.socket, owner.streamKey);
+        const { streamer: owner, viewers: [watcher] } = await liveStream(server, { streamer: 'owner', viewers: ['watcher'] });
 
         // A viewer of the stream tries to publish into it.
         const intruder = await registerViewer(server.url, 'intruder');
@@ -235,10 +223,7 @@ describe('errors', () => {
     diag(
       () => server,
       async () => {
-        const s = await registerStreamer(server.url, 'err-s2');
-        await startStream(s.socket, s.streamKey);
-        const v = await registerViewer(server.url, 'err-v3');
-        await joinStream(v.socket, s.streamKey);
+        const { streamer: s, viewers: [v] } = await liveStream(server, { streamer: 'err-s2', viewers: ['err-v3'] });
         const cases = [
           ['data a number', { streamKey: s.streamKey, data: 42 }],
           ['data an object', { streamKey: s.streamKey, data: { a: 1 } }],
@@ -319,14 +304,7 @@ describe('errors', () => {
 });
 
 describe('frame size limit', () => {
-  let server;
-  before(async () => {
-    server = await startServer(['--max-frame-bytes', '1000']);
-  });
-  after(async () => {
-    closeAll();
-    if (server) await server.stop();
-  });
+  const server = withServer(['--max-frame-bytes', '1000']);
 
   test(
     'a frame over --max-frame-bytes is FRAME_TOO_LARGE and the connection stays up',
@@ -334,10 +312,10 @@ describe('frame size limit', () => {
     diag(
       () => server,
       async () => {
-        const s = await registerStreamer(server.url, 'big-streamer', { socketOpts: { transports: ['websocket'] } });
-        await startStream(s.socket, s.streamKey);
-        const v = await registerViewer(server.url, 'big-viewer');
-        await joinStream(v.socket, s.streamKey);
+        const { streamer: s, viewers: [v] } = await liveStream(server, {
+          streamer: { name: 'big-streamer', transports: ['websocket'] },
+          viewers: ['big-viewer'],
+        });
 
         await expectRefusal(
           s.socket,

@@ -2,32 +2,25 @@
 // starting on its first frame, per-connection limits and the publish rate limit.
 
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import {
-  closeAll,
   diag,
   emitAck,
   expectRefusal,
   getJson,
   joinStream,
+  liveStream,
   registerStreamer,
   registerViewer,
   show,
   sleep,
-  startServer,
   startStream,
   until,
+  withServer,
 } from '../helpers.js';
 
 describe('limits and smaller contract points (--max-fps 5)', () => {
-  let server;
-  before(async () => {
-    server = await startServer(['--max-fps', '5']);
-  });
-  after(async () => {
-    closeAll();
-    if (server) await server.stop();
-  });
+  const server = withServer(['--max-fps', '5']);
 
   test(
     'stream:leave stops the frames; leaving again is NOT_IN_STREAM',
@@ -35,13 +28,10 @@ describe('limits and smaller contract points (--max-fps 5)', () => {
     diag(
       () => server,
       async () => {
-        const s = await registerStreamer(server.url, 'leave-host');
-        const key = s.streamKey;
-        await startStream(s.socket, key);
-        const v = await registerViewer(server.url, 'leaver');
-        const stay = await registerViewer(server.url, 'stayer');
-        await joinStream(v.socket, key);
-        await joinStream(stay.socket, key);
+        const { streamer: s, key, viewers: [v, stay] } = await liveStream(server, {
+          streamer: 'leave-host',
+          viewers: ['leaver', 'stayer'],
+        });
         const a1 = await emitAck(s.socket, 'stream:data:send', { streamKey: key, data: 'b25l' });
         assert.equal(a1.viewers, 2, show(a1));
         await v.rec.wait('stream:data');
@@ -72,9 +62,7 @@ describe('limits and smaller contract points (--max-fps 5)', () => {
     diag(
       () => server,
       async () => {
-        const s = await registerStreamer(server.url, 'twice-host');
-        const key = s.streamKey;
-        await startStream(s.socket, key);
+        const { streamer: s, key } = await liveStream(server, { streamer: 'twice-host' });
         const v = await registerViewer(server.url, 'twice-viewer');
         const j1 = await joinStream(v.socket, key);
         const j2 = await joinStream(v.socket, key);
@@ -164,11 +152,10 @@ describe('limits and smaller contract points (--max-fps 5)', () => {
     diag(
       () => server,
       async () => {
-        const s = await registerStreamer(server.url, 'fast-host', { socketOpts: { transports: ['websocket'] } });
-        const key = s.streamKey;
-        await startStream(s.socket, key);
-        const v = await registerViewer(server.url, 'fast-viewer');
-        await joinStream(v.socket, key);
+        const { streamer: s, key, viewers: [v] } = await liveStream(server, {
+          streamer: { name: 'fast-host', transports: ['websocket'] },
+          viewers: ['fast-viewer'],
+        });
 
         const from = s.rec.mark();
         const t0 = Date.now();

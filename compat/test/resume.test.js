@@ -2,33 +2,26 @@
 // token, the grace period running out (streamer_gone), and the publish secret.
 
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import {
-  closeAll,
   connect,
   diag,
   emitAck,
   expectRefusal,
   getJson,
   joinStream,
+  liveStream,
   Recorder,
   registerStreamer,
   registerViewer,
   show,
   sleep,
-  startServer,
   startStream,
+  withServer,
 } from '../helpers.js';
 
 describe('resume and grace period (--grace-secs 2)', () => {
-  let server;
-  before(async () => {
-    server = await startServer(['--grace-secs', '2']);
-  });
-  after(async () => {
-    closeAll();
-    if (server) await server.stop();
-  });
+  const server = withServer(['--grace-secs', '2']);
 
   test(
     'the streamer drops, a new connection resumes with the publish token',
@@ -36,11 +29,10 @@ describe('resume and grace period (--grace-secs 2)', () => {
     diag(
       () => server,
       async () => {
-        const s = await registerStreamer(server.url, 'resumer', { socketOpts: { transports: ['websocket'] } });
-        const key = s.streamKey;
-        await startStream(s.socket, key);
-        const v = await registerViewer(server.url, 'patient-viewer');
-        await joinStream(v.socket, key);
+        const { streamer: s, key, viewers: [v] } = await liveStream(server, {
+          streamer: { name: 'resumer', transports: ['websocket'] },
+          viewers: ['patient-viewer'],
+        });
         const first = await emitAck(s.socket, 'stream:data:send', { streamKey: key, data: 'ZnJhbWUx' });
         assert.equal(first.seq, 1, show(first));
         await v.rec.wait('stream:data');
@@ -100,11 +92,10 @@ describe('resume and grace period (--grace-secs 2)', () => {
     diag(
       () => server,
       async () => {
-        const s = await registerStreamer(server.url, 'leaver');
-        const key = s.streamKey;
-        await startStream(s.socket, key);
-        const v = await registerViewer(server.url, 'abandoned-viewer');
-        await joinStream(v.socket, key);
+        const { streamer: s, key, viewers: [v] } = await liveStream(server, {
+          streamer: 'leaver',
+          viewers: ['abandoned-viewer'],
+        });
 
         const dropAt = Date.now();
         s.socket.disconnect();
@@ -131,14 +122,7 @@ describe('resume and grace period (--grace-secs 2)', () => {
 });
 
 describe('publish secret (--publish-secret s3cret)', () => {
-  let server;
-  before(async () => {
-    server = await startServer(['--publish-secret', 's3cret']);
-  });
-  after(async () => {
-    closeAll();
-    if (server) await server.stop();
-  });
+  const server = withServer(['--publish-secret', 's3cret']);
 
   test(
     'STREAMER needs the secret, VIEWER does not',

@@ -4,20 +4,18 @@
 
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import {
-  closeAll,
   diag,
   emitAck,
   io,
-  registerStreamer,
+  liveStream,
   registerViewer,
   show,
   sleep,
-  startServer,
-  startStream,
   track,
   until,
+  withServer,
   withTimeout,
 } from '../helpers.js';
 
@@ -25,14 +23,7 @@ const FRAMES = 40;
 const BUFFER_FRAMES = 30;
 
 describe('seed snippets', () => {
-  let server;
-  before(async () => {
-    server = await startServer();
-  });
-  after(async () => {
-    closeAll();
-    if (server) await server.stop();
-  });
+  const server = withServer();
 
   test(
     'streamer + viewer + late joiner + end, as in the design note',
@@ -245,9 +236,7 @@ describe('seed snippets', () => {
     diag(
       () => server,
       async () => {
-        const s = await registerStreamer(server.url, 'flowing-host');
-        const key = s.streamKey;
-        await startStream(s.socket, key);
+        const { streamer: s, key } = await liveStream(server, { streamer: 'flowing-host' });
         let stop = false;
         let sent = 0;
         const publisher = (async () => {

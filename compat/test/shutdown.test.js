@@ -2,30 +2,11 @@
 // exits 0 within 10 s.
 
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import {
-  closeAll,
-  diag,
-  emitAck,
-  joinStream,
-  registerStreamer,
-  registerViewer,
-  show,
-  sleep,
-  startServer,
-  startStream,
-  withTimeout,
-} from '../helpers.js';
+import { describe, test } from 'node:test';
+import { diag, emitAck, liveStream, show, sleep, withServer, withTimeout } from '../helpers.js';
 
 describe('graceful shutdown', () => {
-  let server;
-  before(async () => {
-    server = await startServer();
-  });
-  after(async () => {
-    closeAll();
-    if (server) await server.stop();
-  });
+  const server = withServer();
 
   test(
     'SIGTERM ends every stream with server_shutdown and exits 0',
@@ -33,15 +14,14 @@ describe('graceful shutdown', () => {
     diag(
       () => server,
       async () => {
-        const s = await registerStreamer(server.url, 'last-show');
-        const key = s.streamKey;
-        await startStream(s.socket, key);
-        const v = await registerViewer(server.url, 'last-viewer');
-        const vws = await registerViewer(server.url, 'last-viewer-ws', { socketOpts: { transports: ['websocket'] } });
-        const vpoll = await registerViewer(server.url, 'last-viewer-polling', { socketOpts: { transports: ['polling'] } });
-        await joinStream(v.socket, key);
-        await joinStream(vws.socket, key);
-        await joinStream(vpoll.socket, key);
+        const { streamer: s, key, viewers: [v, vws, vpoll] } = await liveStream(server, {
+          streamer: 'last-show',
+          viewers: [
+            'last-viewer',
+            { name: 'last-viewer-ws', transports: ['websocket'] },
+            { name: 'last-viewer-polling', transports: ['polling'] },
+          ],
+        });
         const ack = await emitAck(s.socket, 'stream:data:send', { streamKey: key, data: 'bGFzdA==' });
         assert.equal(ack.ok, true);
         // Every client is idle and up to date before the signal.
@@ -101,14 +81,7 @@ describe('graceful shutdown', () => {
 });
 
 describe('graceful shutdown while frames flow', () => {
-  let server;
-  before(async () => {
-    server = await startServer();
-  });
-  after(async () => {
-    closeAll();
-    if (server) await server.stop();
-  });
+  const server = withServer();
 
   test(
     'SIGTERM mid-stream: viewers on every transport still get stream:ended server_shutdown',
@@ -116,14 +89,17 @@ describe('graceful shutdown while frames flow', () => {
     diag(
       () => server,
       async () => {
-        const s = await registerStreamer(server.url, 'busy-show', { socketOpts: { transports: ['websocket'] } });
-        const key = s.streamKey;
-        await startStream(s.socket, key);
+        const { streamer: s, key, viewers: [ws, polling] } = await liveStream(server, {
+          streamer: { name: 'busy-show', transports: ['websocket'] },
+          viewers: [
+            { name: 'busy-ws', transports: ['websocket'] },
+            { name: 'busy-polling', transports: ['polling'] },
+          ],
+        });
         const viewers = [
-          ['websocket viewer', await registerViewer(server.url, 'busy-ws', { socketOpts: { transports: ['websocket'] } })],
-          ['polling-only viewer', await registerViewer(server.url, 'busy-polling', { socketOpts: { transports: ['polling'] } })],
+          ['websocket viewer', ws],
+          ['polling-only viewer', polling],
         ];
-        for (const [, v] of viewers) await joinStream(v.socket, key);
         const timer = setInterval(() => {
           if (s.socket.connected) s.socket.emit('stream:data:send', { streamKey: key, data: 'ZnJhbWU=' });
         }, 50);

@@ -12,21 +12,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, describe, test } from 'node:test';
-import {
-  asBuffer,
-  closeAll,
-  diag,
-  emitAck,
-  getJson,
-  joinStream,
-  registerStreamer,
-  registerViewer,
-  show,
-  sleep,
-  startServer,
-  startStream,
-  until,
-} from '../helpers.js';
+import { asBuffer, closeAll, diag, emitAck, getJson, liveStream, show, sleep, startServer, until } from '../helpers.js';
 
 const FRAME_BYTES = 100 * 1024;
 const FPS = 20;
@@ -34,14 +20,11 @@ const REMOVAL_DEADLINE_MS = 30_000;
 const AFTER_REMOVAL_MS = 2000;
 
 async function scenario(server, { requireEviction }) {
-  const ws = { socketOpts: { transports: ['websocket'] } };
-  const s = await registerStreamer(server.url, 'stall-host', ws);
-  const key = s.streamKey;
-  await startStream(s.socket, key);
-  const healthy = await registerViewer(server.url, 'healthy', ws);
-  const stalled = await registerViewer(server.url, 'stalled', ws);
-  await joinStream(healthy.socket, key);
-  await joinStream(stalled.socket, key);
+  const { streamer: s, key, viewers: [healthy, stalled] } = await liveStream(server, {
+    streamer: 'stall-host',
+    viewers: ['healthy', 'stalled'],
+    transports: ['websocket'],
+  });
   await until(() => s.rec.last('stream:viewers')?.viewerCount === 2, 3000, 'streamer sees 2 viewers');
 
   // Stop reading: pause the ws package's net.Socket under the stalled viewer.

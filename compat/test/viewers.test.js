@@ -2,19 +2,19 @@
 
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import {
-  closeAll,
   diag,
   emitAck,
   getJson,
   joinStream,
+  liveStream,
   registerStreamer,
   registerViewer,
   show,
-  startServer,
   startStream,
   until,
+  withServer,
 } from '../helpers.js';
 
 function checkStream(where, st, { key, title, streamer, viewerCount }) {
@@ -33,14 +33,7 @@ function checkStream(where, st, { key, title, streamer, viewerCount }) {
 }
 
 describe('viewer counts, listings and HTTP API', () => {
-  let server;
-  before(async () => {
-    server = await startServer();
-  });
-  after(async () => {
-    closeAll();
-    if (server) await server.stop();
-  });
+  const server = withServer();
 
   test(
     'stream:viewers, stream:list and /api',
@@ -183,9 +176,7 @@ describe('viewer counts, listings and HTTP API', () => {
     diag(
       () => server,
       async () => {
-        const s = await registerStreamer(server.url, 'rush-host');
-        const key = s.streamKey;
-        await startStream(s.socket, key);
+        const { streamer: s, key } = await liveStream(server, { streamer: 'rush-host' });
         const viewers = await Promise.all(
           Array.from({ length: 8 }, (_, i) => registerViewer(server.url, `rush-${i}`, { socketOpts: { transports: ['websocket'] } })),
         );
