@@ -88,6 +88,8 @@ struct WebmState {
     init: Option<Bytes>,
     /// Raw bytes of the GOP, for the joiner bundle.
     gop_raw: Vec<Bytes>,
+    /// The parser has been fed.
+    started: bool,
 }
 
 /// Per-stream media state.
@@ -95,6 +97,9 @@ struct WebmState {
 pub struct MediaState {
     pub mode: MediaMode,
     webm: Option<WebmState>,
+    /// A frame too short to tell whether an EBML header starts here (Chrome's first WebM chunk
+    /// can be the single byte `1A`), held until the next frame.
+    held: Option<(Bytes, bool)>,
     /// Frames since the latest keyframe (encoded modes), the catch-up for joiners.
     pub gop: Vec<Arc<Frame>>,
     gop_bytes: usize,
@@ -103,11 +108,30 @@ pub struct MediaState {
     pub config: Option<Arc<serde_json::Value>>,
 }
 
+/// A frame whose first four bytes are the EBML magic starts a (new) WebM segment. Inside a
+/// chunk the magic is just payload; only a chunk that *starts* with it counts, and a false
+/// positive there (payload bytes equal to the magic at a chunk boundary) has a 2^-32 chance.
 fn starts_webm(data: &FrameData) -> bool {
     match data {
         FrameData::Binary(b) => b.starts_with(&EBML_MAGIC),
-        FrameData::Text(t) => t.starts_with(EBML_MAGIC_B64),
+        FrameData::Text(t) => {
+            t.starts_with(EBML_MAGIC_B64)
+                && t.get(..8)
+                    .and_then(|head| B64.decode(head).ok())
+                    .is_some_and(|b| b.starts_with(&EBML_MAGIC))
+        }
     }
+}
+
+/// A frame shorter than the EBML magic that could be its beginning.
+fn magic_prefix(data: &FrameData) -> Option<(Bytes, bool)> {
+    let (bytes, text) = match data {
+        FrameData::Binary(b) if b.len() < EBML_MAGIC.len() => (b.clone(), false),
+        FrameData::Text(t) if t.len() <= 8 => (Bytes::from(B64.decode(t.trim()).ok()?), true),
+        _ => return None,
+    };
+    (!bytes.is_empty() && bytes.len() < EBML_MAGIC.len() && EBML_MAGIC.starts_with(&bytes))
+        .then_some((bytes, text))
 }
 
 fn raw_bytes(data: FrameData) -> Result<(Bytes, bool), MediaError> {
@@ -129,9 +153,11 @@ fn wrap(bytes: Bytes, text: bool) -> FrameData {
 }
 
 impl MediaState {
-    /// Classifies and (for WebM) re-cuts one incoming frame.
-    pub fn cut(&mut self, incoming: Incoming) -> Result<Vec<Cut>, MediaError> {
+    /// Classifies and (for WebM) re-cuts one incoming frame. May return no frame at all (a
+    /// held prefix, or bytes the WebM parser keeps until it can cut).
+    pub fn cut(&mut self, mut incoming: Incoming) -> Result<Vec<Cut>, MediaError> {
         if let Some(chunk) = &incoming.chunk {
+            self.held = None;
             self.set_mode(MediaMode::Webcodecs);
             if let Some(config) = incoming.config {
                 self.config = Some(Arc::new(config));
@@ -147,6 +173,15 @@ impl MediaState {
                 raw: None,
             }]);
         }
+        if let Some((held, text)) = self.held.take() {
+            let (bytes, _) = raw_bytes(incoming.data)?;
+            let mut joined = BytesMut::from(&held[..]);
+            joined.extend_from_slice(&bytes);
+            incoming.data = wrap(joined.freeze(), text);
+        } else if let Some(prefix) = magic_prefix(&incoming.data) {
+            self.held = Some(prefix);
+            return Ok(Vec::new());
+        }
         let new_segment = starts_webm(&incoming.data);
         if !new_segment && self.mode != MediaMode::Webm {
             self.set_mode(MediaMode::Images);
@@ -158,16 +193,19 @@ impl MediaState {
             }]);
         }
         let (bytes, text) = raw_bytes(incoming.data)?;
-        if new_segment {
-            // A new EBML header: the recorder (re)started; parse from scratch.
+        if self.mode != MediaMode::Webm {
             self.set_mode(MediaMode::Webm);
-            self.webm = Some(WebmState {
-                text,
-                ..WebmState::default()
-            });
+        }
+        if new_segment && self.webm.as_ref().is_some_and(|w| w.started) {
+            // The recorder restarted (a new EBML header): parse from scratch.
+            self.webm = None;
             self.clear_gop();
         }
-        let state = self.webm.get_or_insert_with(WebmState::default);
+        let state = self.webm.get_or_insert_with(|| WebmState {
+            text,
+            ..WebmState::default()
+        });
+        state.started = true;
         let pieces = state.parser.push(&bytes);
         group(state, pieces)
     }
@@ -265,11 +303,22 @@ impl MediaState {
 fn group(state: &mut WebmState, pieces: Vec<Piece>) -> Result<Vec<Cut>, MediaError> {
     let mut out: Vec<Cut> = Vec::new();
     let mut current: Option<(BytesMut, FrameKind, bool)> = None;
-    let flush = |current: &mut Option<(BytesMut, FrameKind, bool)>, out: &mut Vec<Cut>, text| {
+    let init_len = |state: &WebmState| state.init.as_ref().map_or(0, Bytes::len);
+    // `raw` (kept for catch-up bundles) leaves out a leading init segment: bundles add the
+    // init themselves.
+    let flush = |current: &mut Option<(BytesMut, FrameKind, bool)>,
+                 out: &mut Vec<Cut>,
+                 text,
+                 init_len: usize| {
         if let Some((buf, kind, init)) = current.take() {
-            let raw = buf.freeze();
+            let all = buf.freeze();
+            let raw = if init {
+                all.slice(init_len.min(all.len())..)
+            } else {
+                all.clone()
+            };
             out.push(Cut {
-                data: wrap(raw.clone(), text),
+                data: wrap(all, text),
                 kind,
                 init,
                 raw: Some(raw),
@@ -281,7 +330,7 @@ fn group(state: &mut WebmState, pieces: Vec<Piece>) -> Result<Vec<Cut>, MediaErr
             Piece::Error(e) => return Err(MediaError::Webm(e.to_string())),
             Piece::Init(b) => {
                 state.init = Some(b.clone());
-                flush(&mut current, &mut out, state.text);
+                flush(&mut current, &mut out, state.text, init_len(state));
                 current = Some((BytesMut::from(&b[..]), FrameKind::Delta, true));
             }
             Piece::ClusterStart {
@@ -299,7 +348,7 @@ fn group(state: &mut WebmState, pieces: Vec<Piece>) -> Result<Vec<Cut>, MediaErr
                         *kind = FrameKind::Key;
                     }
                     _ => {
-                        flush(&mut current, &mut out, state.text);
+                        flush(&mut current, &mut out, state.text, init_len(state));
                         current = Some((BytesMut::from(&bytes[..]), FrameKind::Key, false));
                     }
                 }
@@ -310,6 +359,6 @@ fn group(state: &mut WebmState, pieces: Vec<Piece>) -> Result<Vec<Cut>, MediaErr
             },
         }
     }
-    flush(&mut current, &mut out, state.text);
+    flush(&mut current, &mut out, state.text, init_len(state));
     Ok(out)
 }

@@ -284,7 +284,11 @@ impl<S: ViewerSink> Distributor<S> {
         let mut s = lock(&s);
         let already = s.has_viewer(conn);
         let viewer_count = s.viewer_count() + usize::from(!already);
-        let (buffer, synced) = s.catch_up(crate::now_ms());
+        let (buffer, synced) = if already {
+            (Vec::new(), true)
+        } else {
+            s.catch_up(crate::now_ms())
+        };
         let keyframe_wanted = !already && !synced && s.keyframe_request_due(Instant::now());
         let joined = Joined {
             stream: StreamInfo {
@@ -506,5 +510,7 @@ impl<S: ViewerSink> Distributor<S> {
     }
 }
 
+#[cfg(test)]
+mod media_tests;
 #[cfg(test)]
 mod tests;

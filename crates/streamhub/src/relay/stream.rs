@@ -82,14 +82,14 @@ impl<S> Viewer<S> {
 
     /// Whether this viewer gets `frame` at its current state and level.
     fn wants(&self, frame: &Frame) -> bool {
-        if frame.init {
-            return true;
-        }
-        if self.waiting_key {
-            return frame.kind == FrameKind::Key;
-        }
         match frame.media {
             MediaMode::Images => frame.seq.is_multiple_of(1 << self.level),
+            // Waiting for a keyframe. A viewer that dropped data gets the init prepended to
+            // that keyframe, so it skips init segments; a joiner still needs them.
+            _ if self.waiting_key => {
+                frame.kind == FrameKind::Key || (frame.init && !self.resync_pending)
+            }
+            _ if frame.init => true,
             MediaMode::Webcodecs => self.level == 0 || frame.kind == FrameKind::Key,
             // A WebM byte stream cannot be thinned inside a Cluster; slow WebM viewers
             // resync to the next keyframe instead.
@@ -462,7 +462,7 @@ impl<S: ViewerSink> Stream<S> {
             match v.sink.offer(key, &to_send, resync) {
                 Offer::Sent => {
                     v.full_since = None;
-                    if frame.kind == FrameKind::Key {
+                    if frame.kind != FrameKind::Delta {
                         v.waiting_key = false;
                         v.resync_pending = false;
                     }

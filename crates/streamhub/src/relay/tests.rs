@@ -94,11 +94,11 @@ impl ViewerSink for TestSink {
 // Helpers
 // ---------------------------------------------------------------------------------------------
 
-const OWNER: &str = "conn-owner";
+pub(super) const OWNER: &str = "conn-owner";
 const TOKEN: &str = "secret-token";
 
 /// Default limits, but with a publish rate high enough that bursts in tests never hit it.
-fn roomy() -> RelayLimits {
+pub(super) fn roomy() -> RelayLimits {
     RelayLimits {
         max_fps: 1000,
         ..RelayLimits::default()
@@ -109,7 +109,7 @@ fn relay(limits: RelayLimits) -> Distributor<TestSink> {
     Distributor::new(limits)
 }
 
-fn new_stream(key: &str, owner: &str) -> NewStream {
+pub(super) fn new_stream(key: &str, owner: &str) -> NewStream {
     NewStream {
         key: key.to_owned(),
         title: format!("title of {key}"),
@@ -149,11 +149,11 @@ fn stats(d: &Distributor<TestSink>, key: &str, now: Instant) -> StreamStats {
     d.get_stream_stats(key, now).expect("stream exists")
 }
 
-fn ms(n: u64) -> Duration {
+pub(super) fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
 
-fn secs(n: u64) -> Duration {
+pub(super) fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
 }
 
