@@ -1,0 +1,53 @@
+//! What can go wrong talking to the server. One enum for the whole client side: every failure
+//! ends one connection, and the report counts them by [`ProtocolError::kind`].
+
+use std::time::Duration;
+
+/// A failed exchange with the server on one connection.
+#[derive(Debug, thiserror::Error)]
+pub enum ProtocolError {
+    /// TCP connect or the websocket upgrade failed.
+    #[error("connecting: {0}")]
+    Connect(String),
+    /// The websocket layer failed after the upgrade (reset, protocol violation).
+    #[error("websocket: {0}")]
+    Ws(#[from] tokio_tungstenite::tungstenite::Error),
+    /// The server closed the connection (Engine.IO close, Socket.IO disconnect, or EOF).
+    #[error("server closed the connection while {0}")]
+    Closed(&'static str),
+    /// The server refused the Socket.IO connect (`44{...}`).
+    #[error("connect refused by the server: {0}")]
+    ConnectRefused(String),
+    /// A packet that does not follow Engine.IO v4 / Socket.IO v5 framing.
+    #[error("malformed packet: {0}")]
+    Malformed(String),
+    /// A packet that is well formed but not what this step of the protocol expects.
+    #[error("expected {expected}, got {got}")]
+    Unexpected { expected: &'static str, got: String },
+    /// The server answered with an `error` event.
+    #[error("server error on {event}: {code}: {message}")]
+    Server {
+        event: String,
+        code: String,
+        message: String,
+    },
+    /// A reply did not come in time.
+    #[error("no {0} within {1:?}")]
+    Timeout(&'static str, Duration),
+}
+
+impl ProtocolError {
+    /// A short stable label, used to count failures in the report.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Connect(_) => "connect",
+            Self::Ws(_) => "websocket",
+            Self::Closed(_) => "closed",
+            Self::ConnectRefused(_) => "refused",
+            Self::Malformed(_) => "malformed",
+            Self::Unexpected { .. } => "unexpected",
+            Self::Server { .. } => "server_error",
+            Self::Timeout(..) => "timeout",
+        }
+    }
+}

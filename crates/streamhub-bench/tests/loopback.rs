@@ -1,0 +1,101 @@
+//! The load generator against the real server, in process: 20 viewers for about 2 s.
+
+#![allow(clippy::unwrap_used)]
+
+use clap::Parser;
+use streamhub::config::Config;
+use streamhub_bench::Args;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+async fn start_server() -> (std::net::SocketAddr, CancellationToken) {
+    let config = Config::defaults();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let shutdown = CancellationToken::new();
+    tokio::spawn(streamhub::run(config, listener, shutdown.clone()));
+    (addr, shutdown)
+}
+
+fn args(addr: std::net::SocketAddr, extra: &[&str]) -> Args {
+    let url = format!("http://{addr}");
+    let pid = std::process::id().to_string();
+    let mut v = vec![
+        "streamhub-bench",
+        "--url",
+        &url,
+        "--viewers",
+        "20",
+        "--fps",
+        "30",
+        "--frame-size",
+        "10000",
+        "--warmup",
+        "0.5",
+        "--duration",
+        "1.5",
+        "--drain",
+        "2",
+        "--ramp",
+        "0",
+        "--server-pid",
+        &pid,
+        "--quiet",
+    ];
+    v.extend_from_slice(extra);
+    Args::parse_from(v)
+}
+
+fn check(report: &streamhub_bench::Report) {
+    let c = &report.connect;
+    assert_eq!(
+        (c.connected, c.registered, c.joined, c.failed),
+        (20, 20, 20, 0),
+        "{report}"
+    );
+    let frames = report.frames.as_ref().unwrap();
+    assert!(
+        frames.measured >= 30,
+        "about 45 frames in 1.5 s at 30 fps: {report}"
+    );
+    assert!(frames.streamer_problem.is_none(), "{report}");
+    assert_eq!(frames.streamer_errors, 0, "{report}");
+    let d = report.delivery.as_ref().unwrap();
+    assert_eq!(d.healthy_viewers, 20);
+    assert_eq!(d.received, d.expected, "100% delivery: {report}");
+    assert_eq!(d.fraction, Some(1.0));
+    assert_eq!(d.viewers_complete, 20);
+    assert_eq!(d.out_of_order, 0);
+    let l = report.latency.unwrap();
+    assert_eq!(l.count, d.received);
+    assert!(l.p50_ms > 0.0 && l.p50_ms <= l.p90_ms && l.p90_ms <= l.p99_ms && l.p99_ms <= l.max_ms);
+    // Debug builds on a busy 2-core CI box: generous, but far below anything broken.
+    assert!(l.p99_ms < 1000.0, "{report}");
+    let s = report.server.as_ref().unwrap();
+    assert!(s.cpu_cores.unwrap() >= 0.0);
+    assert!(s.rss_peak_kb.unwrap() > 0);
+    // The JSON form carries the same numbers.
+    let v = serde_json::to_value(report).unwrap();
+    assert_eq!(v["delivery"]["fraction"], 1.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_viewers_base64_get_every_frame() {
+    let (addr, shutdown) = start_server().await;
+    let report = streamhub_bench::run(args(addr, &[])).await.unwrap();
+    check(&report);
+    assert_eq!(report.encoding, "base64");
+    assert_eq!(report.wire_data_bytes, 13_336);
+    shutdown.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_viewers_binary_get_every_frame() {
+    let (addr, shutdown) = start_server().await;
+    let report = streamhub_bench::run(args(addr, &["--binary"]))
+        .await
+        .unwrap();
+    check(&report);
+    assert_eq!(report.encoding, "binary");
+    shutdown.cancel();
+}
