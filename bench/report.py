@@ -96,6 +96,60 @@ def machine():
     }
 
 
+def server_under_test():
+    """What StreamHub binary the numbers belong to."""
+    path = os.path.join(ROOT, "target", "release", "streamhub")
+    info = {
+        "last_commit_touching_server": sh(
+            "git", "log", "-1", "--format=%h %cI", "--", "crates/streamhub", "crates/streamhub-protocol"
+        ),
+        "server_sources_dirty": bool(
+            sh("git", "status", "--porcelain", "--", "crates/streamhub", "crates/streamhub-protocol")
+        ),
+    }
+    try:
+        st = os.stat(path)
+        info["binary_built"] = datetime.fromtimestamp(st.st_mtime, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except OSError:
+        pass
+    return info
+
+
+def slim(run):
+    """A repeated (noisy) run keeps its summary, not its timelines."""
+    run = json.loads(json.dumps(run))
+    rep = run.get("report") or {}
+    rep.pop("latency_timeline", None)
+    (rep.get("server") or {}).pop("rss_timeline", None)
+    if rep.get("stalled"):
+        ev = rep["stalled"].pop("evicted_at_s", None) or []
+        rep["stalled"]["evicted_at_s_min_max"] = [min(ev), max(ev)] if ev else []
+    return run
+
+
+def dump(doc, path):
+    """Pretty at the top, one line per run: readable and diffable without being huge."""
+    lines = ["{"]
+    keys = list(doc)
+    for i, k in enumerate(keys):
+        comma = "," if i < len(keys) - 1 else ""
+        v = doc[k]
+        if k in ("runs", "noisy_runs") and isinstance(v, list):
+            if not v:
+                lines.append(f' "{k}": []{comma}')
+                continue
+            lines.append(f' "{k}": [')
+            for j, r in enumerate(v):
+                lines.append("  " + json.dumps(r, ensure_ascii=False, separators=(",", ":"))
+                             + ("," if j < len(v) - 1 else ""))
+            lines.append(f" ]{comma}")
+        else:
+            lines.append(f' "{k}": ' + json.dumps(v, ensure_ascii=False) + comma)
+    lines.append("}")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
 def collect(a):
     runs = []
     with open(a.runs) as f:
@@ -140,6 +194,7 @@ def collect(a):
             "invocation": base.get("invocation"),
             "load_before": base.get("load_before"),
             "git": base.get("git"),
+            "server_under_test": base.get("server_under_test"),
         }
     order = {k: i for i, k in enumerate(["v1000", "v2000", "v5000", "binary2000", "stalled", "burst", "idle"])}
     srv_order = {"streamhub": 0, "node": 1, "floor": 2}
@@ -153,6 +208,7 @@ def collect(a):
         "invocation": a.invocation.strip(),
         "quick": a.quick == "1",
         "git": {"commit": sh("git", "rev-parse", "--short", "HEAD"), "dirty": bool(dirty)},
+        "server_under_test": server_under_test(),
         "machine": machine(),
         "load_before": a.load_before,
         "load_after": load_after,
@@ -162,10 +218,9 @@ def collect(a):
     }
     if merged_from:
         doc["merged_from"] = merged_from
+    doc["noisy_runs"] = [slim(r) for r in doc["noisy_runs"]]
     os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
-    with open(a.out, "w") as f:
-        json.dump(doc, f, indent=1)
-        f.write("\n")
+    dump(doc, a.out)
 
 
 # --------------------------------------------------------------------------------------------
@@ -583,6 +638,13 @@ def render(a):
       + (" (with uncommitted changes)" if git.get("dirty") else "")
       + f", `{doc.get('invocation') or 'bench/run.sh'}`"
       + (" (quick mode: shorter windows, smaller idle run)" if doc.get("quick") else ""))
+    sut = doc.get("server_under_test") or (doc.get("merged_from") or {}).get("server_under_test")
+    if sut:
+        w(
+            f"- **StreamHub under test**: release binary built {sut.get('binary_built', '?')}; last commit "
+            f"touching `crates/streamhub*`: `{sut.get('last_commit_touching_server', '?')}`"
+            + (" (plus uncommitted changes there)" if sut.get("server_sources_dirty") else "")
+        )
     w(f"- **Load average** before the run: {doc.get('load_before')}; after: {doc.get('load_after')}")
     mf = doc.get("merged_from")
     if mf:

@@ -7,6 +7,7 @@
 // always explains itself.
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -451,4 +452,203 @@ export async function recordStates(page) {
 export function ensureImgDir() {
   mkdirSync(IMG_DIR, { recursive: true });
   return IMG_DIR;
+}
+
+// ---- video (WebM through MSE, WebCodecs on the canvas) -----------------------------------------
+
+/**
+ * Opens the streamer page, picks `mode` (and `codec`, `preset`, `fps`, the base64 box), goes
+ * live and resolves to `{page, key, startedAt}` (the page's clock, ms). `noisy: true` replaces
+ * the fake camera with moving noise (see noisyCamera) before the page loads; `beforeStart(key)`
+ * runs once the stream exists, before it goes live.
+ */
+export async function startVideoStream(
+  env,
+  { mode, codec, base64 = false, preset, fps, noisy = false, username = `${mode}-streamer`, name = `${mode} streamer`, beforeStart } = {},
+) {
+  const page = await env.page(name);
+  if (noisy) await page.addInitScript(noisyCamera);
+  await page.goto(env.url + '/streamer.html', { waitUntil: 'load' });
+  await page.fill(byTestId('username'), username);
+  await page.click(byTestId('register'));
+  await waitState(page, 'ready');
+  const key = await waitFor(page, 'stream key shown', () => {
+    const t = document.querySelector('[data-testid="stream-key"]')?.textContent?.trim() ?? '';
+    return t && t !== '–' ? t : false;
+  });
+  await page.selectOption(byTestId('mode'), mode);
+  if (codec) {
+    await waitFor(page, `codec ${codec} offered`, (c) => !!document.querySelector(`[data-testid="codec"] option[value="${c}"]`), codec);
+    await page.selectOption(byTestId('codec'), codec);
+  }
+  if (preset) await page.selectOption(byTestId('preset'), preset);
+  if (fps) await page.selectOption(byTestId('fps'), String(fps));
+  if (base64) await page.check(byTestId('base64'));
+  // e.g. open a viewer that waits for the stream to start
+  if (beforeStart) await beforeStart(key);
+  await startStreaming(page);
+  return { page, key, startedAt: Date.now() };
+}
+
+/** Sleeps until `ms` have passed since `since` (Date.now() based). */
+export async function sleepUntil(since, ms) {
+  const left = since + ms - Date.now();
+  if (left > 0) await sleep(left);
+}
+
+/** A <video>'s state: currentTime, live-edge lag, error, paused, readyState, size. */
+export function videoState(page, selector = byTestId('video-element')) {
+  return page.evaluate((sel) => {
+    const v = document.querySelector(sel);
+    const b = v.buffered;
+    return {
+      currentTime: v.currentTime,
+      lag: b.length ? b.end(b.length - 1) - v.currentTime : null,
+      error: v.error ? `${v.error.code} ${v.error.message}` : null,
+      paused: v.paused,
+      readyState: v.readyState,
+      width: v.videoWidth,
+      height: v.videoHeight,
+    };
+  }, selector);
+}
+
+/**
+ * Waits until the <video>'s currentTime has advanced by `by` seconds from the first value
+ * seen above 0 (so a picture frozen at one time does not count); resolves to currentTime.
+ */
+export function waitVideoAdvancing(page, { selector = byTestId('video-element'), by = 0.3, timeout = WAIT_MS, what } = {}) {
+  const slot = `__adv${Math.random().toString(36).slice(2)}`;
+  return waitFor(
+    page,
+    what ?? `video currentTime advances by ${by} s`,
+    ([sel, d, k]) => {
+      const v = document.querySelector(sel);
+      if (!v || v.error || !(v.currentTime > 0)) return false;
+      window[k] ??= v.currentTime;
+      return v.currentTime - window[k] >= d ? v.currentTime : false;
+    },
+    [selector, by, slot],
+    { timeout },
+  );
+}
+
+/** Luminance of the <video>'s current frame (drawn to a 160x90 scratch canvas). */
+export async function readVideo(page, selector = byTestId('video-element')) {
+  return page.evaluate((sel) => {
+    const v = document.querySelector(sel);
+    const c = document.createElement('canvas');
+    c.width = 160;
+    c.height = 90;
+    const ctx = c.getContext('2d');
+    ctx.drawImage(v, 0, 0, c.width, c.height);
+    const px = ctx.getImageData(0, 0, c.width, c.height).data;
+    const lum = [];
+    for (let o = 0; o < px.length; o += 4) lum.push(Math.round(0.299 * px[o] + 0.587 * px[o + 1] + 0.114 * px[o + 2]));
+    return { width: c.width, height: c.height, lum };
+  }, selector);
+}
+
+/**
+ * Init script (page.addInitScript): getUserMedia's video becomes a 1280x720 canvas of noise
+ * that moves every frame, at 20 fps, with no audio. Noise barely compresses, so a stream
+ * runs at several Mbit/s and fills socket buffers within seconds (the slow-viewer tests);
+ * the fake camera's picture compresses to ~0.6 Mbit/s.
+ */
+export function noisyCamera() {
+  const md = navigator.mediaDevices;
+  const real = md.getUserMedia.bind(md);
+  md.getUserMedia = async (constraints) => {
+    if (!constraints?.video) return real(constraints);
+    const W = 1280;
+    const H = 720;
+    const canvas = document.createElement('canvas');
+    canvas.width = W;
+    canvas.height = H;
+    const ctx = canvas.getContext('2d');
+    const tiles = [0, 1].map((t) => {
+      const tile = document.createElement('canvas');
+      tile.width = W + 400;
+      tile.height = H + 400;
+      const tctx = tile.getContext('2d');
+      const img = tctx.createImageData(tile.width, tile.height);
+      const u32 = new Uint32Array(img.data.buffer);
+      let x = ((t + 1) * 2654435761) >>> 0;
+      for (let i = 0; i < u32.length; i++) {
+        x ^= x << 13;
+        x ^= x >>> 17;
+        x ^= x << 5;
+        u32[i] = (x | 0xff000000) >>> 0;
+      }
+      tctx.putImageData(img, 0, 0);
+      return tile;
+    });
+    let n = 0;
+    setInterval(() => {
+      n++;
+      ctx.drawImage(tiles[n % 2], -Math.floor(Math.random() * 400), -Math.floor(Math.random() * 400));
+      ctx.fillStyle = '#fff';
+      ctx.font = '48px sans-serif';
+      ctx.fillText(String(n), 40, 80);
+    }, 50);
+    return canvas.captureStream(20);
+  };
+}
+
+/**
+ * A TCP proxy in front of the server whose server → browser direction can be stalled: a page
+ * opened through `proxy.url` becomes a viewer that stops reading. Neither a busy loop in the
+ * page (page.evaluate) nor CDP Network.emulateNetworkConditions slows a websocket in this
+ * Chromium (both measured: no drops on the server), and loopback socket buffers hold
+ * megabytes, so the stream must outrun them (noisyCamera) for the server to drop frames.
+ */
+export async function startStallProxy(targetUrl) {
+  const { hostname, port } = new URL(targetUrl);
+  const pairs = new Set();
+  let stalled = false;
+  const server = net.createServer((client) => {
+    const upstream = net.connect(Number(port), hostname);
+    const pair = { client, upstream };
+    pairs.add(pair);
+    client.on('data', (d) => {
+      if (!upstream.write(d)) client.pause();
+    });
+    upstream.on('drain', () => client.resume());
+    upstream.on('data', (d) => {
+      if (!client.write(d)) upstream.pause();
+    });
+    client.on('drain', () => {
+      if (!stalled) upstream.resume();
+    });
+    const end = () => {
+      pairs.delete(pair);
+      client.destroy();
+      upstream.destroy();
+    };
+    for (const s of [client, upstream]) {
+      s.on('close', end);
+      s.on('error', end);
+    }
+    if (stalled) upstream.pause();
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${server.address().port}`,
+    /** Stops reading from the server on every connection through the proxy. */
+    stall() {
+      stalled = true;
+      for (const p of pairs) p.upstream.pause();
+    },
+    resume() {
+      stalled = false;
+      for (const p of pairs) p.upstream.resume();
+    },
+    close() {
+      for (const p of pairs) {
+        p.client.destroy();
+        p.upstream.destroy();
+      }
+      return new Promise((resolve) => server.close(() => resolve()));
+    },
+  };
 }

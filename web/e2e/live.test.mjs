@@ -138,7 +138,10 @@ test('2. viewer shows moving frames, latency and a growing framesDrawn', { timeo
   viewerA = await env.page('viewer A', `/viewer.html?stream=${key}`, { states: true });
   await waitState(viewerA, 'live');
   await assertMovingPicture(t, viewerA, 'viewer A');
-  assert.equal(await hook(viewerA, 'mode'), 'jpeg');
+  assert.equal(await hook(viewerA, 'mode'), 'images');
+  assert.equal(await hook(viewerA, 'picture'), 'jpeg');
+  assert.equal(await hook(viewerA, 'level'), 0);
+  assert.match(await viewerA.textContent(byTestId('mode-badge')), /^Images \(JPEG\) · level 0$/);
   const latency = await waitFor(viewerA, 'latency shows a number', () => {
     const t = document.querySelector('[data-testid="latency"]')?.textContent?.trim() ?? '';
     return /^\d+$/.test(t) ? t : false;

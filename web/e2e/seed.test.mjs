@@ -86,8 +86,9 @@ test("9c. the seed streamer's base64 frames play on our viewer page", { timeout:
   const viewer = await env.page('viewer', `/viewer.html?stream=${key}`);
   await waitState(viewer, 'live');
   await waitHookAbove(viewer, 'framesDrawn', 0);
-  assert.equal(await hook(viewer, 'mode'), 'jpeg');
-  assert.equal(await hook(viewer, 'level'), '640x480');
+  assert.equal(await hook(viewer, 'mode'), 'images');
+  assert.equal(await hook(viewer, 'picture'), 'jpeg');
+  assert.equal(await hook(viewer, 'size'), '640x480');
   const a = await readCanvas(viewer);
   const va = variance(a.lum);
   assert.ok(va > MIN_VARIANCE, `canvas looks uniform (luminance variance ${va.toFixed(1)})`);

@@ -1,6 +1,5 @@
 // WebM (MediaRecorder) mode with the viewer present from the start: the chunks go through
-// MSE into the viewer's <video>. (Joining a WebM stream midway is a separate issue and is not
-// tested here.)
+// MSE into the viewer's <video>. Late joiners: video-late-join.test.mjs.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {

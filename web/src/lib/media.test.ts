@@ -9,6 +9,8 @@ import {
   payloadSize,
   sniff,
   webmCodecs,
+  webmInit,
+  RecordingStart,
 } from './media';
 
 const jpeg = new Uint8Array([0xff, 0xd8, 0xff, 0xe0, 0x00, 0x10, 0x4a, 0x46]);
@@ -116,5 +118,44 @@ describe('split EBML magic', () => {
     const joined = concatBytes(new Uint8Array([0x1a]), ebml.subarray(1));
     expect(Array.from(joined)).toEqual(Array.from(ebml));
     expect(sniff(joined)).toBe('webm');
+  });
+});
+
+describe('webmInit', () => {
+  const header = [...ebml, ...ascii('....V_VP8....A_OPUS..')];
+  const cluster = [0x1f, 0x43, 0xb6, 0x75, 0x01, 0xff];
+
+  it('splits an init-marked frame at its first Cluster and reads the codecs before it', () => {
+    const frame = new Uint8Array([...header, ...cluster, ...ascii('V_VP9')]);
+    expect(webmInit(frame)).toEqual({ initLength: header.length, codecs: 'vp8,opus' });
+  });
+
+  it('takes a frame without a Cluster as all init segment', () => {
+    const frame = new Uint8Array([...ebml, ...ascii('..V_VP9..')]);
+    expect(webmInit(frame)).toEqual({ initLength: frame.length, codecs: 'vp9' });
+  });
+});
+
+describe('RecordingStart', () => {
+  it("holds Chrome's 1-byte first chunk and sends it with the next, so the first frame starts with the EBML magic", () => {
+    const r = new RecordingStart();
+    expect(r.push(new Uint8Array([0x1a]))).toBeNull();
+    const first = r.push(new Uint8Array([0x45, 0xdf, 0xa3, 0x9f, 0x42]));
+    expect(Array.from(first!)).toEqual([0x1a, 0x45, 0xdf, 0xa3, 0x9f, 0x42]);
+    expect(sniff(first!)).toBe('webm');
+    expect(bytesToBase64(first!).startsWith('GkXf')).toBe(true); // what the server looks for in text
+  });
+
+  it('passes a whole first chunk and every later chunk through unchanged', () => {
+    const r = new RecordingStart();
+    expect(r.push(ebml)).toBe(ebml);
+    const later = new Uint8Array([0x1a]);
+    expect(r.push(later)).toBe(later); // a later 0x1A byte is just data
+  });
+
+  it('does not hold a first chunk that cannot be the start of a header', () => {
+    const r = new RecordingStart();
+    const odd = new Uint8Array([0x42]);
+    expect(r.push(odd)).toBe(odd);
   });
 });

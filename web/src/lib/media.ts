@@ -122,7 +122,21 @@ function ascii(s: string): number[] {
 export function webmCodecs(header: Uint8Array): string | null {
   const cluster = indexOf(header, CLUSTER_ID);
   if (cluster < 0) return null;
-  const head = header.subarray(0, cluster);
+  return codecsOf(header.subarray(0, cluster));
+}
+
+/**
+ * A frame the server marked `init: true`: it starts with the whole init segment (EBML header,
+ * Segment, Info, Tracks), maybe followed by Clusters. Returns the init segment's length (up
+ * to the first Cluster, or all of it) and the MSE codecs string.
+ */
+export function webmInit(frame: Uint8Array): { initLength: number; codecs: string } {
+  const cluster = indexOf(frame, CLUSTER_ID);
+  const initLength = cluster < 0 ? frame.length : cluster;
+  return { initLength, codecs: codecsOf(frame.subarray(0, initLength)) };
+}
+
+function codecsOf(head: Uint8Array): string {
   const codecs: string[] = [];
   if (indexOf(head, ascii('V_VP8')) >= 0) codecs.push('vp8');
   else if (indexOf(head, ascii('V_VP9')) >= 0) codecs.push('vp9');
@@ -130,4 +144,29 @@ export function webmCodecs(header: Uint8Array): string | null {
   if (indexOf(head, ascii('A_OPUS')) >= 0) codecs.push('opus');
   else if (indexOf(head, ascii('A_VORBIS')) >= 0) codecs.push('vorbis');
   return codecs.length ? codecs.join(',') : 'vp8';
+}
+
+/**
+ * The start of a MediaRecorder recording, held back until it holds the whole EBML magic.
+ * Chrome's first WebM chunk can be the single byte 0x1A; the server recognises a WebM stream
+ * by a frame that *starts* with `1A 45 DF A3` (base64 `GkXf`), so a 1-byte first frame would
+ * make it relay the recording as independent pictures (no re-cut, no join bundle). One
+ * instance per recording; after the first frame everything passes through unchanged.
+ */
+export class RecordingStart {
+  private held: Uint8Array | null = null;
+  private started = false;
+
+  /** The bytes to send for this chunk, or null while the start is held back. */
+  push(chunk: Uint8Array): Uint8Array | null {
+    if (this.started) return chunk;
+    const bytes = this.held ? concatBytes(this.held, chunk) : chunk;
+    if (bytes.length < EBML_MAGIC.length && couldStartEbml(bytes)) {
+      this.held = bytes;
+      return null;
+    }
+    this.held = null;
+    this.started = true;
+    return bytes;
+  }
 }

@@ -32,8 +32,58 @@ export interface Frame {
   seq: number;
 }
 
+/** How the server relays a stream (docs/protocol.md, "Media modes"). */
+export type MediaMode = 'images' | 'webm' | 'webcodecs';
+
+/** WebCodecs: an encoded chunk's type and timing, as sent and relayed (`chunk`). */
+export interface ChunkMeta {
+  type: 'key' | 'delta';
+  /** the encoder's timestamp, microseconds */
+  timestamp: number;
+  /** microseconds */
+  duration?: number;
+}
+
+/**
+ * WebCodecs: a `VideoDecoderConfig` made JSON-safe (`config`): `description` (the codec's
+ * extra data, e.g. H.264's avcC) travels as base64 text.
+ */
+export interface WireDecoderConfig {
+  codec: string;
+  description?: string;
+  codedWidth?: number;
+  codedHeight?: number;
+  displayAspectWidth?: number;
+  displayAspectHeight?: number;
+  colorSpace?: { primaries?: string | null; transfer?: string | null; matrix?: string | null; fullRange?: boolean | null };
+  hardwareAcceleration?: string;
+  optimizeForLatency?: boolean;
+}
+
 export interface StreamDataEvent extends Frame {
   streamKey: string;
+  /** absent from servers older than the media modes */
+  media?: MediaMode;
+  /** decoding can start here */
+  key?: boolean;
+  /** WebM: data begins with the init segment */
+  init?: boolean;
+  /** data was dropped before this frame: reset the decoder / abort the SourceBuffer */
+  resync?: boolean;
+  chunk?: ChunkMeta;
+  config?: WireDecoderConfig;
+}
+
+/** `stream:level`: this viewer's delivery level (0 = every frame). */
+export interface LevelEvent {
+  streamKey: string;
+  level: number;
+}
+
+/** `stream:keyframe:request`, to the owner of a WebCodecs stream. */
+export interface KeyframeRequestEvent {
+  streamKey: string;
+  reason: 'join' | 'resync' | string;
 }
 
 export interface StreamBufferEvent {

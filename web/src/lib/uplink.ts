@@ -47,15 +47,18 @@ export class Uplink {
     return Math.max(this.rtt, age);
   }
 
-  /** Sends one frame; false when the connection is down (nothing is queued then). */
-  send(streamKey: string, data: string | ArrayBuffer): boolean {
+  /**
+   * Sends one frame; false when the connection is down (nothing is queued then). `extra`
+   * adds fields to the payload (WebCodecs: `chunk`, `config`).
+   */
+  send(streamKey: string, data: string | ArrayBuffer, extra?: Record<string, unknown>): boolean {
     if (!this.socket.connected) return false;
     const id = ++this.nextId;
     const t0 = performance.now();
     this.pending.set(id, t0);
     this.framesSent++;
     this.meter.add(Date.now(), payloadSize(data));
-    this.socket.timeout(ACK_TIMEOUT_MS).emit('stream:data:send', { streamKey, data }, (err: unknown, res: Ack<{ seq: number; viewers: number }>) => {
+    this.socket.timeout(ACK_TIMEOUT_MS).emit('stream:data:send', { ...extra, streamKey, data }, (err: unknown, res: Ack<{ seq: number; viewers: number }>) => {
       this.pending.delete(id);
       const took = performance.now() - t0;
       if (err) {

@@ -1,6 +1,16 @@
-// Streamer: register, create, capture, publish (JPEG/WebP frames or WebM chunks), chat.
+// Streamer: register, create, capture, publish (JPEG/WebP frames, WebM chunks or WebCodecs
+// encoded chunks), chat.
 import '../styles.css';
-import type { ChatMessage, ErrorBody, ErrorEvent, ReactionEvent, Stream, User } from '../lib/protocol';
+import type {
+  ChatMessage,
+  ErrorBody,
+  ErrorEvent,
+  KeyframeRequestEvent,
+  ReactionEvent,
+  Stream,
+  User,
+  WireDecoderConfig,
+} from '../lib/protocol';
 import { describeError } from '../lib/protocol';
 import { byTestId, setText, showBanner } from '../lib/dom';
 import { connect, engineWriteBuffer, request, UNREACHABLE_TEXT } from '../lib/socket';
@@ -17,11 +27,13 @@ import {
   stopTracks,
   type Source,
 } from '../lib/capture';
-import { dataUrlPayload } from '../lib/media';
+import { bytesToBase64, dataUrlPayload, RecordingStart } from '../lib/media';
 import { Uplink } from '../lib/uplink';
+import { chunkPayload, codecChoice, CODECS, DEFAULT_CODEC, encoderSettings } from '../lib/webcodecs';
+import { encoderSupports, webCodecsPublishSupported, WebCodecsPublisher } from '../lib/wc-publisher';
 
 type Status = 'idle' | 'registering' | 'ready' | 'live' | 'ended' | 'error';
-type Mode = 'jpeg' | 'webp' | 'webm';
+type Mode = 'jpeg' | 'webp' | 'webm' | 'webcodecs';
 
 /** Frames sent and not yet acknowledged past which a tick is skipped (the hard bound). */
 const MAX_IN_FLIGHT = 10;
@@ -45,6 +57,9 @@ const modeSel = $<HTMLSelectElement>('mode');
 const presetSel = $<HTMLSelectElement>('preset');
 const fpsSel = $<HTMLSelectElement>('fps');
 const base64Box = $<HTMLInputElement>('base64');
+const codecSel = $<HTMLSelectElement>('codec');
+const codecField = document.getElementById('codec-field')!;
+const modeHint = $('mode-hint');
 const previewBtn = $<HTMLButtonElement>('preview');
 const startBtn = $<HTMLButtonElement>('start');
 const stopBtn = $<HTMLButtonElement>('stop');
@@ -87,11 +102,22 @@ const hooks = {
   levelText: '',
   status: 'idle' as string,
   streamKey: '',
+  // WebCodecs mode
+  codec: '',
+  keyframes: 0, // keyframes encoded
+  keyframeRequests: 0, // stream:keyframe:request received
+  framesDropped: 0, // frames dropped before encoding (backpressure or fps)
+  droppedBy: {} as Record<string, number>, // ...by reason: offline, encoder, in-flight, write-buffer, fps
+  encodeQueue: 0,
+  frameSource: '', // 'processor' (MediaStreamTrackProcessor) or 'canvas'
 };
 (window as unknown as { __streamhub: typeof hooks }).__streamhub = hooks;
 
 const socket = connect();
-const uplink = new Uplink(socket);
+const uplink = new Uplink(socket, () => {
+  // A refused chunk leaves a hole in the GOP for every viewer: start again on a keyframe.
+  publisher?.requestKeyframe();
+});
 const chat = new ChatLog(chatLogEl, () => user?.id ?? null);
 const controller = new QualityController(buildLadder(preset(), fps()));
 
@@ -103,6 +129,10 @@ function fps(): number {
 }
 function mode(): Mode {
   return modeSel.value as Mode;
+}
+/** The JPEG/WebP frame modes (canvas → toBlob), as opposed to the encoded video modes. */
+function frameMode(): boolean {
+  return mode() === 'jpeg' || mode() === 'webp';
 }
 
 // ---- status & UI --------------------------------------------------------------------------
@@ -132,13 +162,15 @@ function refreshControls(): void {
   // Once registered, the name stays: after a reconnect we register again with it ourselves.
   const registered = user !== null || registeredName !== '';
   usernameIn.disabled = registered;
-  registerBtn.disabled = registered || status === 'registering';
+  // Enabled once connected: a click before that would only show "unreachable" (then cleared).
+  registerBtn.disabled = registered || status === 'registering' || !socket.connected;
   secretIn.disabled = registered;
   createBtn.disabled = !user || live || !socket.connected;
   setText(createBtn, stream && stream.status !== 'ended' ? 'Set title' : 'New stream');
   startBtn.disabled = !stream || live || !socket.connected || stream.status === 'ended';
   stopBtn.disabled = !live;
   modeSel.disabled = live;
+  codecSel.disabled = live;
   liveBadge.hidden = !live;
   copyBtn.disabled = !stream;
 }
@@ -161,7 +193,13 @@ function showStream(s: Stream | null): void {
 }
 
 function showLevel(): void {
-  if (mode() === 'webm') {
+  if (mode() === 'webcodecs') {
+    // What the encoder runs at (or will, from the next frame) for this level and source.
+    const s = encoderSettings(controller.level, video.videoWidth, video.videoHeight);
+    hooks.level = controller.index;
+    hooks.levelText = `${codecChoice(codecSel.value).label} · ${s.height}p · ${(s.bitrate / 1e6).toFixed(2)} Mbps · ${controller.level.fps} fps`;
+    levelEl.dataset.level = String(controller.index);
+  } else if (mode() === 'webm') {
     hooks.level = 'fixed';
     hooks.levelText = `WebM · ${(WEBM_BITRATE[preset()] / 1e6).toFixed(1)} Mbps (fixed)`;
     levelEl.dataset.level = 'fixed';
@@ -216,6 +254,12 @@ socket.on('stream:created', (p: { stream: Stream; publishToken: string }) => {
 
 socket.on('stream:started', (p: { stream: Stream }) => {
   if (p?.stream && p.stream.streamKey === stream?.streamKey) showStream(p.stream);
+});
+
+socket.on('stream:keyframe:request', (p: KeyframeRequestEvent) => {
+  if (p?.streamKey !== stream?.streamKey) return;
+  hooks.keyframeRequests++;
+  publisher?.requestKeyframe();
 });
 
 socket.on('stream:viewers', (p: { streamKey: string; viewerCount: number }) => {
@@ -275,6 +319,7 @@ async function resume(): Promise<void> {
     setStatus('live');
     chat.notice('Reconnected: back on air.');
     if (mode() === 'webm') restartRecorder();
+    else if (mode() === 'webcodecs') restartPublisher();
     else startLoop();
     return;
   }
@@ -347,6 +392,7 @@ async function ensureMedia(): Promise<boolean> {
       if (status === 'live') error('The video source stopped. Pick a source and press Preview to continue.');
     });
     if (status === 'live' && mode() === 'webm') restartRecorder();
+    if (status === 'live' && mode() === 'webcodecs') restartPublisher();
     return true;
   } catch (e) {
     previewEmpty.hidden = !!media;
@@ -384,7 +430,7 @@ function scheduleTick(): void {
 }
 
 function tick(): void {
-  if (status !== 'live' || mode() === 'webm') return;
+  if (status !== 'live' || !frameMode()) return;
   scheduleTick();
   if (!stream || !socket.connected) return;
   if (encoding || uplink.inFlight >= MAX_IN_FLIGHT || engineWriteBuffer(socket) >= MAX_WRITE_BUFFER) {
@@ -443,6 +489,7 @@ function startRecorder(): boolean {
   } as MediaRecorderOptions;
   const key = stream.streamKey;
   const rec = new MediaRecorder(media, options);
+  const head = new RecordingStart();
   rec.ondataavailable = (ev: BlobEvent) => {
     if (ev.data.size === 0 || recorder !== rec) return;
     if (chunkBacklog >= MAX_WEBM_BACKLOG) {
@@ -456,7 +503,11 @@ function startRecorder(): boolean {
     // A chain keeps chunks in order while their bytes are read.
     chunkChain = chunkChain.then(async () => {
       try {
-        const data = asText ? dataUrlPayload(await blobToDataUrl(ev.data)) : await ev.data.arrayBuffer();
+        // The first frame must start with the whole EBML header (see RecordingStart).
+        const bytes = head.push(new Uint8Array(await ev.data.arrayBuffer()));
+        if (!bytes) return;
+        // Base64 mode: what FileReader's data URL carries after 'base64,' (the seed's way).
+        const data = asText ? bytesToBase64(bytes) : (bytes.buffer as ArrayBuffer).slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
         hooks.framesDrawn++;
         if (uplink.send(key, data)) hooks.framesSent++;
       } finally {
@@ -487,6 +538,51 @@ function restartRecorder(): void {
   if (status === 'live') startRecorder();
 }
 
+// ---- publishing: WebCodecs (VideoEncoder) ------------------------------------------------------
+let publisher: WebCodecsPublisher | null = null;
+
+function startPublisher(): boolean {
+  const track = media?.getVideoTracks()[0];
+  if (!track || !stream) return false;
+  if (!webCodecsPublishSupported()) {
+    error('This browser has no WebCodecs VideoEncoder. Use WebM or JPEG.');
+    return false;
+  }
+  const key = stream.streamKey;
+  const codec = codecChoice(codecSel.value);
+  const p = new WebCodecsPublisher({
+    track,
+    video,
+    codec,
+    level: controller.level,
+    net: () => ({ connected: socket.connected, inFlight: uplink.inFlight, writeBuffer: engineWriteBuffer(socket) }),
+    send: (chunk, data, config: WireDecoderConfig | null) => {
+      // Binary by default; base64 text with the seed-compatible box (the server relays either).
+      const body = base64Box.checked ? bytesToBase64(new Uint8Array(data)) : data;
+      const { chunk: meta, config: cfg } = chunkPayload(key, body, chunk, config);
+      if (!uplink.send(key, body, cfg ? { chunk: meta, config: cfg } : { chunk: meta })) return false;
+      hooks.framesSent++;
+      return true;
+    },
+    onError: (m) => error(m),
+  });
+  publisher = p;
+  hooks.codec = codec.value;
+  p.start();
+  hooks.frameSource = p.source;
+  return true;
+}
+
+function stopPublisher(): void {
+  publisher?.stop();
+  publisher = null;
+}
+
+function restartPublisher(): void {
+  stopPublisher();
+  if (status === 'live') startPublisher();
+}
+
 // ---- start / stop -------------------------------------------------------------------------
 async function startPublishing(): Promise<void> {
   if (!stream) return;
@@ -515,6 +611,8 @@ async function startPublishing(): Promise<void> {
   chat.notice('You are live.');
   if (mode() === 'webm') {
     if (!startRecorder()) void stopPublishingAndEnd();
+  } else if (mode() === 'webcodecs') {
+    if (!startPublisher()) void stopPublishingAndEnd();
   } else {
     startLoop();
   }
@@ -524,6 +622,7 @@ function stopPublishing(): void {
   window.clearTimeout(loopTimer);
   loopTimer = undefined;
   stopRecorder();
+  stopPublisher();
 }
 
 async function stopPublishingAndEnd(): Promise<void> {
@@ -557,13 +656,28 @@ for (const sel of [presetSel, fpsSel]) {
   sel.addEventListener('change', () => {
     controller.reset(buildLadder(preset(), fps()));
     if (status === 'live' && mode() === 'webm') restartRecorder();
+    publisher?.setLevel(controller.level);
     showLevel();
   });
 }
+function showModeHint(): void {
+  codecField.hidden = mode() !== 'webcodecs';
+  const hint =
+    mode() === 'webcodecs'
+      ? 'WebCodecs mode sends video only (no audio yet). Keyframes every 2 s and whenever a viewer needs one.'
+      : mode() === 'webm'
+        ? 'WebM carries video and audio; viewers can join at any time (keyframe every second).'
+        : '';
+  modeHint.hidden = !hint;
+  setText(modeHint, hint);
+}
+
 modeSel.addEventListener('change', () => {
   hooks.mode = mode();
+  showModeHint();
   showLevel();
 });
+codecSel.addEventListener('change', () => showLevel());
 
 // ---- chat ---------------------------------------------------------------------------------
 document.getElementById('chat-form')!.addEventListener('submit', async (e) => {
@@ -593,6 +707,13 @@ setInterval(() => {
 }, 500);
 
 setInterval(() => {
+  if (publisher) {
+    hooks.framesDrawn = publisher.framesEncoded;
+    hooks.keyframes = publisher.keyframes;
+    hooks.framesDropped = publisher.gate.droppedTotal;
+    hooks.droppedBy = { ...publisher.gate.dropped };
+    hooks.encodeQueue = publisher.encodeQueue;
+  }
   if (status !== 'live' || mode() === 'webm') return;
   const step = controller.update({
     now: performance.now(),
@@ -600,7 +721,10 @@ setInterval(() => {
     rttMs: uplink.congestionRtt(),
     writeBuffer: engineWriteBuffer(socket),
   });
-  if (step) showLevel();
+  if (step) {
+    publisher?.setLevel(controller.level);
+    showLevel();
+  }
 }, 250);
 
 // ---- start-up -----------------------------------------------------------------------------
@@ -612,10 +736,30 @@ void canEncodeWebp().then((ok) => {
 if (recorderMime(false) === null) {
   modeSel.querySelector<HTMLOptionElement>('option[value="webm"]')?.remove();
 }
+// WebCodecs: offered where VideoEncoder exists; VP8 and H.264 where the encoder takes them.
+void (async () => {
+  const opt = modeSel.querySelector<HTMLOptionElement>('option[value="webcodecs"]');
+  if (!webCodecsPublishSupported()) {
+    opt?.remove();
+    return;
+  }
+  codecSel.replaceChildren();
+  for (const c of CODECS) {
+    if (!(await encoderSupports(c))) continue;
+    const o = document.createElement('option');
+    o.value = c.value;
+    o.textContent = c.value === c.label.toLowerCase() ? c.label : `${c.label} (${c.value})`;
+    o.selected = c.value === DEFAULT_CODEC;
+    codecSel.append(o);
+  }
+  if (codecSel.options.length === 0) opt?.remove();
+  showLevel();
+})();
 if (!window.isSecureContext) {
   setText(previewMsg, 'Camera needs HTTPS or localhost');
 }
 setStatus('idle');
+showModeHint();
 showLevel();
 window.addEventListener('beforeunload', () => {
   stopPublishing();

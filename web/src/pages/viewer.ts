@@ -1,10 +1,12 @@
-// Viewer: join a stream by key, draw its frames (JPEG/WebP to a canvas, WebM through MSE),
-// chat and react.
+// Viewer: join a stream by key, show its frames (JPEG/WebP to a canvas, WebM through MSE,
+// WebCodecs chunks through VideoDecoder to the canvas), chat and react.
 import '../styles.css';
 import type {
   ChatMessage,
   ErrorEvent,
   Frame,
+  LevelEvent,
+  MediaMode,
   ReactionEvent,
   Stream,
   StreamBufferEvent,
@@ -21,9 +23,12 @@ import { concatBytes, couldStartEbml, frameBytes, MIME, sniff } from '../lib/med
 import { LatencyMeter, RateMeter } from '../lib/stats';
 import { ImageRenderer } from '../lib/image-renderer';
 import { MsePlayer } from '../lib/mse-player';
+import { WebCodecsPlayer } from '../lib/wc-player';
+import { parseChunkMeta } from '../lib/webcodecs';
 
 type State = 'connecting' | 'waiting' | 'live' | 'reconnecting' | 'ended' | 'not-found' | 'unreachable';
-type Mode = 'none' | 'jpeg' | 'webp' | 'webm';
+/** What is being shown: JPEG/WebP pictures, WebM video (MSE) or WebCodecs chunks. */
+type Mode = 'none' | 'jpeg' | 'webp' | 'webm' | 'webcodecs';
 
 const $ = byTestId;
 const player = $('player');
@@ -46,6 +51,7 @@ const liveBadge = document.getElementById('live-badge')!;
 const titleEl = document.getElementById('stream-title')!;
 const byEl = document.getElementById('stream-by')!;
 const unmuteBtn = document.getElementById('unmute') as HTMLButtonElement;
+const badge = $('mode-badge');
 
 const streamKey = (new URLSearchParams(location.search).get('stream') ?? '').trim();
 const NAME_KEY = 'streamhub.viewerName';
@@ -54,6 +60,10 @@ nameIn.value = name;
 
 let state: State = 'connecting';
 let mode: Mode = 'none';
+/** The stream's media mode as the server labels it (docs/protocol.md, "Media modes"). */
+let media: MediaMode | 'none' = 'none';
+/** This viewer's delivery level (stream:level; 0 = every frame). */
+let level = 0;
 let user: User | null = null;
 let joined = false;
 let lastSeq = 0;
@@ -70,20 +80,37 @@ const latency = new LatencyMeter(0.2);
 const hooks = {
   framesDrawn: 0,
   framesReceived: 0,
-  mode: 'none' as Mode,
-  level: '', // size of the last drawn frame, "640x480"
+  /** the stream's media mode: none | images | webm | webcodecs */
+  mode: 'none' as MediaMode | 'none',
+  /** images mode: jpeg | webp */
+  picture: '',
+  /** delivery level from stream:level (0 = every frame) */
+  level: 0,
+  size: '', // size of the last drawn frame, "640x480"
   state: 'connecting' as State,
   latencyMs: null as number | null,
   undecodable: 0,
+  // WebM (MSE)
+  lagS: 0, // buffered end - currentTime
+  recoveries: 0, // MediaSource rebuilt after a media error
+  seeks: 0, // jumps to the live edge
+  resyncs: 0, // frames received with resync: true (WebM and WebCodecs)
+  queueDropped: 0, // pieces the append queue skipped
+  // WebCodecs
+  framesDecoded: 0,
+  decoderErrors: 0,
+  chunksSkipped: 0, // delta chunks skipped while waiting for a key chunk
+  codec: '',
 };
 (window as unknown as { __streamhub: typeof hooks }).__streamhub = hooks;
 
 const renderer = new ImageRenderer(canvas, () => {
   hooks.framesDrawn = renderer.framesDrawn;
-  hooks.level = `${renderer.width}x${renderer.height}`;
+  hooks.size = `${renderer.width}x${renderer.height}`;
   firstPicture();
 });
 let mse: MsePlayer | null = null;
+let wc: WebCodecsPlayer | null = null;
 const chat = new ChatLog(chatLogEl, () => user?.id ?? null);
 const socket = connect();
 
@@ -167,42 +194,127 @@ function stateOf(s: Stream): State {
 }
 
 // ---- frames -------------------------------------------------------------------------------
+const MEDIA_LABEL: Record<MediaMode | 'none', string> = {
+  none: '–',
+  images: 'Images',
+  webm: 'WebM',
+  webcodecs: 'WebCodecs',
+};
+
+/** The badge: the stream's media mode and this viewer's delivery level. */
+function showBadge(): void {
+  badge.dataset.mode = media;
+  badge.dataset.level = String(level);
+  const detail = media === 'images' && hooks.picture ? ` (${hooks.picture.toUpperCase()})` : media === 'webcodecs' && hooks.codec ? ` (${hooks.codec})` : '';
+  setText(badge, `${MEDIA_LABEL[media]}${detail} · level ${level}`);
+  badge.title =
+    level === 0
+      ? 'Delivery level 0: every frame'
+      : `Delivery level ${level}: the server sends this viewer fewer frames because it fell behind`;
+}
+
+function useMedia(m: MediaMode): void {
+  if (media === m) return;
+  media = m;
+  hooks.mode = m;
+  showBadge();
+}
+
 function useMode(m: Mode): void {
   if (mode === m) return;
   mode = m;
-  hooks.mode = m;
   const video = m === 'webm';
   canvas.hidden = video;
   videoEl.hidden = !video;
-  if (!video && mse) {
+  if (m !== 'webm' && mse) {
     mse.destroy();
     mse = null;
   }
+  if (m !== 'webcodecs' && wc) {
+    wc.destroy();
+    wc = null;
+  }
+}
+
+function problem(msg: string): void {
+  chat.notice(msg);
+  if (state === 'live') setState('live', msg);
 }
 
 function newMse(): MsePlayer {
   mse?.destroy();
   videoEl.muted = false;
   lastPresented = 0;
-  const p = new MsePlayer(
-    videoEl,
-    (msg) => {
-      chat.notice(msg);
-      if (state === 'live') setState('live', msg);
-    },
-    () => (unmuteBtn.hidden = false),
-  );
+  const p = new MsePlayer(videoEl, problem, () => (unmuteBtn.hidden = false));
   mse = p;
+  return p;
+}
+
+function newWc(): WebCodecsPlayer {
+  wc?.destroy();
+  lastPresented = 0;
+  const p = new WebCodecsPlayer(canvas, problem, firstPicture);
+  wc = p;
   return p;
 }
 
 /** A chunk too short to sniff that may be the start of the EBML magic (see couldStartEbml). */
 let carry: Uint8Array | null = null;
 
+/** A WebM piece (the server marks init/key/resync; older servers are sniffed). */
+function handleWebm(bytes: Uint8Array, f: StreamDataEvent | Frame, sniffedInit: boolean): boolean {
+  const p = f as StreamDataEvent;
+  const init = p.init === true || sniffedInit;
+  useMode('webm');
+  useMedia('webm');
+  if (!MsePlayer.supported()) {
+    problem('This browser cannot play WebM streams (no Media Source Extensions).');
+    return false;
+  }
+  if (!mse || (mse.failed && init)) newMse();
+  if (mse!.failed) return false;
+  mse!.push({ bytes, init, key: p.key === true || init, resync: p.resync === true });
+  if (!mse!.started && liveNote === null) {
+    liveNote = 'Joined between keyframes: the video starts at the next one…';
+    if (state === 'live') setState('live');
+  }
+  return mse!.started;
+}
+
+/** A WebCodecs chunk. */
+function handleChunk(bytes: Uint8Array, p: StreamDataEvent): boolean {
+  useMode('webcodecs');
+  useMedia('webcodecs');
+  const chunk = parseChunkMeta(p.chunk);
+  if (!chunk) return false;
+  if (!WebCodecsPlayer.supported()) {
+    if (!wc) problem('This browser cannot decode WebCodecs streams (no VideoDecoder). Try Chrome, Edge or Safari 17+.');
+    return false;
+  }
+  if (!wc || wc.failed) newWc();
+  wc!.push({ bytes, chunk, config: p.config, resync: p.resync === true });
+  return true;
+}
+
+/**
+ * After a reconnect the encoded stream went on without us: the first frame of the new join
+ * (the server's catch-up, starting at a keyframe) is treated as a resync.
+ */
+let resyncNext = false;
+
 /** One frame or chunk. Returns false when it cannot be shown (counted). */
-function handle(data: unknown): boolean {
-  let bytes = frameBytes(data);
+function handle(f: StreamDataEvent | Frame): boolean {
+  let bytes = frameBytes(f.data);
   if (!bytes || bytes.length === 0) return false;
+  let p = f as StreamDataEvent;
+  if (resyncNext) {
+    resyncNext = false;
+    p = { ...p, resync: true };
+    f = p;
+  }
+  if (p.media === 'webcodecs' || p.chunk) return handleChunk(bytes, p);
+  if (p.media === 'webm') return handleWebm(bytes, f, false);
+  // Images, or a server without media labels: look at the bytes.
   if (carry) {
     bytes = concatBytes(carry, bytes);
     carry = null;
@@ -212,21 +324,18 @@ function handle(data: unknown): boolean {
     return true;
   }
   const kind = sniff(bytes);
-  if (kind === 'webm') {
-    // The start of a recording (also when the streamer restarts it): a fresh MediaSource.
-    useMode('webm');
-    newMse().append(bytes);
-    return true;
-  }
+  if (kind === 'webm') return handleWebm(bytes, f, true);
   if (kind === 'jpeg' || kind === 'webp') {
     useMode(kind);
+    useMedia('images');
+    if (hooks.picture !== kind) {
+      hooks.picture = kind;
+      showBadge();
+    }
     renderer.push(bytes, MIME[kind]);
     return true;
   }
-  if (mode === 'webm' && mse && !mse.failed) {
-    mse.append(bytes);
-    return true;
-  }
+  if (mode === 'webm' && mse && !mse.failed) return handleWebm(bytes, f, false);
   hooks.undecodable++;
   return false;
 }
@@ -243,14 +352,14 @@ function onFrame(f: Frame, live: boolean): void {
     latency.add(now, f.timestamp);
     hooks.latencyMs = latency.current;
   }
-  const ok = handle(f.data);
+  const ok = handle(f);
   if (!ok && mode === 'none' && liveNote === null) {
-    liveNote =
-      'Joined in the middle of a WebM stream: its video cannot be decoded from here yet. ' +
-      'Reload when the streamer restarts, or ask them to use JPEG mode.';
+    liveNote = 'This stream sends data this page cannot show.';
     if (state === 'live') setState('live');
   }
-  if (state === 'waiting' || state === 'reconnecting') setState('live');
+  // Frames of our stream mean we are in it, even if the join's answer was lost.
+  joined = true;
+  if (state === 'waiting' || state === 'reconnecting' || state === 'connecting') setState('live');
 }
 
 if (MsePlayer.supported()) {
@@ -260,11 +369,30 @@ setInterval(() => {
   const now = Date.now();
   if (mse) {
     hooks.framesDrawn = renderer.framesDrawn + mse.framesDrawn;
-    if (mode === 'webm') hooks.level = `${videoEl.videoWidth}x${videoEl.videoHeight}`;
+    if (mode === 'webm') hooks.size = `${videoEl.videoWidth}x${videoEl.videoHeight}`;
     for (; lastPresented < mse.framesDrawn; lastPresented++) presented.add(now);
+    hooks.lagS = Math.round(mse.lag * 100) / 100;
+    hooks.recoveries = mse.recoveries;
+    hooks.seeks = mse.seeks;
+    hooks.resyncs = mse.resyncs;
+    hooks.queueDropped = mse.queue.dropped;
+  }
+  if (wc) {
+    hooks.framesDecoded = wc.framesDecoded;
+    hooks.framesDrawn = renderer.framesDrawn + wc.framesDrawn;
+    hooks.decoderErrors = wc.decoderErrors;
+    hooks.resyncs = wc.resyncs;
+    hooks.chunksSkipped = wc.seq.skipped;
+    hooks.size = `${wc.width}x${wc.height}`;
+    if (wc.codec && hooks.codec !== wc.codec) {
+      hooks.codec = wc.codec;
+      showBadge();
+    }
+    for (; lastPresented < wc.framesDrawn; lastPresented++) presented.add(now);
   }
   const live = state === 'live';
-  setText(fpsEl, live ? Math.round(mode === 'webm' ? presented.rate(now) : received.rate(now)) : 0);
+  const videoMode = mode === 'webm' || mode === 'webcodecs';
+  setText(fpsEl, live ? Math.round(videoMode ? presented.rate(now) : received.rate(now)) : 0);
   const lat = live && received.count(now) > 0 ? latency.current : null;
   setText(latencyEl, lat === null ? '–' : lat);
 }, 500);
@@ -289,6 +417,9 @@ async function joinStream(): Promise<void> {
   }
   user = reg.user;
   const res = await request<{ stream: Stream; viewerCount: number }>(socket, 'stream:join', { streamKey });
+  // No answer, but frames arrived meanwhile: the join went through (the answer can be lost
+  // when the catch-up fills this connection's queue on the server).
+  if (!res.ok && res.error.code === 'TIMEOUT' && joined) return;
   if (!res.ok) {
     if (res.error.code === 'STREAM_NOT_FOUND') setState('not-found');
     else setState(state, describeError(res.error));
@@ -303,6 +434,11 @@ async function joinStream(): Promise<void> {
 socket.on('connect', () => {
   renaming = false;
   if (final()) return;
+  if (media === 'webm' || media === 'webcodecs') {
+    // The catch-up of the new join repeats sequence numbers we may have seen.
+    lastSeq = 0;
+    resyncNext = true;
+  }
   if (!gotFrame) setState('connecting');
   void joinStream();
 });
@@ -355,6 +491,13 @@ socket.on('stream:data', (p: StreamDataEvent) => {
   onFrame(p, true);
 });
 
+socket.on('stream:level', (p: LevelEvent) => {
+  if (p?.streamKey !== streamKey || typeof p.level !== 'number') return;
+  level = p.level;
+  hooks.level = p.level;
+  showBadge();
+});
+
 socket.on('stream:started', (p: { stream: Stream }) => {
   if (p?.stream?.streamKey !== streamKey) return;
   showStreamInfo(p.stream);
@@ -397,6 +540,8 @@ socket.on('stream:ended', (p: { streamKey: string; reason: string }) => {
   chat.notice('The stream has ended.');
   mse?.destroy();
   mse = null;
+  wc?.destroy();
+  wc = null;
 });
 
 socket.on('stream:evicted', (p: { streamKey: string }) => {
