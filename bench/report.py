@@ -166,6 +166,7 @@ def collect(a):
         with open(a.commands) as f:
             commands = [l.rstrip("\n") for l in f if l.strip()]
     merged_from = None
+    updates = []
     if a.base and os.path.exists(a.base):
         # --update: keep the base file's points that were not run again now.
         with open(a.base) as f:
@@ -188,7 +189,8 @@ def collect(a):
         runs = kept + runs
         noisy = base.get("noisy_runs", []) + noisy
         commands = base.get("commands", []) + commands
-        merged_from = {
+        # Provenance: the first full run, then every update in order.
+        merged_from = base.get("original_run") or {
             "started": base.get("started"),
             "finished": base.get("finished"),
             "invocation": base.get("invocation"),
@@ -196,6 +198,7 @@ def collect(a):
             "git": base.get("git"),
             "server_under_test": base.get("server_under_test"),
         }
+        updates = list(base.get("updates") or [])
     order = {k: i for i, k in enumerate(["v1000", "v2000", "v5000", "binary2000", "stalled", "burst", "idle"])}
     srv_order = {"streamhub": 0, "node": 1, "floor": 2}
     runs.sort(key=lambda r: (order.get(r.get("scenario"), 99), srv_order.get(r.get("server"), 9)))
@@ -217,7 +220,15 @@ def collect(a):
         "noisy_runs": noisy,
     }
     if merged_from:
-        doc["merged_from"] = merged_from
+        doc["original_run"] = merged_from
+        updates.append(
+            {
+                "started": doc["started"],
+                "invocation": doc["invocation"],
+                "kept": sorted(f"{r['scenario']}/{r['server']}" for r in runs if not r.get("from_run")),
+            }
+        )
+        doc["updates"] = updates
     doc["noisy_runs"] = [slim(r) for r in doc["noisy_runs"]]
     os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
     dump(doc, a.out)
@@ -338,7 +349,10 @@ def fcores(c):
 # render: chart
 
 
-def line_chart(title, series, xmax, xticks, xlabel, ylabel, marks=(), vlines=()):
+NOISY = 0.25  # cores of other work above which a run counts as disturbed
+
+
+def line_chart(title, series, xmax, xticks, xlabel, ylabel, marks=(), vlines=(), footnote=""):
     """A log-y line chart as SVG text.
 
     series: [(name, color, dashed, [(x, y, label or None), ...])]
@@ -396,7 +410,7 @@ def line_chart(title, series, xmax, xticks, xlabel, ylabel, marks=(), vlines=())
             f'L{x + 6:.1f} {y - 6:.1f}" stroke="#2f9e44" stroke-width="2"/>'
         )
         if x > ml + pw * 0.75:
-            o.append(f'<text x="{x - 9:.1f}" y="{y + 4:.1f}" text-anchor="end" fill="#2f9e44">{text}</text>')
+            o.append(f'<text x="{x + 6:.1f}" y="{y + 20:.1f}" text-anchor="end" fill="#2f9e44">{text}</text>')
         else:
             o.append(f'<text x="{x + 9:.1f}" y="{y + 4:.1f}" fill="#2f9e44">{text}</text>')
     for k, (name, c, dashed, pts) in enumerate(series):
@@ -409,11 +423,18 @@ def line_chart(title, series, xmax, xticks, xlabel, ylabel, marks=(), vlines=())
             if lab is None:
                 continue
             x, y = X(n), Y(v)
-            o.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4" fill="{c}"/>')
-            # First series labelled above its points, the others below, so labels of points
-            # close together do not overwrite each other; near the right edge, to the left.
-            dy = -8 if k == 0 else 17
-            if x > ml + pw * 0.8:
+            # A label ending in "*" marks a run disturbed by other work: hollow marker.
+            if lab.endswith("*"):
+                o.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4" fill="white" stroke="{c}" stroke-width="2"/>')
+            else:
+                o.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4" fill="{c}"/>')
+            # Each series gets its own corner so labels of nearby points do not overwrite each
+            # other; near the right edge all go to the left.
+            right_edge = x > ml + pw * 0.8
+            side, dy = {0: ("r", -8), 1: ("l", -8), 2: ("r", 17)}.get(k, ("r", 17))
+            if right_edge:
+                side, dy = "l", {1: 17}.get(k, -8)
+            if side == "l":
                 o.append(f'<text x="{x - 7:.1f}" y="{y + dy:.1f}" text-anchor="end" fill="{c}" font-size="11">{lab}</text>')
             else:
                 o.append(f'<text x="{x + 7:.1f}" y="{y + dy:.1f}" fill="{c}" font-size="11">{lab}</text>')
@@ -427,8 +448,25 @@ def line_chart(title, series, xmax, xticks, xlabel, ylabel, marks=(), vlines=())
         dash = ' stroke-dasharray="5 4"' if dashed else ""
         o.append(f'<line x1="{lx}" y1="{y}" x2="{lx + 24}" y2="{y}" stroke="{c}" stroke-width="2.5"{dash}/>')
         o.append(f'<text x="{lx + 30}" y="{y + 4}" fill="#212529">{name}</text>')
+    if footnote:
+        o.append(f'<text x="{ml + pw + 18}" y="{mt + ph}" fill="#495057" font-size="10">'
+                 + "".join(f'<tspan x="{ml + pw + 18}" dy="{0 if i == 0 else 13}">{t}</tspan>'
+                           for i, t in enumerate(wrap(footnote, 30))) + "</text>")
     o.append("</svg>")
     return "\n".join(o) + "\n"
+
+
+def wrap(text, width):
+    lines, cur = [], ""
+    for word in text.split():
+        if cur and len(cur) + 1 + len(word) > width:
+            lines.append(cur)
+            cur = word
+        else:
+            cur = f"{cur} {word}".strip()
+    if cur:
+        lines.append(cur)
+    return lines
 
 
 def svg_chart(doc):
@@ -443,6 +481,8 @@ def svg_chart(doc):
                 dl = m.get("delivered")
                 if dl is not None and dl < 0.999:
                     lab += f" ({fpct(dl)} delivered)"
+                if (m.get("other_cpu") or 0) > NOISY:
+                    lab += " *"
                 pts.append((SCENARIOS[scen][1], m["p99"], lab))
         series.append((SERVER_NAMES[srv], COLORS[srv], srv == "floor", pts))
     return line_chart(
@@ -453,6 +493,7 @@ def svg_chart(doc):
         "viewers",
         "p99 latency (log scale)",
         marks=((2000, 30, "target 30 ms"), (5000, 250, "target 250 ms")),
+        footnote=f"* hollow: other work used more than {NOISY} cores during that run",
     )
 
 
@@ -633,28 +674,25 @@ def render(a):
       f"{mach.get('mem_total_mb')} MB RAM, Linux {mach.get('kernel')}")
     w(f"- **Software**: {mach.get('rustc')}; Node.js {mach.get('node')}; socket.io "
       f"{mach.get('socket.io')} (baseline); socketioxide {mach.get('socketioxide')} (StreamHub)")
-    git = doc.get("git", {})
-    w(f"- **Run**: {doc['started']} → {doc['finished']}, commit `{git.get('commit')}`"
+    orig = doc.get("original_run") or doc
+    git = orig.get("git") or {}
+    w(f"- **Run**: {orig['started']} → {orig['finished']}, commit `{git.get('commit')}`"
       + (" (with uncommitted changes)" if git.get("dirty") else "")
-      + f", `{doc.get('invocation') or 'bench/run.sh'}`"
+      + f", `{orig.get('invocation') or 'bench/run.sh'}`"
       + (" (quick mode: shorter windows, smaller idle run)" if doc.get("quick") else ""))
-    sut = doc.get("server_under_test") or (doc.get("merged_from") or {}).get("server_under_test")
+    for u in doc.get("updates") or []:
+        w(
+            f"- **Update** {u['started']}: `{u['invocation']}`; kept (less disturbed than before): "
+            + (", ".join(u.get("kept") or []) or "none")
+        )
+    sut = (doc.get("original_run") or {}).get("server_under_test") or doc.get("server_under_test")
     if sut:
         w(
             f"- **StreamHub under test**: release binary built {sut.get('binary_built', '?')}; last commit "
             f"touching `crates/streamhub*`: `{sut.get('last_commit_touching_server', '?')}`"
             + (" (plus uncommitted changes there)" if sut.get("server_sources_dirty") else "")
         )
-    w(f"- **Load average** before the run: {doc.get('load_before')}; after: {doc.get('load_after')}")
-    mf = doc.get("merged_from")
-    if mf:
-        again = sorted({f"{r['scenario']}/{r['server']}" for r in doc["runs"] if not r.get("from_run")})
-        w(
-            f"- **Updated run**: points were run again at {doc['started']} (`{doc.get('invocation')}`) "
-            "and kept where other work disturbed them less: "
-            f"{', '.join(again) or 'none'}; the other points come from the run of "
-            f"{mf.get('started')} (`{mf.get('invocation')}`)."
-        )
+    w(f"- **Load average** (1, 5, 15 min) before the latest run: {doc.get('load_before')}; after: {doc.get('load_after')}")
     w(f"- **Raw results**: [`{rel_results}`](../{rel_results})")
     noisy = doc.get("noisy_runs") or []
     if noisy:
@@ -667,10 +705,11 @@ def render(a):
     w("## How to run")
     w("")
     w("```sh")
-    w("bench/run.sh                          # the whole matrix (~12 min), then this page")
+    w("bench/run.sh                          # the whole matrix (~9 min), then this page")
     w("bench/run.sh --quick                  # fewer, shorter points (~4 min)")
     w("bench/run.sh --scenarios v2000,stalled --servers streamhub,node")
-    w("bench/run.sh --wait-quiet            # before each run, wait for other work on the machine to stop")
+    w("bench/run.sh --wait-quiet            # wait for other work to pause; repeat disturbed runs (slower)")
+    w("bench/run.sh --update bench/results/FILE.json --scenarios v1000 --servers streamhub   # redo points")
     w("bench/report.py render bench/results/FILE.json --md docs/benchmarks.md --svg docs/img/bench-p99.svg")
     w("```")
     w("")
