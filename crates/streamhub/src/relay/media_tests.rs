@@ -1558,3 +1558,25 @@ fn a_recorder_restart_sent_as_recorded_keeps_the_stream_alive() {
         stats(&d, t0).dropped_bad_media
     );
 }
+
+#[test]
+fn a_webcodecs_joiner_whose_catch_up_did_not_all_go_out_waits_for_the_next_key() {
+    let (d, t0) = open(limits());
+    send(&d, key(0), t0);
+    send(&d, delta(1), t0 + ms(1));
+    send(&d, delta(2), t0 + ms(2));
+    let v = MediaSink::unbounded();
+    // The welcome reports that part of the GOP did not fit the viewer's queue.
+    let joined = d
+        .add_viewer_with(KEY, "v", v.clone(), |j| {
+            assert_eq!(j.buffer.len(), 3);
+            false
+        })
+        .expect("join");
+    assert!(joined.new);
+    // A delta now would decode against a hole: not delivered. The next key is.
+    send(&d, delta(3), t0 + ms(3));
+    assert!(v.seqs().is_empty(), "got {:?}", v.seqs());
+    send(&d, key(4), t0 + ms(4));
+    assert_eq!(v.seqs(), [5]);
+}

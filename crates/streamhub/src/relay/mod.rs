@@ -268,17 +268,20 @@ impl<S: ViewerSink> Distributor<S> {
 
     /// Adds a viewer and hands back the catch-up buffer.
     pub fn add_viewer(&self, key: &str, conn: &str, sink: S) -> Result<Joined, RelayError> {
-        self.add_viewer_with(key, conn, sink, |_| {})
+        self.add_viewer_with(key, conn, sink, |_| true)
     }
 
     /// Adds a viewer; `welcome` runs under the stream's lock before the viewer can receive a
     /// live frame, so whatever it sends (the join reply, the catch-up buffer) arrives first.
+    /// It returns whether the whole catch-up went out: if not (the viewer's queue filled), an
+    /// encoded stream's viewer starts by waiting for the next keyframe instead of decoding a
+    /// GOP with a hole in it.
     pub fn add_viewer_with(
         &self,
         key: &str,
         conn: &str,
         sink: S,
-        welcome: impl FnOnce(&Joined),
+        welcome: impl FnOnce(&Joined) -> bool,
     ) -> Result<Joined, RelayError> {
         let s = self.get(key)?;
         let mut s = lock(&s);
@@ -301,8 +304,8 @@ impl<S: ViewerSink> Distributor<S> {
             new: !already,
             keyframe_wanted,
         };
-        welcome(&joined);
-        s.add_viewer(conn, sink, synced);
+        let delivered = welcome(&joined);
+        s.add_viewer(conn, sink, synced && delivered);
         Ok(joined)
     }
 

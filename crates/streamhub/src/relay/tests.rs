@@ -1062,6 +1062,7 @@ fn add_viewer_with_welcomes_before_any_live_frame() {
                 j.new,
                 sink.received().len(),
             ));
+            true
         })
         .expect("join");
     // Called once, with the buffer, the count including the joiner, and nothing sent yet.
@@ -1082,6 +1083,7 @@ fn add_viewer_with_welcomes_before_any_live_frame() {
             calls += 1;
             assert!(!j.new);
             assert_eq!(j.viewer_count, 1);
+            true
         })
         .expect("rejoin");
     assert_eq!(calls, 1);
@@ -1092,7 +1094,10 @@ fn add_viewer_with_welcomes_before_any_live_frame() {
     // No welcome for a stream that does not exist.
     let mut called = false;
     let err = d
-        .add_viewer_with("zzz", "v", TestSink::unbounded(), |_| called = true)
+        .add_viewer_with("zzz", "v", TestSink::unbounded(), |_| {
+            called = true;
+            true
+        })
         .expect_err("unknown stream");
     assert_eq!(err, RelayError::NotFound("zzz".into()));
     assert!(!called);

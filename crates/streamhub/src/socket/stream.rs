@@ -13,7 +13,7 @@ use streamhub_protocol::{ErrorCode, events, validate};
 
 use super::{Ctx, Handled, Refusal, Session, SocketSink, emit, emit_room, refuse, room};
 use crate::events::HubEvent;
-use crate::relay::{Incoming, NewStream, RelayError, ViewerSink};
+use crate::relay::{Incoming, NewStream, Offer, RelayError, ViewerSink};
 use crate::{Hub, ids, now_ms};
 
 fn key(raw: &str) -> Handled<&str> {
@@ -249,10 +249,10 @@ pub(super) async fn join(ctx: &mut Ctx<'_>, r: StreamRef) -> Handled<server::Joi
                 // Encoded streams: the decodable catch-up goes out as ordinary `stream:data`,
                 // so clients that only append what arrives can start from it.
                 let sink = SocketSink(s.clone());
-                for frame in &joined.buffer {
-                    sink.offer(key, frame, false);
-                }
-                return;
+                return joined
+                    .buffer
+                    .iter()
+                    .all(|frame| sink.offer(key, frame, false) == Offer::Sent);
             }
             // One message, as the seed expects, unless frames are binary: official clients
             // refuse more than MAX_ATTACHMENTS_PER_MESSAGE attachments in one message.
@@ -279,6 +279,7 @@ pub(super) async fn join(ctx: &mut Ctx<'_>, r: StreamRef) -> Handled<server::Joi
                     },
                 );
             }
+            true
         })?;
     if joined.keyframe_wanted
         && let Some(owner) = ctx.hub.relay.owner(key)
