@@ -493,7 +493,9 @@ def svg_chart(doc):
         "viewers",
         "p99 latency (log scale)",
         marks=((2000, 30, "target 30 ms"), (5000, 250, "target 250 ms")),
-        footnote=f"* hollow: other work used more than {NOISY} cores during that run",
+        footnote=f"* hollow: other work used more than {NOISY} cores during that run"
+        if any(p[2].endswith("*") for _, _, _, pts in series for p in pts)
+        else "",
     )
 
 
