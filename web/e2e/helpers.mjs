@@ -388,6 +388,27 @@ export function changedShare(a, b, threshold = 24) {
   return changed / a.lum.length;
 }
 
+/**
+ * Waits until a picture read by `read(page)` differs from `a` (more than MIN_CHANGED of the
+ * sample points), polling for up to `within` ms; resolves to {share, ms}, or to the last
+ * share seen with ms = null when it never changed. Why a window and not one sample 1 s later:
+ * when the streamer's encoder skips frames (two cores shared by encoder, decoder and server),
+ * MSE sees a timestamp jump larger than twice the frame duration, treats it as a
+ * discontinuity and drops delta frames until the next keyframe (Media Source Extensions,
+ * "coded frame processing"), so a correct player can show one frame for up to a GOP (~1 s).
+ */
+export async function pictureChanges(page, read, a, { within = 3000, every = 250 } = {}) {
+  const start = Date.now();
+  let share = 0;
+  for (;;) {
+    await sleep(every);
+    share = changedShare(a, await read(page));
+    const ms = Date.now() - start;
+    if (share > MIN_CHANGED) return { share, ms };
+    if (ms >= within) return { share, ms: null };
+  }
+}
+
 /** Luminance variance above which a picture is "not uniform" (a flat colour gives ~0). */
 export const MIN_VARIANCE = 100;
 /** Share of sample points that must change between two reads ~1 s apart. */
