@@ -113,3 +113,70 @@ mod tests {
         assert_eq!(s, "\"abc\"");
     }
 }
+
+/// A frame's payload as it goes out in `stream:data`, encoded as JSON at most once per frame.
+///
+/// Text frames (the seed's base64) are written into every viewer's packet. Escaping the
+/// string on each emit was 42% of the server's CPU at 2000 viewers (perf, 13 KB base64
+/// frames, `serde_json::ser::format_escaped_str`); the first emit escapes it into a
+/// [`RawValue`] here and every later one copies the bytes as they are.
+#[derive(Default)]
+pub struct OutgoingData {
+    json: std::sync::OnceLock<Box<serde_json::value::RawValue>>,
+}
+
+impl OutgoingData {
+    /// What to serialize as `data` for `frame`: binary as an attachment, text as its JSON
+    /// string, escaped on the first call.
+    pub fn get<'a>(&'a self, frame: &'a FrameData) -> DataRef<'a> {
+        let FrameData::Text(text) = frame else {
+            return DataRef::Frame(frame);
+        };
+        if let Some(raw) = self.json.get() {
+            return DataRef::Json(raw);
+        }
+        match serde_json::value::to_raw_value(text) {
+            Ok(raw) => DataRef::Json(self.json.get_or_init(|| raw)),
+            // A Rust string always serializes; should it not, escape on each emit.
+            Err(_) => DataRef::Frame(frame),
+        }
+    }
+}
+
+impl std::fmt::Debug for OutgoingData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutgoingData")
+            .field("encoded", &self.json.get().is_some())
+            .finish()
+    }
+}
+
+impl Clone for OutgoingData {
+    fn clone(&self) -> Self {
+        // A clone may carry other data (e.g. a catch-up bundle built from a template).
+        Self::default()
+    }
+}
+
+impl PartialEq for OutgoingData {
+    /// A cache, not part of the frame's value.
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+/// `data` in an outgoing `stream:data` (see [`OutgoingData`]).
+#[derive(Debug, Clone, Copy)]
+pub enum DataRef<'a> {
+    Frame(&'a FrameData),
+    Json(&'a serde_json::value::RawValue),
+}
+
+impl Serialize for DataRef<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Frame(f) => f.serialize(serializer),
+            Self::Json(raw) => raw.serialize(serializer),
+        }
+    }
+}

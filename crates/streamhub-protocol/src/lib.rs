@@ -15,7 +15,7 @@ pub mod server;
 pub mod validate;
 
 pub use error::ErrorCode;
-pub use frame::FrameData;
+pub use frame::{DataRef, FrameData, OutgoingData};
 
 /// Socket.IO event names. The first block is the design note's contract and must not change.
 pub mod events {

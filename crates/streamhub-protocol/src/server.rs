@@ -94,7 +94,7 @@ pub enum MediaMode {
 #[serde(rename_all = "camelCase")]
 pub struct StreamData<'a> {
     pub stream_key: &'a str,
-    pub data: &'a FrameData,
+    pub data: crate::DataRef<'a>,
     /// Server time when the frame arrived, ms since the epoch.
     pub timestamp: Millis,
     /// Per-stream frame number, starting at 1, increasing by one per relayed frame.
@@ -311,12 +311,10 @@ pub struct Published {
 mod tests {
     use super::*;
 
-    #[test]
-    fn stream_data_is_camel_case() {
-        let data = FrameData::Text("QUJD".into());
-        let v = serde_json::to_value(StreamData {
+    fn stream_data(data: crate::DataRef<'_>) -> serde_json::Value {
+        let json = serde_json::to_string(&StreamData {
             stream_key: "k",
-            data: &data,
+            data,
             timestamp: 5,
             seq: 1,
             media: MediaMode::Images,
@@ -327,10 +325,30 @@ mod tests {
             config: None,
         })
         .expect("serializes");
+        serde_json::from_str(&json).expect("valid JSON")
+    }
+
+    #[test]
+    fn stream_data_is_camel_case() {
+        let data = FrameData::Text("QUJD".into());
         assert_eq!(
-            v,
+            stream_data(crate::DataRef::Frame(&data)),
             serde_json::json!({"streamKey":"k","data":"QUJD","timestamp":5,"seq":1,"media":"images"})
         );
+    }
+
+    #[test]
+    fn text_encoded_once_is_the_same_string_every_time() {
+        // Quotes, backslashes and control characters survive the encode-once path.
+        let data = FrameData::Text("a\"b\\c\n\u{1}é".into());
+        let out = crate::OutgoingData::default();
+        for _ in 0..2 {
+            let v = stream_data(out.get(&data));
+            assert_eq!(v["data"], serde_json::json!("a\"b\\c\n\u{1}é"));
+            assert!(matches!(out.get(&data), crate::DataRef::Json(_)));
+        }
+        let bin = FrameData::Binary(bytes::Bytes::from_static(b"x"));
+        assert!(matches!(out.get(&bin), crate::DataRef::Frame(_)));
     }
 
     #[test]

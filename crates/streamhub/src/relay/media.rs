@@ -21,7 +21,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use bytes::{Bytes, BytesMut};
 use streamhub_protocol::client::{ChunkInfo, ChunkKind};
 use streamhub_protocol::server::MediaMode;
-use streamhub_protocol::{FrameData, Millis};
+use streamhub_protocol::{FrameData, Millis, OutgoingData};
 
 use crate::media::webm::{Piece, WebmParser};
 
@@ -52,6 +52,8 @@ pub struct Frame {
     pub init: bool,
     pub chunk: Option<ChunkInfo>,
     pub config: Option<Arc<serde_json::Value>>,
+    /// `data` encoded for `stream:data` once, shared by every viewer's emit.
+    pub out: OutgoingData,
 }
 
 /// An incoming frame, before it gets a sequence number.

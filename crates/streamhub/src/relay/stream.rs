@@ -298,6 +298,7 @@ impl<S: ViewerSink> Stream<S> {
             init: false,
             chunk: None,
             config: None,
+            out: Default::default(),
         };
         self.media.catch_up(&template)
     }
@@ -391,6 +392,7 @@ impl<S: ViewerSink> Stream<S> {
                 config: (kind == FrameKind::Key)
                     .then(|| self.media.config.clone())
                     .flatten(),
+                out: Default::default(),
             });
             self.next_seq += 1;
             delivery.seq = frame.seq;

@@ -139,7 +139,7 @@ impl ViewerSink for SocketSink {
     fn offer(&self, stream_key: &str, frame: &Frame, resync: bool) -> Offer {
         let payload = server::StreamData {
             stream_key,
-            data: &frame.data,
+            data: frame.out.get(&frame.data),
             timestamp: frame.timestamp,
             seq: frame.seq,
             media: frame.media,
