@@ -1143,7 +1143,7 @@ fn refusals_spread_over_more_than_2s_do_not_step_down() {
 }
 
 #[test]
-fn webm_viewer_is_not_thinned_by_its_level_and_resyncs_at_a_recorder_restart() {
+fn webm_viewer_at_level_1_gets_each_keyframe_piece_as_a_fresh_start_then_steps_back_up() {
     let fx = vp8();
     let (d, t0) = open(limits());
     let healthy = MediaSink::unbounded();
@@ -1152,7 +1152,7 @@ fn webm_viewer_is_not_thinned_by_its_level_and_resyncs_at_a_recorder_restart() {
     join(&d, "slow", &slow);
     let lens = fx.chunks();
     // Segment 1: `slow` takes two frames, then refuses frame 3 and the two keyframe Clusters
-    // offered to it after that: three refusals within 2 s, level 1.
+    // offered to it after that: three refusals, level 1.
     feed(&d, fx.data, &lens, false, t0);
     let st = stats(&d, t0 + secs(1));
     assert_eq!(st.levels, [1, 1, 0]);
@@ -1161,34 +1161,74 @@ fn webm_viewer_is_not_thinned_by_its_level_and_resyncs_at_a_recorder_restart() {
     assert_eq!(slow.seqs(), [1, 2]);
 
     // The recorder restarts: a new EBML header begins a new segment (init + keyframe Cluster
-    // in the first chunk). It keeps up from here on.
-    let first_seq = healthy.seqs().last().unwrap() + 1;
-    let mut at = 0;
-    for (i, n) in lens.iter().enumerate() {
-        slow.drain();
-        send(&d, binary(&fx.data[at..at + n]), t0 + ms(500 + i as u64));
-        at += n;
-    }
-    let got = slow.received();
-    let restart = &got[2];
-    assert_eq!(restart.frame.seq, first_seq);
-    assert!(restart.resync && restart.frame.init);
-    assert_eq!(restart.frame.kind, FrameKind::Key);
-    assert!(
-        raw(&restart.frame.data).starts_with(fx.init()),
-        "one init, not two"
-    );
-    assert!(!raw(&restart.frame.data)[fx.init_len..].starts_with(&fx.data[..4]));
-    // Level 1, yet every frame: a WebM byte stream is never thinned.
-    assert_eq!(stats(&d, t0 + secs(1)).levels, [1, 1, 0]);
-    let seqs: Vec<u64> = got[2..].iter().map(|r| r.frame.seq).collect();
+    // in the first chunk). `slow` keeps up from here on, but stays at level 1 for 5 s.
+    let resend = |from: Instant| {
+        let first = healthy.seqs().last().unwrap() + 1;
+        let mut at = 0;
+        let mut changes = Vec::new();
+        for (i, n) in lens.iter().enumerate() {
+            slow.drain();
+            let del = send(&d, binary(&fx.data[at..at + n]), from + ms(i as u64));
+            changes.extend(del.level_changes);
+            at += n;
+        }
+        (first, changes)
+    };
+    let (first_seq, changes) = resend(t0 + ms(500));
+    // Told on the first frame its queue took after the step down.
+    assert_eq!(changes, [("slow".to_owned(), 1)]);
+    let got: Vec<Rec> = slow.received()[2..].to_vec();
+    let keys: Vec<Frame> = healthy
+        .frames()
+        .into_iter()
+        .filter(|f| f.seq >= first_seq && f.kind == FrameKind::Key)
+        .collect();
+    assert!(keys.len() >= 2, "the fixture has several keyframe Clusters");
     assert_eq!(
-        seqs,
-        (first_seq..=*healthy.seqs().last().unwrap()).collect::<Vec<_>>()
+        got.iter().map(|r| r.frame.seq).collect::<Vec<_>>(),
+        keys.iter().map(|f| f.seq).collect::<Vec<_>>(),
+        "keyframe pieces only at level 1"
     );
-    assert!(concat(got[2..].iter().map(|r| &r.frame)) == fx.data);
-    assert!(got[3..].iter().all(|r| !r.resync));
-    assert!(healthy.bytes() == [fx.data, fx.data].concat());
+    for (r, key) in got.iter().zip(&keys) {
+        // Each one decodable on its own: the init, then the keyframe piece, once each.
+        assert!(r.resync && r.frame.init && r.frame.kind == FrameKind::Key);
+        let bytes = raw(&r.frame.data);
+        assert!(bytes.starts_with(fx.init()), "starts with the init segment");
+        let piece = raw(&key.data);
+        let piece = piece.strip_prefix(fx.init()).unwrap_or(&piece);
+        assert!(bytes[fx.init_len..] == *piece, "then the keyframe piece");
+    }
+    assert_eq!(stats(&d, t0 + secs(1)).levels, [1, 1, 0]);
+
+    // 5 s without refusals: back to level 0 at the first keyframe, then every piece again.
+    let (first_seq, changes) = resend(t0 + secs(6));
+    assert_eq!(changes, [("slow".to_owned(), 0)]);
+    let got = slow.received();
+    let restart = got.iter().position(|r| r.frame.seq >= first_seq).unwrap();
+    assert!(got[restart].resync && got[restart].frame.init);
+    assert!(concat(got[restart..].iter().map(|r| &r.frame)) == fx.data);
+    assert!(got[restart + 1..].iter().all(|r| !r.resync));
+    assert_eq!(stats(&d, t0 + secs(7)).levels, [2, 0, 0]);
+}
+
+#[test]
+fn encoded_viewer_that_resyncs_once_per_gop_steps_down_to_keys_only() {
+    // One refusal per 1.5 s GOP: too sparse for the 2 s window of pictures, three within the
+    // 10 s window of encoded video.
+    let (d, t0) = open(limits());
+    let v = MediaSink::with_capacity(1);
+    join(&d, "v", &v);
+    let mut ts = 0;
+    for gop in 0..3u64 {
+        let t = t0 + ms(1500 * gop);
+        v.drain();
+        send(&d, key(ts), t); // taken; the queue is full again
+        send(&d, delta(ts + 1), t + ms(100)); // refused: wait for the next key
+        ts += 2;
+        let want = if gop < 2 { [1, 0, 0] } else { [0, 1, 0] };
+        assert_eq!(stats(&d, t + ms(100)).levels, want, "after GOP {gop}");
+    }
+    assert_eq!(stats(&d, t0).resyncs, 3);
 }
 
 #[test]

@@ -362,6 +362,62 @@ fn every_viewer_gets_every_frame_exactly_once() {
 }
 
 #[test]
+fn a_large_audience_gets_per_viewer_policy_and_evictions_in_order() {
+    // 600 viewers: every third one takes one frame and is then full, six others close; the
+    // rest take everything. Each gets its own outcome; evictions come in list order.
+    let t0 = Instant::now();
+    let d = relay(RelayLimits {
+        stall_timeout: ms(500),
+        ..roomy()
+    });
+    register(&d, "a", OWNER, t0);
+    let sinks: Vec<TestSink> = (0..600)
+        .map(|i| {
+            if i % 3 == 0 {
+                TestSink::with_capacity(1)
+            } else {
+                TestSink::unbounded()
+            }
+        })
+        .collect();
+    for (i, s) in sinks.iter().enumerate() {
+        join(&d, "a", &format!("v{i:03}"), s);
+    }
+    for (i, s) in sinks.iter().enumerate() {
+        if i % 3 == 1 && i < 18 {
+            s.close();
+        }
+    }
+    let first = publish(&d, "a", frame_n(0), t0);
+    assert_eq!(first.reached, 600 - 6);
+    for n in 1..4 {
+        let del = publish(&d, "a", frame_n(n), t0 + ms(100 * n as u64));
+        assert_eq!(del.reached, 400 - 6, "frame {n}");
+        assert!(del.evicted.is_empty());
+    }
+    // Three refusals: the full viewers are at level 1 now (even frames only), so frame 5 is
+    // not offered to them. Frame 6 is, 600 ms after their first refusal: evicted, in order.
+    let del = publish(&d, "a", frame_n(4), t0 + ms(700));
+    assert!(del.evicted.is_empty());
+    let del = publish(&d, "a", frame_n(5), t0 + ms(700));
+    let expected: Vec<String> = (0..600).step_by(3).map(|i| format!("v{i:03}")).collect();
+    assert_eq!(del.evicted, expected);
+    for (i, s) in sinks.iter().enumerate() {
+        let want: Vec<u64> = match i {
+            _ if i % 3 == 1 && i < 18 => vec![],
+            _ if i % 3 == 0 => vec![1],
+            _ => vec![1, 2, 3, 4, 5, 6],
+        };
+        assert_eq!(s.seqs(), want, "viewer {i}");
+    }
+    let st = stats(&d, "a", t0 + ms(700));
+    assert_eq!(st.viewer_count, 400 - 6);
+    assert_eq!(st.dropped_slow_viewer, 200 * 4);
+    assert_eq!(st.evicted, 200);
+    assert_eq!(st.frames_out, 594 + 5 * 394);
+}
+
+#[test]
 fn reached_counts_viewers_and_is_zero_without_any() {
     let t0 = Instant::now();
     let d = relay(roomy());
