@@ -53,13 +53,13 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::events::{Bus, HubEvent};
 use crate::relay::Distributor;
-use crate::socket::SocketSink;
+use crate::socket::{RoomGroup, SocketSink};
 
 /// Shared server state.
 #[derive(Debug)]
 pub struct Hub {
     pub config: Config,
-    pub relay: Distributor<SocketSink>,
+    pub relay: Distributor<SocketSink, RoomGroup>,
     pub bus: Bus,
     pub connections: AtomicUsize,
     pub shutting_down: AtomicBool,
@@ -95,7 +95,7 @@ impl Counters {
 impl Hub {
     pub fn new(config: Config) -> Self {
         Self {
-            relay: Distributor::new(config.relay.clone()),
+            relay: Distributor::with_group(config.relay.clone(), RoomGroup::default()),
             config,
             bus: Bus::new(),
             connections: AtomicUsize::new(0),
@@ -139,6 +139,7 @@ pub async fn run(
         )
         .with_state(Arc::clone(&hub))
         .build_layer();
+    hub.relay.group().attach(io.clone());
     socket::attach(&io);
 
     let ticker = tokio::spawn(socket::ticker(

@@ -1,8 +1,9 @@
 //! The fan-out core: streams, viewers, the catch-up ring and the slow-viewer policy.
 //!
 //! Plain Rust with no sockets, no clock of its own and no async: callers pass `Instant`s and
-//! wall-clock milliseconds in, and every outgoing frame leaves through a [`ViewerSink`], the one
-//! seam to the network. That keeps the hard logic testable with a recording sink.
+//! wall-clock milliseconds in, and every outgoing frame leaves through a [`ViewerSink`] (one
+//! viewer) or a [`GroupSink`] (one shared send to many), the two seams to the network. That
+//! keeps the hard logic testable with recording sinks.
 //!
 //! Method names follow the design note's `StreamDistributor` (`register_stream`,
 //! `add_viewer`, `distribute_stream_data`, `get_stream_stats`, ...).
@@ -43,6 +44,45 @@ pub trait ViewerSink: Send + Sync + 'static {
     /// `resync`: this viewer missed data and restarts decoding at this (key)frame.
     fn offer(&self, stream_key: &str, frame: &Frame, resync: bool) -> Offer;
 }
+
+/// One shared send to many viewers of a stream (a Socket.IO room): the frame is encoded once
+/// and every member's queue holds the same bytes, instead of one encoding and copy per viewer.
+/// Members are picture viewers at level 0; the relay decides membership (`join`/`leave`) and
+/// still learns who is slow, because every [`PROBE_EVERY`]th frame goes viewer by viewer.
+pub trait GroupSink<S>: Send + Sync + 'static {
+    /// False: no shared sends; every frame goes viewer by viewer.
+    fn enabled(&self) -> bool {
+        true
+    }
+    fn join(&self, stream_key: &str, viewer: &S);
+    fn leave(&self, stream_key: &str, viewer: &S);
+    /// Sends `frame` to every member of the stream's group.
+    fn broadcast(&self, stream_key: &str, frame: &Frame) -> GroupOffer;
+}
+
+/// What became of one shared send: members whose queue was full, or that were gone.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GroupOffer {
+    pub full: usize,
+    pub closed: usize,
+}
+
+/// No shared sends (every frame viewer by viewer).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoGroup;
+
+impl<S> GroupSink<S> for NoGroup {
+    fn enabled(&self) -> bool {
+        false
+    }
+    fn join(&self, _: &str, _: &S) {}
+    fn leave(&self, _: &str, _: &S) {}
+    fn broadcast(&self, _: &str, _: &Frame) -> GroupOffer {
+        GroupOffer::default()
+    }
+}
+
+pub use stream::PROBE_EVERY;
 
 /// Limits the relay enforces.
 #[derive(Debug, Clone)]
@@ -166,8 +206,9 @@ pub struct Orphaned {
 /// Each stream sits behind its own mutex, so publishing to one stream never waits on another;
 /// the map lock is only held to look a stream up.
 #[derive(Debug)]
-pub struct Distributor<S> {
+pub struct Distributor<S, G = NoGroup> {
     limits: RelayLimits,
+    group: G,
     streams: RwLock<HashMap<String, Arc<Mutex<Stream<S>>>>>,
 }
 
@@ -177,11 +218,24 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl<S: ViewerSink> Distributor<S> {
+    /// A relay that sends every frame viewer by viewer.
     pub fn new(limits: RelayLimits) -> Self {
+        Self::with_group(limits, NoGroup)
+    }
+}
+
+impl<S: ViewerSink, G: GroupSink<S>> Distributor<S, G> {
+    /// A relay that sends frames to level-0 picture viewers through `group`.
+    pub fn with_group(limits: RelayLimits, group: G) -> Self {
         Self {
             limits,
+            group,
             streams: RwLock::new(HashMap::new()),
         }
+    }
+
+    pub fn group(&self) -> &G {
+        &self.group
     }
 
     pub fn limits(&self) -> &RelayLimits {
@@ -227,7 +281,7 @@ impl<S: ViewerSink> Distributor<S> {
             .unwrap_or_else(|e| e.into_inner())
             .remove(key)?;
         let mut stream = lock(&removed);
-        stream.end();
+        stream.end(&self.group);
         Some(stream.info())
     }
 
@@ -315,7 +369,7 @@ impl<S: ViewerSink> Distributor<S> {
             .iter()
             .filter_map(|s| {
                 let mut s = lock(s);
-                s.remove_viewer(conn)
+                s.remove_viewer(conn, &self.group)
                     .then(|| (s.meta.key.clone(), s.viewer_count()))
             })
             .collect()
@@ -347,7 +401,7 @@ impl<S: ViewerSink> Distributor<S> {
     /// Removes a viewer. Returns whether it was there.
     pub fn remove_viewer(&self, key: &str, conn: &str) -> bool {
         self.get(key)
-            .map(|s| lock(&s).remove_viewer(conn))
+            .map(|s| lock(&s).remove_viewer(conn, &self.group))
             .unwrap_or(false)
     }
 
@@ -385,7 +439,7 @@ impl<S: ViewerSink> Distributor<S> {
     ) -> Result<Delivery, RelayError> {
         let s = self.get(key)?;
         let mut s = lock(&s);
-        s.publish(conn, incoming, &self.limits, now, wall)
+        s.publish(conn, incoming, &self.limits, &self.group, now, wall)
     }
 
     /// Viewer count and ring size (the note's `getStreamStats`), plus rates and drop counters.
@@ -479,7 +533,7 @@ impl<S: ViewerSink> Distributor<S> {
                     .get(key)
                     .is_some_and(|s| lock(s).orphan_expired(now, grace));
                 if expired && let Some(s) = map.remove(key) {
-                    lock(&s).end();
+                    lock(&s).end(&self.group);
                 }
                 expired
             })

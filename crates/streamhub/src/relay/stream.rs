@@ -7,7 +7,10 @@ use streamhub_protocol::Millis;
 use streamhub_protocol::server::{MediaMode, StreamInfo, StreamStatus};
 
 use super::media::{Cut, Frame, FrameKind, Incoming, MediaState};
-use super::{ConnId, Delivery, NewStream, Offer, RelayError, RelayLimits, TokenBucket, ViewerSink};
+use super::{
+    ConnId, Delivery, GroupOffer, GroupSink, NewStream, Offer, RelayError, RelayLimits,
+    TokenBucket, ViewerSink,
+};
 
 /// What `GET /api/streams/{key}` and the note's `getStreamStats` report.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -49,6 +52,10 @@ const DROP_WINDOW: Duration = Duration::from_secs(2);
 const ENCODED_DROP_WINDOW: Duration = Duration::from_secs(10);
 /// Time without drops before a viewer moves one level back up.
 const CLEAR_TO_STEP_UP: Duration = Duration::from_secs(5);
+/// Every this many picture frames (by `seq`), the frame goes viewer by viewer even to group
+/// members: a shared send only says how many queues were full, this says whose. A viewer
+/// that stops reading is found within this many frames (~270 ms at 30 fps).
+pub const PROBE_EVERY: u64 = 8;
 
 #[derive(Debug)]
 struct Viewer<S> {
@@ -67,6 +74,8 @@ struct Viewer<S> {
     drops_in_window: u32,
     window_start: Option<Instant>,
     last_change: Option<Instant>,
+    /// Member of the stream's group (gets picture frames by the shared send).
+    grouped: bool,
 }
 
 impl<S> Viewer<S> {
@@ -82,6 +91,7 @@ impl<S> Viewer<S> {
             drops_in_window: 0,
             window_start: None,
             last_change: None,
+            grouped: false,
         }
     }
 
@@ -106,6 +116,16 @@ impl<S> Viewer<S> {
     fn resyncs_at(&self, frame: &Frame) -> bool {
         frame.kind == FrameKind::Key
             && (self.resync_pending || (self.level > 0 && frame.media != MediaMode::Images))
+    }
+
+    /// Whether this viewer can take picture frames by the shared send: level 0 and nothing
+    /// refused for [`CLEAR_TO_STEP_UP`].
+    fn shareable(&self, now: Instant) -> bool {
+        self.level == 0
+            && self.full_since.is_none()
+            && self
+                .last_change
+                .is_none_or(|t| now.saturating_duration_since(t) >= CLEAR_TO_STEP_UP)
     }
 
     fn note_drop(&mut self, now: Instant, media: MediaMode) {
@@ -320,9 +340,12 @@ impl<S: ViewerSink> Stream<S> {
         }
     }
 
-    pub(super) fn end(&mut self) {
+    pub(super) fn end(&mut self, group: &impl GroupSink<S>) {
         self.status = StreamStatus::Ended;
         self.owner = None;
+        for v in self.viewers.iter().filter(|v| v.grouped) {
+            group.leave(&self.meta.key, &v.sink);
+        }
         // Drop the sinks now: they hold the viewers' sockets.
         self.viewers.clear();
     }
@@ -387,9 +410,18 @@ impl<S: ViewerSink> Stream<S> {
         self.media.catch_up(&template)
     }
 
-    pub(super) fn remove_viewer(&mut self, conn: &str) -> bool {
+    pub(super) fn remove_viewer(&mut self, conn: &str, group: &impl GroupSink<S>) -> bool {
         let before = self.viewers.len();
-        self.viewers.retain(|v| v.conn != conn);
+        let key = &self.meta.key;
+        self.viewers.retain(|v| {
+            if v.conn != conn {
+                return true;
+            }
+            if v.grouped {
+                group.leave(key, &v.sink);
+            }
+            false
+        });
         before != self.viewers.len()
     }
 
@@ -410,6 +442,7 @@ impl<S: ViewerSink> Stream<S> {
         conn: &str,
         incoming: Incoming,
         limits: &RelayLimits,
+        group: &impl GroupSink<S>,
         now: Instant,
         wall: Millis,
     ) -> Result<Delivery, RelayError> {
@@ -492,7 +525,7 @@ impl<S: ViewerSink> Stream<S> {
                 self.media
                     .remember(&frame, raw.clone(), limits.max_gop_bytes);
             }
-            self.deliver(&frame, raw, limits, now, &mut delivery);
+            self.deliver(&frame, raw, limits, group, now, &mut delivery);
         }
         delivery.keyframe_wanted = delivery.keyframe_wanted && self.keyframe_request_due(now);
         Ok(delivery)
@@ -512,17 +545,47 @@ impl<S: ViewerSink> Stream<S> {
     }
 
     /// Offers one frame to every viewer, applying each viewer's state and level, then folds
-    /// the outcomes into the stream's counters. One thread: serving 2000 viewers from a rayon
-    /// pool measured worse on two cores (p99 74 vs 25 ms, 0.85 vs 0.73 cores), the sends
-    /// wake the viewers' writer tasks, which need the other core.
+    /// the outcomes into the stream's counters. Picture frames reach the group members (level
+    /// 0, nothing refused lately) by one shared send, except every [`PROBE_EVERY`]th frame,
+    /// which goes viewer by viewer to everyone so a member that fell behind is found and
+    /// leaves the group. One thread: serving 2000 viewers from a rayon pool measured worse on
+    /// two cores (p99 74 vs 25 ms, 0.85 vs 0.73 cores): the sends wake the viewers' writer
+    /// tasks, which need the other core.
     fn deliver(
         &mut self,
         frame: &Arc<Frame>,
         raw: Option<bytes::Bytes>,
         limits: &RelayLimits,
+        group: &impl GroupSink<S>,
         now: Instant,
         delivery: &mut Delivery,
     ) {
+        let key = &self.meta.key;
+        let pictures = frame.media == MediaMode::Images;
+        let shared = group.enabled() && pictures && !frame.seq.is_multiple_of(PROBE_EVERY);
+        let mut members = 0;
+        for v in &mut self.viewers {
+            // On probe frames membership stays as it is; encoded video has no group.
+            let member = if shared {
+                v.shareable(now)
+            } else {
+                v.grouped && pictures
+            };
+            if member != v.grouped {
+                if member {
+                    group.join(key, &v.sink);
+                } else {
+                    group.leave(key, &v.sink);
+                }
+                v.grouped = member;
+            }
+            members += usize::from(member);
+        }
+        let group_offer = if shared && members > 0 {
+            group.broadcast(key, frame)
+        } else {
+            GroupOffer::default()
+        };
         // WebM viewers restarting at a keyframe need the init segment again (their player
         // resets its parser on `resync`); built once per frame, only when someone needs it.
         let resync_bundle = (frame.media == MediaMode::Webm
@@ -540,18 +603,34 @@ impl<S: ViewerSink> Stream<S> {
             )
         });
         let offer = OfferCtx {
-            key: &self.meta.key,
+            key,
             frame,
             resync_bundle: resync_bundle.as_ref(),
             stall_timeout: limits.stall_timeout,
             now,
         };
-        let outcomes: Vec<Outcome> = self.viewers.iter_mut().map(|v| offer.to(v)).collect();
+        let outcomes: Vec<Outcome> = self
+            .viewers
+            .iter_mut()
+            .map(|v| {
+                if shared && v.grouped {
+                    Outcome::Skipped
+                } else {
+                    offer.to(v)
+                }
+            })
+            .collect();
         let stats = &mut self.stats;
-        let mut reached = 0;
+        let shared_reached = if shared {
+            members.saturating_sub(group_offer.full + group_offer.closed)
+        } else {
+            0
+        };
+        stats.dropped_slow_viewer += group_offer.full as u64;
+        let mut reached = shared_reached;
         let mut outcomes = outcomes.into_iter();
-        self.viewers
-            .retain(|v| match outcomes.next().unwrap_or(Outcome::Skipped) {
+        self.viewers.retain_mut(|v| {
+            let keep = match outcomes.next().unwrap_or(Outcome::Skipped) {
                 Outcome::Skipped => true,
                 Outcome::Sent { announce } => {
                     if let Some(level) = announce {
@@ -573,7 +652,14 @@ impl<S: ViewerSink> Stream<S> {
                     !evict
                 }
                 Outcome::Closed => false,
-            });
+            };
+            // A member a probe found full (or gone) leaves the group at once.
+            if v.grouped && (!keep || !v.shareable(now)) {
+                group.leave(key, &v.sink);
+                v.grouped = false;
+            }
+            keep
+        });
         stats.frames_out += reached as u64;
         delivery.reached = delivery.reached.max(reached);
     }

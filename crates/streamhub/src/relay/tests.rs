@@ -90,6 +90,193 @@ impl ViewerSink for TestSink {
     }
 }
 
+/// A shared send over [`TestSink`]s, modelled on socketioxide's room broadcast: members are
+/// kept by (stream, sink); a broadcast offers the frame to each and counts who was full or
+/// gone. `via_group` counts frames each member got this way.
+#[derive(Default)]
+struct TestGroup {
+    members: Mutex<Vec<(String, TestSink)>>,
+    via_group: Mutex<Vec<(usize, u64)>>,
+    sinks: Mutex<Vec<TestSink>>,
+}
+
+impl TestGroup {
+    fn index(&self, viewer: &TestSink) -> usize {
+        let mut sinks = self.sinks.lock().expect("lock");
+        match sinks.iter().position(|s| Arc::ptr_eq(&s.log, &viewer.log)) {
+            Some(i) => i,
+            None => {
+                sinks.push(viewer.clone());
+                sinks.len() - 1
+            }
+        }
+    }
+
+    fn is_member(&self, viewer: &TestSink) -> bool {
+        self.members
+            .lock()
+            .expect("lock")
+            .iter()
+            .any(|(_, s)| Arc::ptr_eq(&s.log, &viewer.log))
+    }
+
+    /// Seqs `viewer` got through the shared send.
+    fn shared_seqs(&self, viewer: &TestSink) -> Vec<u64> {
+        let i = self.index(viewer);
+        let got = self.via_group.lock().expect("lock");
+        got.iter()
+            .filter(|(v, _)| *v == i)
+            .map(|(_, q)| *q)
+            .collect()
+    }
+}
+
+impl GroupSink<TestSink> for &'static TestGroup {
+    fn join(&self, key: &str, viewer: &TestSink) {
+        assert!(!self.is_member(viewer), "joined twice");
+        self.index(viewer);
+        self.members
+            .lock()
+            .expect("lock")
+            .push((key.to_owned(), viewer.clone()));
+    }
+
+    fn leave(&self, key: &str, viewer: &TestSink) {
+        let mut m = self.members.lock().expect("lock");
+        let before = m.len();
+        m.retain(|(k, s)| !(k == key && Arc::ptr_eq(&s.log, &viewer.log)));
+        assert_eq!(m.len() + 1, before, "left without being a member");
+    }
+
+    fn broadcast(&self, key: &str, frame: &Frame) -> GroupOffer {
+        let members: Vec<TestSink> = self
+            .members
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, s)| s.clone())
+            .collect();
+        let mut offer = GroupOffer::default();
+        for m in members {
+            match m.offer(key, frame, false) {
+                Offer::Sent => {
+                    let i = self.index(&m);
+                    self.via_group.lock().expect("lock").push((i, frame.seq));
+                }
+                Offer::Full => offer.full += 1,
+                Offer::Closed => offer.closed += 1,
+            }
+        }
+        offer
+    }
+}
+
+fn grouped_relay(
+    limits: RelayLimits,
+) -> (
+    Distributor<TestSink, &'static TestGroup>,
+    &'static TestGroup,
+) {
+    let group: &'static TestGroup = Box::leak(Box::default());
+    (Distributor::with_group(limits, group), group)
+}
+
+#[test]
+fn picture_viewers_get_frames_by_the_shared_send_and_probes_find_the_slow_one() {
+    let t0 = Instant::now();
+    let (d, group) = grouped_relay(roomy());
+    d.register_stream(new_stream("a", OWNER), t0)
+        .expect("register");
+    let fast = TestSink::unbounded();
+    let slow = TestSink::with_capacity(3);
+    let other = TestSink::unbounded();
+    d.add_viewer("a", "fast", fast.clone()).expect("join");
+    d.add_viewer("a", "slow", slow.clone()).expect("join");
+    let p = PROBE_EVERY;
+    let publish = |n: u64, at: Duration| {
+        d.distribute_stream_data("a", OWNER, frame_n(n as usize), t0 + at, 0)
+            .expect("publish")
+    };
+    // Frame 1 joins both to the group and goes by the shared send.
+    let first = publish(1, ms(0));
+    assert_eq!(first.reached, 2);
+    assert!(group.is_member(&fast) && group.is_member(&slow));
+    // A viewer that joins later is a member from its first frame on, never twice.
+    d.add_viewer("a", "other", other.clone()).expect("join");
+    for n in 2..=p {
+        // Reached: the viewers whose queue took it, counted once, shared or not.
+        let want = if n <= 3 { 3 } else { 2 };
+        assert_eq!(publish(n, ms(10 * n)).reached, want, "frame {n}");
+    }
+    // `slow` took 3 and is full: the shared sends counted its drops, the probe (frame p)
+    // found it and it left the group; it gets frames one by one from now on.
+    assert_eq!(slow.seqs(), [1, 2, 3]);
+    assert!(!group.is_member(&slow));
+    assert!(group.is_member(&fast) && group.is_member(&other));
+    let st = d.get_stream_stats("a", t0).expect("stats");
+    assert_eq!(st.dropped_slow_viewer, p - 3);
+    // Every viewer got every frame once, in order, whichever way it went.
+    let all: Vec<u64> = (1..=p).collect();
+    assert_eq!(fast.seqs(), all);
+    assert_eq!(other.seqs(), (2..=p).collect::<Vec<_>>());
+    let shared: Vec<u64> = (1..p).collect();
+    assert_eq!(
+        group.shared_seqs(&fast),
+        shared,
+        "all but the probe frame shared"
+    );
+    assert_eq!(st.frames_out, p + (p - 1) + 3);
+
+    // Caught up and clear for 5 s: one frame sent to it alone shows its queue takes frames
+    // again; it is back in the group for the next shared frame.
+    slow.drain();
+    publish(p + 1, secs(6));
+    assert!(!group.is_member(&slow));
+    publish(p + 2, secs(6));
+    assert!(group.is_member(&slow));
+    assert_eq!(slow.seqs()[3..], [p + 1, p + 2]);
+    assert_eq!(group.shared_seqs(&slow), [1, 2, 3, p + 2]);
+    // Leaving the stream leaves the group.
+    assert!(d.remove_viewer("a", "fast"));
+    assert!(!group.is_member(&fast));
+    d.unregister_stream("a");
+    assert!(
+        group.members.lock().expect("lock").is_empty(),
+        "ending empties the group"
+    );
+}
+
+#[test]
+fn encoded_video_never_goes_by_the_shared_send() {
+    let t0 = Instant::now();
+    let (d, group) = grouped_relay(roomy());
+    d.register_stream(new_stream("a", OWNER), t0)
+        .expect("register");
+    let v = TestSink::unbounded();
+    d.add_viewer("a", "v", v.clone()).expect("join");
+    d.distribute_stream_data("a", OWNER, frame_n(0), t0, 0)
+        .expect("picture");
+    assert!(group.is_member(&v));
+    // The stream turns into WebCodecs video: the member leaves, chunks go one by one.
+    let chunk = Incoming {
+        data: FrameData::Binary(Bytes::from_static(b"k")),
+        chunk: Some(streamhub_protocol::client::ChunkInfo {
+            kind: streamhub_protocol::client::ChunkKind::Key,
+            timestamp: 0.0,
+            duration: None,
+        }),
+        config: None,
+    };
+    for i in 0..(2 * PROBE_EVERY) {
+        d.distribute("a", OWNER, chunk.clone(), t0 + ms(i), 0)
+            .expect("chunk");
+    }
+    assert!(!group.is_member(&v));
+    assert_eq!(v.seqs().len() as u64, 1 + 2 * PROBE_EVERY);
+    assert_eq!(group.shared_seqs(&v), [1]);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------

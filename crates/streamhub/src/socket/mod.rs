@@ -35,7 +35,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::Hub;
-use crate::relay::{Frame, FrameKind, Offer, RelayError, TokenBucket, ViewerSink};
+use crate::relay::{
+    Frame, FrameKind, GroupOffer, GroupSink, Offer, RelayError, TokenBucket, ViewerSink,
+};
 
 /// Requests queued per connection before new ones are refused (`RATE_LIMITED`).
 const CONNECTION_QUEUE: usize = 256;
@@ -44,6 +46,11 @@ const CONNECTION_QUEUE: usize = 256;
 /// Frames do not use it; they go through the relay's per-viewer sinks.
 pub(crate) fn room(key: &str) -> String {
     format!("stream:{key}")
+}
+
+/// The room of a stream's viewers that get picture frames by one shared send.
+fn media_room(key: &str) -> String {
+    format!("media:{key}")
 }
 
 /// A refused request: the code and a message for humans.
@@ -135,26 +142,104 @@ impl Session {
 #[derive(Debug, Clone)]
 pub struct SocketSink(SocketRef);
 
+fn stream_data<'a>(stream_key: &'a str, frame: &'a Frame, resync: bool) -> server::StreamData<'a> {
+    server::StreamData {
+        stream_key,
+        data: frame.out.get(&frame.data),
+        timestamp: frame.timestamp,
+        seq: frame.seq,
+        media: frame.media,
+        key: frame.kind == FrameKind::Key,
+        init: frame.init,
+        resync,
+        chunk: frame.chunk.as_ref(),
+        config: frame.config.as_deref(),
+    }
+}
+
 impl ViewerSink for SocketSink {
     fn offer(&self, stream_key: &str, frame: &Frame, resync: bool) -> Offer {
-        let payload = server::StreamData {
-            stream_key,
-            data: frame.out.get(&frame.data),
-            timestamp: frame.timestamp,
-            seq: frame.seq,
-            media: frame.media,
-            key: frame.kind == FrameKind::Key,
-            init: frame.init,
-            resync,
-            chunk: frame.chunk.as_ref(),
-            config: frame.config.as_deref(),
-        };
+        let payload = stream_data(stream_key, frame, resync);
         match self.0.emit(events::STREAM_DATA, &payload) {
             Ok(()) => Offer::Sent,
             Err(socketioxide::SendError::Socket(
                 socketioxide::SocketError::InternalChannelFull,
             )) => Offer::Full,
             Err(_) => Offer::Closed,
+        }
+    }
+}
+
+/// The relay's shared send: a room per stream (`media:KEY`) and one room broadcast per frame.
+/// socketioxide encodes a broadcast packet once and queues the same bytes for every member,
+/// where `emit` to each socket encodes and copies the packet per viewer (see
+/// `docs/architecture.md`, "Fan-out").
+#[derive(Default)]
+pub struct RoomGroup {
+    io: std::sync::OnceLock<SocketIo>,
+}
+
+impl RoomGroup {
+    /// Shared sends start once the Socket.IO server exists.
+    pub fn attach(&self, io: SocketIo) {
+        // Set once at start; a second call changes nothing.
+        let _ = self.io.set(io);
+    }
+}
+
+impl std::fmt::Debug for RoomGroup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RoomGroup")
+            .field("attached", &self.io.get().is_some())
+            .finish()
+    }
+}
+
+impl GroupSink<SocketSink> for RoomGroup {
+    fn enabled(&self) -> bool {
+        self.io.get().is_some()
+    }
+
+    fn join(&self, stream_key: &str, viewer: &SocketSink) {
+        viewer.0.join(media_room(stream_key));
+    }
+
+    fn leave(&self, stream_key: &str, viewer: &SocketSink) {
+        viewer.0.leave(media_room(stream_key));
+    }
+
+    fn broadcast(&self, stream_key: &str, frame: &Frame) -> GroupOffer {
+        use futures_util::FutureExt;
+        use socketioxide::{BroadcastError, SocketError};
+        let Some(io) = self.io.get() else {
+            return GroupOffer::default();
+        };
+        let payload = stream_data(stream_key, frame, false);
+        // The local adapter sends before its future is first polled; it is ready at once.
+        match io
+            .to(media_room(stream_key))
+            .emit(events::STREAM_DATA, &payload)
+            .now_or_never()
+        {
+            Some(Ok(())) => GroupOffer::default(),
+            Some(Err(BroadcastError::Socket(errors))) => {
+                let full = errors
+                    .iter()
+                    .filter(|e| matches!(e, SocketError::InternalChannelFull))
+                    .count();
+                GroupOffer {
+                    full,
+                    closed: errors.len() - full,
+                }
+            }
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, stream = stream_key, "shared send failed");
+                GroupOffer::default()
+            }
+            None => {
+                tracing::warn!(stream = stream_key, "shared send did not complete at once");
+                GroupOffer::default()
+            }
         }
     }
 }
