@@ -246,12 +246,18 @@ impl Metrics {
                 "streamhub_viewers_evicted_total",
                 "Viewers removed because their queue stayed full past the stall timeout.",
             ),
-            bus_lagged: counter_vec(
-                &r,
-                "streamhub_bus_lagged_events_total",
-                "Internal bus events a subscriber lost because it fell behind.",
-                "subscriber",
-            ),
+            bus_lagged: {
+                let v = counter_vec(
+                    &r,
+                    "streamhub_bus_lagged_events_total",
+                    "Internal bus events a subscriber lost because it fell behind.",
+                    "subscriber",
+                );
+                for s in ["persistence", "metrics"] {
+                    v.with_label_values(&[s]);
+                }
+                v
+            },
             db_writes: counter(
                 &r,
                 "streamhub_db_writes_total",
