@@ -57,12 +57,19 @@ function setState(state: string, text: string): void {
   setText(status, text);
 }
 
-function authHeaders(): HeadersInit {
-  return token ? { Authorization: `Bearer ${token}` } : {};
+function authHeaders(used: string): HeadersInit {
+  return used ? { Authorization: `Bearer ${used}` } : {};
 }
 
-/** A 401: forget the token, stop everything and ask for one. */
-function refused(hadToken: boolean): void {
+/**
+ * A 401 for a request sent with `used` (the feed and the sessions may both be refused; each
+ * says which token it carried, so the message fits whichever answers last): forget the token,
+ * stop everything and ask for one.
+ */
+function refused(used: string): void {
+  // A late answer to a request made with an older token says nothing about the current one.
+  if (token && used !== token) return;
+  const hadToken = used !== '';
   feed?.abort();
   feed = null;
   window.clearInterval(sessionsTimer);
@@ -251,8 +258,9 @@ function sessionRow(s: Session): HTMLElement {
 
 async function loadSessions(): Promise<void> {
   try {
-    const res = await fetch('/api/sessions?limit=50', { headers: authHeaders() });
-    if (res.status === 401) return refused(!!token);
+    const used = token;
+    const res = await fetch('/api/sessions?limit=50', { headers: authHeaders(used) });
+    if (res.status === 401) return refused(used);
     if (!res.ok) throw new Error(`HTTP ${res.status}`);
     const { sessions } = (await res.json()) as { sessions: Session[] };
     hooks.sessions++;
@@ -266,8 +274,9 @@ async function loadSessions(): Promise<void> {
 // ---- the feed -------------------------------------------------------------------------------
 
 async function follow(ctrl: AbortController): Promise<void> {
-  const res = await fetch('/api/dashboard/events', { headers: authHeaders(), signal: ctrl.signal });
-  if (res.status === 401) return refused(!!token);
+  const used = token;
+  const res = await fetch('/api/dashboard/events', { headers: authHeaders(used), signal: ctrl.signal });
+  if (res.status === 401) return refused(used);
   if (!res.ok || !res.body) throw new Error(`the server answered ${res.status}`);
   body.hidden = false;
   showBanner(banner, null);
