@@ -57,18 +57,19 @@ function appendBounded(current, chunk) {
 
 /**
  * Spawns `streamhub serve --bind 127.0.0.1:0 --db <tmp>/streamhub.db ...extraArgs` and waits
- * for `streamhub listening on http://127.0.0.1:PORT` on stdout.
+ * for `streamhub listening on http://127.0.0.1:PORT` on stdout. `{db}` names the database
+ * file instead (kept when the server stops, for restart tests).
  *
  * Returns {url, proc, stop(), logs(), exited}. `stop()` sends SIGTERM, escalates to SIGKILL
  * after 10 s, and resolves with the exit code (null if the process died of a signal; the
  * signal is then in `server.exitSignal`).
  */
-export async function startServer(extraArgs = [], env = {}) {
+export async function startServer(extraArgs = [], env = {}, { db } = {}) {
   if (!existsSync(BIN)) {
     throw new Error(`server binary not found at ${BIN} (set STREAMHUB_BIN or build it)`);
   }
   const dir = await mkdtemp(path.join(tmpdir(), 'streamhub-compat-'));
-  const args = ['serve', '--bind', '127.0.0.1:0', '--db', path.join(dir, 'streamhub.db'), ...extraArgs];
+  const args = ['serve', '--bind', '127.0.0.1:0', '--db', db ?? path.join(dir, 'streamhub.db'), ...extraArgs];
   const proc = spawn(BIN, args, {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -19,6 +19,7 @@ cargo test --workspace --locked
 step "Socket.IO compatibility tests (real socket.io-client)"
 cargo build -p streamhub --locked
 npm_install compat
+ensure_promtool
 (cd compat && STREAMHUB_BIN="$PWD/../target/debug/streamhub" npm test)
 
 step "browser end-to-end tests (headless Chromium)"

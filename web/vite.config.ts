@@ -44,6 +44,7 @@ const proxy = {
   '/socket.io': { target: backend, ws: true, changeOrigin: true },
   '/api': { target: backend, changeOrigin: true },
   '/healthz': { target: backend, changeOrigin: true },
+  '/metrics': { target: backend, changeOrigin: true },
 };
 
 export default defineConfig({
@@ -59,6 +60,7 @@ export default defineConfig({
         index: resolve(import.meta.dirname, 'index.html'),
         streamer: resolve(import.meta.dirname, 'streamer.html'),
         viewer: resolve(import.meta.dirname, 'viewer.html'),
+        dashboard: resolve(import.meta.dirname, 'dashboard.html'),
       },
     },
   },

@@ -20,7 +20,8 @@ install_debian() {
   command -v apt-get >/dev/null || die "missing: $*; install it with your package manager"
   step "installing $* (apt-get)"
   $sudo apt-get update -qq || die "apt-get update failed; install $* by hand"
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null \
+  # shellcheck disable=SC2086 # APT_EXTRA holds zero or more flags
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq ${APT_EXTRA:-} "$@" >/dev/null \
     || die "could not install $*; install it by hand"
 }
 
@@ -38,4 +39,11 @@ ensure_chromium() {
   if [ -n "${CHROMIUM_PATH:-}" ] && [ -x "$CHROMIUM_PATH" ]; then return; fi
   if [ -x /usr/lib/chromium/chromium ] || command -v chromium >/dev/null; then return; fi
   install_debian chromium
+}
+
+# promtool (Debian's prometheus package, without its recommends) checks /metrics in compat/.
+ensure_promtool() {
+  if [ -n "${PROMTOOL:-}" ] && [ -x "$PROMTOOL" ]; then return; fi
+  command -v promtool >/dev/null && return
+  APT_EXTRA=--no-install-recommends install_debian prometheus
 }

@@ -8,13 +8,17 @@ use streamhub_bench::Args;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-async fn start_server() -> (std::net::SocketAddr, CancellationToken) {
-    let config = Config::defaults();
+/// A server on a free port with its own database file (tests run in parallel); the
+/// directory lives as long as the returned guard.
+async fn start_server() -> (std::net::SocketAddr, CancellationToken, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::defaults();
+    config.db = dir.path().join("bench.db");
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let shutdown = CancellationToken::new();
     tokio::spawn(streamhub::run(config, listener, shutdown.clone()));
-    (addr, shutdown)
+    (addr, shutdown, dir)
 }
 
 fn args(addr: std::net::SocketAddr, extra: &[&str]) -> Args {
@@ -81,7 +85,7 @@ fn check(report: &streamhub_bench::Report) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_viewers_base64_get_every_frame() {
-    let (addr, shutdown) = start_server().await;
+    let (addr, shutdown, _db) = start_server().await;
     let report = streamhub_bench::run(args(addr, &[])).await.unwrap();
     check(&report);
     assert_eq!(report.encoding, "base64");
@@ -91,7 +95,7 @@ async fn twenty_viewers_base64_get_every_frame() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_viewers_binary_get_every_frame() {
-    let (addr, shutdown) = start_server().await;
+    let (addr, shutdown, _db) = start_server().await;
     let report = streamhub_bench::run(args(addr, &["--binary"]))
         .await
         .unwrap();

@@ -1,5 +1,9 @@
 //! Recent chat per channel (the streamer's username), so a viewer who joins sees the
-//! conversation so far. In memory and bounded; SQLite keeps it across restarts (issue 6).
+//! conversation so far. In memory and bounded; the database keeps it across restarts.
+//!
+//! A channel the server has not read from the database yet (after a restart, or evicted from
+//! memory) is *incomplete*: the first viewer to join it loads the stored history and merges it
+//! with what arrived since, which is in memory but perhaps not yet written.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -17,8 +21,15 @@ pub struct ChatLog {
 }
 
 #[derive(Debug, Default)]
+struct Channel {
+    messages: VecDeque<ChatMessage>,
+    /// The database's older messages are merged in.
+    complete: bool,
+}
+
+#[derive(Debug, Default)]
 struct Inner {
-    channels: HashMap<String, VecDeque<ChatMessage>>,
+    channels: HashMap<String, Channel>,
     /// Write order of channels, for eviction.
     order: VecDeque<String>,
 }
@@ -36,21 +47,52 @@ impl ChatLog {
                 channels.remove(&old);
             }
         }
-        let log = channels.entry(channel.to_owned()).or_default();
+        let log = &mut channels.entry(channel.to_owned()).or_default().messages;
         if log.len() == HISTORY_LEN {
             log.pop_front();
         }
         log.push_back(msg);
     }
 
-    /// The channel's recent messages, oldest first.
-    pub fn recent(&self, channel: &str) -> Vec<ChatMessage> {
+    /// The channel's recent messages, oldest first; `None` while the stored history still
+    /// has to be merged in ([`Self::merge_stored`]).
+    pub fn recent(&self, channel: &str) -> Option<Vec<ChatMessage>> {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        match inner.channels.get(channel) {
+            Some(c) if c.complete => Some(c.messages.iter().cloned().collect()),
+            _ => None,
+        }
+    }
+
+    /// What memory holds for the channel, complete or not (when the database is unreachable).
+    pub fn in_memory(&self, channel: &str) -> Vec<ChatMessage> {
         let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         inner
             .channels
             .get(channel)
-            .map(|l| l.iter().cloned().collect())
+            .map(|c| c.messages.iter().cloned().collect())
             .unwrap_or_default()
+    }
+
+    /// Merges the stored history (oldest first) under what memory has, keeps the newest
+    /// [`HISTORY_LEN`], marks the channel complete and returns its messages.
+    pub fn merge_stored(&self, channel: &str, stored: Vec<ChatMessage>) -> Vec<ChatMessage> {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let c = inner.channels.entry(channel.to_owned()).or_default();
+        if !c.complete {
+            let newer = std::mem::take(&mut c.messages);
+            let mut merged: VecDeque<ChatMessage> = stored
+                .into_iter()
+                .filter(|m| !newer.iter().any(|n| n.id == m.id))
+                .collect();
+            merged.extend(newer);
+            while merged.len() > HISTORY_LEN {
+                merged.pop_front();
+            }
+            c.messages = merged;
+            c.complete = true;
+        }
+        c.messages.iter().cloned().collect()
     }
 }
 
@@ -78,11 +120,31 @@ mod tests {
         for i in 0..60 {
             log.push("ana", msg(i));
         }
-        let recent = log.recent("ana");
+        assert!(
+            log.recent("ana").is_none(),
+            "not merged with the database yet"
+        );
+        let recent = log.merge_stored("ana", Vec::new());
         assert_eq!(recent.len(), HISTORY_LEN);
         assert_eq!(recent[0].id, "m10");
         assert_eq!(recent[49].id, "m59");
-        assert!(log.recent("bob").is_empty());
+        assert_eq!(log.recent("ana").map(|r| r.len()), Some(HISTORY_LEN));
+        assert!(log.recent("bob").is_none());
+    }
+
+    #[test]
+    fn stored_history_goes_under_newer_messages_without_duplicates() {
+        let log = ChatLog::default();
+        log.push("ana", msg(5));
+        log.push("ana", msg(6));
+        let stored: Vec<_> = (0..6).map(msg).collect();
+        let merged = log.merge_stored("ana", stored);
+        let ids: Vec<_> = merged.iter().map(|m| m.id.as_str()).collect();
+        assert_eq!(ids, ["m0", "m1", "m2", "m3", "m4", "m5", "m6"]);
+        log.push("ana", msg(7));
+        assert_eq!(log.recent("ana").map(|r| r.len()), Some(8));
+        let again = log.merge_stored("ana", vec![msg(99)]);
+        assert_eq!(again.len(), 8, "a complete channel is not merged twice");
     }
 
     #[test]
@@ -91,7 +153,7 @@ mod tests {
         for c in 0..MAX_CHANNELS + 5 {
             log.push(&format!("c{c}"), msg(c));
         }
-        assert!(log.recent("c0").is_empty());
-        assert_eq!(log.recent(&format!("c{}", MAX_CHANNELS + 4)).len(), 1);
+        assert!(log.in_memory("c0").is_empty());
+        assert_eq!(log.in_memory(&format!("c{}", MAX_CHANNELS + 4)).len(), 1);
     }
 }

@@ -1,10 +1,11 @@
 //! Command line and environment, validated once at start.
 
+use std::ffi::OsString;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::relay::RelayLimits;
 
@@ -30,9 +31,28 @@ pub struct ServeArgs {
     #[arg(long, env = "STREAMHUB_BIND", default_value = "0.0.0.0:3000")]
     pub bind: SocketAddr,
 
-    /// SQLite database file (created if missing).
+    /// TOML file with any of these settings (keys are the flag names in snake_case); flags
+    /// and environment variables override it.
+    #[arg(long, env = "STREAMHUB_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// SQLite database file (created if missing): past sessions, chat, reaction totals.
     #[arg(long, env = "STREAMHUB_DB", default_value = "streamhub.db")]
     pub db: PathBuf,
+
+    /// Database writes queued before new ones are dropped (and counted in /metrics).
+    #[arg(long, env = "STREAMHUB_DB_QUEUE", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u32).range(16..=1_000_000))]
+    pub db_queue: u32,
+
+    /// When set, /api/sessions and the dashboard's data require `Authorization: Bearer TOKEN`.
+    #[arg(long, env = "STREAMHUB_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+
+    /// Dashboard live feeds (server-sent events) open at once; more are refused with 503.
+    #[arg(long, env = "STREAMHUB_DASHBOARD_CLIENTS", default_value_t = 16,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub dashboard_clients: u32,
 
     /// When set, registering as STREAMER requires this secret in `user:register`.
     #[arg(long, env = "STREAMHUB_PUBLISH_SECRET", hide_env_values = true)]
@@ -85,7 +105,7 @@ pub struct ServeArgs {
     pub chat_burst: u32,
 
     /// Chat messages per second per user, sustained.
-    #[arg(long, env = "STREAMHUB_CHAT_PER_SEC", default_value_t = 1.0)]
+    #[arg(long, env = "STREAMHUB_CHAT_PER_SEC", default_value_t = 1.0, value_parser = rate)]
     pub chat_per_sec: f64,
 
     /// Reactions a user may send at once before the rate applies.
@@ -94,7 +114,7 @@ pub struct ServeArgs {
     pub reaction_burst: u32,
 
     /// Reactions per second per user, sustained.
-    #[arg(long, env = "STREAMHUB_REACTION_PER_SEC", default_value_t = 5.0)]
+    #[arg(long, env = "STREAMHUB_REACTION_PER_SEC", default_value_t = 5.0, value_parser = rate)]
     pub reaction_per_sec: f64,
 
     /// Streams one connection may own at once.
@@ -143,6 +163,9 @@ pub struct ServeArgs {
 pub struct Config {
     pub bind: SocketAddr,
     pub db: PathBuf,
+    pub db_queue: usize,
+    pub admin_token: Option<String>,
+    pub dashboard_clients: usize,
     pub publish_secret: Option<String>,
     pub relay: RelayLimits,
     pub viewer_queue: usize,
@@ -160,37 +183,161 @@ pub struct Config {
     pub tick: Duration,
 }
 
-/// A setting that cannot work.
+/// A setting that cannot work, from the command line, the environment or the config file.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("--{name} must be a finite number between {min} and {max}, got {value}")]
-    OutOfRange {
-        name: &'static str,
-        value: f64,
-        min: f64,
-        max: f64,
+    /// Flags or environment: clap's own message (it also handles --help and --version).
+    #[error(transparent)]
+    Cli(#[from] clap::Error),
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid TOML: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("config file {path}: unknown key `{key}`{hint}")]
+    UnknownKey {
+        path: PathBuf,
+        key: String,
+        hint: String,
+    },
+    #[error("config file {path}: bad value for `{key}`: {message}")]
+    BadValue {
+        path: PathBuf,
+        key: String,
+        message: String,
     },
 }
 
-fn rate(name: &'static str, value: f64) -> Result<f64, ConfigError> {
+/// Rates (per second) must be finite and between 0.01 and 1000.
+fn rate(raw: &str) -> Result<f64, String> {
     let (min, max) = (0.01, 1000.0);
+    let value: f64 = raw.parse().map_err(|e| format!("{e}"))?;
     if value.is_finite() && (min..=max).contains(&value) {
         Ok(value)
     } else {
-        Err(ConfigError::OutOfRange {
-            name,
-            value,
-            min,
-            max,
-        })
+        Err(format!("must be a number between {min} and {max}"))
     }
 }
 
+/// Parses flags, environment and the config file, with that precedence over the defaults.
+///
+/// The file's values become the arguments' defaults, so clap still lets a flag beat an
+/// environment variable and an environment variable beat the file. Each file value is first
+/// checked with its flag's own parser, so an error names the file's key.
+pub fn parse_cli<I, T>(args: I) -> Result<Cli, ConfigError>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    let first = Cli::try_parse_from(&args)?;
+    let Command::Serve(serve) = &first.command;
+    let Some(path) = serve.config.clone() else {
+        return Ok(first);
+    };
+    let defaults = file_defaults(&path)?;
+    let cmd = Cli::command().mut_subcommand("serve", |mut sub| {
+        for (id, value) in defaults {
+            sub = sub.mut_arg(id, |a| a.default_value(value));
+        }
+        sub
+    });
+    let matches = cmd.try_get_matches_from(&args)?;
+    Ok(Cli::from_arg_matches(&matches)?)
+}
+
+/// Parses and validates everything; the one call `main` makes.
+pub fn load<I, T>(args: I) -> Result<Config, ConfigError>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let Command::Serve(args) = parse_cli(args)?.command;
+    Ok(args.validate())
+}
+
+/// Reads the TOML file and checks every key and value against `streamhub serve`'s arguments.
+fn file_defaults(path: &Path) -> Result<Vec<(String, String)>, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| ConfigError::Syntax {
+            path: path.to_owned(),
+            message: e.message().to_owned(),
+        })?;
+    let cli = Cli::command();
+    let serve = cli
+        .find_subcommand("serve")
+        .unwrap_or_else(|| unreachable!("the serve subcommand exists"));
+    let known = |key: &str| {
+        serve
+            .get_arguments()
+            .find(|a| a.get_id() == key && a.get_long().is_some() && key != "config")
+    };
+    let mut out = Vec::new();
+    for (key, value) in table {
+        let Some(arg) = known(&key) else {
+            let snake = key.replace('-', "_");
+            let hint = if snake != key && known(&snake).is_some() {
+                format!(" (did you mean `{snake}`?)")
+            } else {
+                String::from(" (keys are the flags of `streamhub serve --help` in snake_case)")
+            };
+            return Err(ConfigError::UnknownKey {
+                path: path.to_owned(),
+                key,
+                hint,
+            });
+        };
+        let bad = |message: String| ConfigError::BadValue {
+            path: path.to_owned(),
+            key: key.clone(),
+            message,
+        };
+        let raw = match &value {
+            toml::Value::String(s) => s.clone(),
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Float(f) => f.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            other => {
+                return Err(bad(format!(
+                    "expected a string or a number, got {}",
+                    other.type_str()
+                )));
+            }
+        };
+        // The flag's own parser, alone in a throw-away command (a value given there wins
+        // over any environment variable, so only the file's value is checked).
+        clap::Command::new("streamhub")
+            .no_binary_name(true)
+            .arg(arg.clone())
+            .try_get_matches_from([format!("--{}", arg.get_long().unwrap_or(&key)), raw.clone()])
+            .map_err(|e| bad(clap_message(&e)))?;
+        out.push((key, raw));
+    }
+    Ok(out)
+}
+
+/// The first line of a clap error, without its `error: ` prefix.
+fn clap_message(e: &clap::Error) -> String {
+    let text = e.to_string();
+    let line = text.lines().next().unwrap_or_default();
+    line.strip_prefix("error: ").unwrap_or(line).to_owned()
+}
+
 impl ServeArgs {
-    pub fn validate(self) -> Result<Config, ConfigError> {
-        Ok(Config {
+    pub fn validate(self) -> Config {
+        Config {
             bind: self.bind,
             db: self.db,
+            db_queue: self.db_queue as usize,
+            admin_token: self.admin_token.filter(|s| !s.is_empty()),
+            dashboard_clients: self.dashboard_clients as usize,
             publish_secret: self.publish_secret.filter(|s| !s.is_empty()),
             relay: RelayLimits {
                 buffer_frames: self.buffer_frames as usize,
@@ -205,9 +352,9 @@ impl ServeArgs {
             tcp_user_timeout: (self.tcp_user_timeout_secs > 0)
                 .then(|| Duration::from_secs(self.tcp_user_timeout_secs.into())),
             chat_burst: self.chat_burst,
-            chat_per_sec: rate("chat-per-sec", self.chat_per_sec)?,
+            chat_per_sec: self.chat_per_sec,
             reaction_burst: self.reaction_burst,
-            reaction_per_sec: rate("reaction-per-sec", self.reaction_per_sec)?,
+            reaction_per_sec: self.reaction_per_sec,
             max_streams_per_connection: self.max_streams_per_connection as usize,
             max_joins_per_connection: self.max_joins_per_connection as usize,
             max_connections: self.max_connections as usize,
@@ -215,7 +362,7 @@ impl ServeArgs {
             max_title_chars: self.max_title_chars as usize,
             max_chat_chars: self.max_chat_chars as usize,
             tick: Duration::from_millis(self.viewer_count_interval_ms.into()),
-        })
+        }
     }
 }
 
@@ -225,7 +372,6 @@ impl Config {
         let cli = Cli::parse_from(["streamhub", "serve"]);
         let Command::Serve(args) = cli.command;
         args.validate()
-            .unwrap_or_else(|e| unreachable!("defaults are valid: {e}"))
     }
 
     /// Largest Socket.IO message the transport accepts: a base64 frame at the frame limit
@@ -238,7 +384,6 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     #[test]
     fn cli_is_well_formed() {
@@ -253,7 +398,10 @@ mod tests {
         assert_eq!(c.relay.max_frame_bytes, 2 * 1024 * 1024);
         assert_eq!(c.relay.grace, Duration::from_secs(30));
         assert_eq!(c.max_chat_chars, 500);
+        assert_eq!(c.db_queue, 10_000);
+        assert_eq!(c.dashboard_clients, 16);
         assert!(c.publish_secret.is_none());
+        assert!(c.admin_token.is_none());
     }
 
     #[test]
@@ -261,9 +409,81 @@ mod tests {
         assert!(Cli::try_parse_from(["streamhub", "serve", "--max-fps", "0"]).is_err());
         assert!(Cli::try_parse_from(["streamhub", "serve", "--bind", "nope"]).is_err());
         assert!(Cli::try_parse_from(["streamhub", "serve", "--no-such-flag"]).is_err());
-        let cli = Cli::parse_from(["streamhub", "serve", "--chat-per-sec", "5000"]);
-        let Command::Serve(args) = cli.command;
-        let err = args.validate().expect_err("huge rate refused");
+        let err = Cli::try_parse_from(["streamhub", "serve", "--chat-per-sec", "5000"])
+            .expect_err("huge rate refused");
         assert!(err.to_string().contains("chat-per-sec"), "{err}");
+    }
+
+    fn with_file(toml: &str) -> (tempfile::TempDir, String) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("streamhub.toml");
+        std::fs::write(&path, toml).expect("write config");
+        let path = path.to_string_lossy().into_owned();
+        (dir, path)
+    }
+
+    #[test]
+    fn the_file_sets_values_and_flags_override_it() {
+        let (_dir, path) =
+            with_file("max_fps = 25\nbind = \"127.0.0.1:4000\"\nchat_per_sec = 2.5\n");
+        let c = load(["streamhub", "serve", "--config", &path]).expect("valid file");
+        assert_eq!(c.relay.max_fps, 25);
+        assert_eq!(c.bind.port(), 4000);
+        assert_eq!(c.chat_per_sec, 2.5);
+        let c = load(["streamhub", "serve", "--config", &path, "--max-fps", "40"]).expect("valid");
+        assert_eq!(c.relay.max_fps, 40, "a flag beats the file");
+        assert_eq!(
+            c.relay.buffer_frames, 30,
+            "untouched settings keep their default"
+        );
+    }
+
+    #[test]
+    fn an_unknown_key_is_named() {
+        let (_dir, path) = with_file("max_fps = 25\nmax_fsp = 10\n");
+        let err = load(["streamhub", "serve", "--config", &path]).expect_err("unknown key");
+        assert!(
+            matches!(&err, ConfigError::UnknownKey { key, .. } if key == "max_fsp"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("`max_fsp`"), "{err}");
+
+        let (_dir, path) = with_file("max-fps = 25\n");
+        let err = load(["streamhub", "serve", "--config", &path]).expect_err("kebab key");
+        assert!(err.to_string().contains("did you mean `max_fps`"), "{err}");
+    }
+
+    #[test]
+    fn an_out_of_range_value_is_named() {
+        let (_dir, path) = with_file("viewer_queue = 1\n");
+        let err = load(["streamhub", "serve", "--config", &path]).expect_err("out of range");
+        let text = err.to_string();
+        assert!(
+            text.contains("`viewer_queue`") && text.contains("4..=4096"),
+            "{text}"
+        );
+
+        let (_dir, path) = with_file("reaction_per_sec = 0\n");
+        let err = load(["streamhub", "serve", "--config", &path]).expect_err("zero rate");
+        assert!(err.to_string().contains("`reaction_per_sec`"), "{err}");
+
+        let (_dir, path) = with_file("max_fps = [1, 2]\n");
+        let err = load(["streamhub", "serve", "--config", &path]).expect_err("array");
+        assert!(err.to_string().contains("got array"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_or_broken_file_is_an_error() {
+        let err = load([
+            "streamhub",
+            "serve",
+            "--config",
+            "/nonexistent/streamhub.toml",
+        ])
+        .expect_err("missing file");
+        assert!(matches!(err, ConfigError::Read { .. }), "{err}");
+        let (_dir, path) = with_file("max_fps = = 3\n");
+        let err = load(["streamhub", "serve", "--config", &path]).expect_err("bad toml");
+        assert!(matches!(err, ConfigError::Syntax { .. }), "{err}");
     }
 }

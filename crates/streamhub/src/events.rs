@@ -6,7 +6,7 @@
 //! Persistence, metrics and the dashboard subscribe here; none of them sits on the frame path.
 
 use streamhub_protocol::Millis;
-use streamhub_protocol::server::EndReason;
+use streamhub_protocol::server::{EndReason, MediaMode};
 use tokio::sync::broadcast;
 
 /// Events buffered per subscriber before the slowest one starts losing the oldest.
@@ -33,6 +33,9 @@ pub enum HubEvent {
     StreamEnded {
         key: String,
         reason: EndReason,
+        /// What the stream relayed over its life (`None` if nothing was tracked for it).
+        totals: Option<StreamTotals>,
+        at: Millis,
     },
     ViewerJoined {
         key: String,
@@ -48,6 +51,10 @@ pub enum HubEvent {
     },
     Chat {
         key: String,
+        /// The streamer's username: chat history belongs to the channel, not one stream.
+        channel: String,
+        id: String,
+        user_id: String,
         user: String,
         message: String,
         at: Millis,
@@ -56,6 +63,19 @@ pub enum HubEvent {
         key: String,
         kind: &'static str,
     },
+}
+
+/// A finished stream's counters, carried by [`HubEvent::StreamEnded`] because the relay has
+/// forgotten the stream by the time the event is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StreamTotals {
+    pub frames_in: u64,
+    pub bytes_in: u64,
+    pub frames_out: u64,
+    pub bytes_out: u64,
+    /// Frames refused or dropped for any reason (slow viewers, rate, size, bad media).
+    pub dropped: u64,
+    pub mode: MediaMode,
 }
 
 /// The sending half, cheap to clone.

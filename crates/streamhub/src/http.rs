@@ -1,4 +1,5 @@
-//! HTTP routes: health, the stream API. Socket.IO is layered on top in [`crate::run`].
+//! HTTP routes: health, the stream API, metrics, past sessions and the dashboard's data.
+//! Socket.IO is layered on top in [`crate::run`].
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -14,7 +15,7 @@ use serde_json::json;
 use streamhub_protocol::server::StreamList;
 use streamhub_protocol::{ErrorCode, validate};
 
-use crate::Hub;
+use crate::{Hub, dashboard};
 
 /// The HTTP routes alone, so they can be tested with `oneshot` and no socket.
 pub fn router(hub: Arc<Hub>) -> Router {
@@ -22,6 +23,10 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .route("/healthz", get(healthz))
         .route("/api/streams", get(streams))
         .route("/api/streams/{key}", get(stream))
+        .route("/metrics", get(metrics))
+        .route("/api/sessions", get(dashboard::sessions))
+        .route("/api/dashboard", get(dashboard::snapshot))
+        .route("/api/dashboard/events", get(dashboard::events))
         .fallback(not_found)
         .with_state(hub)
 }
@@ -39,7 +44,7 @@ async fn healthz(State(hub): State<Arc<Hub>>) -> Json<serde_json::Value> {
         "status": if hub.shutting_down.load(Ordering::Relaxed) { "draining" } else { "ok" },
         "streams": hub.relay.stream_count(),
         "connections": hub.connections.load(Ordering::Relaxed),
-        "connectionsRefused": hub.counters.connections_refused.load(Ordering::Relaxed),
+        "connectionsRefused": hub.counters.connections_refused.get(),
         "refused": hub.counters.refused_snapshot(),
     }))
 }
@@ -66,6 +71,18 @@ async fn stream(State(hub): State<Arc<Hub>>, Path(key): Path<String>) -> Respons
     }
 }
 
+/// Prometheus text format (version 0.0.4).
+async fn metrics(State(hub): State<Arc<Hub>>) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        hub.metrics.render(&hub),
+    )
+        .into_response()
+}
+
 /// Pages and assets; anything else is a JSON 404 under /api and a plain one elsewhere.
 async fn not_found(uri: Uri) -> Response {
     if uri.path().starts_with("/api/") {
@@ -86,21 +103,87 @@ mod tests {
     use axum::http::Request;
     use tower::ServiceExt;
 
-    async fn get_json(app: Router, uri: &str) -> (StatusCode, serde_json::Value) {
+    async fn get_raw(app: Router, uri: &str, token: Option<&str>) -> (StatusCode, Vec<u8>) {
+        let mut req = Request::get(uri);
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
         let res = app
-            .oneshot(Request::get(uri).body(Body::empty()).expect("request"))
+            .oneshot(req.body(Body::empty()).expect("request"))
             .await
             .expect("response");
         let status = res.status();
         let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
             .await
             .expect("body");
+        (status, bytes.to_vec())
+    }
+
+    async fn get_json(app: Router, uri: &str) -> (StatusCode, serde_json::Value) {
+        let (status, bytes) = get_raw(app, uri, None).await;
         (status, serde_json::from_slice(&bytes).expect("json"))
+    }
+
+    /// A hub on a throw-away SQLite file (the directory must outlive the hub).
+    async fn hub(tweak: impl FnOnce(&mut Config)) -> (tempfile::TempDir, Arc<Hub>) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut config = Config::defaults();
+        config.db = dir.path().join("t.db");
+        tweak(&mut config);
+        let store = crate::store::sqlite::SqliteStore::open(&config.db)
+            .await
+            .expect("store");
+        (dir, Arc::new(Hub::new(config, Arc::new(store))))
+    }
+
+    #[tokio::test]
+    async fn admin_routes_need_the_token_when_one_is_set() {
+        let (_dir, hub) = hub(|c| c.admin_token = Some("s3cret".into())).await;
+        for uri in ["/api/sessions", "/api/dashboard", "/api/dashboard/events"] {
+            let (status, body) = get_raw(router(hub.clone()), uri, None).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{uri}");
+            let body: serde_json::Value = serde_json::from_slice(&body).expect("json");
+            assert_eq!(body["error"]["code"], "UNAUTHORIZED");
+            let (status, _) = get_raw(router(hub.clone()), uri, Some("wrong")).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{uri} with a wrong token");
+        }
+        let (status, body) = get_raw(router(hub.clone()), "/api/sessions", Some("s3cret")).await;
+        assert_eq!(status, StatusCode::OK);
+        let body: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(body["sessions"], json!([]));
+        let (status, _) = get_raw(router(hub.clone()), "/api/dashboard", Some("s3cret")).await;
+        assert_eq!(status, StatusCode::OK);
+        let (status, _) = get_raw(router(hub), "/metrics", None).await;
+        assert_eq!(status, StatusCode::OK, "/metrics stays open for scrapers");
+    }
+
+    #[tokio::test]
+    async fn metrics_are_text_with_every_family() {
+        let (_dir, hub) = hub(|_| {}).await;
+        hub.counters.refused(ErrorCode::InvalidPayload);
+        let (status, body) = get_raw(router(hub), "/metrics", None).await;
+        assert_eq!(status, StatusCode::OK);
+        let text = String::from_utf8(body).expect("utf-8");
+        for family in [
+            "streamhub_build_info",
+            "streamhub_connections ",
+            "streamhub_streams{status=\"live\"} 0",
+            "streamhub_viewers ",
+            "streamhub_frames_in_total",
+            "streamhub_bytes_out_total",
+            "streamhub_frames_dropped_total{reason=\"slow_viewer\"}",
+            "streamhub_viewer_queue_delay_seconds_bucket",
+            "streamhub_chat_messages_total",
+            "streamhub_errors_total{code=\"INVALID_PAYLOAD\"} 1",
+            "streamhub_db_writes_dropped_total{reason=\"queue_full\"} 0",
+        ] {
+            assert!(text.contains(family), "{family} missing from\n{text}");
+        }
     }
 
     #[tokio::test]
     async fn health_and_unknown_stream() {
-        let hub = Arc::new(Hub::new(Config::defaults()));
+        let (_dir, hub) = hub(|_| {}).await;
         let (status, body) = get_json(router(hub.clone()), "/healthz").await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(body["status"], "ok");

@@ -2,16 +2,24 @@
 //! Socket.IO; the server multicasts it to every viewer of the stream.
 //!
 //! # Modules
-//! - [`config`]: command line and environment, validated once at start.
+//! - [`config`]: command line, environment and TOML file, validated once at start.
 //! - [`relay`]: the fan-out core (the design note's `StreamDistributor`): streams, viewers,
 //!   catch-up ring, slow-viewer policy. Plain Rust, no sockets, no clock of its own.
 //! - [`socket`]: Socket.IO glue: one ordered actor per connection turning events into relay
 //!   calls and replies into emits.
-//! - [`http`]: `/healthz` and the `/api/streams` JSON API.
+//! - [`http`]: `/healthz`, the `/api/streams` JSON API, `/metrics`, `/api/sessions`.
 //! - [`events`]: the internal bus (the note's Pub/Sub) for lifecycle events; persistence,
 //!   metrics and the dashboard listen there, never on the frame path.
+//! - [`store`]: the [`store::Store`] interface and its SQLite backend (sessions, chat,
+//!   reaction totals); [`store::writer`] feeds it from the bus through a bounded queue in
+//!   batches, and flushes it on shutdown.
+//! - [`metrics`]: Prometheus counters (atomics on the frame path), gauges read at scrape
+//!   time, and per-stream taps.
+//! - [`dashboard`]: a snapshot of the server every second for `/dashboard.html`, over
+//!   server-sent events, behind `--admin-token`.
 //! - [`media`]: sans-IO WebM push parser cutting live streams at Clusters for late joiners.
-//! - [`chatlog`]: recent chat per channel for viewers who join late.
+//! - [`chatlog`]: recent chat per channel for viewers who join late (merged with the stored
+//!   history on first use after a restart).
 //! - [`ids`]: stream keys, publish tokens, user ids.
 //! - [`web`]: the pages built from `web/`, embedded in release builds.
 //! - Wire types, error codes and validation live in the `streamhub-protocol` crate.
@@ -25,21 +33,25 @@
 //! 3. The relay offers the shared frame to each viewer's [`relay::ViewerSink`]; the socket sink
 //!    emits `stream:data` into that viewer's bounded socketioxide queue, or reports it full
 //!    (frame dropped for that viewer only, counted; a viewer full for too long is evicted).
+//!    Counters and the queue delay histogram are updated with atomics on the way.
 //! 4. Each viewer's websocket writer drains its queue. Nothing on this path awaits a database,
 //!    a metric, or another stream's lock.
 
 pub mod chatlog;
 pub mod config;
+pub mod dashboard;
 pub mod events;
 pub mod http;
 pub mod ids;
 pub mod media;
+pub mod metrics;
 pub mod relay;
 pub mod socket;
+pub mod store;
 pub mod web;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
@@ -52,8 +64,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::events::{Bus, HubEvent};
+use crate::metrics::{Metrics, Taps};
 use crate::relay::Distributor;
 use crate::socket::{RoomGroup, SocketSink};
+use crate::store::Store;
+use crate::store::sqlite::SqliteStore;
+use crate::store::writer::Persistence;
+use prometheus::IntCounter;
 
 /// Shared server state.
 #[derive(Debug)]
@@ -65,43 +82,59 @@ pub struct Hub {
     pub shutting_down: AtomicBool,
     pub counters: Counters,
     pub chat: chatlog::ChatLog,
+    pub metrics: Arc<Metrics>,
+    pub taps: Taps,
+    pub store: Arc<dyn Store>,
+    pub dashboard: dashboard::Feed,
 }
 
 /// Server-wide counters of what was refused or dropped outside any one stream (per-stream
-/// drops live in the relay's stats).
-#[derive(Debug, Default)]
+/// drops live in the relay's stats). They are the Prometheus counters themselves.
+#[derive(Debug)]
 pub struct Counters {
     /// Refused requests by error code, indexed by `ErrorCode::index`.
-    refused: [AtomicU64; ErrorCode::ALL.len()],
+    refused: [IntCounter; ErrorCode::ALL.len()],
     /// Connections refused at connect time (limit reached or draining).
-    pub connections_refused: AtomicU64,
+    pub connections_refused: IntCounter,
 }
 
 impl Counters {
+    fn new(metrics: &Metrics) -> Self {
+        Self {
+            refused: metrics.errors.clone(),
+            connections_refused: metrics.connections_refused.clone(),
+        }
+    }
+
     pub fn refused(&self, code: ErrorCode) {
-        self.refused[code.index()].fetch_add(1, Ordering::Relaxed);
+        self.refused[code.index()].inc();
     }
 
     /// Non-zero refusal counts by code.
     pub fn refused_snapshot(&self) -> std::collections::BTreeMap<&'static str, u64> {
         ErrorCode::ALL
             .iter()
-            .map(|c| (c.as_str(), self.refused[c.index()].load(Ordering::Relaxed)))
+            .map(|c| (c.as_str(), self.refused[c.index()].get()))
             .filter(|(_, n)| *n > 0)
             .collect()
     }
 }
 
 impl Hub {
-    pub fn new(config: Config) -> Self {
+    pub fn new(config: Config, store: Arc<dyn Store>) -> Self {
+        let metrics = Arc::new(Metrics::new());
         Self {
             relay: Distributor::with_group(config.relay.clone(), RoomGroup::default()),
+            dashboard: dashboard::Feed::new(config.dashboard_clients),
             config,
             bus: Bus::new(),
             connections: AtomicUsize::new(0),
             shutting_down: AtomicBool::new(false),
-            counters: Counters::default(),
+            counters: Counters::new(&metrics),
             chat: chatlog::ChatLog::default(),
+            metrics,
+            taps: Taps::default(),
+            store,
         }
     }
 }
@@ -126,7 +159,23 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let hub = Arc::new(Hub::new(config));
+    let store = SqliteStore::open(&config.db)
+        .await
+        .with_context(|| format!("opening the database {}", config.db.display()))?;
+    let hub = Arc::new(Hub::new(config, Arc::new(store)));
+    // Subscribed before anything can publish, so no event is missed.
+    let persistence = Persistence::start(
+        Arc::clone(&hub.store),
+        hub.bus.subscribe(),
+        hub.config.db_queue,
+        Arc::clone(&hub.metrics),
+    );
+    let counter = tokio::spawn(metrics::count_events(
+        Arc::clone(&hub.metrics),
+        hub.bus.subscribe(),
+        shutdown.child_token(),
+    ));
+    let sampler = tokio::spawn(dashboard::sample(Arc::clone(&hub), shutdown.child_token()));
     let cfg = &hub.config;
     let max_msg = cfg.max_message_bytes();
     let (layer, io) = SocketIo::builder()
@@ -188,6 +237,10 @@ pub async fn run(
     }
     ticker.abort();
     logger.abort();
+    counter.abort();
+    sampler.abort();
+    // Everything acknowledged was published on the bus before its ack: write it all.
+    persistence.finish().await;
     tracing::info!("streamhub stopped");
     Ok(())
 }
@@ -196,6 +249,7 @@ pub async fn run(
 async fn drain(hub: &Arc<Hub>, io: &SocketIo) {
     tracing::info!("shutting down: ending streams and closing connections");
     hub.shutting_down.store(true, Ordering::Relaxed);
+    hub.dashboard.close();
     for key in hub.relay.drain() {
         socket::announce_end(hub, io, &key, EndReason::ServerShutdown).await;
     }

@@ -1,7 +1,6 @@
 use std::process::ExitCode;
 
-use clap::Parser;
-use streamhub::config::{Cli, Command};
+use streamhub::config::{self, ConfigError};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
@@ -13,9 +12,10 @@ async fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let Command::Serve(args) = Cli::parse().command;
-    let config = match args.validate() {
+    let config = match config::load(std::env::args_os()) {
         Ok(c) => c,
+        // --help, --version and flag errors, printed the way clap prints them.
+        Err(ConfigError::Cli(e)) => e.exit(),
         Err(e) => {
             eprintln!("streamhub: {e}");
             return ExitCode::from(2);

@@ -177,6 +177,11 @@ pub struct Delivery {
     pub keyframe_wanted: bool,
     /// Viewers whose delivery level changed, with the new level (see [`LEVELS`]).
     pub level_changes: Vec<(ConnId, usize)>,
+    /// Of `reached`, the viewers that got the frame by the shared send (their sink never
+    /// saw it, so the caller counts them).
+    pub shared_sent: usize,
+    /// Shared-send members whose queue was full.
+    pub shared_full: usize,
 }
 
 /// The result of [`Distributor::add_viewer`].

@@ -490,6 +490,8 @@ impl<S: ViewerSink> Stream<S> {
             started,
             keyframe_wanted: false,
             level_changes: Vec::new(),
+            shared_sent: 0,
+            shared_full: 0,
         };
         for Cut {
             data,
@@ -627,6 +629,8 @@ impl<S: ViewerSink> Stream<S> {
             0
         };
         stats.dropped_slow_viewer += group_offer.full as u64;
+        delivery.shared_sent += shared_reached;
+        delivery.shared_full += group_offer.full;
         let mut reached = shared_reached;
         let mut outcomes = outcomes.into_iter();
         self.viewers.retain_mut(|v| {

@@ -56,15 +56,21 @@ pub(super) async fn chat(ctx: &mut Ctx<'_>, r: ChatSend) -> Handled<ChatSent> {
         timestamp: now_ms(),
     };
     emit_room(ctx.io, &key, events::CHAT_MESSAGE, &msg).await;
+    // History belongs to the streamer's channel; published before the ack, so a clean
+    // shutdown writes it.
     if let Some(stream) = ctx.hub.relay.stream_info(&key) {
-        ctx.hub.chat.push(&stream.streamer.username, msg.clone());
+        let channel = stream.streamer.username;
+        ctx.hub.chat.push(&channel, msg.clone());
+        ctx.hub.bus.publish(HubEvent::Chat {
+            key,
+            channel,
+            id: msg.id.clone(),
+            user_id: msg.user.id.clone(),
+            user: msg.user.username.clone(),
+            message: msg.message.clone(),
+            at: msg.timestamp,
+        });
     }
-    ctx.hub.bus.publish(HubEvent::Chat {
-        key,
-        user: msg.user.username.clone(),
-        message: msg.message.clone(),
-        at: msg.timestamp,
-    });
     Ok(ChatSent { id: msg.id })
 }
 

@@ -35,6 +35,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::Hub;
+use crate::metrics::{Metrics, StreamTap};
 use crate::relay::{
     Frame, FrameKind, GroupOffer, GroupSink, Offer, RelayError, TokenBucket, ViewerSink,
 };
@@ -112,6 +113,9 @@ pub(crate) struct Session {
     pub reactions: TokenBucket,
     /// When the last `RATE_LIMITED` error for frames went out (one a second at most).
     pub last_frame_refusal: Option<Instant>,
+    /// Taps of the streams this connection published to, so a frame finds its counters
+    /// without a lock (bounded: entries go when the stream ends or is lost).
+    pub taps: std::collections::HashMap<String, Arc<StreamTap>>,
 }
 
 impl Session {
@@ -138,9 +142,14 @@ impl Session {
 }
 
 /// Sends frames to one viewer's socket. Never blocks: socketioxide's per-socket queue is
-/// bounded (`--viewer-queue`) and answers `InternalChannelFull` at once.
+/// bounded (`--viewer-queue`) and answers `InternalChannelFull` at once. Counts what it sends
+/// and drops in the global metrics and the stream's tap (atomics only).
 #[derive(Debug, Clone)]
-pub struct SocketSink(SocketRef);
+pub struct SocketSink {
+    socket: SocketRef,
+    tap: Arc<StreamTap>,
+    metrics: Arc<Metrics>,
+}
 
 fn stream_data<'a>(stream_key: &'a str, frame: &'a Frame, resync: bool) -> server::StreamData<'a> {
     server::StreamData {
@@ -157,16 +166,40 @@ fn stream_data<'a>(stream_key: &'a str, frame: &'a Frame, resync: bool) -> serve
     }
 }
 
-impl ViewerSink for SocketSink {
-    fn offer(&self, stream_key: &str, frame: &Frame, resync: bool) -> Offer {
+impl SocketSink {
+    pub(crate) fn new(hub: &Hub, socket: SocketRef, stream_key: &str) -> Self {
+        Self {
+            socket,
+            tap: hub.taps.get(stream_key),
+            metrics: Arc::clone(&hub.metrics),
+        }
+    }
+
+    /// Emits one frame, uncounted (the catch-up a joiner gets is old by design: its delay
+    /// would say nothing about the queue).
+    pub(crate) fn emit_frame(&self, stream_key: &str, frame: &Frame, resync: bool) -> Offer {
         let payload = stream_data(stream_key, frame, resync);
-        match self.0.emit(events::STREAM_DATA, &payload) {
+        match self.socket.emit(events::STREAM_DATA, &payload) {
             Ok(()) => Offer::Sent,
             Err(socketioxide::SendError::Socket(
                 socketioxide::SocketError::InternalChannelFull,
             )) => Offer::Full,
             Err(_) => Offer::Closed,
         }
+    }
+}
+
+impl ViewerSink for SocketSink {
+    fn offer(&self, stream_key: &str, frame: &Frame, resync: bool) -> Offer {
+        let offer = self.emit_frame(stream_key, frame, resync);
+        match offer {
+            Offer::Sent => self
+                .metrics
+                .frame_out(&self.tap, frame.data.len(), frame.timestamp),
+            Offer::Full => self.metrics.frame_dropped_slow(&self.tap),
+            Offer::Closed => {}
+        }
+        offer
     }
 }
 
@@ -201,11 +234,11 @@ impl GroupSink<SocketSink> for RoomGroup {
     }
 
     fn join(&self, stream_key: &str, viewer: &SocketSink) {
-        viewer.0.join(media_room(stream_key));
+        viewer.socket.join(media_room(stream_key));
     }
 
     fn leave(&self, stream_key: &str, viewer: &SocketSink) {
-        viewer.0.leave(media_room(stream_key));
+        viewer.socket.leave(media_room(stream_key));
     }
 
     fn broadcast(&self, stream_key: &str, frame: &Frame) -> GroupOffer {
@@ -446,6 +479,7 @@ async fn actor(hub: Arc<Hub>, io: SocketIo, s: SocketRef, mut rx: mpsc::Receiver
         chat: TokenBucket::new(hub.config.chat_burst, hub.config.chat_per_sec, now),
         reactions: TokenBucket::new(hub.config.reaction_burst, hub.config.reaction_per_sec, now),
         last_frame_refusal: None,
+        taps: std::collections::HashMap::new(),
     };
     while let Some(cmd) = rx.recv().await {
         match cmd {
@@ -489,16 +523,12 @@ struct Parked(Arc<std::sync::Mutex<Option<mpsc::Receiver<Command>>>>);
 /// before the client can send its first one.
 async fn on_connect(s: SocketRef, State(hub): State<Arc<Hub>>) -> Result<(), ConnectRefused> {
     if hub.shutting_down.load(Ordering::Relaxed) {
-        hub.counters
-            .connections_refused
-            .fetch_add(1, Ordering::Relaxed);
+        hub.counters.connections_refused.inc();
         return Err(ConnectRefused::ShuttingDown);
     }
     if hub.connections.fetch_add(1, Ordering::Relaxed) >= hub.config.max_connections {
         hub.connections.fetch_sub(1, Ordering::Relaxed);
-        hub.counters
-            .connections_refused
-            .fetch_add(1, Ordering::Relaxed);
+        hub.counters.connections_refused.inc();
         return Err(ConnectRefused::Full);
     }
     let (tx, rx) = mpsc::channel(CONNECTION_QUEUE);

@@ -11,9 +11,12 @@ use streamhub_protocol::server::{
 };
 use streamhub_protocol::{ErrorCode, events, validate};
 
+use std::sync::Arc;
+
 use super::{Ctx, Handled, Refusal, Session, SocketSink, emit, emit_room, refuse, room};
 use crate::events::HubEvent;
-use crate::relay::{Incoming, NewStream, Offer, RelayError, ViewerSink};
+use crate::metrics::{DropReason, StreamTap};
+use crate::relay::{Incoming, NewStream, Offer, RelayError};
 use crate::{Hub, ids, now_ms};
 
 fn key(raw: &str) -> Handled<&str> {
@@ -77,6 +80,7 @@ pub(super) async fn create_for(ctx: &mut Ctx<'_>, title: Option<String>) -> Hand
         },
         Instant::now(),
     )?;
+    ctx.hub.taps.create(&key);
     ctx.s.join(room(&key));
     ctx.hub.bus.publish(HubEvent::StreamCreated {
         key,
@@ -145,55 +149,112 @@ pub(super) async fn data(ctx: &mut Ctx<'_>, r: DataSend, ack: AckSender) {
         Err(refusal) => return refuse(ctx.hub, ctx.s, ack, event, refusal),
     };
     let now = Instant::now();
+    let size = r.data.len();
     let incoming = Incoming {
         data: r.data,
         chunk: r.chunk,
         config: r.config,
     };
-    match ctx
+    let wall = now_ms();
+    let result = ctx
         .hub
         .relay
-        .distribute(k, &ctx.session.conn, incoming, now, now_ms())
-    {
+        .distribute(k, &ctx.session.conn, incoming, now, wall);
+    let delivery = match result {
         Ok(delivery) => {
+            let tap = session_tap(ctx.hub, ctx.session, k);
+            ctx.hub.metrics.frame_in(&tap, size);
+            // Frames that went by the shared send (pictures: the frame as received).
+            ctx.hub
+                .metrics
+                .frames_out_shared(&tap, delivery.shared_sent, size, wall);
+            ctx.hub
+                .metrics
+                .frames_dropped_slow(&tap, delivery.shared_full);
             if let Some(stream) = &delivery.started {
+                // The relay knows the media mode once the first frame is in.
+                if let Some(stats) = ctx.hub.relay.get_stream_stats(k, now) {
+                    tap.set_mode(stats.media);
+                }
                 announce_start(ctx.hub, ctx.io, stream).await;
             }
-            if delivery.keyframe_wanted {
-                request_keyframe(ctx.s, k, "resync");
-            }
-            for (conn, level) in &delivery.level_changes {
-                if let Some(viewer) = super::socket_by_conn(ctx.io, conn) {
-                    let payload = server::Level {
-                        stream_key: k.to_owned(),
-                        level: *level,
-                    };
-                    emit(&viewer, events::STREAM_LEVEL, &payload);
-                }
-            }
-            for conn in &delivery.evicted {
-                evict(ctx.hub, ctx.io, k, conn).await;
-            }
-            let _ = ack.send(&Ack::ok(Published {
-                seq: delivery.seq,
-                viewers: delivery.reached,
-            }));
+            delivery
         }
-        Err(e @ RelayError::RateLimited(..)) => {
-            // One error event a second at most: a streamer over the rate would otherwise get
-            // an error per frame. The ack (if any) always says what happened.
-            let refusal = Refusal::from(e);
-            ctx.hub.counters.refused(refusal.code);
-            let _ = ack.send(&Ack::<server::Empty>::err(
-                refusal.code,
-                refusal.message.clone(),
-            ));
-            if rate_error_due(ctx.session, now) {
-                super::error_event(ctx.hub, ctx.s, event, &refusal);
+        Err(e) => {
+            // Frames refused for their content or rate are the stream's drops; the others
+            // (not the owner, no such stream) are only refusals.
+            let reason = match &e {
+                RelayError::RateLimited(..) => Some(DropReason::RateLimited),
+                RelayError::FrameTooLarge { .. } => Some(DropReason::TooLarge),
+                RelayError::BadMedia(_) => Some(DropReason::BadMedia),
+                _ => None,
+            };
+            if let Some(reason) = reason {
+                let tap = session_tap(ctx.hub, ctx.session, k);
+                ctx.hub.metrics.frame_refused(&tap, reason);
             }
+            return refuse_frame(ctx, ack, e, now);
         }
-        Err(e) => refuse(ctx.hub, ctx.s, ack, event, e.into()),
+    };
+    if delivery.keyframe_wanted {
+        request_keyframe(ctx.s, k, "resync");
     }
+    for (conn, level) in &delivery.level_changes {
+        if let Some(viewer) = super::socket_by_conn(ctx.io, conn) {
+            let payload = server::Level {
+                stream_key: k.to_owned(),
+                level: *level,
+            };
+            emit(&viewer, events::STREAM_LEVEL, &payload);
+        }
+    }
+    for conn in &delivery.evicted {
+        evict(ctx.hub, ctx.io, k, conn).await;
+    }
+    let _ = ack.send(&Ack::ok(Published {
+        seq: delivery.seq,
+        viewers: delivery.reached,
+    }));
+}
+
+/// Answers a refused frame.
+fn refuse_frame(ctx: &mut Ctx<'_>, ack: AckSender, e: RelayError, now: Instant) {
+    let event = events::STREAM_DATA_SEND;
+    if let RelayError::RateLimited(..) = e {
+        // One error event a second at most: a streamer over the rate would otherwise get
+        // an error per frame. The ack (if any) always says what happened.
+        let refusal = Refusal::from(e);
+        ctx.hub.counters.refused(refusal.code);
+        let _ = ack.send(&Ack::<server::Empty>::err(
+            refusal.code,
+            refusal.message.clone(),
+        ));
+        if rate_error_due(ctx.session, now) {
+            super::error_event(ctx.hub, ctx.s, event, &refusal);
+        }
+    } else {
+        refuse(ctx.hub, ctx.s, ack, event, e.into());
+    }
+}
+
+/// Most taps a connection keeps cached; past this the cache starts over (it is refilled from
+/// the hub's map, one lookup per stream).
+const MAX_SESSION_TAPS: usize = 16;
+
+/// The tap of a stream this connection publishes to, from its cache.
+fn session_tap(hub: &Hub, session: &mut Session, key: &str) -> Arc<StreamTap> {
+    if let Some(tap) = session.taps.get(key) {
+        return Arc::clone(tap);
+    }
+    if session.taps.len() >= MAX_SESSION_TAPS {
+        session.taps.clear();
+    }
+    let tap = hub.taps.get(key);
+    // Only a stream's own tap is cached: a detached one (stream gone) would hide a new one.
+    if hub.relay.stream_info(key).is_some() {
+        session.taps.insert(key.to_owned(), Arc::clone(&tap));
+    }
+    tap
 }
 
 /// Asks the streamer's encoder for a keyframe (throttled by the relay).
@@ -233,10 +294,11 @@ pub(super) async fn join(ctx: &mut Ctx<'_>, r: StreamRef) -> Handled<server::Joi
     let s = ctx.s.clone();
     // The welcome goes out under the stream's lock, so no live frame can overtake the
     // catch-up buffer.
-    let joined = ctx
-        .hub
-        .relay
-        .add_viewer_with(key, conn, SocketSink(s.clone()), |joined| {
+    let joined = ctx.hub.relay.add_viewer_with(
+        key,
+        conn,
+        SocketSink::new(ctx.hub, s.clone(), key),
+        |joined| {
             emit(
                 &s,
                 events::STREAM_JOINED,
@@ -248,11 +310,11 @@ pub(super) async fn join(ctx: &mut Ctx<'_>, r: StreamRef) -> Handled<server::Joi
             if joined.media != MediaMode::Images {
                 // Encoded streams: the decodable catch-up goes out as ordinary `stream:data`,
                 // so clients that only append what arrives can start from it.
-                let sink = SocketSink(s.clone());
+                let sink = SocketSink::new(ctx.hub, s.clone(), key);
                 return joined
                     .buffer
                     .iter()
-                    .all(|frame| sink.offer(key, frame, false) == Offer::Sent);
+                    .all(|frame| sink.emit_frame(key, frame, false) == Offer::Sent);
             }
             // One message, as the seed expects, unless frames are binary: official clients
             // refuse more than MAX_ATTACHMENTS_PER_MESSAGE attachments in one message.
@@ -280,7 +342,8 @@ pub(super) async fn join(ctx: &mut Ctx<'_>, r: StreamRef) -> Handled<server::Joi
                 );
             }
             true
-        })?;
+        },
+    )?;
     if joined.keyframe_wanted
         && let Some(owner) = ctx.hub.relay.owner(key)
         && let Some(owner) = super::socket_by_conn(ctx.io, &owner)
@@ -289,7 +352,7 @@ pub(super) async fn join(ctx: &mut Ctx<'_>, r: StreamRef) -> Handled<server::Joi
     }
     if joined.new {
         ctx.s.join(room(key));
-        let history = ctx.hub.chat.recent(&joined.stream.streamer.username);
+        let history = chat_history(ctx.hub, &joined.stream.streamer.username).await;
         if !history.is_empty() {
             emit(
                 ctx.s,
@@ -309,6 +372,27 @@ pub(super) async fn join(ctx: &mut Ctx<'_>, r: StreamRef) -> Handled<server::Joi
         stream: joined.stream,
         viewer_count: joined.viewer_count,
     })
+}
+
+/// The channel's recent chat: from memory, or (first time after a restart) merged with the
+/// database's. Only joins read the database, on the joiner's own connection.
+async fn chat_history(hub: &Hub, channel: &str) -> Vec<server::ChatMessage> {
+    if let Some(recent) = hub.chat.recent(channel) {
+        return recent;
+    }
+    match hub
+        .store
+        .recent_chat(channel, crate::chatlog::HISTORY_LEN)
+        .await
+    {
+        Ok(stored) => hub
+            .chat
+            .merge_stored(channel, stored.into_iter().map(Into::into).collect()),
+        Err(e) => {
+            tracing::warn!(channel, error = %e, "loading chat history");
+            hub.chat.in_memory(channel)
+        }
+    }
 }
 
 pub(super) async fn leave(ctx: &mut Ctx<'_>, r: StreamRef) -> Handled<server::Left> {
@@ -335,6 +419,7 @@ pub(super) async fn end(ctx: &mut Ctx<'_>, r: StreamRef) -> Handled<server::Left
     ctx.session.user()?;
     let key = key(&r.stream_key)?;
     ctx.hub.relay.end_stream(key, &ctx.session.conn)?;
+    ctx.session.taps.remove(key);
     announce_end(ctx.hub, ctx.io, key, EndReason::Ended).await;
     Ok(server::Left {
         stream_key: key.to_owned(),
@@ -393,9 +478,13 @@ pub(crate) async fn announce_end(hub: &Hub, io: &SocketIo, key: &str, reason: En
     if let Err(e) = io.to(room(key)).leave(room(key)).await {
         tracing::debug!(stream = key, error = %e, "emptying room failed");
     }
+    // The stream has left the relay: its tap goes too, its totals with the event.
+    let totals = hub.taps.remove(key).map(|t| t.totals());
     hub.bus.publish(HubEvent::StreamEnded {
         key: key.to_owned(),
         reason,
+        totals,
+        at: now_ms(),
     });
 }
 

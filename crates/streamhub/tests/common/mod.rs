@@ -19,11 +19,20 @@ pub struct Server {
     pub addr: SocketAddr,
     pub shutdown: CancellationToken,
     pub handle: JoinHandle<anyhow::Result<()>>,
+    /// Holds the database file; removed when the server is dropped.
+    pub dir: tempfile::TempDir,
 }
 
-/// Starts `streamhub::run` on 127.0.0.1:0 with the defaults changed by `tweak`.
+/// Starts `streamhub::run` on 127.0.0.1:0 with a fresh database and the defaults changed by
+/// `tweak`.
 pub async fn start(tweak: impl FnOnce(&mut Config)) -> Server {
+    start_in(tempfile::tempdir().unwrap(), tweak).await
+}
+
+/// [`start`] on the database in `dir` (`streamhub.db`), e.g. one a stopped server left.
+pub async fn start_in(dir: tempfile::TempDir, tweak: impl FnOnce(&mut Config)) -> Server {
     let mut config = Config::defaults();
+    config.db = dir.path().join("streamhub.db");
     tweak(&mut config);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -33,6 +42,7 @@ pub async fn start(tweak: impl FnOnce(&mut Config)) -> Server {
         addr,
         shutdown,
         handle,
+        dir,
     }
 }
 
@@ -41,6 +51,13 @@ impl Server {
     pub async fn stop(self) {
         self.shutdown.cancel();
         self.handle.await.unwrap().unwrap();
+    }
+
+    /// Stops the server and hands back its database directory (for a restart on it).
+    pub async fn stop_keeping_db(self) -> tempfile::TempDir {
+        self.shutdown.cancel();
+        self.handle.await.unwrap().unwrap();
+        self.dir
     }
 
     /// Polls the stats API until the stream has taken `n` frames (frames are handled in

@@ -1,0 +1,120 @@
+//! Storage: past sessions, chat and reaction totals, behind the small [`Store`] interface.
+//!
+//! SQLite ([`sqlite::SqliteStore`]) is the only backend today; a PostgreSQL one for several
+//! nodes implements the same four methods. The server never writes on a request's path:
+//! [`writer`] turns bus events into [`Write`]s, queues them (bounded) and commits them in
+//! batches.
+
+pub mod sqlite;
+pub mod writer;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+
+use serde::Serialize;
+use streamhub_protocol::Millis;
+use streamhub_protocol::server::{ChatMessage, UserRef};
+
+use crate::events::StreamTotals;
+
+/// Why the database could not do something.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// One change to persist.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Write {
+    SessionStarted {
+        key: String,
+        title: String,
+        streamer: String,
+        at: Millis,
+    },
+    SessionEnded {
+        key: String,
+        at: Millis,
+        reason: &'static str,
+        peak_viewers: usize,
+        avg_viewers: f64,
+        totals: StreamTotals,
+    },
+    Chat(ChatRecord),
+    Reaction {
+        key: String,
+        kind: &'static str,
+    },
+}
+
+/// A stored chat message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatRecord {
+    pub id: String,
+    pub channel: String,
+    pub stream_key: String,
+    pub user_id: String,
+    pub username: String,
+    pub message: String,
+    pub at: Millis,
+}
+
+impl From<ChatRecord> for ChatMessage {
+    fn from(r: ChatRecord) -> Self {
+        ChatMessage {
+            id: r.id,
+            stream_key: r.stream_key,
+            user: UserRef {
+                id: r.user_id,
+                username: r.username,
+            },
+            message: r.message,
+            timestamp: r.at,
+        }
+    }
+}
+
+/// A past (or running) stream, as `GET /api/sessions` reports it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionRecord {
+    pub stream_key: String,
+    pub title: String,
+    pub streamer: String,
+    pub started_at: Millis,
+    pub ended_at: Option<Millis>,
+    pub end_reason: Option<String>,
+    pub mode: String,
+    pub peak_viewers: u64,
+    pub avg_viewers: f64,
+    pub frames_in: u64,
+    pub bytes_in: u64,
+    pub frames_out: u64,
+    pub bytes_out: u64,
+    pub dropped: u64,
+    pub chat_messages: u64,
+    pub reactions: BTreeMap<String, u64>,
+}
+
+/// What a backend's methods return.
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// The storage interface. Methods are object-safe so the server holds an `Arc<dyn Store>`.
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// Applies `batch` in order, all or nothing.
+    fn write(&self, batch: Vec<Write>) -> StoreFuture<'_, ()>;
+    /// The channel's newest `limit` messages, oldest first.
+    fn recent_chat<'a>(
+        &'a self,
+        channel: &'a str,
+        limit: usize,
+    ) -> StoreFuture<'a, Vec<ChatRecord>>;
+    /// The newest `limit` sessions, newest first.
+    fn sessions(&self, limit: usize) -> StoreFuture<'_, Vec<SessionRecord>>;
+    /// Flushes and closes; later calls fail.
+    fn close(&self) -> StoreFuture<'_, ()>;
+}
