@@ -30,9 +30,11 @@
 //!    queues it on the connection's bounded channel (arrival order is kept).
 //! 2. The streamer's connection actor calls [`relay::Distributor::distribute_stream_data`]:
 //!    ownership, size and rate checks, a `seq` and server `timestamp`, the 30-frame ring.
-//! 3. The relay offers the shared frame to each viewer's [`relay::ViewerSink`]; the socket sink
-//!    emits `stream:data` into that viewer's bounded socketioxide queue, or reports it full
-//!    (frame dropped for that viewer only, counted; a viewer full for too long is evicted).
+//! 3. Picture viewers at level 0 get it by one shared send ([`relay::GroupSink`], a room
+//!    broadcast: encoded once, the same bytes queued for each). Everyone else, and everyone on
+//!    every 8th frame, gets it through their [`relay::ViewerSink`]: the socket sink emits
+//!    `stream:data` into that viewer's bounded socketioxide queue, or reports it full (frame
+//!    dropped for that viewer only, counted; a viewer full for too long is evicted).
 //!    Counters and the queue delay histogram are updated with atomics on the way.
 //! 4. Each viewer's websocket writer drains its queue. Nothing on this path awaits a database,
 //!    a metric, or another stream's lock.
