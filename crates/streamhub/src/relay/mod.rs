@@ -48,7 +48,8 @@ pub trait ViewerSink: Send + Sync + 'static {
 /// One shared send to many viewers of a stream (a Socket.IO room): the frame is encoded once
 /// and every member's queue holds the same bytes, instead of one encoding and copy per viewer.
 /// Members are picture viewers at level 0; the relay decides membership (`join`/`leave`) and
-/// still learns who is slow, because every [`PROBE_EVERY`]th frame goes viewer by viewer.
+/// still learns who is slow: after a shared send that found a full queue, the next frame goes
+/// viewer by viewer (see [`PROBE_EVERY`]).
 pub trait GroupSink<S>: Send + Sync + 'static {
     /// False: no shared sends; every frame goes viewer by viewer.
     fn enabled(&self) -> bool {
