@@ -101,6 +101,28 @@ impl Bus {
     }
 }
 
+/// Feeds every event of `rx` to `on_event` until `shutdown` or the bus closes; `on_lag` is
+/// told how many events this subscriber lost by falling behind.
+pub async fn consume(
+    mut rx: broadcast::Receiver<HubEvent>,
+    shutdown: tokio_util::sync::CancellationToken,
+    mut on_event: impl FnMut(HubEvent),
+    mut on_lag: impl FnMut(u64),
+) {
+    use broadcast::error::RecvError;
+    loop {
+        let event = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            e = rx.recv() => e,
+        };
+        match event {
+            Ok(event) => on_event(event),
+            Err(RecvError::Lagged(n)) => on_lag(n),
+            Err(RecvError::Closed) => break,
+        }
+    }
+}
+
 impl Default for Bus {
     fn default() -> Self {
         Self::new()

@@ -271,21 +271,15 @@ fn tune(tcp: &tokio::net::TcpStream, user_timeout: Option<Duration>) -> std::io:
 }
 
 /// The bus's first subscriber: a log line per lifecycle event.
-async fn log_events(
-    mut rx: tokio::sync::broadcast::Receiver<HubEvent>,
-    shutdown: CancellationToken,
-) {
-    use tokio::sync::broadcast::error::RecvError;
-    loop {
-        let event = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            e = rx.recv() => e,
-        };
-        match event {
-            Ok(HubEvent::Chat { .. } | HubEvent::Reaction { .. }) => {}
-            Ok(event) => tracing::info!(?event, "lifecycle"),
-            Err(RecvError::Lagged(n)) => tracing::warn!(lost = n, "event log fell behind"),
-            Err(RecvError::Closed) => break,
-        }
-    }
+async fn log_events(rx: tokio::sync::broadcast::Receiver<HubEvent>, shutdown: CancellationToken) {
+    events::consume(
+        rx,
+        shutdown,
+        |event| match event {
+            HubEvent::Chat { .. } | HubEvent::Reaction { .. } => {}
+            event => tracing::info!(?event, "lifecycle"),
+        },
+        |lost| tracing::warn!(lost, "event log fell behind"),
+    )
+    .await;
 }

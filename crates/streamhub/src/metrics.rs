@@ -517,28 +517,23 @@ impl Taps {
 /// Counts lifecycle events from the bus.
 pub async fn count_events(
     metrics: Arc<Metrics>,
-    mut rx: broadcast::Receiver<HubEvent>,
+    rx: broadcast::Receiver<HubEvent>,
     shutdown: CancellationToken,
 ) {
-    use broadcast::error::RecvError;
-    loop {
-        let event = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            e = rx.recv() => e,
-        };
-        match event {
-            Ok(HubEvent::Chat { .. }) => metrics.chat_messages.inc(),
-            Ok(HubEvent::Reaction { .. }) => metrics.reactions.inc(),
-            Ok(HubEvent::StreamStarted { .. }) => metrics.streams_started.inc(),
-            Ok(HubEvent::StreamEnded { reason, .. }) => {
-                metrics.streams_ended[reason as usize].inc()
-            }
-            Ok(HubEvent::ViewerEvicted { .. }) => metrics.viewers_evicted.inc(),
-            Ok(_) => {}
-            Err(RecvError::Lagged(n)) => metrics.bus_lagged("metrics", n),
-            Err(RecvError::Closed) => break,
-        }
-    }
+    crate::events::consume(
+        rx,
+        shutdown,
+        |event| match event {
+            HubEvent::Chat { .. } => metrics.chat_messages.inc(),
+            HubEvent::Reaction { .. } => metrics.reactions.inc(),
+            HubEvent::StreamStarted { .. } => metrics.streams_started.inc(),
+            HubEvent::StreamEnded { reason, .. } => metrics.streams_ended[reason as usize].inc(),
+            HubEvent::ViewerEvicted { .. } => metrics.viewers_evicted.inc(),
+            _ => {}
+        },
+        |lost| metrics.bus_lagged("metrics", lost),
+    )
+    .await;
 }
 
 #[cfg(test)]
