@@ -94,6 +94,14 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u32).range(0..=600))]
     pub tcp_user_timeout_secs: u32,
 
+    /// Kernel send buffer per connection, bytes (SO_SNDBUF, which Linux doubles; 0 = the
+    /// kernel's autotuning). Autotuned, a viewer that stops reading soaks up to
+    /// `net.ipv4.tcp_wmem`'s maximum (often 4 MiB, ~10 s of a 3 Mbit/s stream) before its
+    /// queue fills, and the server pays for copying all of it.
+    #[arg(long, env = "STREAMHUB_TCP_SEND_BUFFER", default_value_t = 262_144,
+          value_parser = clap::value_parser!(u32).range(0..=16_777_216))]
+    pub tcp_send_buffer: u32,
+
     /// How long a stream waits for its streamer to reconnect (`stream:resume`).
     #[arg(long, env = "STREAMHUB_GRACE_SECS", default_value_t = 30,
           value_parser = clap::value_parser!(u32).range(0..=3600))]
@@ -170,6 +178,7 @@ pub struct Config {
     pub relay: RelayLimits,
     pub viewer_queue: usize,
     pub tcp_user_timeout: Option<Duration>,
+    pub tcp_send_buffer: Option<usize>,
     pub chat_burst: u32,
     pub chat_per_sec: f64,
     pub reaction_burst: u32,
@@ -351,6 +360,7 @@ impl ServeArgs {
             viewer_queue: self.viewer_queue as usize,
             tcp_user_timeout: (self.tcp_user_timeout_secs > 0)
                 .then(|| Duration::from_secs(self.tcp_user_timeout_secs.into())),
+            tcp_send_buffer: (self.tcp_send_buffer > 0).then_some(self.tcp_send_buffer as usize),
             chat_burst: self.chat_burst,
             chat_per_sec: self.chat_per_sec,
             reaction_burst: self.reaction_burst,
@@ -400,6 +410,7 @@ mod tests {
         assert_eq!(c.max_chat_chars, 500);
         assert_eq!(c.db_queue, 10_000);
         assert_eq!(c.dashboard_clients, 16);
+        assert_eq!(c.tcp_send_buffer, Some(256 * 1024));
         assert!(c.publish_secret.is_none());
         assert!(c.admin_token.is_none());
     }

@@ -209,9 +209,9 @@ pub async fn run(
         )
         .fallback_service(http::router(Arc::clone(&hub)).layer(layer));
     let addr = listener.local_addr().context("reading the bound address")?;
-    let user_timeout = cfg.tcp_user_timeout;
+    let (user_timeout, send_buffer) = (cfg.tcp_user_timeout, cfg.tcp_send_buffer);
     let listener = listener.tap_io(move |tcp| {
-        if let Err(e) = tune(tcp, user_timeout) {
+        if let Err(e) = tune(tcp, user_timeout, send_buffer) {
             tracing::debug!(error = %e, "could not tune an accepted socket");
         }
     });
@@ -259,8 +259,15 @@ async fn drain(hub: &Arc<Hub>, io: &SocketIo) {
     io.close().await;
 }
 
-fn tune(tcp: &tokio::net::TcpStream, user_timeout: Option<Duration>) -> std::io::Result<()> {
+fn tune(
+    tcp: &tokio::net::TcpStream,
+    user_timeout: Option<Duration>,
+    send_buffer: Option<usize>,
+) -> std::io::Result<()> {
     tcp.set_nodelay(true)?;
+    if let Some(bytes) = send_buffer {
+        socket2::SockRef::from(tcp).set_send_buffer_size(bytes)?;
+    }
     #[cfg(any(target_os = "linux", target_os = "android"))]
     if let Some(t) = user_timeout {
         socket2::SockRef::from(tcp).set_tcp_user_timeout(Some(t))?;
