@@ -116,12 +116,17 @@ for (const mode of ['webm', 'webcodecs']) {
   });
 }
 
-test('13c. images: the badge follows the delivery level a slow viewer is moved to (stream:level)', { timeout: TEST_MS }, async (t) => {
-  // Encoded streams only offer a resyncing viewer keyframes (about one a second or two), too
-  // few refusals to step it down a level; JPEG frames are offered one by one.
-  const viewer = await env.page('slow jpeg viewer');
+for (const [id, mode, label] of [
+  ['13c', 'jpeg', 'Images \\(JPEG\\)'],
+  // Encoded video: after a refusal only keyframes are offered, so three refusals take a few
+  // seconds (counted over 10 s); level 1 is key chunks only.
+  ['13d', 'webcodecs', 'WebCodecs \\(vp8\\)'],
+  // WebM level 1: each keyframe piece alone, with the init segment, as a fresh start.
+  ['13e', 'webm', 'WebM'],
+]) test(`${id}. ${mode}: the badge follows the delivery level a slow viewer is moved to (stream:level)`, { timeout: TEST_MS }, async (t) => {
+  const viewer = await env.page(`slow ${mode} viewer`);
   const { page: streamer, key } = await startVideoStream(env, {
-    mode: 'jpeg',
+    mode,
     noisy: true,
     beforeStart: async (k) => {
       await viewer.goto(`${proxy.url}/viewer.html?stream=${k}`, { waitUntil: 'load' });
@@ -152,12 +157,18 @@ test('13c. images: the badge follows the delivery level a slow viewer is moved t
   });
   const [level, text] = down.split('|');
   assert.equal(await hook(viewer, 'level'), Number(level));
-  assert.match(text, new RegExp(`^Images \\(JPEG\\) · level ${level}$`));
+  assert.match(text, new RegExp(`^${label} · level ${level}$`));
   // Back to level 0 once it keeps up (one level per 5 s without refusals).
   await waitFor(viewer, 'badge back at level 0', () => document.querySelector('[data-testid="mode-badge"]').dataset.level === '0', undefined, {
     timeout: 15_000,
   });
-  t.diagnostic(`images: levels ${JSON.stringify(stats.levels)} after ${stats.droppedSlowViewer} drops; badge "${text}", then level 0`);
+  if (mode === 'webcodecs') assert.equal(await hook(viewer, 'decoderErrors'), 0, 'no decoder errors');
+  if (mode === 'webm') {
+    assert.equal((await videoState(viewer)).error, null, 'no error on the media element');
+    assert.equal(await hook(viewer, 'recoveries'), 0, 'no MediaSource rebuilds');
+    await waitVideoAdvancing(viewer, { by: 0.5, what: 'video plays on at level 0' });
+  }
+  t.diagnostic(`${mode}: levels ${JSON.stringify(stats.levels)} after ${stats.droppedSlowViewer} drops; badge "${text}", then level 0`);
   await streamer.click(byTestId('stop'));
   await waitState(viewer, 'ended');
   await streamer.context().close();
