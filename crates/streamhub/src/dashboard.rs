@@ -33,14 +33,10 @@ pub const INTERVAL: Duration = Duration::from_secs(1);
 const SESSIONS_DEFAULT: usize = 50;
 const SESSIONS_MAX: usize = 500;
 
-/// Server-wide numbers of one snapshot; rates are over the last interval.
+/// What the server and each stream report alike; rates are over the last interval.
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ServerPoint {
-    pub connections: usize,
-    pub streams: usize,
-    pub viewers: usize,
-    pub fps_in: f64,
+pub struct Rates {
     pub kbps_in: f64,
     pub kbps_out: f64,
     pub drops_per_sec: f64,
@@ -48,6 +44,18 @@ pub struct ServerPoint {
     pub latency_ms: f64,
     pub frames_in: u64,
     pub frames_out: u64,
+}
+
+/// Server-wide numbers of one snapshot.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServerPoint {
+    pub connections: usize,
+    pub streams: usize,
+    pub viewers: usize,
+    pub fps_in: f64,
+    #[serde(flatten)]
+    pub rates: Rates,
     pub dropped: u64,
 }
 
@@ -65,12 +73,8 @@ pub struct StreamPoint {
     /// Viewers at each delivery level: every frame, reduced, minimal.
     pub levels: [usize; LEVELS],
     pub fps: f64,
-    pub kbps_in: f64,
-    pub kbps_out: f64,
-    pub drops_per_sec: f64,
-    pub latency_ms: f64,
-    pub frames_in: u64,
-    pub frames_out: u64,
+    #[serde(flatten)]
+    pub rates: Rates,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -121,6 +125,27 @@ struct Prev {
     dropped: u64,
     delay_us: u64,
     delays: u64,
+}
+
+impl Prev {
+    /// Rates from `before` to these counters over `secs`, with the totals given.
+    fn rates(
+        &self,
+        before: &Prev,
+        secs: f64,
+        kbps_in: f64,
+        frames_in: u64,
+        frames_out: u64,
+    ) -> Rates {
+        Rates {
+            kbps_in,
+            kbps_out: per_sec(self.bytes_out, before.bytes_out, secs) * 8.0 / 1000.0,
+            drops_per_sec: per_sec(self.dropped, before.dropped, secs),
+            latency_ms: mean_ms(self.delay_us, before.delay_us, self.delays, before.delays),
+            frames_in,
+            frames_out,
+        }
+    }
 }
 
 fn per_sec(now: u64, before: u64, secs: f64) -> f64 {
@@ -183,12 +208,13 @@ pub async fn sample(hub: Arc<Hub>, shutdown: CancellationToken) {
                 viewers: stats.viewer_count,
                 levels: stats.levels,
                 fps: stats.fps,
-                kbps_in: stats.bitrate_kbps,
-                kbps_out: per_sec(cur.bytes_out, before.bytes_out, secs) * 8.0 / 1000.0,
-                drops_per_sec: per_sec(cur.dropped, before.dropped, secs),
-                latency_ms: mean_ms(cur.delay_us, before.delay_us, cur.delays, before.delays),
-                frames_in: stats.frames_in,
-                frames_out: stats.frames_out,
+                rates: cur.rates(
+                    &before,
+                    secs,
+                    stats.bitrate_kbps,
+                    stats.frames_in,
+                    stats.frames_out,
+                ),
             });
             next.insert(info.stream_key, cur);
         }
@@ -206,17 +232,13 @@ pub async fn sample(hub: Arc<Hub>, shutdown: CancellationToken) {
             streams: streams.len(),
             viewers: streams.iter().map(|s| s.viewers).sum(),
             fps_in: streams.iter().map(|s| s.fps).sum(),
-            kbps_in: streams.iter().map(|s| s.kbps_in).sum(),
-            kbps_out: per_sec(cur.bytes_out, prev_server.bytes_out, secs) * 8.0 / 1000.0,
-            drops_per_sec: per_sec(cur.dropped, prev_server.dropped, secs),
-            latency_ms: mean_ms(
-                cur.delay_us,
-                prev_server.delay_us,
-                cur.delays,
-                prev_server.delays,
+            rates: cur.rates(
+                &prev_server,
+                secs,
+                streams.iter().map(|s| s.rates.kbps_in).sum(),
+                m.frames_in.get(),
+                m.frames_out.get(),
             ),
-            frames_in: m.frames_in.get(),
-            frames_out: m.frames_out.get(),
             dropped: cur.dropped,
         };
         prev_server = cur;

@@ -1,21 +1,25 @@
 // Dashboard logic without the DOM: snapshot types, the chart history, the SSE parser and
 // number formatting. Unit-tested in dashboard.test.ts.
 
-export interface ServerPoint {
-  connections: number;
-  streams: number;
-  viewers: number;
-  fpsIn: number;
+/** What the server and each stream report alike; rates are over the last interval. */
+export interface Rates {
   kbpsIn: number;
   kbpsOut: number;
   dropsPerSec: number;
   latencyMs: number;
   framesIn: number;
   framesOut: number;
+}
+
+export interface ServerPoint extends Rates {
+  connections: number;
+  streams: number;
+  viewers: number;
+  fpsIn: number;
   dropped: number;
 }
 
-export interface StreamPoint {
+export interface StreamPoint extends Rates {
   streamKey: string;
   title: string;
   streamer: { id: string; username: string };
@@ -25,12 +29,6 @@ export interface StreamPoint {
   viewers: number;
   levels: [number, number, number];
   fps: number;
-  kbpsIn: number;
-  kbpsOut: number;
-  dropsPerSec: number;
-  latencyMs: number;
-  framesIn: number;
-  framesOut: number;
 }
 
 export interface Snapshot {
