@@ -141,6 +141,25 @@ impl Hub {
     }
 }
 
+/// Connections the kernel queues before they are accepted. tokio's `TcpListener::bind` asks
+/// for 1024; 1000 viewers connecting at once overflowed it (`TcpExtListenDrops` rose by ~400)
+/// and those clients waited a full second for their SYN to be retransmitted. The kernel caps
+/// this at `net.core.somaxconn`.
+const LISTEN_BACKLOG: i32 = 4096;
+
+/// Binds and listens on `addr` with [`LISTEN_BACKLOG`] (must run inside the tokio runtime).
+pub fn listen(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    // As tokio's `bind` does: a restarted server can bind while old connections linger.
+    #[cfg(unix)]
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    TcpListener::from_std(socket.into())
+}
+
 /// Wall-clock milliseconds since the Unix epoch.
 pub fn now_ms() -> Millis {
     SystemTime::now()

@@ -21,7 +21,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let listener = match tokio::net::TcpListener::bind(config.bind).await {
+    let listener = match streamhub::listen(config.bind) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("streamhub: cannot listen on {}: {e}", config.bind);

@@ -9,7 +9,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use streamhub::config::Config;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
@@ -34,7 +34,8 @@ pub async fn start_in(dir: tempfile::TempDir, tweak: impl FnOnce(&mut Config)) -
     let mut config = Config::defaults();
     config.db = dir.path().join("streamhub.db");
     tweak(&mut config);
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    // The binary's own listener (backlog 4096), on a free port.
+    let listener = streamhub::listen("127.0.0.1:0".parse().unwrap()).unwrap();
     let addr = listener.local_addr().unwrap();
     let shutdown = CancellationToken::new();
     let handle = tokio::spawn(streamhub::run(config, listener, shutdown.clone()));
