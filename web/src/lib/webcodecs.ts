@@ -62,6 +62,29 @@ function colorSpaceOf(cs: unknown): WireDecoderConfig['colorSpace'] | undefined 
   return Object.keys(out).length ? out : undefined;
 }
 
+/** The size and colour fields both config forms carry. */
+type Shape = Pick<WireDecoderConfig, 'codedWidth' | 'codedHeight' | 'displayAspectWidth' | 'displayAspectHeight' | 'colorSpace'>;
+
+/** The valid size and colour fields of `src`: each size pair only when both halves are sane. */
+function shapeOf(src: Record<string, unknown>): Shape {
+  const out: Shape = {};
+  const w = positiveInt(src.codedWidth);
+  const h = positiveInt(src.codedHeight);
+  if (w && h) {
+    out.codedWidth = w;
+    out.codedHeight = h;
+  }
+  const dw = positiveInt(src.displayAspectWidth);
+  const dh = positiveInt(src.displayAspectHeight);
+  if (dw && dh) {
+    out.displayAspectWidth = dw;
+    out.displayAspectHeight = dh;
+  }
+  const cs = colorSpaceOf(src.colorSpace);
+  if (cs) out.colorSpace = cs;
+  return out;
+}
+
 /**
  * The encoder's `metadata.decoderConfig` as plain JSON: `description` (an ArrayBuffer or a
  * view: H.264's avcC, absent for VP8) becomes base64 text, a VideoColorSpace becomes a plain
@@ -71,21 +94,7 @@ export function toWireConfig(cfg: VideoDecoderConfig): WireDecoderConfig {
   const out: WireDecoderConfig = { codec: cfg.codec };
   const desc = cfg.description === undefined ? null : bufferBytes(cfg.description);
   if (desc && desc.length > 0) out.description = bytesToBase64(desc);
-  const w = positiveInt(cfg.codedWidth);
-  const h = positiveInt(cfg.codedHeight);
-  if (w && h) {
-    out.codedWidth = w;
-    out.codedHeight = h;
-  }
-  const dw = positiveInt(cfg.displayAspectWidth);
-  const dh = positiveInt(cfg.displayAspectHeight);
-  if (dw && dh) {
-    out.displayAspectWidth = dw;
-    out.displayAspectHeight = dh;
-  }
-  const cs = colorSpaceOf(cfg.colorSpace);
-  if (cs) out.colorSpace = cs;
-  return out;
+  return { ...out, ...shapeOf(cfg as unknown as Record<string, unknown>) };
 }
 
 /**
@@ -108,20 +117,9 @@ export function fromWireConfig(wire: unknown): VideoDecoderConfig | null {
       }
     }
   }
-  const cw = positiveInt(w.codedWidth);
-  const ch = positiveInt(w.codedHeight);
-  if (cw && ch) {
-    cfg.codedWidth = cw;
-    cfg.codedHeight = ch;
-  }
-  const dw = positiveInt(w.displayAspectWidth);
-  const dh = positiveInt(w.displayAspectHeight);
-  if (dw && dh) {
-    cfg.displayAspectWidth = dw;
-    cfg.displayAspectHeight = dh;
-  }
-  const cs = colorSpaceOf(w.colorSpace);
-  if (cs) cfg.colorSpace = cs as VideoColorSpaceInit;
+  const { colorSpace, ...sizes } = shapeOf(w);
+  Object.assign(cfg, sizes);
+  if (colorSpace) cfg.colorSpace = colorSpace as VideoColorSpaceInit;
   if (typeof w.hardwareAcceleration === 'string' && HW_ACCEL.has(w.hardwareAcceleration)) {
     cfg.hardwareAcceleration = w.hardwareAcceleration as HardwareAcceleration;
   }
