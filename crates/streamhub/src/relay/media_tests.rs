@@ -11,8 +11,7 @@
 //! request is due), which `webcodecs_joiner_without_a_key_waits_and_requests_one` waits out.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -25,7 +24,7 @@ use streamhub_protocol::client::{ChunkInfo, ChunkKind};
 use streamhub_protocol::server::MediaMode;
 use streamhub_protocol::{ErrorCode, FrameData, Millis};
 
-use super::tests::{OWNER, ms, new_stream, roomy, secs};
+use super::tests::{OWNER, Record, Recorder, ms, new_stream, roomy, secs};
 use super::*;
 
 // ---------------------------------------------------------------------------------------------
@@ -40,37 +39,20 @@ struct Rec {
     resync: bool,
 }
 
-/// A bounded-queue viewer that records every frame it accepts (same model as `TestSink` in
-/// `tests.rs`: `capacity` accepted frames are pending until [`MediaSink::drain`]; past that,
-/// offers answer [`Offer::Full`]). Clones share state.
-#[derive(Debug, Clone)]
-struct MediaSink {
-    log: Arc<Mutex<Vec<Rec>>>,
-    pending: Arc<AtomicUsize>,
-    capacity: usize,
-}
-
-impl MediaSink {
-    fn unbounded() -> Self {
-        Self::with_capacity(usize::MAX)
-    }
-
-    fn with_capacity(capacity: usize) -> Self {
-        Self {
-            log: Arc::new(Mutex::new(Vec::new())),
-            pending: Arc::new(AtomicUsize::new(0)),
-            capacity,
+impl Record for Rec {
+    fn of(stream_key: &str, frame: &Frame, resync: bool) -> Self {
+        Rec {
+            key: stream_key.to_owned(),
+            frame: frame.clone(),
+            resync,
         }
     }
+}
 
-    fn drain(&self) {
-        self.pending.store(0, Ordering::SeqCst);
-    }
+/// A bounded-queue viewer that records every whole frame it accepts (see [`Recorder`]).
+type MediaSink = Recorder<Rec>;
 
-    fn received(&self) -> Vec<Rec> {
-        self.log.lock().unwrap().clone()
-    }
-
+impl MediaSink {
     fn frames(&self) -> Vec<Frame> {
         self.received().into_iter().map(|r| r.frame).collect()
     }
@@ -79,28 +61,9 @@ impl MediaSink {
         self.received().iter().map(|r| r.frame.seq).collect()
     }
 
-    fn len(&self) -> usize {
-        self.log.lock().unwrap().len()
-    }
-
     /// The decoded bytes of everything received, in order.
     fn bytes(&self) -> Vec<u8> {
         concat(&self.frames())
-    }
-}
-
-impl ViewerSink for MediaSink {
-    fn offer(&self, stream_key: &str, frame: &Frame, resync: bool) -> Offer {
-        if self.pending.load(Ordering::SeqCst) >= self.capacity {
-            return Offer::Full;
-        }
-        self.pending.fetch_add(1, Ordering::SeqCst);
-        self.log.lock().unwrap().push(Rec {
-            key: stream_key.to_owned(),
-            frame: frame.clone(),
-            resync,
-        });
-        Offer::Sent
     }
 }
 

@@ -25,26 +25,43 @@ struct Got {
     timestamp: Millis,
 }
 
-/// A viewer sink that records every frame it accepts.
+/// What a [`Recorder`] keeps of each offer it accepts.
+pub(super) trait Record: Clone + std::fmt::Debug + Send + Sync + 'static {
+    fn of(stream_key: &str, frame: &Frame, resync: bool) -> Self;
+}
+
+impl Record for Got {
+    fn of(stream_key: &str, frame: &Frame, _resync: bool) -> Self {
+        Got {
+            key: stream_key.to_owned(),
+            seq: frame.seq,
+            data: frame.data.clone(),
+            timestamp: frame.timestamp,
+        }
+    }
+}
+
+/// A viewer sink that records every frame it accepts (the relay tests' and the media tests'
+/// viewers).
 ///
-/// It models a bounded queue: each accepted frame is "pending" until [`TestSink::drain`] is
-/// called; once `capacity` frames are pending, offers answer [`Offer::Full`]. [`TestSink::close`]
-/// makes every later offer answer [`Offer::Closed`]. Clones share the same state, so the test
-/// keeps one clone as a handle after handing the other to the distributor.
+/// It models a bounded queue: each accepted frame is "pending" until [`Recorder::drain`] is
+/// called; once `capacity` frames are pending, offers answer [`Offer::Full`].
+/// [`Recorder::close`] makes every later offer answer [`Offer::Closed`]. Clones share the same
+/// state, so the test keeps one clone as a handle after handing the other to the distributor.
 #[derive(Debug, Clone)]
-struct TestSink {
-    log: Arc<Mutex<Vec<Got>>>,
+pub(super) struct Recorder<T> {
+    log: Arc<Mutex<Vec<T>>>,
     pending: Arc<AtomicUsize>,
     closed: Arc<AtomicBool>,
     capacity: usize,
 }
 
-impl TestSink {
-    fn unbounded() -> Self {
+impl<T: Record> Recorder<T> {
+    pub(super) fn unbounded() -> Self {
         Self::with_capacity(usize::MAX)
     }
 
-    fn with_capacity(capacity: usize) -> Self {
+    pub(super) fn with_capacity(capacity: usize) -> Self {
         Self {
             log: Arc::new(Mutex::new(Vec::new())),
             pending: Arc::new(AtomicUsize::new(0)),
@@ -54,7 +71,7 @@ impl TestSink {
     }
 
     /// The viewer caught up: its queue is empty again.
-    fn drain(&self) {
+    pub(super) fn drain(&self) {
         self.pending.store(0, Ordering::SeqCst);
     }
 
@@ -62,17 +79,17 @@ impl TestSink {
         self.closed.store(true, Ordering::SeqCst);
     }
 
-    fn received(&self) -> Vec<Got> {
+    pub(super) fn received(&self) -> Vec<T> {
         self.log.lock().expect("sink log lock").clone()
     }
 
-    fn seqs(&self) -> Vec<u64> {
-        self.received().iter().map(|g| g.seq).collect()
+    pub(super) fn len(&self) -> usize {
+        self.log.lock().expect("sink log lock").len()
     }
 }
 
-impl ViewerSink for TestSink {
-    fn offer(&self, stream_key: &str, frame: &Frame, _resync: bool) -> Offer {
+impl<T: Record> ViewerSink for Recorder<T> {
+    fn offer(&self, stream_key: &str, frame: &Frame, resync: bool) -> Offer {
         if self.closed.load(Ordering::SeqCst) {
             return Offer::Closed;
         }
@@ -80,13 +97,19 @@ impl ViewerSink for TestSink {
             return Offer::Full;
         }
         self.pending.fetch_add(1, Ordering::SeqCst);
-        self.log.lock().expect("sink log lock").push(Got {
-            key: stream_key.to_owned(),
-            seq: frame.seq,
-            data: frame.data.clone(),
-            timestamp: frame.timestamp,
-        });
+        self.log
+            .lock()
+            .expect("sink log lock")
+            .push(T::of(stream_key, frame, resync));
         Offer::Sent
+    }
+}
+
+type TestSink = Recorder<Got>;
+
+impl TestSink {
+    fn seqs(&self) -> Vec<u64> {
+        self.received().iter().map(|g| g.seq).collect()
     }
 }
 
