@@ -480,15 +480,17 @@ export function ensureImgDir() {
 /**
  * Opens the streamer page, picks `mode` (and `codec`, `preset`, `fps`, the base64 box), goes
  * live and resolves to `{page, key, startedAt}` (the page's clock, ms). `noisy: true` replaces
- * the fake camera with moving noise (see noisyCamera) before the page loads; `beforeStart(key)`
- * runs once the stream exists, before it goes live.
+ * the fake camera with moving noise (see noisyCamera) before the page loads; `initScript:
+ * [fn, arg]` adds another init script; `beforeStart(key)` runs once the stream exists, before it
+ * goes live.
  */
 export async function startVideoStream(
   env,
-  { mode, codec, base64 = false, preset, fps, noisy = false, username = `${mode}-streamer`, name = `${mode} streamer`, beforeStart } = {},
+  { mode, codec, base64 = false, preset, fps, noisy = false, initScript, username = `${mode}-streamer`, name = `${mode} streamer`, beforeStart } = {},
 ) {
   const page = await env.page(name);
   if (noisy) await page.addInitScript(noisyCamera);
+  if (initScript) await page.addInitScript(...initScript);
   await page.goto(env.url + '/streamer.html', { waitUntil: 'load' });
   await page.fill(byTestId('username'), username);
   await page.click(byTestId('register'));

@@ -770,4 +770,6 @@ fn read_header(b: &[u8], offset: u64) -> Result<Option<Header>, WebmError> {
 }
 
 #[cfg(test)]
+pub(crate) mod fixtures;
+#[cfg(test)]
 mod tests;

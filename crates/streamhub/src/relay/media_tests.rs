@@ -174,68 +174,37 @@ fn cat(a: &[u8], b: &[u8]) -> Vec<u8> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Fixtures (layout from tests/fixtures/README.md)
+// Fixtures (shared with the parser's tests: media::webm::fixtures)
 // ---------------------------------------------------------------------------------------------
 
-struct Fixture {
-    name: &'static str,
-    data: &'static [u8],
-    /// `dataavailable` chunk lengths as recorded.
-    recorded: Vec<usize>,
-    init_len: usize,
-    /// Offsets of the Clusters that open with a video keyframe.
-    keyframes: [usize; 3],
+use crate::media::webm::fixtures::{Fixture, all as fixtures, vp8, vp8_opus};
+
+trait RelayChunks {
+    fn chunks(&self) -> Vec<usize>;
+    fn relayed(&self) -> &'static [u8];
 }
 
-fn vp8_opus() -> Fixture {
-    Fixture {
-        name: "chrome-vp8-opus",
-        data: include_bytes!("../../tests/fixtures/chrome-vp8-opus.webm"),
-        recorded: serde_json::from_str(include_str!(
-            "../../tests/fixtures/chrome-vp8-opus.chunks.json"
-        ))
-        .unwrap(),
-        init_len: 189,
-        keyframes: [189, 33126, 84846],
-    }
-}
-
-fn vp8() -> Fixture {
-    Fixture {
-        name: "chrome-vp8",
-        data: include_bytes!("../../tests/fixtures/chrome-vp8.webm"),
-        recorded: serde_json::from_str(include_str!("../../tests/fixtures/chrome-vp8.chunks.json"))
-            .unwrap(),
-        init_len: 126,
-        keyframes: [126, 23041, 56368],
-    }
-}
-
-fn fixtures() -> [Fixture; 2] {
-    [vp8_opus(), vp8()]
-}
-
-impl Fixture {
+impl RelayChunks for Fixture {
     /// The recorded chunks, except that a first chunk shorter than the 4-byte EBML magic is
-    /// merged into the next: Chrome's audio+video recorder delivers `0x1A` alone first, and the
-    /// relay only recognises WebM when one frame holds the whole magic (reported separately).
+    /// merged into the next: the relay only recognises WebM when one frame holds the whole
+    /// magic (the one-byte head is tested on its own, see `Fixture::one_byte_head`).
     fn chunks(&self) -> Vec<usize> {
         let mut out = self.recorded.clone();
         while out.len() > 1 && out[0] < 4 {
             let first = out.remove(0);
             out[0] += first;
         }
-        assert_eq!(out.iter().sum::<usize>(), self.data.len(), "{}", self.name);
         out
     }
 
-    fn init(&self) -> &'static [u8] {
-        &self.data[..self.init_len]
-    }
-
-    /// The latest keyframe Cluster that starts before `end` (so its start has been relayed).
-    fn key_before(&self, end: usize) -> Option<usize> {
-        self.keyframes.iter().copied().filter(|&k| k < end).max()
+    /// What the relay has sent once the whole file is in: all of it but a last Cluster without
+    /// a video block, which the parser holds until the next Cluster says whether it was a
+    /// keyframe start (Chrome ends an audio+video recording with an audio-only Cluster).
+    fn relayed(&self) -> &'static [u8] {
+        match self.layout.clusters.last() {
+            Some(c) if c.video_at.is_none() => &self.data[..c.offset as usize],
+            _ => self.data,
+        }
     }
 }
 
@@ -372,10 +341,10 @@ fn base64_text_webm_is_parsed_and_relayed_as_base64_text() {
             fx.name
         );
         assert!(frames.iter().all(|f| f.media == MediaMode::Webm));
-        assert_eq!(concat(&frames), fx.data, "{}: decoded bytes", fx.name);
+        assert_eq!(concat(&frames), fx.relayed(), "{}: decoded bytes", fx.name);
         // Parsed, not passed through: re-cut at keyframe Clusters.
         let keys = frames.iter().filter(|f| f.kind == FrameKind::Key).count();
-        assert_eq!(keys, fx.keyframes.len(), "{}", fx.name);
+        assert_eq!(keys, fx.keyframes().len(), "{}", fx.name);
         assert_eq!(frames.iter().filter(|f| f.init).count(), 1, "{}", fx.name);
     }
 }
@@ -433,7 +402,7 @@ fn webm_fixtures_are_relayed_byte_exact_and_cut_at_keyframe_clusters() {
 
         let got = v.received();
         let frames = v.frames();
-        assert_eq!(v.bytes(), fx.data, "{}: byte-exact", fx.name);
+        assert_eq!(v.bytes(), fx.relayed(), "{}: byte-exact", fx.name);
         assert_eq!(
             v.seqs(),
             (1..=frames.len() as u64).collect::<Vec<_>>(),
@@ -456,8 +425,8 @@ fn webm_fixtures_are_relayed_byte_exact_and_cut_at_keyframe_clusters() {
             let b = raw(&f.data);
             if f.kind == FrameKind::Key {
                 let cluster = if f.init {
-                    assert_eq!(&b[..fx.init_len], fx.init(), "{}", fx.name);
-                    at + fx.init_len
+                    assert_eq!(&b[..fx.layout.init_len], fx.init(), "{}", fx.name);
+                    at + fx.layout.init_len
                 } else {
                     at
                 };
@@ -471,7 +440,7 @@ fn webm_fixtures_are_relayed_byte_exact_and_cut_at_keyframe_clusters() {
             }
             at += b.len();
         }
-        assert_eq!(key_clusters, fx.keyframes, "{}", fx.name);
+        assert_eq!(key_clusters, fx.keyframes(), "{}", fx.name);
         let st = stats(&d, t0 + secs(1));
         assert_eq!(st.media, MediaMode::Webm);
         assert_eq!(st.frames_in, fx.chunks().len() as u64);
@@ -540,7 +509,7 @@ fn late_joiners(
 fn expected_bundle(fx: &Fixture, relayed: usize) -> Option<(Vec<u8>, FrameKind)> {
     match fx.key_before(relayed) {
         Some(k) => Some((cat(fx.init(), &fx.data[k..relayed]), FrameKind::Key)),
-        None if relayed >= fx.init_len => Some((fx.init().to_vec(), FrameKind::Delta)),
+        None if relayed >= fx.layout.init_len => Some((fx.init().to_vec(), FrameKind::Delta)),
         None => None,
     }
 }
@@ -578,8 +547,8 @@ fn webm_late_joiner_gets_init_plus_gop_then_continues_seamlessly() {
         let lens = fx.chunks();
         // Every join point after the first GOP: right after each keyframe Cluster and mid-GOP.
         // (Joins during the first GOP are reported separately: the init comes twice.)
-        let (late, early) = late_joiners(&fx, &lens, false, |relayed| relayed > fx.keyframes[1]);
-        assert_eq!(early.bytes(), fx.data);
+        let (late, early) = late_joiners(&fx, &lens, false, |relayed| relayed > fx.keyframes()[1]);
+        assert_eq!(early.bytes(), fx.relayed());
         assert!(late.len() > 5, "{}", fx.name);
         let mut right_after_key = 0;
         let mut mid_gop = 0;
@@ -602,7 +571,7 @@ fn webm_late_joiner_gets_init_plus_gop_then_continues_seamlessly() {
             let whole = cat(&raw(&b.data), &concat(&rest));
             let key = fx.key_before(l.relayed).unwrap();
             assert!(
-                whole == cat(fx.init(), &fx.data[key..]),
+                whole == cat(fx.init(), &fx.relayed()[key..]),
                 "{} n={}: bundle + live = init + file from the keyframe on",
                 fx.name,
                 l.n
@@ -620,7 +589,7 @@ fn webm_late_joiner_gets_init_plus_gop_then_continues_seamlessly() {
 #[test]
 fn webm_late_join_bundle_is_the_same_for_any_chunking() {
     for fx in fixtures() {
-        let first_gop_end = fx.keyframes[1];
+        let first_gop_end = fx.keyframes()[1];
         // Reference: the recorded chunks, one joiner after each.
         let lens = fx.chunks();
         let (reference, _) = late_joiners(&fx, &lens, false, |_| true);
@@ -640,7 +609,7 @@ fn webm_late_join_bundle_is_the_same_for_any_chunking() {
                 let fine = refine(&lens, &mut rng);
                 let fine_ends = ends(&fine);
                 let (late, early) = late_joiners(&fx, &fine, text, |_| true);
-                assert_eq!(early.bytes(), fx.data, "{} seed {seed}", fx.name);
+                assert_eq!(early.bytes(), fx.relayed(), "{} seed {seed}", fx.name);
                 let mut compared = 0;
                 for l in &late {
                     let pos = fine_ends[l.n - 1];
@@ -674,7 +643,7 @@ fn webm_late_join_bundle_is_the_same_for_any_chunking() {
             let lens = random_chunks(fx.data.len(), 3000, &mut rng);
             let lens_ends = ends(&lens);
             let (late, early) = late_joiners(&fx, &lens, false, |_| true);
-            assert_eq!(early.bytes(), fx.data, "{} seed {seed}", fx.name);
+            assert_eq!(early.bytes(), fx.relayed(), "{} seed {seed}", fx.name);
             for l in &late {
                 let pos = lens_ends[l.n - 1];
                 assert!(l.relayed <= pos, "{} relayed more than was sent", fx.name);
@@ -695,7 +664,7 @@ fn webm_joiner_before_any_cluster_gets_the_init_or_nothing_and_then_everything()
     for fx in fixtures() {
         // `head` bytes: nothing relayed yet (EBML header incomplete / no Cluster header), or
         // the init out (the first Cluster's header is complete, its first video block not).
-        for head in [100, fx.init_len + 14] {
+        for head in [100, fx.layout.init_len + 14] {
             let ctx = format!("{} head {head}", fx.name);
             let (d, t0) = open(limits());
             let early = MediaSink::unbounded();
@@ -705,7 +674,7 @@ fn webm_joiner_before_any_cluster_gets_the_init_or_nothing_and_then_everything()
             let joined = join(&d, "v", &v);
             assert_eq!(joined.media, MediaMode::Webm, "{ctx}");
             assert!(!joined.keyframe_wanted, "{ctx}");
-            if head < fx.init_len {
+            if head < fx.layout.init_len {
                 assert!(early.received().is_empty(), "{ctx}: nothing cut yet");
                 assert!(joined.buffer.is_empty(), "{ctx}: no init yet");
             } else {
@@ -727,11 +696,14 @@ fn webm_joiner_before_any_cluster_gets_the_init_or_nothing_and_then_everything()
             // Synced: it gets every following frame, and with the catch-up that is the file.
             assert_eq!(
                 v.seqs().first().copied(),
-                early.seqs().get(usize::from(head >= fx.init_len)).copied(),
+                early
+                    .seqs()
+                    .get(usize::from(head >= fx.layout.init_len))
+                    .copied(),
                 "{ctx}"
             );
             let all = cat(&concat(joined.buffer.iter().map(|f| &**f)), &v.bytes());
-            assert!(all == fx.data, "{ctx}: catch-up + live = the file");
+            assert!(all == fx.relayed(), "{ctx}: catch-up + live = the file");
             assert!(v.received().iter().all(|r| !r.resync), "{ctx}");
         }
     }
@@ -752,7 +724,7 @@ fn webm_slow_viewer_skips_to_the_next_keyframe_cluster_with_init_and_resync() {
             join(&d, "healthy", &healthy);
             join(&d, "slow", &slow);
             let lens = fx.chunks();
-            let key2 = fx.keyframes[1];
+            let key2 = fx.keyframes()[1];
             let mut at = 0;
             for (i, n) in lens.iter().enumerate() {
                 send(
@@ -772,7 +744,7 @@ fn webm_slow_viewer_skips_to_the_next_keyframe_cluster_with_init_and_resync() {
             }
             assert_eq!(
                 healthy.bytes(),
-                fx.data,
+                fx.relayed(),
                 "{ctx}: healthy viewer gets every byte"
             );
 
@@ -809,7 +781,7 @@ fn webm_slow_viewer_skips_to_the_next_keyframe_cluster_with_init_and_resync() {
             );
             assert!(got[4..].iter().all(|r| !r.resync && !r.frame.init));
             let tail = concat(got[3..].iter().map(|r| &r.frame));
-            assert!(tail == cat(fx.init(), &fx.data[key2..]), "{ctx}");
+            assert!(tail == cat(fx.init(), &fx.relayed()[key2..]), "{ctx}");
 
             let st = stats(&d, t0 + secs(1));
             assert_eq!(st.resyncs, 1, "{ctx}");
@@ -1159,7 +1131,10 @@ fn webm_viewer_at_level_1_gets_each_keyframe_piece_as_a_fresh_start_then_steps_b
         assert!(bytes.starts_with(fx.init()), "starts with the init segment");
         let piece = raw(&key.data);
         let piece = piece.strip_prefix(fx.init()).unwrap_or(&piece);
-        assert!(bytes[fx.init_len..] == *piece, "then the keyframe piece");
+        assert!(
+            bytes[fx.layout.init_len..] == *piece,
+            "then the keyframe piece"
+        );
     }
     assert_eq!(stats(&d, t0 + secs(1)).levels, [1, 1, 0]);
 
@@ -1273,17 +1248,20 @@ fn webcodecs_gop_over_the_cap_is_dropped_and_joiners_wait_for_a_key() {
 #[test]
 fn webm_gop_over_the_cap_is_dropped_and_joiners_wait_for_the_next_keyframe() {
     let fx = vp8();
+    let lens = fx.chunks();
+    let ends = ends(&lens);
+    // The cap holds the first 4 chunks of the first GOP; the 7th goes past it, still before
+    // the second keyframe Cluster.
+    assert!(ends[6] < fx.keyframes()[1]);
     let (d, t0) = open(RelayLimits {
-        max_gop_bytes: 12_000,
+        max_gop_bytes: ends[3],
         ..limits()
     });
     let early = MediaSink::unbounded();
     join(&d, "early", &early);
-    let lens = fx.chunks();
-    // 1881 + 2349 + 1509 + 2839 bytes: the first GOP is 8578 bytes long after 4 chunks.
     feed(&d, fx.data, &lens[..4], false, t0);
     assert_eq!(stats(&d, t0).gop_frames, 4);
-    feed(&d, &fx.data[8578..], &lens[4..7], false, t0 + ms(4)); // past 12 000
+    feed(&d, &fx.data[ends[3]..], &lens[4..7], false, t0 + ms(4));
     assert_eq!(stats(&d, t0).gop_frames, 0);
 
     let v = MediaSink::unbounded();
@@ -1296,17 +1274,16 @@ fn webm_gop_over_the_cap_is_dropped_and_joiners_wait_for_the_next_keyframe() {
         "the init alone, no partial GOP"
     );
     assert_eq!(raw(&j.buffer[0].data), fx.init());
-    let at: usize = lens[..7].iter().sum();
-    feed(&d, &fx.data[at..], &lens[7..], false, t0 + ms(10));
+    feed(&d, &fx.data[ends[6]..], &lens[7..], false, t0 + ms(10));
 
-    // It waited for the keyframe Cluster at 23041 (which comes in the 9th chunk).
+    // It waited for the second keyframe Cluster.
     let got = v.frames();
     assert_eq!(got[0].kind, FrameKind::Key);
     assert!(!got[0].init);
     assert!(raw(&got[0].data).starts_with(&CLUSTER_ID));
     let whole = cat(&raw(&j.buffer[0].data), &v.bytes());
-    assert!(whole == cat(fx.init(), &fx.data[fx.keyframes[1]..]));
-    assert_eq!(early.bytes(), fx.data);
+    assert!(whole == cat(fx.init(), &fx.data[fx.keyframes()[1]..]));
+    assert_eq!(early.bytes(), fx.relayed());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1409,7 +1386,7 @@ fn recorded_vp8_opus_chunks_with_a_one_byte_head_are_webm() {
     let (d, t0) = open(limits());
     let v = MediaSink::unbounded();
     join(&d, "v", &v);
-    feed(&d, fx.data, &fx.recorded, false, t0); // as recorded: first chunk is the single byte 0x1A
+    feed(&d, fx.data, &fx.one_byte_head(), false, t0); // first chunk: the single byte 0x1A
     assert_eq!(stats(&d, t0).media, MediaMode::Webm);
     assert!(v.frames().iter().all(|f| f.media == MediaMode::Webm));
 }
@@ -1420,7 +1397,11 @@ fn a_joiner_during_the_first_gop_gets_the_init_once() {
     let (d, t0) = open(limits());
     let early = MediaSink::unbounded();
     join(&d, "early", &early);
-    feed(&d, fx.data, &fx.recorded[..3], false, t0); // 5739 bytes, inside the first GOP
+    assert!(
+        ends(&fx.recorded)[2] < fx.keyframes()[1],
+        "3 chunks: inside the first GOP"
+    );
+    feed(&d, fx.data, &fx.recorded[..3], false, t0);
     let relayed = early.bytes().len();
     let j = join(&d, "v", &MediaSink::unbounded());
     let b = raw(&j.buffer[0].data);
@@ -1503,7 +1484,7 @@ fn a_waiting_webm_viewer_skips_a_restart_init_until_the_keyframe() {
     assert_eq!(stats(&d, t0).resyncs, 1);
     slow.drain();
     // Recorder restart; its init arrives in a chunk of its own (no Cluster block yet).
-    let head = fx.init_len + 14;
+    let head = fx.layout.init_len + 14;
     send(&d, binary(&fx.data[..head]), t0 + ms(10));
     slow.drain();
     send(&d, binary(&fx.data[head..5000]), t0 + ms(11));
@@ -1544,10 +1525,11 @@ fn a_recorder_restart_sent_as_recorded_keeps_the_stream_alive() {
     let v = MediaSink::unbounded();
     join(&d, "v", &v);
     feed(&d, fx.data, &fx.chunks(), false, t0); // first session: merged head, fine
-    // The recorder restarts and sends its chunks as recorded (first one: the byte 0x1A).
-    let mut at = 0;
-    let mut refused = 0;
-    for (i, n) in fx.recorded.iter().enumerate() {
+    // The recorder restarts and sends its chunks as Chrome may deliver them (first one: the
+    // byte 0x1A).
+    let (mut at, mut refused) = (0, 0);
+    let restart = fx.one_byte_head();
+    for (i, n) in restart.iter().enumerate() {
         refused += usize::from(
             try_send(&d, binary(&fx.data[at..at + n]), t0 + ms(100 + i as u64)).is_err(),
         );
@@ -1557,7 +1539,7 @@ fn a_recorder_restart_sent_as_recorded_keeps_the_stream_alive() {
         refused,
         0,
         "of {} chunks; dropped_bad_media {}",
-        fx.recorded.len(),
+        restart.len(),
         stats(&d, t0).dropped_bad_media
     );
 }
