@@ -4,8 +4,9 @@
 
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import path from 'node:path';
 import { describe, test } from 'node:test';
-import { diag, emitAck, liveStream, until, withServer } from '../helpers.js';
+import { BIN, diag, emitAck, liveStream, until, withServer } from '../helpers.js';
 
 const PROMTOOL = process.env.PROMTOOL ?? 'promtool';
 
@@ -50,7 +51,9 @@ describe('/metrics', () => {
         assert.equal(before.value('streamhub_connections'), 3);
         assert.equal(before.value('streamhub_streams{status="live"}'), 1);
         assert.equal(before.value('streamhub_viewers'), 2);
-        assert.equal(before.value('streamhub_build_info{profile="debug",version="0.1.0"}'), 1);
+        // Cargo's profile directory names the build: target/debug or target/release.
+        const profile = path.basename(path.dirname(BIN)) === 'release' ? 'release' : 'debug';
+        assert.equal(before.value(`streamhub_build_info{profile="${profile}",version="0.1.0"}`), 1);
 
         const FRAMES = 20;
         const SIZE = 1000;
