@@ -130,6 +130,9 @@ pub enum RelayError {
     RateLimited(String, u32),
     #[error("the server already has {0} streams")]
     ServerFull(usize),
+    /// Keys are random (about 119 bits), so this means a broken generator, not bad luck.
+    #[error("stream key {0} is already in use")]
+    KeyTaken(String),
     #[error("wrong publish token for stream {0}")]
     InvalidToken(String),
     #[error("you neither own nor watch stream {0}")]
@@ -145,7 +148,7 @@ impl RelayError {
             Self::NotOwner(_) => ErrorCode::NotOwner,
             Self::FrameTooLarge { .. } => ErrorCode::FrameTooLarge,
             Self::RateLimited(..) => ErrorCode::RateLimited,
-            Self::ServerFull(_) => ErrorCode::ServerFull,
+            Self::ServerFull(_) | Self::KeyTaken(_) => ErrorCode::ServerFull,
             Self::InvalidToken(_) => ErrorCode::InvalidToken,
             Self::NotInStream(_) => ErrorCode::NotInStream,
             Self::BadMedia(_) => ErrorCode::InvalidPayload,
@@ -266,16 +269,19 @@ impl<S: ViewerSink, G: GroupSink<S>> Distributor<S, G> {
             .collect()
     }
 
-    /// Registers a new stream in the `created` state.
+    /// Registers a new stream in the `created` state. A key already in use is refused, never
+    /// replaced (that would cut off the other stream's streamer and viewers).
     pub fn register_stream(&self, new: NewStream, now: Instant) -> Result<StreamInfo, RelayError> {
         let mut map = self.streams.write().unwrap_or_else(|e| e.into_inner());
         if map.len() >= self.limits.max_streams {
             return Err(RelayError::ServerFull(map.len()));
         }
-        let key = new.key.clone();
+        let std::collections::hash_map::Entry::Vacant(slot) = map.entry(new.key.clone()) else {
+            return Err(RelayError::KeyTaken(new.key));
+        };
         let stream = Stream::new(new, &self.limits, now);
         let info = stream.info();
-        map.insert(key, Arc::new(Mutex::new(stream)));
+        slot.insert(Arc::new(Mutex::new(stream)));
         Ok(info)
     }
 

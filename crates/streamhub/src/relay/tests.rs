@@ -465,6 +465,22 @@ fn register_refuses_past_max_streams() {
 }
 
 #[test]
+fn register_refuses_a_key_in_use_and_keeps_the_stream_that_has_it() {
+    let t0 = Instant::now();
+    let d = relay(roomy());
+    register(&d, "a", OWNER, t0);
+    d.add_viewer("a", "v1", TestSink::unbounded())
+        .expect("join");
+    let err = d
+        .register_stream(new_stream("a", "someone-else"), t0)
+        .expect_err("the key is taken");
+    assert_eq!(err, RelayError::KeyTaken("a".into()));
+    assert_eq!(err.code(), ErrorCode::ServerFull);
+    assert_eq!(d.owner("a").as_deref(), Some(OWNER));
+    assert_eq!(d.get_stream_stats("a", t0).map(|s| s.viewer_count), Some(1));
+}
+
+#[test]
 fn list_shows_only_started_streams_newest_first() {
     let t0 = Instant::now();
     let d = relay(roomy());

@@ -64,22 +64,29 @@ pub(super) async fn create_for(ctx: &mut Ctx<'_>, title: Option<String>) -> Hand
             ),
         ));
     }
-    let key = ids::stream_key();
     let publish_token = ids::token();
-    let stream = ctx.hub.relay.register_stream(
-        NewStream {
-            key: key.clone(),
-            title: title.unwrap_or_else(|| format!("{}'s stream", user.username)),
-            streamer: server::UserRef {
-                id: user.id.clone(),
-                username: user.username.clone(),
-            },
-            owner: conn.clone(),
-            publish_token: publish_token.clone(),
-            created_at: now_ms(),
+    let title = title.unwrap_or_else(|| format!("{}'s stream", user.username));
+    let new = |key: &str| NewStream {
+        key: key.to_owned(),
+        title: title.clone(),
+        streamer: server::UserRef {
+            id: user.id.clone(),
+            username: user.username.clone(),
         },
-        Instant::now(),
-    )?;
+        owner: conn.clone(),
+        publish_token: publish_token.clone(),
+        created_at: now_ms(),
+    };
+    // A key in use is refused, not replaced; a second draw settles what can only be a fluke.
+    let mut key = ids::stream_key();
+    let stream = match ctx.hub.relay.register_stream(new(&key), Instant::now()) {
+        Err(RelayError::KeyTaken(_)) => {
+            tracing::error!(key, "a freshly drawn stream key was already in use");
+            key = ids::stream_key();
+            ctx.hub.relay.register_stream(new(&key), Instant::now())
+        }
+        other => other,
+    }?;
     ctx.hub.taps.create(&key);
     ctx.s.join(room(&key));
     ctx.hub.bus.publish(HubEvent::StreamCreated {
