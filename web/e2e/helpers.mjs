@@ -16,7 +16,7 @@ import { chromium } from 'playwright-core';
 const here = path.dirname(fileURLToPath(import.meta.url));
 /** web/ */
 export const WEB_DIR = path.resolve(here, '..');
-/** docs/img/ of the repository, where the screenshots go. */
+/** docs/img/ of the repository, where the screenshots go with UPDATE_SCREENSHOTS=1. */
 export const IMG_DIR = path.resolve(WEB_DIR, '..', 'docs', 'img');
 
 /** Default timeout of one wait (condition, navigation, click). */
@@ -470,9 +470,23 @@ export async function recordStates(page) {
   });
 }
 
+let scratchImgDir;
+
+/**
+ * Where the tests' screenshots go: docs/img/ with UPDATE_SCREENSHOTS=1 (the README's
+ * pictures), else a scratch directory, so a test run leaves the working tree as it was.
+ */
 export function ensureImgDir() {
-  mkdirSync(IMG_DIR, { recursive: true });
-  return IMG_DIR;
+  if (process.env.UPDATE_SCREENSHOTS) {
+    mkdirSync(IMG_DIR, { recursive: true });
+    return IMG_DIR;
+  }
+  if (!scratchImgDir) {
+    const dir = mkdtempSync(path.join(tmpdir(), 'streamhub-e2e-img-'));
+    process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+    scratchImgDir = dir;
+  }
+  return scratchImgDir;
 }
 
 // ---- video (WebM through MSE, WebCodecs on the canvas) -----------------------------------------
