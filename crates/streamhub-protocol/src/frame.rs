@@ -123,6 +123,9 @@ mod tests {
 #[derive(Default)]
 pub struct OutgoingData {
     json: std::sync::OnceLock<Box<serde_json::value::RawValue>>,
+    /// The frame as a media-channel message ([`crate::media::encode`]), shared by every
+    /// media-channel viewer.
+    media: std::sync::OnceLock<Bytes>,
 }
 
 impl OutgoingData {
@@ -143,10 +146,18 @@ impl OutgoingData {
     }
 }
 
+impl OutgoingData {
+    /// The frame's media-channel message: `encode` runs on the first call only.
+    pub fn media(&self, encode: impl FnOnce() -> Bytes) -> Bytes {
+        self.media.get_or_init(encode).clone()
+    }
+}
+
 impl std::fmt::Debug for OutgoingData {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OutgoingData")
             .field("encoded", &self.json.get().is_some())
+            .field("media", &self.media.get().is_some())
             .finish()
     }
 }

@@ -3,14 +3,15 @@
 //! Everything a client can see on the wire lives here: the Socket.IO event names
 //! ([`events`]), the payloads in both directions ([`client`] for what clients send,
 //! [`server`] for what the server emits), the stable error codes ([`ErrorCode`]) and the
-//! validation rules ([`validate`]). `docs/protocol.md` documents the same contract for
+//! validation rules ([`validate`]), and the media channel's frame format ([`media`]). `docs/protocol.md` documents the same contract for
 //! humans; a change to an event is a change here and there first.
 //!
-//! The crate depends on `serde` and `bytes` only, so it knows nothing of sockets.
+//! The crate depends on `serde`, `bytes` and `thiserror` only, so it knows nothing of sockets.
 
 pub mod client;
 mod error;
 mod frame;
+pub mod media;
 pub mod server;
 pub mod validate;
 

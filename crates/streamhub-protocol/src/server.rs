@@ -77,7 +77,7 @@ pub struct Joined {
 }
 
 /// How a stream's frames are to be decoded.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, Serialize, serde::Deserialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum MediaMode {
     /// Independent pictures (JPEG, WebP): any frame can be shown alone.

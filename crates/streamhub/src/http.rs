@@ -21,6 +21,10 @@ use crate::{Hub, dashboard};
 pub fn router(hub: Arc<Hub>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
+        .route(
+            streamhub_protocol::media::PATH,
+            get(crate::socket::media_upgrade),
+        )
         .route("/api/streams", get(streams))
         .route("/api/streams/{key}", get(stream))
         .route("/metrics", get(metrics))

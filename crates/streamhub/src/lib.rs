@@ -88,6 +88,8 @@ pub struct Hub {
     pub taps: Taps,
     pub store: Arc<dyn Store>,
     pub dashboard: dashboard::Feed,
+    /// Viewers' media channels (`GET /media`), by Socket.IO connection id.
+    pub media: socket::MediaChannels,
 }
 
 /// Server-wide counters of what was refused or dropped outside any one stream (per-stream
@@ -137,6 +139,7 @@ impl Hub {
             metrics,
             taps: Taps::default(),
             store,
+            media: socket::MediaChannels::default(),
         }
     }
 }

@@ -41,6 +41,10 @@ pub enum Offer {
 /// Where a viewer's frames go. Implementations must not block: a full queue answers
 /// [`Offer::Full`] at once.
 pub trait ViewerSink: Send + Sync + 'static {
+    /// False: this viewer cannot be a member of a [`GroupSink`] (frames go to it one by one).
+    fn groupable(&self) -> bool {
+        true
+    }
     /// `resync`: this viewer missed data and restarts decoding at this (key)frame.
     fn offer(&self, stream_key: &str, frame: &Frame, resync: bool) -> Offer;
 }

@@ -80,7 +80,7 @@ struct Viewer<S> {
     grouped: bool,
 }
 
-impl<S> Viewer<S> {
+impl<S: ViewerSink> Viewer<S> {
     fn new(conn: &str, sink: S, synced: bool) -> Self {
         Self {
             conn: conn.to_owned(),
@@ -125,6 +125,7 @@ impl<S> Viewer<S> {
     /// refused for [`CLEAR_TO_STEP_UP`].
     fn shareable(&self, now: Instant) -> bool {
         self.level == 0
+            && self.sink.groupable()
             && self.full_since.is_none()
             && self
                 .last_drop

@@ -54,6 +54,8 @@ pub(super) struct Recorder<T> {
     pending: Arc<AtomicUsize>,
     closed: Arc<AtomicBool>,
     capacity: usize,
+    /// Answers `groupable() == false` (a media-channel viewer).
+    solo: bool,
 }
 
 impl<T: Record> Recorder<T> {
@@ -67,6 +69,15 @@ impl<T: Record> Recorder<T> {
             pending: Arc::new(AtomicUsize::new(0)),
             closed: Arc::new(AtomicBool::new(false)),
             capacity,
+            solo: false,
+        }
+    }
+
+    /// A viewer that cannot be in a group: every frame is offered to it alone.
+    pub(super) fn solo() -> Self {
+        Self {
+            solo: true,
+            ..Self::unbounded()
         }
     }
 
@@ -89,6 +100,10 @@ impl<T: Record> Recorder<T> {
 }
 
 impl<T: Record> ViewerSink for Recorder<T> {
+    fn groupable(&self) -> bool {
+        !self.solo
+    }
+
     fn offer(&self, stream_key: &str, frame: &Frame, resync: bool) -> Offer {
         if self.closed.load(Ordering::SeqCst) {
             return Offer::Closed;
@@ -203,6 +218,33 @@ fn grouped_relay(
 ) {
     let group: &'static TestGroup = Box::leak(Box::default());
     (Distributor::with_group(limits, group), group)
+}
+
+#[test]
+fn an_ungroupable_viewer_gets_every_frame_on_its_own() {
+    let t0 = Instant::now();
+    let (d, group) = grouped_relay(roomy());
+    d.register_stream(new_stream("a", OWNER), t0)
+        .expect("register");
+    let shared = TestSink::unbounded();
+    let solo = TestSink::solo();
+    d.add_viewer("a", "shared", shared.clone()).expect("join");
+    d.add_viewer("a", "solo", solo.clone()).expect("join");
+    for n in 1..=40 {
+        let out = d
+            .distribute_stream_data("a", OWNER, frame_n(n), t0 + ms(n as u64), 0)
+            .expect("publish");
+        assert_eq!(out.reached, 2, "frame {n}");
+        assert!(
+            group.is_member(&shared) && !group.is_member(&solo),
+            "frame {n}"
+        );
+    }
+    assert_eq!(
+        solo.seqs(),
+        (1..=40).collect::<Vec<u64>>(),
+        "offered one by one"
+    );
 }
 
 #[test]

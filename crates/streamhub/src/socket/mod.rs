@@ -10,8 +10,11 @@
 //! never arrive before they exist.
 
 mod chat;
+mod media;
 mod stream;
 mod user;
+
+pub use media::{MediaChannels, upgrade as media_upgrade};
 
 pub(crate) use stream::announce_end;
 
@@ -147,6 +150,8 @@ impl Session {
 #[derive(Debug, Clone)]
 pub struct SocketSink {
     socket: SocketRef,
+    /// The connection's media channel, when it opened one before joining: frames go there.
+    media: Option<mpsc::Sender<bytes::Bytes>>,
     tap: Arc<StreamTap>,
     metrics: Arc<Metrics>,
 }
@@ -169,6 +174,7 @@ fn stream_data<'a>(stream_key: &'a str, frame: &'a Frame, resync: bool) -> serve
 impl SocketSink {
     pub(crate) fn new(hub: &Hub, socket: SocketRef, stream_key: &str) -> Self {
         Self {
+            media: hub.media.get(socket.id.as_str()),
             socket,
             tap: hub.taps.get(stream_key),
             metrics: Arc::clone(&hub.metrics),
@@ -179,6 +185,26 @@ impl SocketSink {
     /// would say nothing about the queue).
     pub(crate) fn emit_frame(&self, stream_key: &str, frame: &Frame, resync: bool) -> Offer {
         let payload = stream_data(stream_key, frame, resync);
+        if let Some(media) = &self.media {
+            let encode = || {
+                let (bytes, text) = match &frame.data {
+                    streamhub_protocol::FrameData::Text(t) => (t.as_bytes(), true),
+                    streamhub_protocol::FrameData::Binary(b) => (&b[..], false),
+                };
+                streamhub_protocol::media::encode(&payload, bytes, text)
+            };
+            // Shared by every viewer; a resync message is this viewer's own.
+            let msg = if resync {
+                encode()
+            } else {
+                frame.out.media(encode)
+            };
+            return match media.try_send(msg) {
+                Ok(()) => Offer::Sent,
+                Err(mpsc::error::TrySendError::Full(_)) => Offer::Full,
+                Err(mpsc::error::TrySendError::Closed(_)) => Offer::Closed,
+            };
+        }
         match self.socket.emit(events::STREAM_DATA, &payload) {
             Ok(()) => Offer::Sent,
             Err(socketioxide::SendError::Socket(
@@ -190,6 +216,12 @@ impl SocketSink {
 }
 
 impl ViewerSink for SocketSink {
+    fn groupable(&self) -> bool {
+        // The shared send is a Socket.IO room broadcast; media-channel viewers get the shared
+        // bytes through their own queue instead.
+        self.media.is_none()
+    }
+
     fn offer(&self, stream_key: &str, frame: &Frame, resync: bool) -> Offer {
         let offer = self.emit_frame(stream_key, frame, resync);
         match offer {
@@ -217,6 +249,11 @@ impl RoomGroup {
     pub fn attach(&self, io: SocketIo) {
         // Set once at start; a second call changes nothing.
         let _ = self.io.set(io);
+    }
+
+    /// The Socket.IO server, once attached.
+    pub fn io(&self) -> Option<&SocketIo> {
+        self.io.get()
     }
 }
 

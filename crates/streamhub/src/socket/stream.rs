@@ -526,6 +526,7 @@ async fn evict(hub: &Hub, io: &SocketIo, key: &str, conn: &str) {
 
 /// The connection is gone: leave every stream it watched; its own streams wait for resume.
 pub(super) async fn disconnected(hub: &Hub, io: &SocketIo, session: &Session) {
+    hub.media.remove(&session.conn);
     for (key, viewers) in hub.relay.remove_viewer_everywhere(&session.conn) {
         hub.bus.publish(HubEvent::ViewerLeft { key, viewers });
     }

@@ -1,0 +1,133 @@
+// The media channel (GET /media?sid=SID, docs/protocol.md "Media channel"): a plain
+// WebSocket that carries one viewer's stream:data instead of its Socket.IO connection.
+
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import WebSocket from 'ws';
+import {
+  diag,
+  emitAck,
+  getJson,
+  joinStream,
+  registerStreamer,
+  registerViewer,
+  show,
+  startStream,
+  until,
+  withServer,
+} from '../helpers.js';
+
+/** Splits a media message: [u32 BE header length][header JSON][payload]. */
+function decode(buf) {
+  const len = buf.readUInt32BE(0);
+  const header = JSON.parse(buf.subarray(4, 4 + len).toString('utf8'));
+  return { header, payload: buf.subarray(4 + len) };
+}
+
+/** Opens the media channel of `sid`; resolves to {ws, frames} once open, or rejects with the HTTP refusal. */
+function openMedia(url, sid) {
+  const ws = new WebSocket(`${url.replace(/^http/, 'ws')}/media?sid=${encodeURIComponent(sid)}`);
+  const frames = [];
+  ws.on('message', (data, isBinary) => frames.push(isBinary ? decode(data) : { text: data.toString() }));
+  return new Promise((resolve, reject) => {
+    ws.once('open', () => resolve({ ws, frames }));
+    ws.once('unexpected-response', (_req, res) => {
+      let body = '';
+      res.on('data', (c) => (body += c));
+      res.on('end', () => reject(Object.assign(new Error(`HTTP ${res.statusCode} ${body}`), { status: res.statusCode, body: JSON.parse(body) })));
+    });
+    ws.once('error', reject);
+  });
+}
+
+describe('media channel', () => {
+  const server = withServer();
+
+  test(
+    'frames move to the media channel; Socket.IO keeps the rest',
+    { timeout: 60_000 },
+    diag(
+      () => server,
+      async () => {
+        const url = server.url;
+        const s = await registerStreamer(url, 'media-host');
+        await startStream(s.socket, s.streamKey);
+        const key = s.streamKey;
+        const first = Buffer.from([0xff, 0xd8, 0x01]);
+        await emitAck(s.socket, 'stream:data:send', { streamKey: key, data: first });
+
+        const v = await registerViewer(url, 'media-viewer', { socketOpts: { transports: ['websocket'] } });
+        const plain = await registerViewer(url, 'plain-viewer', { socketOpts: { transports: ['websocket'] } });
+        const media = await openMedia(url, v.socket.id);
+        await joinStream(v.socket, key);
+        await joinStream(plain.socket, key);
+
+        // Binary and text frames, each once, on the right channel.
+        const texts = ['aGVsbG8=', 'd29ybGQ='];
+        await emitAck(s.socket, 'stream:data:send', { streamKey: key, data: Buffer.from([0xff, 0xd8, 0x02]) });
+        for (const t of texts) await emitAck(s.socket, 'stream:data:send', { streamKey: key, data: t });
+        // Images mode: the catch-up is one stream:buffer on Socket.IO, the live frames come here.
+        await until(() => media.frames.length >= 3, 5000, `3 frames on the media channel, got ${show(media.frames)}`);
+        await until(() => plain.rec.count('stream:data') >= 3, 5000, 'the plain viewer gets its 3 frames over Socket.IO');
+        const [bin, t1, t2] = media.frames;
+        assert.equal(bin.header.streamKey, key);
+        assert.equal(bin.header.media, 'images');
+        assert.equal(bin.header.data.text, false);
+        assert.deepEqual([...bin.payload], [0xff, 0xd8, 0x02]);
+        assert.deepEqual([t1, t2].map((f) => [f.header.data.text, f.payload.toString()]), texts.map((t) => [true, t]));
+        assert.deepEqual(media.frames.map((f) => f.header.seq), [2, 3, 4]);
+        // The same fields as stream:data, but for data.
+        const viaSio = plain.rec.all('stream:data').at(-1);
+        const { data: _d, ...rest } = viaSio;
+        const { data: _m, ...restMedia } = t2.header;
+        assert.deepEqual(restMedia, rest);
+        assert.equal(v.rec.count('stream:data'), 0, 'no stream:data over Socket.IO for the media viewer');
+        assert.equal(v.rec.count('stream:buffer'), 1, 'the catch-up still comes as stream:buffer');
+
+        // Chat and counts still come over Socket.IO.
+        const chat = await emitAck(plain.socket, 'chat:send', { streamKey: key, message: 'hi' });
+        assert.equal(chat.ok, true);
+        await v.rec.wait('chat:message');
+        const stats = await getJson(url, `/api/streams/${key}`);
+        assert.equal(stats.body.stats.viewerCount, 2);
+
+        // Closing the media channel ends that viewer's viewing (its next frame finds it gone).
+        media.ws.close();
+        await until(async () => {
+          await emitAck(s.socket, 'stream:data:send', { streamKey: key, data: 'eA==' });
+          return (await getJson(url, `/api/streams/${key}`)).body.stats.viewerCount === 1;
+        }, 5000, 'viewer count back to 1 after the media channel closed');
+        assert.equal(v.rec.count('stream:data'), 0, 'no fallback to Socket.IO without a new join');
+      },
+    ),
+  );
+
+  test(
+    'refusals: unknown sid, a second channel, a viewer that sends data',
+    { timeout: 30_000 },
+    diag(
+      () => server,
+      async () => {
+        const url = server.url;
+        await assert.rejects(openMedia(url, 'not-a-sid'), (e) => e.status === 404 && e.body.error.code === 'NOT_FOUND');
+        await assert.rejects(openMedia(url, ''), (e) => e.status === 404);
+        const v = await registerViewer(url, 'twice', { socketOpts: { transports: ['websocket'] } });
+        const one = await openMedia(url, v.socket.id);
+        await assert.rejects(openMedia(url, v.socket.id), (e) => e.status === 409 && e.body.error.code === 'ALREADY_REGISTERED');
+        // Data from the viewer is not part of the protocol: the server closes the channel.
+        const closed = new Promise((r) => one.ws.once('close', r));
+        one.ws.send('hello');
+        await closed;
+        // The connection may open a new one afterwards, and it still works.
+        const again = await until(() => openMedia(url, v.socket.id).catch(() => null), 5000, 'reopen after close');
+        again.ws.close();
+        // Disconnecting Socket.IO closes its media channel.
+        const w = await registerViewer(url, 'gone', { socketOpts: { transports: ['websocket'] } });
+        const m = await openMedia(url, w.socket.id);
+        const wClosed = new Promise((r) => m.ws.once('close', r));
+        w.socket.disconnect();
+        await wClosed;
+      },
+    ),
+  );
+});

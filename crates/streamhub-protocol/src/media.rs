@@ -1,0 +1,176 @@
+//! The media channel: a plain WebSocket per viewer that carries that viewer's `stream:data`
+//! instead of its Socket.IO connection (`docs/protocol.md`, "Media channel").
+//!
+//! Socket.IO stays the control channel (register, join, chat, levels, errors); only frames
+//! move. The server writes each frame to every media channel as the same shared bytes, and
+//! its websocket writer sends each message at once instead of gathering up to 128 KiB per
+//! connection first (what the Socket.IO path's writer does and we cannot configure): with 5000
+//! viewers that buffer alone held about 700 MB (`docs/architecture.md`, "Fan-out").
+//!
+//! Wire format, server → client only, one binary message per frame:
+//! `[header length: u32, big-endian][header: JSON][payload]`. The header is the `stream:data`
+//! payload with `data` replaced by `{"text": bool}`: `true` when the payload is the base64
+//! text `stream:data` would carry as a string, `false` for binary data.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::Millis;
+use crate::server::{MediaMode, StreamData};
+
+/// `GET /media?sid=SID`: the websocket upgrade. `SID` is the viewer's Socket.IO connection id.
+pub const PATH: &str = "/media";
+
+/// Largest header the decoder accepts (a WebCodecs decoder config is the biggest part).
+pub const MAX_HEADER: usize = 64 * 1024;
+
+/// One frame as a media-channel message. `frame.data` is ignored: the payload follows the
+/// header as `payload`, `text` says which kind it is.
+pub fn encode(frame: &StreamData<'_>, payload: &[u8], text: bool) -> Bytes {
+    let marker = if text {
+        r#"{"text":true}"#
+    } else {
+        r#"{"text":false}"#
+    };
+    // A constant that is valid JSON; the fallback can only be reached by a broken constant.
+    let raw: Box<RawValue> = RawValue::from_string(marker.to_owned()).unwrap_or_default();
+    let header = StreamData {
+        data: crate::DataRef::Json(&raw),
+        ..frame.clone()
+    };
+    let json = serde_json::to_vec(&header).unwrap_or_default();
+    let mut out = BytesMut::with_capacity(4 + json.len() + payload.len());
+    out.put_u32(u32::try_from(json.len()).unwrap_or(u32::MAX));
+    out.put_slice(&json);
+    out.put_slice(payload);
+    out.freeze()
+}
+
+/// The header of a media-channel message, as a client reads it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Header {
+    pub stream_key: String,
+    pub timestamp: Millis,
+    pub seq: u64,
+    pub media: MediaMode,
+    #[serde(default)]
+    pub key: bool,
+    #[serde(default)]
+    pub init: bool,
+    #[serde(default)]
+    pub resync: bool,
+    pub data: Payload,
+    #[serde(default)]
+    pub chunk: Option<crate::client::ChunkInfo>,
+    #[serde(default)]
+    pub config: Option<serde_json::Value>,
+}
+
+/// What kind of payload follows the header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub struct Payload {
+    pub text: bool,
+}
+
+/// Why a message is not a media-channel frame.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("message of {0} bytes is shorter than its header")]
+    Short(usize),
+    #[error("header of {0} bytes is over the {MAX_HEADER}-byte limit")]
+    HeaderTooLarge(usize),
+    #[error("header is not the documented JSON: {0}")]
+    Header(String),
+}
+
+/// Splits a media-channel message into its header and payload.
+pub fn decode(msg: &[u8]) -> Result<(Header, &[u8]), DecodeError> {
+    let (len, rest) = msg
+        .split_first_chunk::<4>()
+        .ok_or(DecodeError::Short(msg.len()))?;
+    let len = u32::from_be_bytes(*len) as usize;
+    if len > MAX_HEADER {
+        return Err(DecodeError::HeaderTooLarge(len));
+    }
+    if rest.len() < len {
+        return Err(DecodeError::Short(msg.len()));
+    }
+    let (head, payload) = rest.split_at(len);
+    let header = serde_json::from_slice(head).map_err(|e| DecodeError::Header(e.to_string()))?;
+    Ok((header, payload))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::FrameData;
+    use crate::client::{ChunkInfo, ChunkKind};
+
+    fn frame<'a>(data: &'a FrameData, chunk: Option<&'a ChunkInfo>) -> StreamData<'a> {
+        StreamData {
+            stream_key: "sk_1",
+            data: crate::DataRef::Frame(data),
+            timestamp: 1_700_000_000_123,
+            seq: 42,
+            media: MediaMode::Webcodecs,
+            key: true,
+            init: false,
+            resync: true,
+            chunk,
+            config: None,
+        }
+    }
+
+    #[test]
+    fn round_trip_binary_and_text() {
+        let chunk = ChunkInfo {
+            kind: ChunkKind::Key,
+            timestamp: 33_000.0,
+            duration: None,
+        };
+        let data = FrameData::Binary(Bytes::from_static(b"\x00\x01\xffpayload"));
+        let msg = encode(&frame(&data, Some(&chunk)), b"\x00\x01\xffpayload", false);
+        let (h, payload) = decode(&msg).expect("decodes");
+        assert_eq!(payload, b"\x00\x01\xffpayload");
+        assert_eq!(
+            (h.stream_key.as_str(), h.seq, h.timestamp, h.media),
+            ("sk_1", 42, 1_700_000_000_123, MediaMode::Webcodecs)
+        );
+        assert!(h.key && h.resync && !h.init && !h.data.text);
+        assert_eq!(h.chunk, Some(chunk));
+
+        let text = FrameData::Text("aGVsbG8=".into());
+        let msg = encode(&frame(&text, None), b"aGVsbG8=", true);
+        let (h, payload) = decode(&msg).expect("decodes");
+        assert_eq!((payload, h.data.text), (&b"aGVsbG8="[..], true));
+    }
+
+    #[test]
+    fn the_header_is_the_stream_data_payload_without_data() {
+        let data = FrameData::Binary(Bytes::from_static(b"x"));
+        let msg = encode(&frame(&data, None), b"x", false);
+        let len = u32::from_be_bytes(msg[..4].try_into().expect("4 bytes")) as usize;
+        let head: serde_json::Value = serde_json::from_slice(&msg[4..4 + len]).expect("json");
+        assert_eq!(
+            head,
+            serde_json::json!({"streamKey": "sk_1", "data": {"text": false}, "timestamp": 1_700_000_000_123u64,
+                "seq": 42, "media": "webcodecs", "key": true, "resync": true})
+        );
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_frame() {
+        assert_eq!(decode(b"\x00\x00"), Err(DecodeError::Short(2)));
+        assert_eq!(decode(b"\x00\x00\x00\x09{}"), Err(DecodeError::Short(6)));
+        assert_eq!(
+            decode(b"\xff\xff\xff\xff"),
+            Err(DecodeError::HeaderTooLarge(u32::MAX as usize))
+        );
+        assert!(matches!(
+            decode(b"\x00\x00\x00\x02{}x"),
+            Err(DecodeError::Header(_))
+        ));
+    }
+}

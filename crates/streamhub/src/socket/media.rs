@@ -1,0 +1,169 @@
+//! The media channel (`GET /media?sid=SID`, `docs/protocol.md` "Media channel"): a plain
+//! WebSocket that carries one viewer's `stream:data` instead of its Socket.IO connection.
+//!
+//! A viewer opens it with its Socket.IO connection id before `stream:join`; every join after
+//! that sends the frames here, encoded once per frame ([`streamhub_protocol::media`]) and
+//! queued as the same shared bytes for every viewer. The writer sends each message at once
+//! (`write_buffer_size` 0), so a viewer that reads slowly leaves its unsent frames in its
+//! bounded queue (shared bytes) and the kernel, not in a private copy per connection; the
+//! Socket.IO path's writer gathers up to 128 KiB per connection first, which we cannot set
+//! (numbers in `docs/architecture.md`, "Fan-out").
+//!
+//! Limits: one channel per Socket.IO connection (so at most `--max-connections`), a queue of
+//! `--viewer-queue` frames (a full queue drops the frame for that viewer, counted like on the
+//! Socket.IO path), and nothing accepted from the client but control frames (1 KiB at most).
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use serde::Deserialize;
+use socketioxide::socket::Sid;
+use streamhub_protocol::ErrorCode;
+use tokio::sync::mpsc;
+
+use crate::Hub;
+
+/// What viewers may send on the channel: nothing but control frames.
+const MAX_INCOMING: usize = 1024;
+
+/// The open media channels, by Socket.IO connection id. Each entry has an id, so a channel
+/// that ends forgets itself and not a newer one of the same connection.
+#[derive(Debug, Default)]
+pub struct MediaChannels {
+    open: Mutex<HashMap<String, (u64, mpsc::Sender<Bytes>)>>,
+    next_id: AtomicU64,
+}
+
+impl MediaChannels {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u64, mpsc::Sender<Bytes>)>> {
+        self.open.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The channel of a connection, if it opened one.
+    pub fn get(&self, sid: &str) -> Option<mpsc::Sender<Bytes>> {
+        self.lock()
+            .get(sid)
+            .map(|(_, tx)| tx)
+            .filter(|tx| !tx.is_closed())
+            .cloned()
+    }
+
+    /// Registers a channel and returns its id; none if the connection already has an open one.
+    fn insert(&self, sid: &str, tx: mpsc::Sender<Bytes>) -> Option<u64> {
+        let mut open = self.lock();
+        if open.get(sid).is_some_and(|(_, old)| !old.is_closed()) {
+            return None;
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        open.insert(sid.to_owned(), (id, tx));
+        Some(id)
+    }
+
+    /// Forgets a connection's channel (its Socket.IO connection ended). The websocket closes
+    /// once no viewer sink holds it either.
+    pub fn remove(&self, sid: &str) {
+        self.lock().remove(sid);
+    }
+
+    /// Forgets channel `id` if it is still the connection's channel.
+    fn remove_exact(&self, sid: &str, id: u64) {
+        let mut open = self.lock();
+        if open.get(sid).is_some_and(|(cur, _)| *cur == id) {
+            open.remove(sid);
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Params {
+    sid: String,
+}
+
+fn refusal(status: StatusCode, code: ErrorCode, message: &str) -> Response {
+    let body = serde_json::json!({ "error": { "code": code.as_str(), "message": message } });
+    (status, axum::Json(body)).into_response()
+}
+
+/// `GET /media?sid=SID`: upgrades to the media channel of Socket.IO connection `SID`.
+pub async fn upgrade(
+    State(hub): State<Arc<Hub>>,
+    Query(params): Query<Params>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    if hub.shutting_down.load(std::sync::atomic::Ordering::Relaxed) {
+        return refusal(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::ShuttingDown,
+            "the server is shutting down",
+        );
+    }
+    let connected = Sid::from_str(&params.sid)
+        .ok()
+        .and_then(|sid| hub.relay.group().io()?.get_socket(sid))
+        .is_some();
+    if !connected {
+        return refusal(
+            StatusCode::NOT_FOUND,
+            ErrorCode::NotFound,
+            "no Socket.IO connection with this sid: connect first, then open /media?sid=<socket.id>",
+        );
+    }
+    // The registry holds the only sender until a join hands clones to viewer sinks.
+    let (tx, rx) = mpsc::channel(hub.config.viewer_queue);
+    let Some(id) = hub.media.insert(&params.sid, tx) else {
+        return refusal(
+            StatusCode::CONFLICT,
+            ErrorCode::AlreadyRegistered,
+            "this connection already has a media channel",
+        );
+    };
+    let sid = params.sid;
+    let failed = (Arc::clone(&hub), sid.clone());
+    ws.read_buffer_size(MAX_INCOMING)
+        .max_message_size(MAX_INCOMING)
+        .max_frame_size(MAX_INCOMING)
+        .write_buffer_size(0)
+        .on_failed_upgrade(move |_| failed.0.media.remove_exact(&failed.1, id))
+        .on_upgrade(move |socket| serve(hub, sid, id, rx, socket))
+}
+
+/// Writes the queued frames until the viewer leaves, or the registry (its Socket.IO connection
+/// ended) and every viewer sink let go of the sender; then forgets the channel.
+async fn serve(
+    hub: Arc<Hub>,
+    sid: String,
+    id: u64,
+    mut rx: mpsc::Receiver<Bytes>,
+    socket: WebSocket,
+) {
+    let (mut out, mut incoming) = socket.split();
+    loop {
+        tokio::select! {
+            frame = rx.recv() => match frame {
+                Some(bytes) => {
+                    if out.send(Message::Binary(bytes)).await.is_err() {
+                        break;
+                    }
+                }
+                None => break,
+            },
+            msg = incoming.next() => match msg {
+                // Pings are answered by the websocket library; data is not expected.
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                Some(Ok(_)) | Some(Err(_)) | None => break,
+            },
+        }
+    }
+    hub.media.remove_exact(&sid, id);
+    // Sinks still holding the sender now find the receiver gone and the relay drops them.
+    rx.close();
+    let _ = out.close().await;
+}
