@@ -56,6 +56,11 @@ pub struct Args {
     #[arg(long)]
     pub server_pid: Option<u32>,
 
+    /// Viewers open StreamHub's media channel (`GET /media`) before joining and read their
+    /// frames there, as StreamHub's own viewer page does; Socket.IO keeps the control events.
+    #[arg(long)]
+    pub media: bool,
+
     /// Idle mode: viewers join, no frames are sent; report server RSS per idle viewer.
     #[arg(long)]
     pub idle: bool,

@@ -20,6 +20,8 @@ pub struct Target {
     pub addr: SocketAddr,
     /// `ws://host:port/socket.io/?EIO=4&transport=websocket`.
     pub ws_url: String,
+    /// `ws://host:port`, for the media channel.
+    pub ws_base: String,
     /// The base URL as given, for the report.
     pub base: String,
 }
@@ -50,6 +52,7 @@ impl Target {
         Ok(Target {
             addr,
             ws_url: format!("ws://{hostport}/socket.io/?EIO=4&transport=websocket"),
+            ws_base: format!("ws://{hostport}"),
             base: url.to_owned(),
         })
     }
@@ -71,24 +74,45 @@ pub struct Conn {
     pub ws: Ws,
     /// The client's ephemeral port (to find this connection in `/proc/net/tcp`).
     pub local_port: u16,
+    /// The Socket.IO connection id (from the connect ack), which names the media channel.
+    pub sid: String,
+}
+
+/// TCP connect and websocket upgrade to `url`.
+async fn dial(target: &Target, url: &str) -> Result<(Ws, u16), ProtocolError> {
+    let tcp = TcpStream::connect(target.addr)
+        .await
+        .map_err(|e| ProtocolError::Connect(e.to_string()))?;
+    let _ = tcp.set_nodelay(true);
+    // Close with a reset at the end: no TIME_WAIT sockets pile up on the client side
+    // across a matrix of runs with thousands of connections each.
+    let _ = socket2::SockRef::from(&tcp).set_linger(Some(Duration::ZERO));
+    let local_port = tcp.local_addr().map(|a| a.port()).unwrap_or(0);
+    let (ws, _) = tokio_tungstenite::client_async_with_config(url, tcp, Some(ws_config()))
+        .await
+        .map_err(|e| ProtocolError::Connect(e.to_string()))?;
+    Ok((ws, local_port))
+}
+
+/// Opens the media channel of Socket.IO connection `sid` (StreamHub's `GET /media`).
+pub async fn open_media(target: &Target, sid: &str) -> Result<Ws, ProtocolError> {
+    let url = format!(
+        "{}{}?sid={sid}",
+        target.ws_base,
+        streamhub_protocol::media::PATH
+    );
+    Ok(dial(target, &url).await?.0)
 }
 
 impl Conn {
     /// TCP connect, websocket upgrade, Engine.IO open, Socket.IO connect.
     pub async fn open(target: &Target) -> Result<Conn, ProtocolError> {
-        let tcp = TcpStream::connect(target.addr)
-            .await
-            .map_err(|e| ProtocolError::Connect(e.to_string()))?;
-        let _ = tcp.set_nodelay(true);
-        // Close with a reset at the end: no TIME_WAIT sockets pile up on the client side
-        // across a matrix of runs with thousands of connections each.
-        let _ = socket2::SockRef::from(&tcp).set_linger(Some(Duration::ZERO));
-        let local_port = tcp.local_addr().map(|a| a.port()).unwrap_or(0);
-        let (ws, _) =
-            tokio_tungstenite::client_async_with_config(&target.ws_url, tcp, Some(ws_config()))
-                .await
-                .map_err(|e| ProtocolError::Connect(e.to_string()))?;
-        let mut c = Conn { ws, local_port };
+        let (ws, local_port) = dial(target, &target.ws_url).await?;
+        let mut c = Conn {
+            ws,
+            local_port,
+            sid: String::new(),
+        };
         match c.next_packet_text("the Engine.IO open packet").await? {
             t if t.starts_with('0') => {}
             t => {
@@ -102,7 +126,13 @@ impl Conn {
         loop {
             let t = c.next_packet_text("the Socket.IO connect ack").await?;
             match eio::parse(&t)? {
-                Packet::Connect(_) => return Ok(c),
+                Packet::Connect(payload) => {
+                    c.sid = serde_json::from_str::<Value>(payload)
+                        .ok()
+                        .and_then(|v| v.get("sid")?.as_str().map(str::to_owned))
+                        .unwrap_or_default();
+                    return Ok(c);
+                }
                 Packet::ConnectError(m) => return Err(ProtocolError::ConnectRefused(clip(m))),
                 Packet::Noop | Packet::Pong => {}
                 _ => {

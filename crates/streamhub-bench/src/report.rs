@@ -15,6 +15,8 @@ pub struct Report {
     pub mode: &'static str,
     /// `base64` or `binary`.
     pub encoding: &'static str,
+    /// Where viewers read frames: `socket.io` (`stream:data`) or `media` (the media channel).
+    pub transport: &'static str,
     pub fps: u32,
     /// Frame content bytes (before base64).
     pub frame_size: usize,
@@ -160,7 +162,7 @@ impl fmt::Display for Report {
         };
         let _ = writeln!(
             o,
-            "streamhub-bench {} — {} — {} viewers{} — {} fps × {} B ({} on the wire, {})",
+            "streamhub-bench {} — {} — {} viewers{} — {} fps × {} B ({} on the wire, {}, over {})",
             self.label.as_deref().unwrap_or(""),
             self.url,
             self.connect.viewers,
@@ -172,7 +174,8 @@ impl fmt::Display for Report {
             self.fps,
             self.frame_size,
             self.wire_data_bytes,
-            self.encoding
+            self.encoding,
+            self.transport
         );
         let c = &self.connect;
         row(

@@ -24,7 +24,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
 use crate::args::Args;
-use crate::conn::{Conn, Target};
+use crate::conn::{self, Conn, Target};
 use crate::eio::{self, Packet};
 use crate::error::ProtocolError;
 use crate::procfs::{self, Memory, Pid};
@@ -85,6 +85,10 @@ struct Shared {
     /// Viewers record latencies only once the run is collecting (not in idle mode).
     collect: AtomicBool,
     latency_capacity: usize,
+    /// Viewers read frames from the media channel (`--media`).
+    media: bool,
+    /// Frames are binary (else base64 text).
+    binary: bool,
 }
 
 impl Shared {
@@ -137,6 +141,8 @@ pub async fn run(args: Args) -> anyhow::Result<Report> {
         } else {
             ((args.warmup + args.duration + 1.0) * f64::from(args.fps)) as usize
         },
+        media: args.media,
+        binary: args.binary,
     });
     let mut notes = Vec::new();
 
@@ -565,6 +571,7 @@ fn build_report(
         url: args.url.clone(),
         mode: if args.idle { "idle" } else { "frames" },
         encoding: if args.binary { "binary" } else { "base64" },
+        transport: if args.media { "media" } else { "socket.io" },
         fps: args.fps,
         frame_size: args.frame_size,
         wire_data_bytes: FrameTemplate::new("k", args.frame_size, args.binary).wire_data_len(),
@@ -631,16 +638,22 @@ async fn viewer(
         .await?;
         c.wait_event(events::USER_REGISTERED, timeout).await?;
         shared.registered.fetch_add(1, Relaxed);
+        // The media channel must be open before the join for the join's frames to use it.
+        let media = if shared.media {
+            Some(conn::open_media(&shared.target, &c.sid).await?)
+        } else {
+            None
+        };
         c.emit(events::STREAM_JOIN, &json!({"streamKey": shared.key()}))
             .await?;
         c.wait_event(events::STREAM_JOINED, timeout).await?;
-        Ok::<_, ProtocolError>(c)
+        Ok::<_, ProtocolError>((c, media))
     };
     let conn = tokio::select! {
         _ = shared.stop.cancelled() => return out,
         r = tokio::time::timeout(timeout, setup) => r,
     };
-    let mut conn = match conn {
+    let (mut conn, media) = match conn {
         Ok(Ok(c)) => c,
         Ok(Err(e)) => {
             out.failure = Some(e.kind());
@@ -661,22 +674,50 @@ async fn viewer(
         shared.joined.fetch_add(1, Relaxed);
         // Never read again: the socket's receive buffer fills, then the server's queue.
         shared.stop.cancelled().await;
+        drop(media);
         return out;
     }
     shared.joined.fetch_add(1, Relaxed);
     if shared.collect.load(Relaxed) {
         out.samples.reserve_exact(shared.latency_capacity);
     }
-    read_frames(&shared, &mut conn, &mut out).await;
+    read_frames(&shared, &mut conn, media, &mut out).await;
     if out.lost.is_some() {
         shared.lost.fetch_add(1, Relaxed);
     }
     out
 }
 
-/// The hot loop: one websocket message at a time, stamps out of `stream:data` without
-/// decoding JSON.
-async fn read_frames(shared: &Shared, conn: &mut Conn, out: &mut ViewerOutcome) {
+/// The next message of the media channel, if there is one.
+async fn next_media(
+    media: &mut Option<conn::Ws>,
+) -> Option<Result<Message, tokio_tungstenite::tungstenite::Error>> {
+    match media {
+        Some(ws) => ws.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The stamp in a media-channel frame, found without parsing the header.
+fn media_stamp(msg: &[u8], binary: bool) -> Option<Stamp> {
+    let payload = streamhub_protocol::media::payload(msg)?;
+    if binary {
+        Stamp::from_bytes(payload)
+    } else {
+        // Base64 is ASCII, so any prefix is valid UTF-8.
+        let head = payload.get(..payload.len().min(64))?;
+        Stamp::from_base64_prefix(std::str::from_utf8(head).ok()?)
+    }
+}
+
+/// The hot loop: one websocket message at a time, stamps out of `stream:data` (or the media
+/// channel's frames) without decoding JSON.
+async fn read_frames(
+    shared: &Shared,
+    conn: &mut Conn,
+    mut media: Option<conn::Ws>,
+    out: &mut ViewerOutcome,
+) {
     const FAST: &str = "42[\"stream:data\",";
     // Binary messages still due for the current binary packet, and which one is the frame.
     let mut pending = 0usize;
@@ -703,12 +744,32 @@ async fn read_frames(shared: &Shared, conn: &mut Conn, out: &mut ViewerOutcome) 
         let msg = tokio::select! {
             biased;
             _ = shared.stop.cancelled() => return,
+            m = next_media(&mut media) => {
+                match m {
+                    Some(Ok(Message::Binary(b))) => {
+                        if let Some(stamp) = media_stamp(&b, shared.binary) {
+                            on_stamp(stamp, out);
+                        }
+                    }
+                    Some(Ok(Message::Close(_)) | Err(_)) | None => {
+                        out.lost = Some("media channel closed");
+                        return;
+                    }
+                    Some(Ok(_)) => {}
+                }
+                continue;
+            }
             m = conn.ws.next() => m,
         };
         match msg {
             Some(Ok(Message::Text(t))) => {
                 let s = t.as_str();
                 if let Some(body) = s.strip_prefix(FAST) {
+                    if media.is_some() {
+                        // The server must send a media-channel viewer's frames there only.
+                        out.lost = Some("stream:data over Socket.IO despite the media channel");
+                        return;
+                    }
                     if let Some(stamp) = eio::data_string(body).and_then(Stamp::from_base64_prefix)
                     {
                         on_stamp(stamp, out);
@@ -729,6 +790,11 @@ async fn read_frames(shared: &Shared, conn: &mut Conn, out: &mut ViewerOutcome) 
                         pending = attachments;
                         index = 0;
                         frame_at = match eio::event_name(body) {
+                            Some((events::STREAM_DATA, _)) if media.is_some() => {
+                                out.lost =
+                                    Some("stream:data over Socket.IO despite the media channel");
+                                return;
+                            }
                             Some((events::STREAM_DATA, _)) => eio::data_placeholder(body),
                             _ => None,
                         };

@@ -89,6 +89,7 @@ async fn twenty_viewers_base64_get_every_frame() {
     let report = streamhub_bench::run(args(addr, &[])).await.unwrap();
     check(&report);
     assert_eq!(report.encoding, "base64");
+    assert_eq!(report.transport, "socket.io");
     assert_eq!(report.wire_data_bytes, 13_336);
     shutdown.cancel();
 }
@@ -102,4 +103,15 @@ async fn twenty_viewers_binary_get_every_frame() {
     check(&report);
     assert_eq!(report.encoding, "binary");
     shutdown.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_viewers_on_the_media_channel_get_every_frame() {
+    for extra in [&["--media"][..], &["--media", "--binary"][..]] {
+        let (addr, shutdown, _db) = start_server().await;
+        let report = streamhub_bench::run(args(addr, extra)).await.unwrap();
+        check(&report);
+        assert_eq!(report.transport, "media", "{extra:?}");
+        shutdown.cancel();
+    }
 }

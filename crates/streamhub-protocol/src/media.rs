@@ -85,6 +85,13 @@ pub enum DecodeError {
     Header(String),
 }
 
+/// The payload of a media-channel message without parsing its header (for readers that know
+/// what they expect, such as the load generator).
+pub fn payload(msg: &[u8]) -> Option<&[u8]> {
+    let (len, rest) = msg.split_first_chunk::<4>()?;
+    rest.get(u32::from_be_bytes(*len) as usize..)
+}
+
 /// Splits a media-channel message into its header and payload.
 pub fn decode(msg: &[u8]) -> Result<(Header, &[u8]), DecodeError> {
     let (len, rest) = msg
@@ -134,6 +141,7 @@ mod tests {
         let msg = encode(&frame(&data, Some(&chunk)), b"\x00\x01\xffpayload", false);
         let (h, payload) = decode(&msg).expect("decodes");
         assert_eq!(payload, b"\x00\x01\xffpayload");
+        assert_eq!(super::payload(&msg), Some(payload));
         assert_eq!(
             (h.stream_key.as_str(), h.seq, h.timestamp, h.media),
             ("sk_1", 42, 1_700_000_000_123, MediaMode::Webcodecs)
@@ -162,6 +170,8 @@ mod tests {
 
     #[test]
     fn refuses_what_is_not_a_frame() {
+        assert_eq!(payload(b"\x00\x00"), None);
+        assert_eq!(payload(b"\x00\x00\x00\x09{}"), None);
         assert_eq!(decode(b"\x00\x00"), Err(DecodeError::Short(2)));
         assert_eq!(decode(b"\x00\x00\x00\x09{}"), Err(DecodeError::Short(6)));
         assert_eq!(
