@@ -30,13 +30,16 @@ SCENARIOS = {
     "idle": ("idle viewers joined, no frames", None),
 }
 ORDER = list(SCENARIOS)
-SERVERS = ["streamhub", "node", "floor"]
+SERVERS = ["streamhub", "streamhub-sio", "node", "floor"]
 SERVER_NAMES = {
     "streamhub": "StreamHub",
+    "streamhub-sio": "StreamHub, Socket.IO path",
     "node": "Node.js baseline",
     "floor": "floor (raw TCP)",
 }
-COLORS = {"streamhub": "#d9480f", "node": "#1971c2", "floor": "#495057"}
+COLORS = {"streamhub": "#d9480f", "streamhub-sio": "#f08c00", "node": "#1971c2", "floor": "#495057"}
+# Servers with viewers (the floor has none to evict, connect or keep idle).
+VIEWER_SERVERS = ["streamhub", "streamhub-sio", "node"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -200,7 +203,7 @@ def collect(a):
         }
         updates = list(base.get("updates") or [])
     order = {k: i for i, k in enumerate(["v1000", "v2000", "v5000", "binary2000", "stalled", "burst", "idle"])}
-    srv_order = {"streamhub": 0, "node": 1, "floor": 2}
+    srv_order = {srv: i for i, srv in enumerate(SERVERS)}
     runs.sort(key=lambda r: (order.get(r.get("scenario"), 99), srv_order.get(r.get("server"), 9)))
     with open("/proc/loadavg") as f:
         load_after = " ".join(f.read().split()[:3])
@@ -828,7 +831,7 @@ def render(a):
 
     # Stalled details.
     st_rows = []
-    for srv in ("streamhub", "node"):
+    for srv in VIEWER_SERVERS:
         m = metrics(run_of(doc, "stalled", srv))
         if not m or "error" in m:
             continue
@@ -856,7 +859,7 @@ def render(a):
 
     # Connect burst and idle.
     rows = []
-    for srv in ("streamhub", "node"):
+    for srv in VIEWER_SERVERS:
         m = metrics(run_of(doc, "burst", srv))
         if not m or "error" in m:
             continue
@@ -874,7 +877,7 @@ def render(a):
         L.extend(rows)
         w("")
     rows = []
-    for srv in ("streamhub", "node"):
+    for srv in VIEWER_SERVERS:
         m = metrics(run_of(doc, "idle", srv))
         if not m or "error" in m:
             continue

@@ -18,7 +18,7 @@ cd "$ROOT"
 ALL_SCENARIOS="v1000,v2000,v5000,binary2000,stalled,burst,idle"
 QUICK_SCENARIOS="v1000,v2000,binary2000,burst,idle"
 SCENARIOS=""
-SERVERS="streamhub,node,floor"
+SERVERS="streamhub,streamhub-sio,node,floor"
 QUICK=0
 BUILD=1
 REPORT=1
@@ -42,7 +42,11 @@ usage: bench/run.sh [--quick] [--scenarios LIST] [--servers LIST] [--no-build] [
                        stalled              1000 viewers + 200 that never read (40 s window)
                        burst                1000 viewers connecting at once
                        idle                 10,000 viewers joined, no frames: RSS per viewer
-  --servers LIST     comma-separated subset of: streamhub,node,floor
+  --servers LIST     comma-separated subset of: streamhub,streamhub-sio,node,floor
+                       streamhub      viewers read frames on the media channel (--media), as
+                                      StreamHub's own viewer page does
+                       streamhub-sio  the same server, viewers read stream:data over Socket.IO
+                                      (the design note's pages, any socket.io client)
   --no-build         use the binaries and node_modules already there
   --no-report        do not regenerate docs/benchmarks.md
   --out FILE         results file (default bench/results/<date>-<time>.json)
@@ -76,7 +80,7 @@ for s in ${SCENARIOS//,/ }; do
   [[ ",$ALL_SCENARIOS," == *",$s,"* ]] || { echo "unknown scenario: $s" >&2; exit 2; }
 done
 for s in ${SERVERS//,/ }; do
-  [[ ",streamhub,node,floor," == *",$s,"* ]] || { echo "unknown server: $s" >&2; exit 2; }
+  [[ ",streamhub,streamhub-sio,node,floor," == *",$s,"* ]] || { echo "unknown server: $s" >&2; exit 2; }
 done
 has() { [[ ",$1," == *",$2,"* ]]; }
 
@@ -172,7 +176,7 @@ start_server() { # start_server streamhub|node -> SERVER_PID, URL
   next_port
   local out="$WORK/server-$kind-$PORT.log"
   case "$kind" in
-    streamhub)
+    streamhub | streamhub-sio)
       RUST_LOG=warn "$HUB" serve --bind "127.0.0.1:$PORT" --db "$WORK/hub-$PORT.db" >"$out" 2>&1 &
       SERVER_PID=$!
       wait_for_line "$out" "streamhub listening" "$SERVER_PID" || { cat "$out" >&2; return 1; }
@@ -240,6 +244,8 @@ bench_once() {
     return 0
   fi
   local out="$WORK/$scenario-$kind.json" err="$WORK/$scenario-$kind.progress"
+  # StreamHub's own viewers take their frames from the media channel.
+  [[ $kind == streamhub ]] && set -- --media "$@"
   local cmd=("$BENCH" --url "$URL" --server-pid "$SERVER_PID" --json --label "$scenario/$kind" "$@")
   record_cmd "streamhub-bench --url $URL --server-pid \$PID $*   # $scenario, $kind"
   log "$scenario/$kind: ${*}"

@@ -2,6 +2,7 @@
 // WebSocket that carries one viewer's stream:data instead of its Socket.IO connection.
 
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { describe, test } from 'node:test';
 import WebSocket from 'ws';
 import {
@@ -12,9 +13,11 @@ import {
   registerStreamer,
   registerViewer,
   show,
+  sleep,
   startStream,
   until,
   withServer,
+  withTimeout,
 } from '../helpers.js';
 
 /** Splits a media message: [u32 BE header length][header JSON][payload]. */
@@ -127,6 +130,55 @@ describe('media channel', () => {
         const wClosed = new Promise((r) => m.ws.once('close', r));
         w.socket.disconnect();
         await wClosed;
+      },
+    ),
+  );
+});
+
+describe('media channel of a viewer that stops reading', () => {
+  const server = withServer(['--stall-timeout-secs', '3', '--viewer-queue', '8']);
+
+  test(
+    'is evicted like on Socket.IO, its channel closed, and the other viewer misses nothing',
+    { timeout: 60_000 },
+    diag(
+      () => server,
+      async () => {
+        const url = server.url;
+        const s = await registerStreamer(url, 'stall-media-host');
+        await startStream(s.socket, s.streamKey);
+        const key = s.streamKey;
+        const opts = { socketOpts: { transports: ['websocket'] } };
+        const healthy = await registerViewer(url, 'healthy-media', opts);
+        const stalled = await registerViewer(url, 'stalled-media', opts);
+        const hm = await openMedia(url, healthy.socket.id);
+        const sm = await openMedia(url, stalled.socket.id);
+        await joinStream(healthy.socket, key);
+        await joinStream(stalled.socket, key);
+        const closed = new Promise((r) => sm.ws.once('close', r));
+        sm.ws._socket.pause();
+
+        let sent = 0;
+        let evictedAfter;
+        const pausedAt = Date.now();
+        while (Date.now() - pausedAt < 30_000) {
+          const ack = await emitAck(s.socket, 'stream:data:send', { streamKey: key, data: randomBytes(100_000) });
+          assert.equal(ack.ok, true, show(ack));
+          sent = ack.seq;
+          const st = (await getJson(url, `/api/streams/${key}`)).body.stats;
+          if (st.evicted >= 1 && st.viewerCount === 1) {
+            evictedAfter = Date.now() - pausedAt;
+            break;
+          }
+          await sleep(50);
+        }
+        assert.ok(evictedAfter !== undefined, 'the stalled media viewer was evicted within 30 s');
+        // Its channel is closed by the server (seen once the client reads again).
+        sm.ws._socket.resume();
+        await withTimeout(closed, 10_000, 'the stalled viewer media channel to close');
+        await until(() => hm.frames.length >= sent, 10_000, `the healthy viewer got all ${sent} frames (has ${hm.frames.length})`);
+        assert.deepEqual(hm.frames.map((f) => f.header.seq), Array.from({ length: sent }, (_, i) => i + 1));
+        hm.ws.close();
       },
     ),
   );

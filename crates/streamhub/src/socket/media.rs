@@ -28,6 +28,7 @@ use serde::Deserialize;
 use socketioxide::socket::Sid;
 use streamhub_protocol::ErrorCode;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use crate::Hub;
 
@@ -38,12 +39,20 @@ const MAX_INCOMING: usize = 1024;
 /// that ends forgets itself and not a newer one of the same connection.
 #[derive(Debug, Default)]
 pub struct MediaChannels {
-    open: Mutex<HashMap<String, (u64, mpsc::Sender<Bytes>)>>,
+    open: Mutex<HashMap<String, Channel>>,
     next_id: AtomicU64,
 }
 
+#[derive(Debug)]
+struct Channel {
+    id: u64,
+    tx: mpsc::Sender<Bytes>,
+    /// Ends the writer even while it waits on a viewer that stopped reading.
+    closed: CancellationToken,
+}
+
 impl MediaChannels {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u64, mpsc::Sender<Bytes>)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Channel>> {
         self.open.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -51,32 +60,33 @@ impl MediaChannels {
     pub fn get(&self, sid: &str) -> Option<mpsc::Sender<Bytes>> {
         self.lock()
             .get(sid)
-            .map(|(_, tx)| tx)
+            .map(|c| &c.tx)
             .filter(|tx| !tx.is_closed())
             .cloned()
     }
 
     /// Registers a channel and returns its id; none if the connection already has an open one.
-    fn insert(&self, sid: &str, tx: mpsc::Sender<Bytes>) -> Option<u64> {
+    fn insert(&self, sid: &str, tx: mpsc::Sender<Bytes>, closed: CancellationToken) -> Option<u64> {
         let mut open = self.lock();
-        if open.get(sid).is_some_and(|(_, old)| !old.is_closed()) {
+        if open.get(sid).is_some_and(|c| !c.tx.is_closed()) {
             return None;
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        open.insert(sid.to_owned(), (id, tx));
+        open.insert(sid.to_owned(), Channel { id, tx, closed });
         Some(id)
     }
 
-    /// Forgets a connection's channel (its Socket.IO connection ended). The websocket closes
-    /// once no viewer sink holds it either.
+    /// Closes a connection's channel (its Socket.IO connection ended, or was evicted).
     pub fn remove(&self, sid: &str) {
-        self.lock().remove(sid);
+        if let Some(c) = self.lock().remove(sid) {
+            c.closed.cancel();
+        }
     }
 
     /// Forgets channel `id` if it is still the connection's channel.
     fn remove_exact(&self, sid: &str, id: u64) {
         let mut open = self.lock();
-        if open.get(sid).is_some_and(|(cur, _)| *cur == id) {
+        if open.get(sid).is_some_and(|c| c.id == id) {
             open.remove(sid);
         }
     }
@@ -118,7 +128,8 @@ pub async fn upgrade(
     }
     // The registry holds the only sender until a join hands clones to viewer sinks.
     let (tx, rx) = mpsc::channel(hub.config.viewer_queue);
-    let Some(id) = hub.media.insert(&params.sid, tx) else {
+    let closed = CancellationToken::new();
+    let Some(id) = hub.media.insert(&params.sid, tx, closed.clone()) else {
         return refusal(
             StatusCode::CONFLICT,
             ErrorCode::AlreadyRegistered,
@@ -132,24 +143,30 @@ pub async fn upgrade(
         .max_frame_size(MAX_INCOMING)
         .write_buffer_size(0)
         .on_failed_upgrade(move |_| failed.0.media.remove_exact(&failed.1, id))
-        .on_upgrade(move |socket| serve(hub, sid, id, rx, socket))
+        .on_upgrade(move |socket| serve(hub, sid, id, rx, closed, socket))
 }
 
-/// Writes the queued frames until the viewer leaves, or the registry (its Socket.IO connection
-/// ended) and every viewer sink let go of the sender; then forgets the channel.
+/// Writes the queued frames until the viewer leaves or its Socket.IO connection ends; then
+/// forgets the channel.
 async fn serve(
     hub: Arc<Hub>,
     sid: String,
     id: u64,
     mut rx: mpsc::Receiver<Bytes>,
+    closed: CancellationToken,
     socket: WebSocket,
 ) {
     let (mut out, mut incoming) = socket.split();
     loop {
         tokio::select! {
+            () = closed.cancelled() => break,
             frame = rx.recv() => match frame {
                 Some(bytes) => {
-                    if out.send(Message::Binary(bytes)).await.is_err() {
+                    let sent = tokio::select! {
+                        r = out.send(Message::Binary(bytes)) => r.is_ok(),
+                        () = closed.cancelled() => false,
+                    };
+                    if !sent {
                         break;
                     }
                 }
@@ -165,5 +182,6 @@ async fn serve(
     hub.media.remove_exact(&sid, id);
     // Sinks still holding the sender now find the receiver gone and the relay drops them.
     rx.close();
-    let _ = out.close().await;
+    // A viewer that stopped reading cannot take a close frame either: do not wait on it.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), out.close()).await;
 }
