@@ -396,7 +396,14 @@ for scenario in ${SCENARIOS//,/ }; do
         ;;
       idle)
         [[ $kind == floor ]] && continue
-        point bench_once "$scenario" "$kind" --idle --viewers "$IDLE_N" --ramp 1000 --settle 3 \
+        n="$IDLE_N"
+        # Media-channel viewers hold two sockets each, on both sides; the machine's hard limit
+        # of open files per process (20,000 here) caps them below 10,000.
+        fds="$(ulimit -n)"
+        if [[ $kind == streamhub && $fds =~ ^[0-9]+$ && $n -gt $(((fds - 500) / 2)) ]]; then
+          n=$(((fds - 500) / 2))
+        fi
+        point bench_once "$scenario" "$kind" --idle --viewers "$n" --ramp 1000 --settle 3 \
           --connect-timeout 60
         ;;
     esac
