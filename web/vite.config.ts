@@ -42,6 +42,7 @@ function socketIoClientBundle(): Plugin {
 
 const proxy = {
   '/socket.io': { target: backend, ws: true, changeOrigin: true },
+  '/media': { target: backend, ws: true, changeOrigin: true },
   '/api': { target: backend, changeOrigin: true },
   '/healthz': { target: backend, changeOrigin: true },
   '/metrics': { target: backend, changeOrigin: true },

@@ -94,13 +94,20 @@ describe('media channel', () => {
         const stats = await getJson(url, `/api/streams/${key}`);
         assert.equal(stats.body.stats.viewerCount, 2);
 
-        // Closing the media channel ends that viewer's viewing (its next frame finds it gone).
+        // Closing the media channel ends that viewer's viewing at once (no frame needed).
         media.ws.close();
-        await until(async () => {
-          await emitAck(s.socket, 'stream:data:send', { streamKey: key, data: 'eA==' });
-          return (await getJson(url, `/api/streams/${key}`)).body.stats.viewerCount === 1;
-        }, 5000, 'viewer count back to 1 after the media channel closed');
+        await until(
+          async () => (await getJson(url, `/api/streams/${key}`)).body.stats.viewerCount === 1,
+          5000,
+          'viewer count back to 1 after the media channel closed',
+        );
+        await emitAck(s.socket, 'stream:data:send', { streamKey: key, data: 'eA==' });
+        await plain.rec.waitCount('stream:data', 4);
         assert.equal(v.rec.count('stream:data'), 0, 'no fallback to Socket.IO without a new join');
+        // Joining again without a channel: frames over Socket.IO.
+        await joinStream(v.socket, key);
+        await emitAck(s.socket, 'stream:data:send', { streamKey: key, data: 'eQ==' });
+        await v.rec.waitCount('stream:data', 1);
       },
     ),
   );

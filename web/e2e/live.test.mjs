@@ -137,7 +137,11 @@ test('2. viewer shows moving frames, latency and a growing framesDrawn', { timeo
   assert.equal(await hook(viewerA, 'mode'), 'images');
   assert.equal(await hook(viewerA, 'picture'), 'jpeg');
   assert.equal(await hook(viewerA, 'level'), 0);
-  assert.match(await viewerA.textContent(byTestId('mode-badge')), /^Images \(JPEG\) · level 0$/);
+  // The frames come over the media channel (GET /media), not Socket.IO, and the badge says so.
+  assert.equal(await hook(viewerA, 'transport'), 'media');
+  const overMedia = await waitHookAbove(viewerA, 'mediaFrames', 0);
+  assert.match(await viewerA.textContent(byTestId('mode-badge')), /^Images \(JPEG\) · level 0 · media ws$/);
+  assert.equal(await viewerA.getAttribute(byTestId('mode-badge'), 'data-transport'), 'media');
   const latency = await waitFor(viewerA, 'latency shows a number', () => {
     const t = document.querySelector('[data-testid="latency"]')?.textContent?.trim() ?? '';
     return /^\d+$/.test(t) ? t : false;
@@ -145,7 +149,9 @@ test('2. viewer shows moving frames, latency and a growing framesDrawn', { timeo
   assert.ok(Number(latency) >= 0 && Number(latency) < 5000, `latency ${latency} ms`);
   const drawn = await hook(viewerA, 'framesDrawn');
   await waitHookAbove(viewerA, 'framesDrawn', drawn + 5);
+  await waitHookAbove(viewerA, 'mediaFrames', overMedia + 5);
   assert.equal(await hook(viewerA, 'undecodable'), 0);
+  assert.equal(await hook(viewerA, 'mediaMalformed'), 0);
 });
 
 test('3. two viewers: the streamer shows viewer-count 2', { timeout: TEST_MS }, async () => {

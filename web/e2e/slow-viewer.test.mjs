@@ -157,7 +157,7 @@ for (const [id, mode, label] of [
   });
   const [level, text] = down.split('|');
   assert.equal(await hook(viewer, 'level'), Number(level));
-  assert.match(text, new RegExp(`^${label} · level ${level}$`));
+  assert.match(text, new RegExp(`^${label} · level ${level} · media ws$`));
   // Back to level 0 once it keeps up (one level per 5 s without refusals).
   await waitFor(viewer, 'badge back at level 0', () => document.querySelector('[data-testid="mode-badge"]').dataset.level === '0', undefined, {
     timeout: 15_000,

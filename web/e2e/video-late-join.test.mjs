@@ -76,7 +76,7 @@ test('12a. WebM: a viewer joining 5 s late plays moving video within 2 s', { tim
   assert.equal(await hook(viewer, 'mode'), 'webm');
   assert.equal(await hook(viewer, 'recoveries'), 0, 'no MediaSource rebuilds');
   const badge = viewer.locator(byTestId('mode-badge'));
-  assert.equal(await badge.textContent(), 'WebM · level 0');
+  assert.equal(await badge.textContent(), 'WebM · level 0 · media ws');
   assert.equal(await badge.getAttribute('data-level'), '0');
   assert.equal(await badge.getAttribute('data-mode'), 'webm');
   t.diagnostic(`WebM late join: moving after ${firstMotionMs} ms (currentTime ${moving.toFixed(2)}), lag ${v.lag?.toFixed(2)} s, picture changed after ${moved.ms} ms`);
@@ -110,7 +110,7 @@ test('12b. WebCodecs (VP8): a viewer joining 5 s late decodes within 2 s', { tim
   assert.ok(h.framesDrawn >= h.framesDecoded - 1, `every decoded frame is drawn (${h.framesDrawn}/${h.framesDecoded})`);
   assert.equal(h.size, `${a.width}x${a.height}`);
   const badge = viewer.locator(byTestId('mode-badge'));
-  assert.match(await badge.textContent(), /^WebCodecs \(vp8\) · level 0$/);
+  assert.match(await badge.textContent(), /^WebCodecs \(vp8\) · level 0 · media ws$/);
   assert.equal(await badge.getAttribute('data-level'), '0');
 
   await viewer.screenshot({ path: path.join(ensureImgDir(), 'viewer-webcodecs.png') });

@@ -1,5 +1,6 @@
 // Viewer: join a stream by key, show its frames (JPEG/WebP to a canvas, WebM through MSE,
-// WebCodecs chunks through VideoDecoder to the canvas), chat and react.
+// WebCodecs chunks through VideoDecoder to the canvas), chat and react. Frames come over the
+// media channel (a plain WebSocket, lib/media-channel.ts) when it opens, else over Socket.IO.
 import '../styles.css';
 import type {
   ChatMessage,
@@ -25,6 +26,7 @@ import { ImageRenderer } from '../lib/image-renderer';
 import { MsePlayer } from '../lib/mse-player';
 import { WebCodecsPlayer } from '../lib/wc-player';
 import { parseChunkMeta } from '../lib/webcodecs';
+import { MAX_REOPEN_ATTEMPTS, MediaChannel, mediaUrl, reopenDelay, type Transport } from '../lib/media-channel';
 
 type State = 'connecting' | 'waiting' | 'live' | 'reconnecting' | 'ended' | 'not-found' | 'unreachable';
 /** What is being shown: JPEG/WebP pictures, WebM video (MSE) or WebCodecs chunks. */
@@ -101,6 +103,12 @@ const hooks = {
   decoderErrors: 0,
   chunksSkipped: 0, // delta chunks skipped while waiting for a key chunk
   codec: '',
+  // Media channel
+  /** the path of the current join's frames: the media WebSocket or Socket.IO */
+  transport: 'socket.io' as Transport,
+  mediaFrames: 0, // frames received over the media channel
+  mediaMalformed: 0, // media-channel messages that were not frames (ignored)
+  mediaRejoins: 0, // joins again after the media channel closed while watching
 };
 (window as unknown as { __streamhub: typeof hooks }).__streamhub = hooks;
 
@@ -201,16 +209,19 @@ const MEDIA_LABEL: Record<MediaMode | 'none', string> = {
   webcodecs: 'WebCodecs',
 };
 
-/** The badge: the stream's media mode and this viewer's delivery level. */
+/** The badge: the stream's media mode, this viewer's delivery level and the frames' path. */
 function showBadge(): void {
   badge.dataset.mode = media;
   badge.dataset.level = String(level);
+  badge.dataset.transport = hooks.transport;
   const detail = media === 'images' && hooks.picture ? ` (${hooks.picture.toUpperCase()})` : media === 'webcodecs' && hooks.codec ? ` (${hooks.codec})` : '';
-  setText(badge, `${MEDIA_LABEL[media]}${detail} · level ${level}`);
+  const path = hooks.transport === 'media' ? ' · media ws' : '';
+  setText(badge, `${MEDIA_LABEL[media]}${detail} · level ${level}${path}`);
   badge.title =
-    level === 0
+    (level === 0
       ? 'Delivery level 0: every frame'
-      : `Delivery level ${level}: the server sends this viewer fewer frames because it fell behind`;
+      : `Delivery level ${level}: the server sends this viewer fewer frames because it fell behind`) +
+    (hooks.transport === 'media' ? '. Video arrives over the media WebSocket.' : '. Video arrives over Socket.IO.');
 }
 
 function useMedia(m: MediaMode): void {
@@ -390,6 +401,8 @@ setInterval(() => {
     }
     for (; lastPresented < wc.framesDrawn; lastPresented++) presented.add(now);
   }
+  hooks.mediaFrames = mediaCh.frames;
+  hooks.mediaMalformed = mediaCh.malformed;
   const live = state === 'live';
   const videoMode = mode === 'webm' || mode === 'webcodecs';
   setText(fpsEl, live ? Math.round(videoMode ? presented.rate(now) : received.rate(now)) : 0);
@@ -397,12 +410,112 @@ setInterval(() => {
   setText(latencyEl, lat === null ? '–' : lat);
 }, 500);
 
-// ---- socket -------------------------------------------------------------------------------
-async function joinStream(): Promise<void> {
-  if (!streamKey) {
-    setState('not-found');
+// ---- media channel -------------------------------------------------------------------------
+/**
+ * Bumped on every Socket.IO connect and disconnect: the async steps of an older connection (an
+ * open, a join, a reopen timer) see the change and stop.
+ */
+let session = 0;
+/** The current join asked for its frames over the media channel. */
+let mediaJoined = false;
+/** Reopens since the media channel last delivered a frame (a channel that keeps closing before
+ *  any frame arrives must not be reopened forever). */
+let reopenAttempts = 0;
+let reopenTimer: number | undefined;
+
+/** A frame of our stream, from either path: the server sends each join's frames over one of them. */
+function onStreamData(p: StreamDataEvent): void {
+  if (p?.streamKey !== streamKey || final()) return;
+  onFrame(p, true);
+}
+
+const mediaCh = new MediaChannel({
+  onFrame: (p) => {
+    reopenAttempts = 0;
+    onStreamData(p);
+  },
+  onLost: mediaLost,
+});
+
+function setTransport(t: Transport): void {
+  if (hooks.transport === t) return;
+  hooks.transport = t;
+  showBadge();
+}
+
+/**
+ * Opens this Socket.IO connection's media channel. False when it cannot, after one warning that
+ * ends with `then` (what the page does instead), or when the connection changed meanwhile.
+ */
+async function openMedia(gen: number, then: string): Promise<boolean> {
+  const sid = socket.id;
+  if (!sid) return false;
+  const r = await mediaCh.open(mediaUrl(location, sid));
+  if (gen !== session) return false;
+  if (!r.ok) console.warn(`Media channel unavailable (${r.reason}): ${then}`);
+  return r.ok;
+}
+
+function stopMedia(): void {
+  window.clearTimeout(reopenTimer);
+  reopenTimer = undefined;
+  mediaJoined = false;
+  mediaCh.close();
+}
+
+/**
+ * The media channel closed while we watched through it. The server dropped us from the stream
+ * with it, so frames stop on both paths until we join again: reopen it (backing off) and join
+ * again, or join over Socket.IO alone after MAX_REOPEN_ATTEMPTS failures.
+ */
+function mediaLost(reason: string): void {
+  if (!mediaJoined || !socket.connected || final()) return;
+  mediaJoined = false;
+  console.warn(`Media channel closed while watching (${reason}): reopening it to join again.`);
+  scheduleRejoin(session);
+}
+
+function scheduleRejoin(gen: number): void {
+  window.clearTimeout(reopenTimer);
+  if (reopenAttempts >= MAX_REOPEN_ATTEMPTS) {
+    console.warn(`Media channel: ${reopenAttempts} reopens failed; joining again with video over Socket.IO.`);
+    void rejoin(gen, false);
     return;
   }
+  reopenAttempts++;
+  reopenTimer = window.setTimeout(() => void rejoin(gen, true), reopenDelay(reopenAttempts));
+}
+
+async function rejoin(gen: number, viaMedia: boolean): Promise<void> {
+  if (gen !== session || !socket.connected || final()) return;
+  if (viaMedia && !(await openMedia(gen, `reopen ${reopenAttempts} of ${MAX_REOPEN_ATTEMPTS} failed.`))) {
+    if (gen === session) scheduleRejoin(gen);
+    return;
+  }
+  // The server forgets a viewer whose channel closed only when it next sends it a frame, and a
+  // join while it still has us changes nothing: leave first (refused if it already forgot us).
+  await request(socket, 'stream:leave', { streamKey });
+  if (gen !== session) return;
+  hooks.mediaRejoins++;
+  expectCatchUp();
+  await join(gen, viaMedia && mediaCh.isOpen);
+}
+
+// ---- socket -------------------------------------------------------------------------------
+/**
+ * A new join starts with the server's catch-up, which for encoded streams repeats sequence
+ * numbers we may have seen, while the stream went on without us: take its first frame as a
+ * resync.
+ */
+function expectCatchUp(): void {
+  if (media === 'webm' || media === 'webcodecs') {
+    lastSeq = 0;
+    resyncNext = true;
+  }
+}
+
+/** user:register; false (with the reason shown) if the server refused or did not answer. */
+async function register(): Promise<boolean> {
   const reg = await request<{ user: User }>(socket, 'user:register', { username: name, role: 'VIEWER' });
   if (!reg.ok) {
     if (reg.error.code === 'INVALID_USERNAME') {
@@ -410,17 +523,26 @@ async function joinStream(): Promise<void> {
       name = guestName();
       nameIn.value = name;
       localStorage.removeItem(NAME_KEY);
-      return joinStream();
+      return register();
     }
     setState(socket.connected ? state : 'unreachable', describeError(reg.error));
-    return;
+    return false;
   }
   user = reg.user;
+  return true;
+}
+
+/** stream:join; frames then come over the media channel if it was open at this moment. */
+async function join(gen: number, viaMedia: boolean): Promise<void> {
+  mediaJoined = viaMedia;
+  setTransport(viaMedia ? 'media' : 'socket.io');
   const res = await request<{ stream: Stream; viewerCount: number }>(socket, 'stream:join', { streamKey });
+  if (gen !== session) return;
   // No answer, but frames arrived meanwhile: the join went through (the answer can be lost
   // when the catch-up fills this connection's queue on the server).
   if (!res.ok && res.error.code === 'TIMEOUT' && joined) return;
   if (!res.ok) {
+    stopMedia();
     if (res.error.code === 'STREAM_NOT_FOUND') setState('not-found');
     else setState(state, describeError(res.error));
     return;
@@ -431,21 +553,41 @@ async function joinStream(): Promise<void> {
   if (!final()) setState(stateOf(res.stream));
 }
 
-socket.on('connect', () => {
-  renaming = false;
-  if (final()) return;
-  if (media === 'webm' || media === 'webcodecs') {
-    // The catch-up of the new join repeats sequence numbers we may have seen.
-    lastSeq = 0;
-    resyncNext = true;
+/** After each Socket.IO connect: register and open the media channel side by side, then join. */
+async function joinStream(gen: number): Promise<void> {
+  if (!streamKey) {
+    setState('not-found');
+    return;
   }
+  // The channel must be open before stream:join: joins made earlier keep using Socket.IO.
+  const opening = openMedia(gen, 'video comes over Socket.IO.');
+  const registered = await register();
+  const viaMedia = await opening;
+  if (gen !== session) return;
+  if (!registered) {
+    stopMedia();
+    return;
+  }
+  await join(gen, viaMedia && mediaCh.isOpen);
+}
+
+socket.on('connect', () => {
+  session++;
+  renaming = false;
+  // A new connection has a new socket.id: the old channel (if the server has not closed it yet) is of no use.
+  stopMedia();
+  reopenAttempts = 0;
+  if (final()) return;
+  expectCatchUp();
   if (!gotFrame) setState('connecting');
-  void joinStream();
+  void joinStream(session);
 });
 
 let renaming = false;
 
 function offline(): void {
+  session++;
+  stopMedia();
   joined = false;
   user = null;
   if (renaming) return; // our own reconnect to take a new name
@@ -486,10 +628,7 @@ socket.on('stream:buffer', (p: StreamBufferEvent) => {
   onFrame(newest, false);
 });
 
-socket.on('stream:data', (p: StreamDataEvent) => {
-  if (p?.streamKey !== streamKey || final()) return;
-  onFrame(p, true);
-});
+socket.on('stream:data', onStreamData);
 
 socket.on('stream:level', (p: LevelEvent) => {
   if (p?.streamKey !== streamKey || typeof p.level !== 'number') return;
@@ -538,6 +677,7 @@ socket.on('stream:ended', (p: { streamKey: string; reason: string }) => {
         : undefined,
   );
   chat.notice('The stream has ended.');
+  stopMedia();
   mse?.destroy();
   mse = null;
   wc?.destroy();

@@ -381,11 +381,21 @@ impl<S: ViewerSink, G: GroupSink<S>> Distributor<S, G> {
 
     /// Removes a viewer from every stream it watches; returns `(key, viewers left)` for each.
     pub fn remove_viewer_everywhere(&self, conn: &str) -> Vec<(String, usize)> {
+        self.remove_viewer_everywhere_if(conn, |_| true)
+    }
+
+    /// Like [`Self::remove_viewer_everywhere`], for the viewers whose sink `which` picks (those
+    /// that went through a transport that closed, say).
+    pub fn remove_viewer_everywhere_if(
+        &self,
+        conn: &str,
+        which: impl Fn(&S) -> bool,
+    ) -> Vec<(String, usize)> {
         self.all()
             .iter()
             .filter_map(|s| {
                 let mut s = lock(s);
-                s.remove_viewer(conn, &self.group)
+                s.remove_viewer(conn, &which, &self.group)
                     .then(|| (s.meta.key.clone(), s.viewer_count()))
             })
             .collect()
@@ -417,7 +427,7 @@ impl<S: ViewerSink, G: GroupSink<S>> Distributor<S, G> {
     /// Removes a viewer. Returns whether it was there.
     pub fn remove_viewer(&self, key: &str, conn: &str) -> bool {
         self.get(key)
-            .map(|s| lock(&s).remove_viewer(conn, &self.group))
+            .map(|s| lock(&s).remove_viewer(conn, |_| true, &self.group))
             .unwrap_or(false)
     }
 

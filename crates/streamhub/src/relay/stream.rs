@@ -418,11 +418,17 @@ impl<S: ViewerSink> Stream<S> {
         self.media.catch_up(&template)
     }
 
-    pub(super) fn remove_viewer(&mut self, conn: &str, group: &impl GroupSink<S>) -> bool {
+    /// Removes connection `conn`'s viewer if `which` says so of its sink.
+    pub(super) fn remove_viewer(
+        &mut self,
+        conn: &str,
+        which: impl Fn(&S) -> bool,
+        group: &impl GroupSink<S>,
+    ) -> bool {
         let before = self.viewers.len();
         let key = &self.meta.key;
         self.viewers.retain(|v| {
-            if v.conn != conn {
+            if v.conn != conn || !which(&v.sink) {
                 return true;
             }
             if v.grouped {

@@ -147,7 +147,7 @@ pub async fn upgrade(
 }
 
 /// Writes the queued frames until the viewer leaves or its Socket.IO connection ends; then
-/// forgets the channel.
+/// forgets the channel and ends the joins that used it.
 async fn serve(
     hub: Arc<Hub>,
     sid: String,
@@ -180,8 +180,15 @@ async fn serve(
         }
     }
     hub.media.remove_exact(&sid, id);
-    // Sinks still holding the sender now find the receiver gone and the relay drops them.
+    // The joins that sent their frames here end with it; the connection may join again.
     rx.close();
+    for (key, viewers) in hub
+        .relay
+        .remove_viewer_everywhere_if(&sid, super::SocketSink::media_closed)
+    {
+        hub.bus
+            .publish(crate::events::HubEvent::ViewerLeft { key, viewers });
+    }
     // A viewer that stopped reading cannot take a close frame either: do not wait on it.
     let _ = tokio::time::timeout(std::time::Duration::from_secs(1), out.close()).await;
 }

@@ -215,6 +215,13 @@ impl SocketSink {
     }
 }
 
+impl SocketSink {
+    /// Its frames went to a media channel that has closed.
+    pub(crate) fn media_closed(&self) -> bool {
+        self.media.as_ref().is_some_and(mpsc::Sender::is_closed)
+    }
+}
+
 impl ViewerSink for SocketSink {
     fn groupable(&self) -> bool {
         // The shared send is a Socket.IO room broadcast; media-channel viewers get the shared
