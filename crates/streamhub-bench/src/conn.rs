@@ -94,14 +94,15 @@ async fn dial(target: &Target, url: &str) -> Result<(Ws, u16), ProtocolError> {
     Ok((ws, local_port))
 }
 
-/// Opens the media channel of Socket.IO connection `sid` (StreamHub's `GET /media`).
-pub async fn open_media(target: &Target, sid: &str) -> Result<Ws, ProtocolError> {
+/// Opens the media channel of Socket.IO connection `sid` (StreamHub's `GET /media`); returns
+/// it with its client port.
+pub async fn open_media(target: &Target, sid: &str) -> Result<(Ws, u16), ProtocolError> {
     let url = format!(
         "{}{}?sid={sid}",
         target.ws_base,
         streamhub_protocol::media::PATH
     );
-    Ok(dial(target, &url).await?.0)
+    dial(target, &url).await
 }
 
 impl Conn {

@@ -668,8 +668,10 @@ async fn viewer(
     };
     out.joined_after = Some(began.elapsed());
     if stalled {
+        // The connection that carries the frames is the one the server must close.
+        let port = media.as_ref().map_or(conn.local_port, |m| m.1);
         if let Ok(mut p) = shared.stalled_ports.lock() {
-            p.push(conn.local_port);
+            p.push(port);
         }
         shared.joined.fetch_add(1, Relaxed);
         // Never read again: the socket's receive buffer fills, then the server's queue.
@@ -681,7 +683,7 @@ async fn viewer(
     if shared.collect.load(Relaxed) {
         out.samples.reserve_exact(shared.latency_capacity);
     }
-    read_frames(&shared, &mut conn, media, &mut out).await;
+    read_frames(&shared, &mut conn, media.map(|m| m.0), &mut out).await;
     if out.lost.is_some() {
         shared.lost.fetch_add(1, Relaxed);
     }

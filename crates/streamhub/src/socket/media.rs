@@ -157,16 +157,20 @@ async fn serve(
     socket: WebSocket,
 ) {
     let (mut out, mut incoming) = socket.split();
+    // The connection broke under a write (the kernel gave up on a peer that stopped reading,
+    // after `--tcp-user-timeout-secs`), as opposed to the viewer closing it.
+    let mut broken = false;
     loop {
         tokio::select! {
             () = closed.cancelled() => break,
             frame = rx.recv() => match frame {
                 Some(bytes) => {
                     let sent = tokio::select! {
-                        r = out.send(Message::Binary(bytes)) => r.is_ok(),
-                        () = closed.cancelled() => false,
+                        r = out.send(Message::Binary(bytes)) => r.map_err(|_| true),
+                        () = closed.cancelled() => Err(false),
                     };
-                    if !sent {
+                    if let Err(failed) = sent {
+                        broken = failed;
                         break;
                     }
                 }
@@ -175,7 +179,11 @@ async fn serve(
             msg = incoming.next() => match msg {
                 // Pings are answered by the websocket library; data is not expected.
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                Some(Ok(_)) | Some(Err(_)) | None => break,
+                Some(Err(_)) => {
+                    broken = true;
+                    break;
+                }
+                Some(Ok(_)) | None => break,
             },
         }
     }
@@ -188,6 +196,17 @@ async fn serve(
     {
         hub.bus
             .publish(crate::events::HubEvent::ViewerLeft { key, viewers });
+    }
+    if broken {
+        // The same peer stopped taking data here; its Socket.IO connection goes too, as an
+        // evicted viewer's does, instead of lingering until its heartbeat fails.
+        tracing::debug!(sid, "media channel broke; disconnecting the viewer");
+        let socket = Sid::from_str(&sid)
+            .ok()
+            .and_then(|s| hub.relay.group().io()?.get_socket(s));
+        if let Some(socket) = socket {
+            let _ = socket.disconnect();
+        }
     }
     // A viewer that stopped reading cannot take a close frame either: do not wait on it.
     let _ = tokio::time::timeout(std::time::Duration::from_secs(1), out.close()).await;
