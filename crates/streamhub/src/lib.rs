@@ -6,7 +6,7 @@
 //! - [`relay`]: the fan-out core (the design note's `StreamDistributor`): streams, viewers,
 //!   catch-up ring, slow-viewer policy. Plain Rust, no sockets, no clock of its own.
 //! - [`socket`]: Socket.IO glue: one ordered actor per connection turning events into relay
-//!   calls and replies into emits.
+//!   calls and replies into emits; the viewers' media channels (`GET /media`).
 //! - [`http`]: `/healthz`, the `/api/streams` JSON API, `/metrics`, `/api/sessions`.
 //! - [`events`]: the internal bus (the note's Pub/Sub) for lifecycle events; persistence,
 //!   metrics and the dashboard listen there, never on the frame path.
@@ -30,14 +30,16 @@
 //!    queues it on the connection's bounded channel (arrival order is kept).
 //! 2. The streamer's connection actor calls [`relay::Distributor::distribute_stream_data`]:
 //!    ownership, size and rate checks, a `seq` and server `timestamp`, the 30-frame ring.
-//! 3. Picture viewers at level 0 get it by one shared send ([`relay::GroupSink`], a room
-//!    broadcast: encoded once, the same bytes queued for each). Everyone else, and everyone on
-//!    every 8th frame, gets it through their [`relay::ViewerSink`]: the socket sink emits
-//!    `stream:data` into that viewer's bounded socketioxide queue, or reports it full (frame
-//!    dropped for that viewer only, counted; a viewer full for too long is evicted).
+//! 3. Viewers that opened a media channel (`GET /media`, our viewer page) get it through their
+//!    [`relay::ViewerSink`]: the frame's one media message (encoded once, cached on the frame)
+//!    into that channel's bounded queue. On Socket.IO, picture viewers at level 0 get it by
+//!    one shared send ([`relay::GroupSink`], a room broadcast: encoded once, the same bytes
+//!    queued for each); everyone else, and everyone on every 32nd frame, through the socket
+//!    sink, which emits `stream:data` into that viewer's bounded socketioxide queue. A full
+//!    queue drops the frame for that viewer only (counted; full for too long: evicted).
 //!    Counters and the queue delay histogram are updated with atomics on the way.
-//! 4. Each viewer's websocket writer drains its queue. Nothing on this path awaits a database,
-//!    a metric, or another stream's lock.
+//! 4. Each connection's websocket writer drains its queue. Nothing on this path awaits a
+//!    database, a metric, or another stream's lock.
 
 pub mod chatlog;
 pub mod config;
