@@ -206,6 +206,10 @@ pub async fn run(
     let max_msg = cfg.max_message_bytes();
     let (layer, io) = SocketIo::builder()
         .max_buffer_size(cfg.viewer_queue)
+        // Allocated per connection up front; viewers only send small events. 4 KiB (the
+        // default) → 1 KiB: 38.6 → 36.1 KB of RSS per idle viewer (4000 viewers). A streamer's
+        // large frames just take more reads.
+        .ws_read_buffer_size(1024)
         .max_payload(max_msg as u64)
         .ws_max_message_size(max_msg)
         .ws_max_frame_size(max_msg)
