@@ -212,6 +212,16 @@ impl MediaState {
         group(state, pieces)
     }
 
+    /// The streamer stopped: what the WebM parser still holds, as frames. A truncated or
+    /// broken tail is dropped (nothing a player could decode).
+    pub fn finish(&mut self) -> Vec<Cut> {
+        let Some(state) = self.webm.as_mut().filter(|w| w.started) else {
+            return Vec::new();
+        };
+        let parser = std::mem::take(&mut state.parser);
+        group(state, parser.finish()).unwrap_or_default()
+    }
+
     fn set_mode(&mut self, mode: MediaMode) {
         if self.mode != mode {
             self.mode = mode;

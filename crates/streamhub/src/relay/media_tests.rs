@@ -199,7 +199,8 @@ impl RelayChunks for Fixture {
 
     /// What the relay has sent once the whole file is in: all of it but a last Cluster without
     /// a video block, which the parser holds until the next Cluster says whether it was a
-    /// keyframe start (Chrome ends an audio+video recording with an audio-only Cluster).
+    /// keyframe start, or the streamer stops (Chrome ends an audio+video recording with an
+    /// audio-only Cluster).
     fn relayed(&self) -> &'static [u8] {
         match self.layout.clusters.last() {
             Some(c) if c.video_at.is_none() => &self.data[..c.offset as usize],
@@ -1564,4 +1565,42 @@ fn a_webcodecs_joiner_whose_catch_up_did_not_all_go_out_waits_for_the_next_key()
     assert!(v.seqs().is_empty(), "got {:?}", v.seqs());
     send(&d, key(4), t0 + ms(4));
     assert_eq!(v.seqs(), [5]);
+}
+
+#[test]
+fn stopping_relays_the_webm_tail_the_parser_held() {
+    let fx = vp8_opus();
+    assert_ne!(
+        fx.relayed(),
+        fx.data,
+        "the recording ends with an audio-only Cluster"
+    );
+    let (d, t0) = open(limits());
+    let v = MediaSink::unbounded();
+    join(&d, "v", &v);
+    feed(&d, fx.data, &fx.chunks(), false, t0);
+    assert_eq!(v.bytes(), fx.relayed(), "held until the next Cluster");
+    let before = stats(&d, t0).frames_out;
+    let flushed = d.flush_media(KEY, OWNER, t0 + ms(100), 0).expect("owner");
+    assert_eq!(flushed.reached, 1);
+    assert_eq!(v.bytes(), fx.data, "every byte once the streamer stopped");
+    assert_eq!(stats(&d, t0).frames_out, before + 1);
+    // Nothing more to flush, and only the owner may.
+    assert_eq!(
+        d.flush_media(KEY, OWNER, t0 + ms(200), 0)
+            .expect("owner")
+            .reached,
+        0
+    );
+    assert!(d.flush_media(KEY, "v", t0 + ms(200), 0).is_err());
+}
+
+#[test]
+fn stopping_a_picture_stream_relays_nothing_more() {
+    let (d, t0) = open(limits());
+    let v = MediaSink::unbounded();
+    join(&d, "v", &v);
+    send(&d, binary(JPEG), t0);
+    let flushed = d.flush_media(KEY, OWNER, t0 + ms(10), 0).expect("owner");
+    assert_eq!((flushed.reached, v.seqs()), (0, vec![1]));
 }

@@ -468,6 +468,20 @@ impl<S: ViewerSink, G: GroupSink<S>> Distributor<S, G> {
         s.publish(conn, incoming, &self.limits, &self.group, now, wall)
     }
 
+    /// The streamer is stopping: relays what the stream still holds back (the end of a WebM
+    /// recording), before [`Self::end_stream`].
+    pub fn flush_media(
+        &self,
+        key: &str,
+        conn: &str,
+        now: Instant,
+        wall: Millis,
+    ) -> Result<Delivery, RelayError> {
+        let s = self.get(key)?;
+        let mut s = lock(&s);
+        s.flush_media(conn, &self.limits, &self.group, now, wall)
+    }
+
     /// Viewer count and ring size (the note's `getStreamStats`), plus rates and drop counters.
     pub fn get_stream_stats(&self, key: &str, now: Instant) -> Option<StreamStats> {
         self.get(key).ok().map(|s| lock(&s).stats(now))

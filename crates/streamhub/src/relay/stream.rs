@@ -4,6 +4,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use streamhub_protocol::Millis;
+use streamhub_protocol::client::ChunkInfo;
 use streamhub_protocol::server::{MediaMode, StreamInfo, StreamStatus};
 
 use super::media::{Cut, Frame, FrameKind, Incoming, MediaState};
@@ -497,11 +498,27 @@ impl<S: ViewerSink> Stream<S> {
             self.window.pop_front();
         }
 
+        let mut delivery = self.relay_cuts(cuts, chunk.as_ref(), limits, group, now, wall);
+        delivery.started = started;
+        delivery.keyframe_wanted = delivery.keyframe_wanted && self.keyframe_request_due(now);
+        Ok(delivery)
+    }
+
+    /// Numbers, remembers and delivers cut frames (the part of a publish after the checks).
+    fn relay_cuts(
+        &mut self,
+        cuts: Vec<Cut>,
+        chunk: Option<&ChunkInfo>,
+        limits: &RelayLimits,
+        group: &impl GroupSink<S>,
+        now: Instant,
+        wall: Millis,
+    ) -> Delivery {
         let mut delivery = Delivery {
             seq: self.next_seq.saturating_sub(1),
             reached: 0,
             evicted: Vec::new(),
-            started,
+            started: None,
             keyframe_wanted: false,
             level_changes: Vec::new(),
             shared_sent: 0,
@@ -521,7 +538,7 @@ impl<S: ViewerSink> Stream<S> {
                 media: self.media.mode,
                 kind,
                 init,
-                chunk: chunk.clone(),
+                chunk: chunk.cloned(),
                 config: (kind == FrameKind::Key)
                     .then(|| self.media.config.clone())
                     .flatten(),
@@ -543,8 +560,22 @@ impl<S: ViewerSink> Stream<S> {
             }
             self.deliver(&frame, raw, limits, group, now, &mut delivery);
         }
-        delivery.keyframe_wanted = delivery.keyframe_wanted && self.keyframe_request_due(now);
-        Ok(delivery)
+        delivery
+    }
+
+    /// The streamer stopped: relays what the WebM parser still holds (a recording ends with a
+    /// Cluster it could only emit once the next one began). Other modes hold nothing.
+    pub(super) fn flush_media(
+        &mut self,
+        conn: &str,
+        limits: &RelayLimits,
+        group: &impl GroupSink<S>,
+        now: Instant,
+        wall: Millis,
+    ) -> Result<Delivery, RelayError> {
+        self.check_owner(conn)?;
+        let cuts = self.media.finish();
+        Ok(self.relay_cuts(cuts, None, limits, group, now, wall))
     }
 
     /// WebCodecs streams can be asked for a keyframe (like a WebRTC PLI); at most once a

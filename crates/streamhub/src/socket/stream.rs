@@ -425,6 +425,10 @@ pub(super) async fn leave(ctx: &mut Ctx<'_>, r: StreamRef) -> Handled<server::Le
 pub(super) async fn end(ctx: &mut Ctx<'_>, r: StreamRef) -> Handled<server::Left> {
     ctx.session.user()?;
     let key = key(&r.stream_key)?;
+    // Nothing silently dropped: the tail a WebM parser held goes out before stream:ended.
+    ctx.hub
+        .relay
+        .flush_media(key, &ctx.session.conn, Instant::now(), now_ms())?;
     ctx.hub.relay.end_stream(key, &ctx.session.conn)?;
     ctx.session.taps.remove(key);
     announce_end(ctx.hub, ctx.io, key, EndReason::Ended).await;
