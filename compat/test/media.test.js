@@ -62,8 +62,12 @@ describe('media channel', () => {
         const v = await registerViewer(url, 'media-viewer', { socketOpts: { transports: ['websocket'] } });
         const plain = await registerViewer(url, 'plain-viewer', { socketOpts: { transports: ['websocket'] } });
         const media = await openMedia(url, v.socket.id);
-        await joinStream(v.socket, key);
-        await joinStream(plain.socket, key);
+        const ackMedia = await joinStream(v.socket, key);
+        const ackPlain = await joinStream(plain.socket, key);
+        // The ack says which path the join's frames take.
+        assert.equal(ackMedia.media, true, show(ackMedia));
+        assert.equal(ackPlain.media, false, show(ackPlain));
+        assert.equal(v.rec.last('stream:joined').media, undefined, 'stream:joined does not carry it');
 
         // Binary and text frames, each once, on the right channel.
         const texts = ['aGVsbG8=', 'd29ybGQ='];
@@ -105,7 +109,7 @@ describe('media channel', () => {
         await plain.rec.waitCount('stream:data', 4);
         assert.equal(v.rec.count('stream:data'), 0, 'no fallback to Socket.IO without a new join');
         // Joining again without a channel: frames over Socket.IO.
-        await joinStream(v.socket, key);
+        assert.equal((await joinStream(v.socket, key)).media, false);
         await emitAck(s.socket, 'stream:data:send', { streamKey: key, data: 'eQ==' });
         await v.rec.waitCount('stream:data', 1);
       },

@@ -2,7 +2,8 @@
 // when the server refuses it the viewer joins over Socket.IO alone; when it closes while
 // watching the viewer reopens it and joins again, and after three refused reopens it falls
 // back to Socket.IO. The refusals are real ones: an init script (mediaSwitch) sends the page's
-// /media request with an unknown sid, which the server answers with HTTP 404.
+// /media request with an unknown sid, which the server answers with HTTP 404. 16c: a channel
+// that opens on the server after the page gave up waiting.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
@@ -127,5 +128,38 @@ test('16b. the media channel closes while watching: reopened and joined again; a
   assert.ok(warnings.some((w) => w.startsWith('Media channel closed while watching')), JSON.stringify(warnings));
   assert.ok(warnings.some((w) => /3 reopens failed/.test(w)), JSON.stringify(warnings));
   t.diagnostic(`fell back to Socket.IO ${fellBackMs} ms after the second loss; warnings: ${warnings.filter((w) => w.startsWith('Media')).join(' | ')}`);
+  await page.context().close();
+});
+
+/**
+ * Init script: the page's media sockets never report `open` (so the page gives up after its
+ * 3 s timeout), and their close() reaches the network only 2.5 s later, so the server still
+ * has the channel when the page joins over Socket.IO.
+ */
+function lateChannel() {
+  const Native = window.WebSocket;
+  window.WebSocket = class extends Native {
+    constructor(url, protocols) {
+      super(url, protocols);
+      if (new URL(String(url), location.href).pathname !== '/media') return;
+      Object.defineProperty(this, 'onopen', { set() {}, get: () => null });
+      const close = this.close.bind(this);
+      this.close = () => setTimeout(close, 2500);
+    }
+  };
+}
+
+test('16c. a channel the page gave up on but the server took: the viewer joins again until its frames come over Socket.IO', { timeout: TEST_MS }, async (t) => {
+  const page = await env.page('viewer, late channel');
+  await page.addInitScript(lateChannel);
+  await page.goto(`${env.url}/viewer.html?stream=${key}`, { waitUntil: 'load' });
+  await waitState(page, 'live');
+  await waitHookAbove(page, 'staleRejoins', 0);
+  await waitFor(page, 'frames over Socket.IO', () => window.__streamhub.transport === 'socket.io' && window.__streamhub.framesDrawn > 0);
+  await framesKeepComing(page);
+  assert.equal(await hook(page, 'mediaFrames'), 0);
+  const stale = await hook(page, 'staleRejoins');
+  assert.ok(stale >= 1 && stale <= 10, `joined again ${stale} times`);
+  t.diagnostic(`joined again ${stale} times before the server let go of the closed channel`);
   await page.context().close();
 });

@@ -74,6 +74,10 @@ pub struct StreamEnvelope {
 pub struct Joined {
     pub stream: StreamInfo,
     pub viewer_count: usize,
+    /// In the `stream:join` ack only: whether this join's frames go over the connection's
+    /// media channel (`docs/protocol.md`, "Media channel") or come as `stream:data`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub media: Option<bool>,
 }
 
 /// How a stream's frames are to be decoded.

@@ -109,6 +109,7 @@ const hooks = {
   mediaFrames: 0, // frames received over the media channel
   mediaMalformed: 0, // media-channel messages that were not frames (ignored)
   mediaRejoins: 0, // joins again after the media channel closed while watching
+  staleRejoins: 0, // joins again because the server still sent to a channel we had given up on
 };
 (window as unknown as { __streamhub: typeof hooks }).__streamhub = hooks;
 
@@ -536,7 +537,7 @@ async function register(): Promise<boolean> {
 async function join(gen: number, viaMedia: boolean): Promise<void> {
   mediaJoined = viaMedia;
   setTransport(viaMedia ? 'media' : 'socket.io');
-  const res = await request<{ stream: Stream; viewerCount: number }>(socket, 'stream:join', { streamKey });
+  const res = await request<{ stream: Stream; viewerCount: number; media?: boolean }>(socket, 'stream:join', { streamKey });
   if (gen !== session) return;
   // No answer, but frames arrived meanwhile: the join went through (the answer can be lost
   // when the catch-up fills this connection's queue on the server).
@@ -551,6 +552,44 @@ async function join(gen: number, viaMedia: boolean): Promise<void> {
   showStreamInfo(res.stream);
   setText(viewersEl, res.viewerCount ?? res.stream.viewerCount ?? 0);
   if (!final()) setState(stateOf(res.stream));
+  checkPath(gen, viaMedia, res.media);
+}
+
+/** Joins again (at most this often per connection) while the server binds our joins to a
+ *  channel we closed. */
+const MAX_STALE_REJOINS = 10;
+const STALE_REJOIN_MS = 500;
+let staleTries = 0;
+
+/**
+ * The join's ack says where the server sends its frames. A channel the page gave up on (not
+ * open within its timeout) can still have reached the server before the join: the frames
+ * would go to a socket we closed, and the join would end once the server sees the close. So
+ * leave and join again, a little later, until the server no longer has that channel.
+ */
+function checkPath(gen: number, viaMedia: boolean, media: boolean | undefined): void {
+  if (media === false && viaMedia) {
+    // The channel closed before the join reached the server: frames come over Socket.IO.
+    mediaJoined = false;
+    setTransport('socket.io');
+    return;
+  }
+  if (media !== true || viaMedia) return;
+  if (staleTries >= MAX_STALE_REJOINS) {
+    console.warn('The server keeps sending this viewer to a media channel it closed; giving up.');
+    return;
+  }
+  staleTries++;
+  hooks.staleRejoins++;
+  window.setTimeout(() => {
+    void (async () => {
+      if (gen !== session || !socket.connected || final()) return;
+      await request(socket, 'stream:leave', { streamKey });
+      if (gen !== session) return;
+      expectCatchUp();
+      await join(gen, false);
+    })();
+  }, STALE_REJOIN_MS);
 }
 
 /** After each Socket.IO connect: register and open the media channel side by side, then join. */
@@ -577,6 +616,7 @@ socket.on('connect', () => {
   // A new connection has a new socket.id: the old channel (if the server has not closed it yet) is of no use.
   stopMedia();
   reopenAttempts = 0;
+  staleTries = 0;
   if (final()) return;
   expectCatchUp();
   if (!gotFrame) setState('connecting');

@@ -468,6 +468,13 @@ impl<S: ViewerSink, G: GroupSink<S>> Distributor<S, G> {
         s.publish(conn, incoming, &self.limits, &self.group, now, wall)
     }
 
+    /// Looks at the sink of connection `conn`'s viewer of stream `key`, if it watches it.
+    pub fn with_viewer<R>(&self, key: &str, conn: &str, f: impl FnOnce(&S) -> R) -> Option<R> {
+        let s = self.get(key).ok()?;
+        let s = lock(&s);
+        s.viewer_sink(conn, f)
+    }
+
     /// The streamer is stopping: relays what the stream still holds back (the end of a WebM
     /// recording), before [`Self::end_stream`].
     pub fn flush_media(

@@ -395,6 +395,14 @@ impl<S: ViewerSink> Stream<S> {
         true
     }
 
+    /// Looks at connection `conn`'s viewer sink.
+    pub(super) fn viewer_sink<R>(&self, conn: &str, f: impl FnOnce(&S) -> R) -> Option<R> {
+        self.viewers
+            .iter()
+            .find(|v| v.conn == conn)
+            .map(|v| f(&v.sink))
+    }
+
     pub(super) fn media_mode(&self) -> MediaMode {
         self.media.mode
     }

@@ -216,6 +216,11 @@ impl SocketSink {
 }
 
 impl SocketSink {
+    /// Its frames go to a media channel.
+    pub(crate) fn uses_media(&self) -> bool {
+        self.media.is_some()
+    }
+
     /// Its frames went to a media channel that has closed.
     pub(crate) fn media_closed(&self) -> bool {
         self.media.as_ref().is_some_and(mpsc::Sender::is_closed)

@@ -312,6 +312,7 @@ pub(super) async fn join(ctx: &mut Ctx<'_>, r: StreamRef) -> Handled<server::Joi
                 &server::Joined {
                     stream: joined.stream.clone(),
                     viewer_count: joined.viewer_count,
+                    media: None,
                 },
             );
             if joined.media != MediaMode::Images {
@@ -375,9 +376,15 @@ pub(super) async fn join(ctx: &mut Ctx<'_>, r: StreamRef) -> Handled<server::Joi
             viewers: joined.viewer_count,
         });
     }
+    let media = ctx
+        .hub
+        .relay
+        .with_viewer(key, conn, SocketSink::uses_media)
+        .unwrap_or(false);
     Ok(server::Joined {
         stream: joined.stream,
         viewer_count: joined.viewer_count,
+        media: Some(media),
     })
 }
 
