@@ -91,6 +91,10 @@ describe('media channel', () => {
         assert.equal(v.rec.count('stream:data'), 0, 'no stream:data over Socket.IO for the media viewer');
         assert.equal(v.rec.count('stream:buffer'), 1, 'the catch-up still comes as stream:buffer');
 
+        // /metrics counts the open channel.
+        const metrics = async () => (await fetch(`${url}/metrics`)).text();
+        assert.match(await metrics(), /^streamhub_media_channels 1$/m);
+
         // Chat and counts still come over Socket.IO.
         const chat = await emitAck(plain.socket, 'chat:send', { streamKey: key, message: 'hi' });
         assert.equal(chat.ok, true);
@@ -105,6 +109,7 @@ describe('media channel', () => {
           5000,
           'viewer count back to 1 after the media channel closed',
         );
+        await until(async () => /^streamhub_media_channels 0$/m.test(await metrics()), 5000, 'no media channel open');
         await emitAck(s.socket, 'stream:data:send', { streamKey: key, data: 'eA==' });
         await plain.rec.waitCount('stream:data', 4);
         assert.equal(v.rec.count('stream:data'), 0, 'no fallback to Socket.IO without a new join');

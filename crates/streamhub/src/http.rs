@@ -171,6 +171,7 @@ mod tests {
         for family in [
             "streamhub_build_info",
             "streamhub_connections ",
+            "streamhub_media_channels 0",
             "streamhub_streams{status=\"live\"} 0",
             "streamhub_viewers ",
             "streamhub_frames_in_total",

@@ -3,7 +3,8 @@
 //! Frame-path counters are atomics (prometheus' counters and histogram are lock-free on
 //! update), touched by the socket layer as frames go in and out; nothing there locks or
 //! awaits. Lifecycle counters (chat, reactions, streams started and ended, evictions) come
-//! from the bus. Gauges (connections, streams, viewers) are read from the hub at scrape time.
+//! from the bus. Gauges (connections, media channels, streams, viewers) are read from the hub
+//! at scrape time.
 //! No label has an unbounded value set: reasons, codes, statuses and levels only.
 
 use std::collections::HashMap;
@@ -108,6 +109,7 @@ pub struct Metrics {
     pub db_queue_depth: IntGauge,
     pub dashboard_clients: IntGauge,
     connections: IntGauge,
+    media_channels: IntGauge,
     streams: IntGaugeVec,
     viewers: IntGauge,
     viewers_by_level: IntGaugeVec,
@@ -280,6 +282,11 @@ impl Metrics {
                 "Dashboard live feeds open.",
             ),
             connections: gauge(&r, "streamhub_connections", "Socket.IO connections open."),
+            media_channels: gauge(
+                &r,
+                "streamhub_media_channels",
+                "Media channels (GET /media) open: viewers taking their frames there.",
+            ),
             streams: gauge_vec(
                 &r,
                 "streamhub_streams",
@@ -392,6 +399,7 @@ impl Metrics {
     pub fn render(&self, hub: &Hub) -> String {
         self.connections
             .set(hub.connections.load(Ordering::Relaxed) as i64);
+        self.media_channels.set(hub.media.open_count() as i64);
         let listed = hub.relay.list();
         let count = |s: StreamStatus| listed.iter().filter(|i| i.status == s).count() as i64;
         let total = hub.relay.stream_count() as i64;

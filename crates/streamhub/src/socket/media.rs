@@ -76,6 +76,11 @@ impl MediaChannels {
         Some(id)
     }
 
+    /// Channels open now.
+    pub fn open_count(&self) -> usize {
+        self.lock().len()
+    }
+
     /// Closes a connection's channel (its Socket.IO connection ended, or was evicted).
     pub fn remove(&self, sid: &str) {
         if let Some(c) = self.lock().remove(sid) {
