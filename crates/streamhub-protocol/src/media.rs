@@ -25,9 +25,13 @@ pub const PATH: &str = "/media";
 /// Largest header the decoder accepts (a WebCodecs decoder config is the biggest part).
 pub const MAX_HEADER: usize = 64 * 1024;
 
-/// One frame as a media-channel message. `frame.data` is ignored: the payload follows the
-/// header as `payload`, `text` says which kind it is.
-pub fn encode(frame: &StreamData<'_>, payload: &[u8], text: bool) -> Bytes {
+/// One frame as a media-channel message: `frame` without its `data` as the header, then
+/// `data` as it came (a text frame's base64 characters, or the binary bytes).
+pub fn encode(frame: &StreamData<'_>, data: &crate::FrameData) -> Bytes {
+    let (payload, text) = match data {
+        crate::FrameData::Text(t) => (t.as_bytes(), true),
+        crate::FrameData::Binary(b) => (&b[..], false),
+    };
     let marker = if text {
         r#"{"text":true}"#
     } else {
@@ -138,7 +142,7 @@ mod tests {
             duration: None,
         };
         let data = FrameData::Binary(Bytes::from_static(b"\x00\x01\xffpayload"));
-        let msg = encode(&frame(&data, Some(&chunk)), b"\x00\x01\xffpayload", false);
+        let msg = encode(&frame(&data, Some(&chunk)), &data);
         let (h, payload) = decode(&msg).expect("decodes");
         assert_eq!(payload, b"\x00\x01\xffpayload");
         assert_eq!(super::payload(&msg), Some(payload));
@@ -150,7 +154,7 @@ mod tests {
         assert_eq!(h.chunk, Some(chunk));
 
         let text = FrameData::Text("aGVsbG8=".into());
-        let msg = encode(&frame(&text, None), b"aGVsbG8=", true);
+        let msg = encode(&frame(&text, None), &text);
         let (h, payload) = decode(&msg).expect("decodes");
         assert_eq!((payload, h.data.text), (&b"aGVsbG8="[..], true));
     }
@@ -158,7 +162,7 @@ mod tests {
     #[test]
     fn the_header_is_the_stream_data_payload_without_data() {
         let data = FrameData::Binary(Bytes::from_static(b"x"));
-        let msg = encode(&frame(&data, None), b"x", false);
+        let msg = encode(&frame(&data, None), &data);
         let len = u32::from_be_bytes(msg[..4].try_into().expect("4 bytes")) as usize;
         let head: serde_json::Value = serde_json::from_slice(&msg[4..4 + len]).expect("json");
         assert_eq!(

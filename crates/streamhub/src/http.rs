@@ -35,7 +35,8 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .with_state(hub)
 }
 
-fn error(status: StatusCode, code: ErrorCode, message: &str) -> Response {
+/// The API's error answer: `{"error": {"code", "message"}}`.
+pub(crate) fn error(status: StatusCode, code: ErrorCode, message: &str) -> Response {
     (
         status,
         Json(json!({"error": {"code": code, "message": message}})),

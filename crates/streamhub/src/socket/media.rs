@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
@@ -102,11 +102,6 @@ pub struct Params {
     sid: String,
 }
 
-fn refusal(status: StatusCode, code: ErrorCode, message: &str) -> Response {
-    let body = serde_json::json!({ "error": { "code": code.as_str(), "message": message } });
-    (status, axum::Json(body)).into_response()
-}
-
 /// `GET /media?sid=SID`: upgrades to the media channel of Socket.IO connection `SID`.
 pub async fn upgrade(
     State(hub): State<Arc<Hub>>,
@@ -114,7 +109,7 @@ pub async fn upgrade(
     ws: WebSocketUpgrade,
 ) -> Response {
     if hub.shutting_down.load(std::sync::atomic::Ordering::Relaxed) {
-        return refusal(
+        return crate::http::error(
             StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::ShuttingDown,
             "the server is shutting down",
@@ -125,7 +120,7 @@ pub async fn upgrade(
         .and_then(|sid| hub.relay.group().io()?.get_socket(sid))
         .is_some();
     if !connected {
-        return refusal(
+        return crate::http::error(
             StatusCode::NOT_FOUND,
             ErrorCode::NotFound,
             "no Socket.IO connection with this sid: connect first, then open /media?sid=<socket.id>",
@@ -135,7 +130,7 @@ pub async fn upgrade(
     let (tx, rx) = mpsc::channel(hub.config.viewer_queue);
     let closed = CancellationToken::new();
     let Some(id) = hub.media.insert(&params.sid, tx, closed.clone()) else {
-        return refusal(
+        return crate::http::error(
             StatusCode::CONFLICT,
             ErrorCode::AlreadyRegistered,
             "this connection already has a media channel",
@@ -195,13 +190,7 @@ async fn serve(
     hub.media.remove_exact(&sid, id);
     // The joins that sent their frames here end with it; the connection may join again.
     rx.close();
-    for (key, viewers) in hub
-        .relay
-        .remove_viewer_everywhere_if(&sid, super::SocketSink::media_closed)
-    {
-        hub.bus
-            .publish(crate::events::HubEvent::ViewerLeft { key, viewers });
-    }
+    super::stream::leave_everywhere(&hub, &sid, super::SocketSink::media_closed);
     if broken {
         // The same peer stopped taking data here; its Socket.IO connection goes too, as an
         // evicted viewer's does, instead of lingering until its heartbeat fails.

@@ -186,13 +186,7 @@ impl SocketSink {
     pub(crate) fn emit_frame(&self, stream_key: &str, frame: &Frame, resync: bool) -> Offer {
         let payload = stream_data(stream_key, frame, resync);
         if let Some(media) = &self.media {
-            let encode = || {
-                let (bytes, text) = match &frame.data {
-                    streamhub_protocol::FrameData::Text(t) => (t.as_bytes(), true),
-                    streamhub_protocol::FrameData::Binary(b) => (&b[..], false),
-                };
-                streamhub_protocol::media::encode(&payload, bytes, text)
-            };
+            let encode = || streamhub_protocol::media::encode(&payload, &frame.data);
             // Shared by every viewer; a resync message is this viewer's own.
             let msg = if resync {
                 encode()

@@ -536,11 +536,17 @@ async fn evict(hub: &Hub, io: &SocketIo, key: &str, conn: &str) {
 }
 
 /// The connection is gone: leave every stream it watched; its own streams wait for resume.
-pub(super) async fn disconnected(hub: &Hub, io: &SocketIo, session: &Session) {
-    hub.media.remove(&session.conn);
-    for (key, viewers) in hub.relay.remove_viewer_everywhere(&session.conn) {
+/// Ends connection `conn`'s viewing of every stream where `which` picks its sink, and says so
+/// on the bus.
+pub(super) fn leave_everywhere(hub: &Hub, conn: &str, which: impl Fn(&SocketSink) -> bool) {
+    for (key, viewers) in hub.relay.remove_viewer_everywhere_if(conn, which) {
         hub.bus.publish(HubEvent::ViewerLeft { key, viewers });
     }
+}
+
+pub(super) async fn disconnected(hub: &Hub, io: &SocketIo, session: &Session) {
+    hub.media.remove(&session.conn);
+    leave_everywhere(hub, &session.conn, |_| true);
     for orphan in hub.relay.owner_disconnected(&session.conn, Instant::now()) {
         emit_room(
             io,
