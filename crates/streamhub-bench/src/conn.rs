@@ -100,7 +100,7 @@ pub async fn open_media(target: &Target, sid: &str) -> Result<(Ws, u16), Protoco
     let url = format!(
         "{}{}?sid={sid}",
         target.ws_base,
-        streamhub_protocol::media::PATH
+        streamhub_protocol::media_channel::PATH
     );
     dial(target, &url).await
 }

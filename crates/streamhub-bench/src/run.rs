@@ -702,7 +702,7 @@ async fn next_media(
 
 /// The stamp in a media-channel frame, found without parsing the header.
 fn media_stamp(msg: &[u8], binary: bool) -> Option<Stamp> {
-    let payload = streamhub_protocol::media::payload(msg)?;
+    let payload = streamhub_protocol::media_channel::payload(msg)?;
     if binary {
         Stamp::from_bytes(payload)
     } else {

@@ -16,20 +16,22 @@ pub struct Register {
 }
 
 /// A user's role, as the seed spells it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Deserialize,
+    serde::Serialize,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 pub enum Role {
     Streamer,
     Viewer,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Streamer => "STREAMER",
-            Self::Viewer => "VIEWER",
-        }
-    }
 }
 
 /// `stream:create`. The payload itself is optional: `socket.emit('stream:create')` works.
@@ -73,8 +75,19 @@ pub struct ChunkInfo {
 }
 
 /// `key` chunks decode on their own; `delta` chunks need everything since the last key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Deserialize,
+    serde::Serialize,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum ChunkKind {
     Key,
     Delta,

@@ -3,7 +3,7 @@
 //! Everything a client can see on the wire lives here: the Socket.IO event names
 //! ([`events`]), the payloads in both directions ([`client`] for what clients send,
 //! [`server`] for what the server emits), the stable error codes ([`ErrorCode`]) and the
-//! validation rules ([`validate`]), and the media channel's frame format ([`media`]). `docs/protocol.md` documents the same contract for
+//! validation rules ([`validate`]), and the media channel's frame format ([`media_channel`]). `docs/protocol.md` documents the same contract for
 //! humans; a change to an event is a change here and there first.
 //!
 //! The crate depends on `serde`, `bytes` and `thiserror` only, so it knows nothing of sockets.
@@ -11,7 +11,7 @@
 pub mod client;
 mod error;
 mod frame;
-pub mod media;
+pub mod media_channel;
 pub mod server;
 pub mod validate;
 
@@ -65,3 +65,80 @@ pub const MAX_ATTACHMENTS_PER_MESSAGE: usize = 10;
 
 /// Milliseconds since the Unix epoch, the unit of every timestamp on the wire.
 pub type Millis = u64;
+
+/// Gives a wire enum its one string form and the list of its values: `as_str()` is the name
+/// serde writes (the enum's `#[strum(serialize_all)]` matches its `#[serde(rename_all)]`, and
+/// a test checks every value), `ALL` every value in declaration order. Metrics labels, the
+/// database and the dashboard use these instead of tables of their own.
+macro_rules! wire_names {
+    ($($ty:ty),+ $(,)?) => {$(
+        impl $ty {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [Self] = <Self as strum::VariantArray>::VARIANTS;
+
+            /// The value as it travels on the wire.
+            pub fn as_str(self) -> &'static str {
+                self.into()
+            }
+
+            /// Position in [`Self::ALL`], for per-value counters kept in an array.
+            pub fn index(self) -> usize {
+                self as usize
+            }
+        }
+    )+};
+}
+
+wire_names!(
+    ErrorCode,
+    client::Role,
+    client::ChunkKind,
+    server::StreamStatus,
+    server::MediaMode,
+    server::EndReason,
+);
+
+#[cfg(test)]
+mod wire_name_tests {
+    use super::*;
+
+    fn check<T: serde::Serialize + Copy>(
+        all: &[T],
+        name: impl Fn(T) -> &'static str,
+        index: impl Fn(T) -> usize,
+    ) {
+        for (i, v) in all.iter().enumerate() {
+            let json = serde_json::to_string(v).expect("serializes");
+            assert_eq!(json, format!("\"{}\"", name(*v)));
+            assert_eq!(index(*v), i);
+        }
+    }
+
+    #[test]
+    fn as_str_is_the_serde_name_for_every_value() {
+        check(ErrorCode::ALL, ErrorCode::as_str, ErrorCode::index);
+        check(client::Role::ALL, client::Role::as_str, client::Role::index);
+        check(
+            client::ChunkKind::ALL,
+            client::ChunkKind::as_str,
+            client::ChunkKind::index,
+        );
+        check(
+            server::StreamStatus::ALL,
+            server::StreamStatus::as_str,
+            server::StreamStatus::index,
+        );
+        check(
+            server::MediaMode::ALL,
+            server::MediaMode::as_str,
+            server::MediaMode::index,
+        );
+        check(
+            server::EndReason::ALL,
+            server::EndReason::as_str,
+            server::EndReason::index,
+        );
+        assert_eq!(server::MediaMode::ALL.len(), 3);
+        assert_eq!(ErrorCode::ALL.len(), 21);
+    }
+}

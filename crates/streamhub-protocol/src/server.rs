@@ -21,8 +21,11 @@ pub struct UserRef {
 }
 
 /// A stream's lifecycle state.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[derive(
+    Debug, Clone, Copy, Serialize, PartialEq, Eq, strum::IntoStaticStr, strum::VariantArray,
+)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum StreamStatus {
     /// Created, not started yet.
     Created,
@@ -81,8 +84,20 @@ pub struct Joined {
 }
 
 /// How a stream's frames are to be decoded.
-#[derive(Debug, Clone, Copy, Serialize, serde::Deserialize, PartialEq, Eq, Default)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Serialize,
+    serde::Deserialize,
+    PartialEq,
+    Eq,
+    Default,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum MediaMode {
     /// Independent pictures (JPEG, WebP): any frame can be shown alone.
     #[default]
@@ -163,8 +178,11 @@ pub struct Buffer<'a> {
 }
 
 /// Why a stream ended.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[derive(
+    Debug, Clone, Copy, Serialize, PartialEq, Eq, strum::IntoStaticStr, strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum EndReason {
     /// The owner sent `stream:end`.
     Ended,

@@ -23,7 +23,6 @@ use streamhub_protocol::server::{StreamStatus, UserRef};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::metrics::media_str;
 use crate::relay::LEVELS;
 use crate::{Hub, now_ms};
 
@@ -203,7 +202,7 @@ pub async fn sample(hub: Arc<Hub>, shutdown: CancellationToken) {
                 title: info.title,
                 streamer: info.streamer,
                 status: info.status,
-                media: media_str(stats.media),
+                media: stats.media.as_str(),
                 started_at: info.started_at,
                 viewers: stats.viewer_count,
                 levels: stats.levels,

@@ -22,7 +22,7 @@ pub fn router(hub: Arc<Hub>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route(
-            streamhub_protocol::media::PATH,
+            streamhub_protocol::media_channel::PATH,
             get(crate::socket::media_upgrade),
         )
         .route("/api/streams", get(streams))

@@ -17,6 +17,7 @@ use prometheus::{
 };
 use streamhub_protocol::server::{EndReason, MediaMode, StreamStatus};
 use streamhub_protocol::{ErrorCode, Millis};
+use strum::VariantArray;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
@@ -30,8 +31,10 @@ const DELAY_BUCKETS: [f64; 12] = [
     0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0,
 ];
 
-/// Why a frame did not reach a viewer (or the relay at all).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Why a frame did not reach a viewer (or the relay at all): the `reason` label of
+/// `streamhub_frames_dropped_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::VariantArray)]
+#[strum(serialize_all = "snake_case")]
 pub enum DropReason {
     SlowViewer,
     RateLimited,
@@ -39,26 +42,9 @@ pub enum DropReason {
     BadMedia,
 }
 
-impl DropReason {
-    pub const ALL: [DropReason; 4] = [
-        Self::SlowViewer,
-        Self::RateLimited,
-        Self::TooLarge,
-        Self::BadMedia,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::SlowViewer => "slow_viewer",
-            Self::RateLimited => "rate_limited",
-            Self::TooLarge => "too_large",
-            Self::BadMedia => "bad_media",
-        }
-    }
-}
-
-/// Why a database write was lost.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Why a database write was lost: the `reason` label of `streamhub_db_writes_dropped_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::VariantArray)]
+#[strum(serialize_all = "snake_case")]
 pub enum DbDrop {
     /// The write queue (`--db-queue`) was full.
     QueueFull,
@@ -66,22 +52,6 @@ pub enum DbDrop {
     BusLagged,
     /// The database refused the batch.
     WriteFailed,
-}
-
-pub fn media_str(m: MediaMode) -> &'static str {
-    match m {
-        MediaMode::Images => "images",
-        MediaMode::Webm => "webm",
-        MediaMode::Webcodecs => "webcodecs",
-    }
-}
-
-pub fn end_reason_str(r: EndReason) -> &'static str {
-    match r {
-        EndReason::Ended => "ended",
-        EndReason::StreamerGone => "streamer_gone",
-        EndReason::ServerShutdown => "server_shutdown",
-    }
 }
 
 /// Every metric StreamHub exports, registered once.
@@ -92,7 +62,7 @@ pub struct Metrics {
     pub bytes_in: IntCounter,
     pub frames_out: IntCounter,
     pub bytes_out: IntCounter,
-    dropped: [IntCounter; DropReason::ALL.len()],
+    dropped: [IntCounter; DropReason::VARIANTS.len()],
     pub queue_delay: Histogram,
     /// Indexed like `ErrorCode::ALL`.
     pub errors: [IntCounter; ErrorCode::ALL.len()],
@@ -100,11 +70,11 @@ pub struct Metrics {
     pub chat_messages: IntCounter,
     pub reactions: IntCounter,
     pub streams_started: IntCounter,
-    streams_ended: [IntCounter; 3],
+    streams_ended: [IntCounter; EndReason::ALL.len()],
     pub viewers_evicted: IntCounter,
     bus_lagged: IntCounterVec,
     pub db_writes: IntCounter,
-    db_dropped: [IntCounter; 3],
+    db_dropped: [IntCounter; DbDrop::VARIANTS.len()],
     pub db_batches: IntCounter,
     pub db_queue_depth: IntGauge,
     pub dashboard_clients: IntGauge,
@@ -146,8 +116,11 @@ fn gauge_vec(r: &Registry, name: &str, help: &str, label: &str) -> IntGaugeVec {
 }
 
 /// One child per label value, created up front so every series exists from the start.
-fn children<const N: usize>(v: &IntCounterVec, values: [&str; N]) -> [IntCounter; N] {
-    values.map(|l| v.with_label_values(&[l]))
+fn children<T: Copy + Into<&'static str>, const N: usize>(
+    v: &IntCounterVec,
+    values: &[T],
+) -> [IntCounter; N] {
+    std::array::from_fn(|i| v.with_label_values(&[values[i].into()]))
 }
 
 impl Metrics {
@@ -221,11 +194,9 @@ impl Metrics {
                 "streamhub_bytes_out_total",
                 "Payload bytes of the frames queued to viewers.",
             ),
-            dropped: children(&dropped, DropReason::ALL.map(DropReason::as_str)),
+            dropped: children(&dropped, DropReason::VARIANTS),
             queue_delay: reg(&r, queue_delay),
-            errors: std::array::from_fn(|i| {
-                errors.with_label_values(&[ErrorCode::ALL[i].as_str()])
-            }),
+            errors: children(&errors, ErrorCode::ALL),
             connections_refused: counter(
                 &r,
                 "streamhub_connections_refused_total",
@@ -242,7 +213,7 @@ impl Metrics {
                 "streamhub_streams_started_total",
                 "Streams that went live.",
             ),
-            streams_ended: children(&ended, ["ended", "streamer_gone", "server_shutdown"]),
+            streams_ended: children(&ended, EndReason::ALL),
             viewers_evicted: counter(
                 &r,
                 "streamhub_viewers_evicted_total",
@@ -265,7 +236,7 @@ impl Metrics {
                 "streamhub_db_writes_total",
                 "Writes committed to the database.",
             ),
-            db_dropped: children(&db_dropped, ["queue_full", "bus_lagged", "write_failed"]),
+            db_dropped: children(&db_dropped, DbDrop::VARIANTS),
             db_batches: counter(
                 &r,
                 "streamhub_db_batches_total",

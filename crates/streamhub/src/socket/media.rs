@@ -2,7 +2,7 @@
 //! WebSocket that carries one viewer's `stream:data` instead of its Socket.IO connection.
 //!
 //! A viewer opens it with its Socket.IO connection id before `stream:join`; every join after
-//! that sends the frames here, encoded once per frame ([`streamhub_protocol::media`]) and
+//! that sends the frames here, encoded once per frame ([`streamhub_protocol::media_channel`]) and
 //! queued as the same shared bytes for every viewer. The writer sends each message at once
 //! (`write_buffer_size` 0), so a viewer that reads slowly leaves its unsent frames in its
 //! bounded queue (shared bytes) and the kernel, not in a private copy per connection; the

@@ -186,7 +186,7 @@ impl SocketSink {
     pub(crate) fn emit_frame(&self, stream_key: &str, frame: &Frame, resync: bool) -> Offer {
         let payload = stream_data(stream_key, frame, resync);
         if let Some(media) = &self.media {
-            let encode = || streamhub_protocol::media::encode(&payload, &frame.data);
+            let encode = || streamhub_protocol::media_channel::encode(&payload, &frame.data);
             // Shared by every viewer; a resync message is this viewer's own.
             let msg = if resync {
                 encode()

@@ -89,7 +89,7 @@ impl SqliteStore {
                     )
                     .bind(int(at))
                     .bind(reason)
-                    .bind(crate::metrics::media_str(totals.mode))
+                    .bind(totals.mode.as_str())
                     .bind(int(peak_viewers as u64))
                     .bind(avg_viewers)
                     .bind(int(totals.frames_in))

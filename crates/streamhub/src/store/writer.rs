@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 
 use super::{ChatRecord, Store, Write};
 use crate::events::HubEvent;
-use crate::metrics::{DbDrop, Metrics, end_reason_str};
+use crate::metrics::{DbDrop, Metrics};
 
 /// Most writes committed in one transaction.
 pub const MAX_BATCH: usize = 512;
@@ -140,7 +140,7 @@ impl Collector {
                     peak_viewers: t.peak,
                     key,
                     at,
-                    reason: end_reason_str(reason),
+                    reason: reason.as_str(),
                     totals: totals.unwrap_or_default(),
                 })
             }
