@@ -5,18 +5,18 @@
 //! memory) is *incomplete*: the first viewer to join it loads the stored history and merges it
 //! with what arrived since, which is in memory but perhaps not yet written.
 
+use parking_lot::Mutex;
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
 
 use streamhub_protocol::server::ChatMessage;
 
 /// Messages kept per channel.
-pub const HISTORY_LEN: usize = 50;
+pub(crate) const HISTORY_LEN: usize = 50;
 /// Channels kept; the least recently written one goes first.
-pub const MAX_CHANNELS: usize = 1000;
+pub(crate) const MAX_CHANNELS: usize = 1000;
 
 #[derive(Debug, Default)]
-pub struct ChatLog {
+pub(crate) struct ChatLog {
     inner: Mutex<Inner>,
 }
 
@@ -34,20 +34,28 @@ struct Inner {
     order: VecDeque<String>,
 }
 
-impl ChatLog {
-    pub fn push(&self, channel: &str, msg: ChatMessage) {
-        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let Inner { channels, order } = &mut *inner;
-        if let Some(pos) = order.iter().position(|c| c == channel) {
-            order.remove(pos);
+impl Inner {
+    /// The channel, made the most recently used one, created if new; the least recently used
+    /// channels go past [`MAX_CHANNELS`]. Every way a channel enters the map goes through
+    /// here, so the map never outgrows `order` (channel names are client-chosen).
+    fn touch(&mut self, channel: &str) -> &mut Channel {
+        if let Some(pos) = self.order.iter().position(|c| c == channel) {
+            self.order.remove(pos);
         }
-        order.push_back(channel.to_owned());
-        while order.len() > MAX_CHANNELS {
-            if let Some(old) = order.pop_front() {
-                channels.remove(&old);
+        self.order.push_back(channel.to_owned());
+        while self.order.len() > MAX_CHANNELS {
+            if let Some(old) = self.order.pop_front() {
+                self.channels.remove(&old);
             }
         }
-        let log = &mut channels.entry(channel.to_owned()).or_default().messages;
+        self.channels.entry(channel.to_owned()).or_default()
+    }
+}
+
+impl ChatLog {
+    pub(crate) fn push(&self, channel: &str, msg: ChatMessage) {
+        let mut inner = self.inner.lock();
+        let log = &mut inner.touch(channel).messages;
         if log.len() == HISTORY_LEN {
             log.pop_front();
         }
@@ -56,8 +64,8 @@ impl ChatLog {
 
     /// The channel's recent messages, oldest first; `None` while the stored history still
     /// has to be merged in ([`Self::merge_stored`]).
-    pub fn recent(&self, channel: &str) -> Option<Vec<ChatMessage>> {
-        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+    pub(crate) fn recent(&self, channel: &str) -> Option<Vec<ChatMessage>> {
+        let inner = self.inner.lock();
         match inner.channels.get(channel) {
             Some(c) if c.complete => Some(c.messages.iter().cloned().collect()),
             _ => None,
@@ -65,8 +73,8 @@ impl ChatLog {
     }
 
     /// What memory holds for the channel, complete or not (when the database is unreachable).
-    pub fn in_memory(&self, channel: &str) -> Vec<ChatMessage> {
-        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+    pub(crate) fn in_memory(&self, channel: &str) -> Vec<ChatMessage> {
+        let inner = self.inner.lock();
         inner
             .channels
             .get(channel)
@@ -76,9 +84,9 @@ impl ChatLog {
 
     /// Merges the stored history (oldest first) under what memory has, keeps the newest
     /// [`HISTORY_LEN`], marks the channel complete and returns its messages.
-    pub fn merge_stored(&self, channel: &str, stored: Vec<ChatMessage>) -> Vec<ChatMessage> {
-        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let c = inner.channels.entry(channel.to_owned()).or_default();
+    pub(crate) fn merge_stored(&self, channel: &str, stored: Vec<ChatMessage>) -> Vec<ChatMessage> {
+        let mut inner = self.inner.lock();
+        let c = inner.touch(channel);
         if !c.complete {
             let newer = std::mem::take(&mut c.messages);
             let mut merged: VecDeque<ChatMessage> = stored
@@ -145,6 +153,18 @@ mod tests {
         assert_eq!(log.recent("ana").map(|r| r.len()), Some(8));
         let again = log.merge_stored("ana", vec![msg(99)]);
         assert_eq!(again.len(), 8, "a complete channel is not merged twice");
+    }
+
+    #[test]
+    fn channels_loaded_by_joins_are_bounded_too() {
+        let log = ChatLog::default();
+        for c in 0..MAX_CHANNELS + 5 {
+            log.merge_stored(&format!("c{c}"), vec![msg(c)]);
+        }
+        let inner = log.inner.lock();
+        assert_eq!(inner.channels.len(), MAX_CHANNELS);
+        assert_eq!(inner.order.len(), MAX_CHANNELS);
+        assert!(!inner.channels.contains_key("c0"), "the oldest went first");
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
-use crate::relay::RelayLimits;
+pub use crate::relay::RelayLimits;
 
 /// StreamHub: a self-hosted live-streaming hub. One upload per stream, Socket.IO multicast to
 /// every viewer.

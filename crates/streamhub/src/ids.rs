@@ -1,5 +1,7 @@
-//! Random identifiers. Stream keys and publish tokens are unguessable: a stream key is what a
-//! viewer shares, a publish token is what lets a streamer take a stream back.
+//! Random identifiers and secrets. Stream keys and publish tokens are unguessable: a stream
+//! key is what a viewer shares, a publish token is what lets a streamer take a stream back.
+//! Every comparison with a secret (publish tokens, the publish secret, the admin token) goes
+//! through [`secrets_match`].
 
 use rand::Rng;
 use rand::distr::Alphanumeric;
@@ -17,21 +19,41 @@ fn random(prefix: &str, len: usize) -> String {
 }
 
 /// 20 alphanumerics: about 119 bits.
-pub fn stream_key() -> String {
+pub(crate) fn stream_key() -> String {
     random("sk_", 20)
 }
 
 /// 32 alphanumerics: about 190 bits.
-pub fn token() -> String {
+pub(crate) fn token() -> String {
     random("pt_", 32)
 }
 
-pub fn user_id() -> String {
+pub(crate) fn user_id() -> String {
     random("u_", 12)
 }
 
-pub fn message_id() -> String {
+pub(crate) fn message_id() -> String {
     random("m_", 12)
+}
+
+/// A short, stable label for a connection in logs and spans: a keyed hash of its Socket.IO
+/// id, 8 hex digits. The id itself is never logged: it opens the connection's media channel
+/// (proxies and log files keep log lines). The key is random per process, so a label cannot
+/// be turned back into an id.
+pub(crate) fn conn_label(sid: &str) -> String {
+    use std::hash::BuildHasher;
+    static KEY: std::sync::OnceLock<std::collections::hash_map::RandomState> =
+        std::sync::OnceLock::new();
+    let hash = KEY.get_or_init(Default::default).hash_one(sid);
+    format!("c{:08x}", hash as u32)
+}
+
+/// Whether a secret given by a client equals the real one, in time that does not depend on
+/// where they differ (so the time taken does not leak how much of a guess was right). The
+/// length may leak: every secret here has a fixed, public length.
+pub(crate) fn secrets_match(real: &str, given: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    real.as_bytes().ct_eq(given.as_bytes()).into()
 }
 
 #[cfg(test)]
@@ -46,5 +68,24 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(validate::stream_key(&a), Ok(a.as_str()));
         assert_eq!(a.len(), 23);
+    }
+
+    #[test]
+    fn connection_labels_are_short_stable_and_hide_the_id() {
+        let sid = "AbCdEfGhIjKlMnOp";
+        let label = conn_label(sid);
+        assert_eq!(label, conn_label(sid));
+        assert_ne!(label, conn_label("AbCdEfGhIjKlMnOq"));
+        assert_eq!(label.len(), 9);
+        assert!(!label.contains(sid) && !sid.contains(&label[1..]));
+    }
+
+    #[test]
+    fn secrets_match_only_when_equal() {
+        assert!(secrets_match("pt_abc", "pt_abc"));
+        assert!(!secrets_match("pt_abc", "pt_abd"));
+        assert!(!secrets_match("pt_abc", "pt_ab"));
+        assert!(!secrets_match("pt_abc", ""));
+        assert!(secrets_match("", ""));
     }
 }

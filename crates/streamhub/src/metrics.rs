@@ -1,32 +1,34 @@
 //! Prometheus metrics (`GET /metrics`) and the per-stream taps the dashboard reads.
 //!
 //! Frame-path counters are atomics (prometheus' counters and histogram are lock-free on
-//! update), touched by the socket layer as frames go in and out; nothing there locks or
-//! awaits. Lifecycle counters (chat, reactions, streams started and ended, evictions) come
-//! from the bus. Gauges (connections, media channels, streams, viewers) are read from the hub
-//! at scrape time.
+//! update), recorded once per published frame from what the relay says it delivered; nothing
+//! there locks or awaits. Lifecycle counters (chat, reactions, streams started and ended,
+//! evictions) come from the bus. Gauges (connections, media channels, streams, viewers) are
+//! read at scrape time and handed to [`Metrics::render`].
 //! No label has an unbounded value set: reasons, codes, statuses and levels only.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::Mutex;
 
 use prometheus::{
     Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
 };
-use streamhub_protocol::server::{EndReason, MediaMode, StreamStatus};
-use streamhub_protocol::{ErrorCode, Millis};
+use streamhub_protocol::ErrorCode;
+use streamhub_protocol::server::{EndReason, StreamStatus};
 use strum::VariantArray;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-use crate::Hub;
-use crate::events::{HubEvent, StreamTotals};
+use crate::bus::HubEvent;
 use crate::relay::LEVELS;
 
 /// Upper bounds (seconds) of the queue delay histogram. The delay is measured from the frame's
-/// server timestamp (whole milliseconds) to its emit, so the first bucket is 1 ms.
+/// server timestamp (whole milliseconds) to the end of its fan-out, so the first bucket is
+/// 1 ms.
 const DELAY_BUCKETS: [f64; 12] = [
     0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0,
 ];
@@ -35,7 +37,7 @@ const DELAY_BUCKETS: [f64; 12] = [
 /// `streamhub_frames_dropped_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::VariantArray)]
 #[strum(serialize_all = "snake_case")]
-pub enum DropReason {
+pub(crate) enum DropReason {
     SlowViewer,
     RateLimited,
     TooLarge,
@@ -45,7 +47,7 @@ pub enum DropReason {
 /// Why a database write was lost: the `reason` label of `streamhub_db_writes_dropped_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::VariantArray)]
 #[strum(serialize_all = "snake_case")]
-pub enum DbDrop {
+pub(crate) enum DbDrop {
     /// The write queue (`--db-queue`) was full.
     QueueFull,
     /// The persistence subscriber fell behind the bus and lost events.
@@ -56,28 +58,28 @@ pub enum DbDrop {
 
 /// Every metric StreamHub exports, registered once.
 #[derive(Debug)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: Registry,
-    pub frames_in: IntCounter,
-    pub bytes_in: IntCounter,
-    pub frames_out: IntCounter,
-    pub bytes_out: IntCounter,
+    pub(crate) frames_in: IntCounter,
+    pub(crate) bytes_in: IntCounter,
+    pub(crate) frames_out: IntCounter,
+    pub(crate) bytes_out: IntCounter,
     dropped: [IntCounter; DropReason::VARIANTS.len()],
-    pub queue_delay: Histogram,
+    pub(crate) queue_delay: Histogram,
     /// Indexed like `ErrorCode::ALL`.
-    pub errors: [IntCounter; ErrorCode::ALL.len()],
-    pub connections_refused: IntCounter,
-    pub chat_messages: IntCounter,
-    pub reactions: IntCounter,
-    pub streams_started: IntCounter,
+    pub(crate) errors: [IntCounter; ErrorCode::ALL.len()],
+    pub(crate) connections_refused: IntCounter,
+    pub(crate) chat_messages: IntCounter,
+    pub(crate) reactions: IntCounter,
+    pub(crate) streams_started: IntCounter,
     streams_ended: [IntCounter; EndReason::ALL.len()],
-    pub viewers_evicted: IntCounter,
+    pub(crate) viewers_evicted: IntCounter,
     bus_lagged: IntCounterVec,
-    pub db_writes: IntCounter,
+    pub(crate) db_writes: IntCounter,
     db_dropped: [IntCounter; DbDrop::VARIANTS.len()],
-    pub db_batches: IntCounter,
-    pub db_queue_depth: IntGauge,
-    pub dashboard_clients: IntGauge,
+    pub(crate) db_batches: IntCounter,
+    pub(crate) db_queue_depth: IntGauge,
+    pub(crate) dashboard_clients: IntGauge,
     connections: IntGauge,
     media_channels: IntGauge,
     streams: IntGaugeVec,
@@ -124,7 +126,7 @@ fn children<T: Copy + Into<&'static str>, const N: usize>(
 }
 
 impl Metrics {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let r = Registry::new();
         let build = IntGaugeVec::new(
             Opts::new("streamhub_build_info", "Build information; the value is 1."),
@@ -168,7 +170,7 @@ impl Metrics {
         let queue_delay = Histogram::with_opts(
             HistogramOpts::new(
                 "streamhub_viewer_queue_delay_seconds",
-                "Per viewer and frame: time from the frame's server timestamp to its emit into the viewer's queue (1 ms resolution).",
+                "Per viewer and frame: time from the frame's server timestamp to the end of the fan-out that queued it for the viewer (an upper bound for each viewer; 1 ms resolution).",
             )
             .buckets(DELAY_BUCKETS.to_vec()),
         )
@@ -279,124 +281,82 @@ impl Metrics {
         }
     }
 
-    pub fn dropped(&self, reason: DropReason) -> &IntCounter {
+    pub(crate) fn dropped(&self, reason: DropReason) -> &IntCounter {
         &self.dropped[reason as usize]
     }
 
-    pub fn db_dropped(&self, why: DbDrop, n: u64) {
+    pub(crate) fn db_dropped(&self, why: DbDrop, n: u64) {
         self.db_dropped[why as usize].inc_by(n);
     }
 
-    pub fn db_dropped_count(&self, why: DbDrop) -> u64 {
+    #[cfg(test)]
+    pub(crate) fn db_dropped_count(&self, why: DbDrop) -> u64 {
         self.db_dropped[why as usize].get()
     }
 
-    pub fn bus_lagged(&self, subscriber: &'static str, n: u64) {
+    pub(crate) fn bus_lagged(&self, subscriber: &'static str, n: u64) {
         self.bus_lagged.with_label_values(&[subscriber]).inc_by(n);
     }
 
     /// Frames dropped for every reason, server-wide.
-    pub fn dropped_total(&self) -> u64 {
+    pub(crate) fn dropped_total(&self) -> u64 {
         self.dropped.iter().map(IntCounter::get).sum()
     }
 
     /// A frame accepted from a streamer.
-    pub fn frame_in(&self, tap: &StreamTap, bytes: usize) {
+    pub(crate) fn frame_in(&self, bytes: usize) {
         self.frames_in.inc();
         self.bytes_in.inc_by(bytes as u64);
-        tap.frames_in.fetch_add(1, Ordering::Relaxed);
-        tap.bytes_in.fetch_add(bytes as u64, Ordering::Relaxed);
     }
 
     /// A frame refused before it reached the relay's viewers.
-    pub fn frame_refused(&self, tap: &StreamTap, reason: DropReason) {
+    pub(crate) fn frame_refused(&self, reason: DropReason) {
         self.dropped(reason).inc();
-        tap.dropped.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// A frame queued for one viewer, `timestamp` being the frame's server time.
-    pub fn frame_out(&self, tap: &StreamTap, bytes: usize, timestamp: Millis) {
-        self.frames_out.inc();
-        self.bytes_out.inc_by(bytes as u64);
-        let delay_us = now_us().saturating_sub(timestamp.saturating_mul(1000));
-        self.queue_delay.observe(delay_us as f64 / 1e6);
-        tap.frames_out.fetch_add(1, Ordering::Relaxed);
-        tap.bytes_out.fetch_add(bytes as u64, Ordering::Relaxed);
-        tap.delay_us.fetch_add(delay_us, Ordering::Relaxed);
-        tap.delays.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// One frame queued for `viewers` viewers by one shared send: each is a frame out and a
-    /// queue delay sample, as if sent one by one.
-    pub fn frames_out_shared(
+    /// One publish's fan-out, as the relay counted it: `frames` frames queued to viewers (one
+    /// per viewer), `bytes` of payload, `dropped` for viewers whose queue was full; each sent
+    /// frame waited `delay_us` from its server timestamp to the end of the fan-out.
+    pub(crate) fn delivered(
         &self,
         tap: &StreamTap,
-        viewers: usize,
-        bytes: usize,
-        timestamp: Millis,
+        frames: u64,
+        bytes: u64,
+        dropped: u64,
+        delay_us: u64,
     ) {
-        if viewers == 0 {
+        self.dropped(DropReason::SlowViewer).inc_by(dropped);
+        if frames == 0 {
             return;
         }
-        let n = viewers as u64;
-        self.frames_out.inc_by(n);
-        self.bytes_out.inc_by(n * bytes as u64);
-        let delay_us = now_us().saturating_sub(timestamp.saturating_mul(1000));
-        for _ in 0..viewers {
+        self.frames_out.inc_by(frames);
+        self.bytes_out.inc_by(bytes);
+        // The crate has no weighted observe: one sample per viewer, as the help text says.
+        for _ in 0..frames {
             self.queue_delay.observe(delay_us as f64 / 1e6);
         }
-        tap.frames_out.fetch_add(n, Ordering::Relaxed);
-        tap.bytes_out.fetch_add(n * bytes as u64, Ordering::Relaxed);
-        tap.delay_us.fetch_add(n * delay_us, Ordering::Relaxed);
-        tap.delays.fetch_add(n, Ordering::Relaxed);
+        tap.delay_us.fetch_add(frames * delay_us, Ordering::Relaxed);
+        tap.delays.fetch_add(frames, Ordering::Relaxed);
     }
 
-    /// Frames that `viewers` full queues could not take in one shared send.
-    pub fn frames_dropped_slow(&self, tap: &StreamTap, viewers: usize) {
-        if viewers == 0 {
-            return;
-        }
-        self.dropped(DropReason::SlowViewer).inc_by(viewers as u64);
-        tap.dropped.fetch_add(viewers as u64, Ordering::Relaxed);
-    }
-
-    /// A frame one viewer's full queue could not take.
-    pub fn frame_dropped_slow(&self, tap: &StreamTap) {
-        self.dropped(DropReason::SlowViewer).inc();
-        tap.dropped.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// The Prometheus text exposition, with the gauges read from `hub` now.
-    pub fn render(&self, hub: &Hub) -> String {
-        self.connections
-            .set(hub.connections.load(Ordering::Relaxed) as i64);
-        self.media_channels.set(hub.media.open_count() as i64);
-        let listed = hub.relay.list();
-        let count = |s: StreamStatus| listed.iter().filter(|i| i.status == s).count() as i64;
-        let total = hub.relay.stream_count() as i64;
-        let (live, reconnecting) = (count(StreamStatus::Live), count(StreamStatus::Reconnecting));
+    /// The Prometheus text exposition, with the gauges read just before.
+    pub(crate) fn render(&self, g: &Gauges) -> String {
+        self.connections.set(g.connections as i64);
+        self.media_channels.set(g.media_channels as i64);
         for (status, n) in [
-            ("live", live),
-            ("reconnecting", reconnecting),
-            ("created", (total - live - reconnecting).max(0)),
+            (StreamStatus::Live, g.live),
+            (StreamStatus::Reconnecting, g.reconnecting),
+            (StreamStatus::Created, g.created),
         ] {
-            self.streams.with_label_values(&[status]).set(n);
+            self.streams
+                .with_label_values(&[status.as_str()])
+                .set(n as i64);
         }
-        self.viewers
-            .set(listed.iter().map(|i| i.viewer_count as i64).sum());
-        let now = std::time::Instant::now();
-        let mut levels = [0i64; LEVELS];
-        for info in &listed {
-            if let Some(stats) = hub.relay.get_stream_stats(&info.stream_key, now) {
-                for (acc, n) in levels.iter_mut().zip(stats.levels) {
-                    *acc += n as i64;
-                }
-            }
-        }
-        for (level, n) in levels.iter().enumerate() {
+        self.viewers.set(g.viewers as i64);
+        for (level, n) in g.levels.iter().enumerate() {
             self.viewers_by_level
                 .with_label_values(&[&level.to_string()])
-                .set(*n);
+                .set(*n as i64);
         }
         let mut out = Vec::new();
         if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
@@ -406,87 +366,58 @@ impl Metrics {
     }
 }
 
+/// What `/metrics` reads from the server at scrape time.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Gauges {
+    pub(crate) connections: usize,
+    pub(crate) media_channels: usize,
+    pub(crate) live: usize,
+    pub(crate) reconnecting: usize,
+    pub(crate) created: usize,
+    pub(crate) viewers: usize,
+    pub(crate) levels: [usize; LEVELS],
+}
+
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
     }
 }
 
-fn now_us() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(0)
-}
-
-/// One stream's counters, shared by its streamer's connection and its viewers' sinks, so the
-/// dashboard can show rates out and delays per stream and the session record gets its totals.
+/// One stream's queue delays (sum and count, microseconds), for the dashboard's latency per
+/// stream; every other per-stream number is the relay's. Shared by the streamer's connection
+/// (which records) and the dashboard sampler (which reads).
 #[derive(Debug, Default)]
-pub struct StreamTap {
-    pub frames_in: AtomicU64,
-    pub bytes_in: AtomicU64,
-    pub frames_out: AtomicU64,
-    pub bytes_out: AtomicU64,
-    pub dropped: AtomicU64,
-    /// Sum and count of queue delays, microseconds.
-    pub delay_us: AtomicU64,
-    pub delays: AtomicU64,
-    mode: AtomicU8,
-}
-
-impl StreamTap {
-    pub fn set_mode(&self, mode: MediaMode) {
-        self.mode.store(mode as u8, Ordering::Relaxed);
-    }
-
-    pub fn mode(&self) -> MediaMode {
-        match self.mode.load(Ordering::Relaxed) {
-            1 => MediaMode::Webm,
-            2 => MediaMode::Webcodecs,
-            _ => MediaMode::Images,
-        }
-    }
-
-    pub fn totals(&self) -> StreamTotals {
-        StreamTotals {
-            frames_in: self.frames_in.load(Ordering::Relaxed),
-            bytes_in: self.bytes_in.load(Ordering::Relaxed),
-            frames_out: self.frames_out.load(Ordering::Relaxed),
-            bytes_out: self.bytes_out.load(Ordering::Relaxed),
-            dropped: self.dropped.load(Ordering::Relaxed),
-            mode: self.mode(),
-        }
-    }
+pub(crate) struct StreamTap {
+    pub(crate) delay_us: AtomicU64,
+    pub(crate) delays: AtomicU64,
 }
 
 /// The taps of the streams that exist. A tap is created with its stream and removed when the
 /// stream ends, so the map is bounded by `--max-streams`; it is locked only then and when a
 /// connection first touches a stream, never per frame.
 #[derive(Debug, Default)]
-pub struct Taps {
+pub(crate) struct Taps {
     map: Mutex<HashMap<String, Arc<StreamTap>>>,
 }
 
 impl Taps {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<StreamTap>>> {
-        self.map.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    pub fn create(&self, key: &str) -> Arc<StreamTap> {
-        Arc::clone(self.lock().entry(key.to_owned()).or_default())
+    pub(crate) fn create(&self, key: &str) -> Arc<StreamTap> {
+        Arc::clone(self.map.lock().entry(key.to_owned()).or_default())
     }
 
     /// The stream's tap; a detached one if the stream is gone (its counts then go nowhere).
-    pub fn get(&self, key: &str) -> Arc<StreamTap> {
-        self.lock().get(key).cloned().unwrap_or_default()
+    pub(crate) fn get(&self, key: &str) -> Arc<StreamTap> {
+        self.map.lock().get(key).cloned().unwrap_or_default()
     }
 
-    pub fn remove(&self, key: &str) -> Option<Arc<StreamTap>> {
-        self.lock().remove(key)
+    pub(crate) fn remove(&self, key: &str) -> Option<Arc<StreamTap>> {
+        self.map.lock().remove(key)
     }
 
-    pub fn snapshot(&self) -> Vec<(String, Arc<StreamTap>)> {
-        self.lock()
+    pub(crate) fn snapshot(&self) -> Vec<(String, Arc<StreamTap>)> {
+        self.map
+            .lock()
             .iter()
             .map(|(k, t)| (k.clone(), Arc::clone(t)))
             .collect()
@@ -494,19 +425,19 @@ impl Taps {
 }
 
 /// Counts lifecycle events from the bus.
-pub async fn count_events(
+pub(crate) async fn count_events(
     metrics: Arc<Metrics>,
     rx: broadcast::Receiver<HubEvent>,
     shutdown: CancellationToken,
 ) {
-    crate::events::consume(
+    crate::bus::consume(
         rx,
         shutdown,
         |event| match event {
             HubEvent::Chat { .. } => metrics.chat_messages.inc(),
             HubEvent::Reaction { .. } => metrics.reactions.inc(),
             HubEvent::StreamStarted { .. } => metrics.streams_started.inc(),
-            HubEvent::StreamEnded { reason, .. } => metrics.streams_ended[reason as usize].inc(),
+            HubEvent::StreamEnded { reason, .. } => metrics.streams_ended[reason.index()].inc(),
             HubEvent::ViewerEvicted { .. } => metrics.viewers_evicted.inc(),
             _ => {}
         },
@@ -519,13 +450,15 @@ pub async fn count_events(
 mod tests {
     use super::*;
 
+    fn text(m: &Metrics) -> String {
+        m.render(&Gauges::default())
+    }
+
     #[test]
     fn end_reasons_index_their_counters() {
         let m = Metrics::new();
-        m.streams_ended[EndReason::StreamerGone as usize].inc();
-        let text = TextEncoder::new()
-            .encode_to_string(&m.registry.gather())
-            .expect("encode");
+        m.streams_ended[EndReason::StreamerGone.index()].inc();
+        let text = text(&m);
         assert!(
             text.contains("streamhub_streams_ended_total{reason=\"streamer_gone\"} 1"),
             "{text}"
@@ -534,33 +467,55 @@ mod tests {
     }
 
     #[test]
-    fn frame_counters_move_globally_and_per_stream() {
+    fn frame_counters_move_from_one_delivery() {
         let m = Metrics::new();
         let tap = StreamTap::default();
-        m.frame_in(&tap, 100);
-        m.frame_out(&tap, 100, crate::now_ms());
-        m.frame_dropped_slow(&tap);
-        m.frame_refused(&tap, DropReason::TooLarge);
-        let t = tap.totals();
-        assert_eq!(
-            (t.frames_in, t.bytes_in, t.frames_out, t.dropped),
-            (1, 100, 1, 2)
-        );
-        assert_eq!(m.bytes_out.get(), 100);
-        assert_eq!(m.dropped_total(), 2);
-        assert_eq!(m.queue_delay.get_sample_count(), 1);
-        assert!(m.queue_delay.get_sample_sum() < 1.0);
+        m.frame_in(100);
+        m.delivered(&tap, 3, 300, 2, 1500);
+        m.frame_refused(DropReason::TooLarge);
+        assert_eq!((m.frames_in.get(), m.bytes_in.get()), (1, 100));
+        assert_eq!((m.frames_out.get(), m.bytes_out.get()), (3, 300));
+        assert_eq!(m.dropped(DropReason::SlowViewer).get(), 2);
+        assert_eq!(m.dropped_total(), 3);
+        assert_eq!(m.queue_delay.get_sample_count(), 3);
+        assert!((m.queue_delay.get_sample_sum() - 0.0045).abs() < 1e-9);
+        assert_eq!(tap.delay_us.load(Ordering::Relaxed), 4500);
+        assert_eq!(tap.delays.load(Ordering::Relaxed), 3);
+    }
+
+    #[test]
+    fn gauges_are_rendered_by_label() {
+        let m = Metrics::new();
+        let text = m.render(&Gauges {
+            live: 2,
+            reconnecting: 1,
+            viewers: 7,
+            levels: [5, 2, 0],
+            ..Gauges::default()
+        });
+        for line in [
+            "streamhub_streams{status=\"live\"} 2",
+            "streamhub_streams{status=\"reconnecting\"} 1",
+            "streamhub_streams{status=\"created\"} 0",
+            "streamhub_viewers 7",
+            "streamhub_viewers_by_level{level=\"1\"} 2",
+        ] {
+            assert!(text.contains(line), "{line} missing from\n{text}");
+        }
     }
 
     #[test]
     fn taps_live_as_long_as_their_stream() {
         let taps = Taps::default();
         let a = taps.create("k");
-        a.frames_in.fetch_add(3, Ordering::Relaxed);
-        assert_eq!(taps.get("k").totals().frames_in, 3);
-        assert_eq!(taps.remove("k").map(|t| t.totals().frames_in), Some(3));
+        a.delays.fetch_add(3, Ordering::Relaxed);
+        assert_eq!(taps.get("k").delays.load(Ordering::Relaxed), 3);
         assert_eq!(
-            taps.get("k").totals().frames_in,
+            taps.remove("k").map(|t| t.delays.load(Ordering::Relaxed)),
+            Some(3)
+        );
+        assert_eq!(
+            taps.get("k").delays.load(Ordering::Relaxed),
             0,
             "a gone stream's tap is detached"
         );

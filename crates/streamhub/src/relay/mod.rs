@@ -1,35 +1,46 @@
-//! The fan-out core: streams, viewers, the catch-up ring and the slow-viewer policy.
+//! The fan-out core: streams, viewers, the catch-up state and the slow-viewer policy.
 //!
-//! Plain Rust with no sockets, no clock of its own and no async: callers pass `Instant`s and
-//! wall-clock milliseconds in, and every outgoing frame leaves through a [`ViewerSink`] (one
-//! viewer) or a [`GroupSink`] (one shared send to many), the two seams to the network. That
-//! keeps the hard logic testable with recording sinks.
+//! Sans-IO: no sockets, no clock, no async. Callers pass the time in (`now: Instant` for
+//! durations, `wall: Millis` for timestamps on the wire), and every outgoing frame leaves
+//! through a [`ViewerSink`] (one viewer) or a [`GroupSink`] (one shared send to many), the two
+//! seams to the network. The tests drive it with recording sinks and a made-up clock.
+//!
+//! Every operation has its own error type, so callers match exhaustively, and its result
+//! carries everything the caller needs next (a publish says the stream's mode and what to
+//! count; a join says who owns the stream), so no handler asks the relay twice. The relay is
+//! the one place that counts a frame sent: [`Delivery`] says how many, and the caller records
+//! that in the metrics.
 //!
 //! Method names follow the design note's `StreamDistributor` (`register_stream`,
-//! `add_viewer`, `distribute_stream_data`, `get_stream_stats`, ...).
+//! `add_viewer`, `get_stream_stats`, ...).
 
-mod media;
+mod catchup;
+mod frame;
 mod rate;
 mod stream;
+mod viewer;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use parking_lot::{Mutex, RwLock};
 use streamhub_protocol::server::{MediaMode, StreamInfo, UserRef};
-use streamhub_protocol::{ErrorCode, FrameData, Millis};
+use streamhub_protocol::{ErrorCode, Millis};
 
-pub use media::{Frame, FrameKind, Incoming, MediaError};
-pub use rate::TokenBucket;
+pub(crate) use catchup::MediaError;
+pub(crate) use frame::{Frame, FrameKind, Publish};
+pub(crate) use rate::TokenBucket;
 use stream::Stream;
-pub use stream::{LEVELS, StreamStats};
+pub(crate) use stream::StreamStats;
+pub(crate) use viewer::LEVELS;
 
-/// Identifies one client connection (the Socket.IO socket id).
-pub type ConnId = String;
+/// Identifies one client connection.
+pub(crate) type ConnId = String;
 
 /// What became of a frame offered to one viewer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Offer {
+pub(crate) enum Offer {
     /// Queued for sending.
     Sent,
     /// The viewer's bounded queue is full: this frame is dropped for this viewer only.
@@ -40,7 +51,7 @@ pub enum Offer {
 
 /// Where a viewer's frames go. Implementations must not block: a full queue answers
 /// [`Offer::Full`] at once.
-pub trait ViewerSink: Send + Sync + 'static {
+pub(crate) trait ViewerSink: Send + Sync + 'static {
     /// False: this viewer cannot be a member of a [`GroupSink`] (frames go to it one by one).
     fn groupable(&self) -> bool {
         true
@@ -54,7 +65,7 @@ pub trait ViewerSink: Send + Sync + 'static {
 /// Members are picture viewers at level 0; the relay decides membership (`join`/`leave`) and
 /// still learns who is slow: after a shared send that found a full queue, the next frame goes
 /// viewer by viewer (see [`PROBE_EVERY`]).
-pub trait GroupSink<S>: Send + Sync + 'static {
+pub(crate) trait GroupSink<S>: Send + Sync + 'static {
     /// False: no shared sends; every frame goes viewer by viewer.
     fn enabled(&self) -> bool {
         true
@@ -67,14 +78,14 @@ pub trait GroupSink<S>: Send + Sync + 'static {
 
 /// What became of one shared send: members whose queue was full, or that were gone.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct GroupOffer {
-    pub full: usize,
-    pub closed: usize,
+pub(crate) struct GroupOffer {
+    pub(crate) full: usize,
+    pub(crate) closed: usize,
 }
 
 /// No shared sends (every frame viewer by viewer).
 #[derive(Debug, Default, Clone, Copy)]
-pub struct NoGroup;
+pub(crate) struct NoGroup;
 
 impl<S> GroupSink<S> for NoGroup {
     fn enabled(&self) -> bool {
@@ -87,9 +98,7 @@ impl<S> GroupSink<S> for NoGroup {
     }
 }
 
-pub use stream::PROBE_EVERY;
-
-/// Limits the relay enforces.
+/// Limits the relay enforces (part of the server's `Config`).
 #[derive(Debug, Clone)]
 pub struct RelayLimits {
     /// Frames kept for late joiners (the seed's 30).
@@ -121,125 +130,240 @@ impl Default for RelayLimits {
     }
 }
 
-/// Why the relay refused a request.
+/// The error code a refusal travels with (`error` event, failed ack, HTTP body).
+pub(crate) trait Coded: std::error::Error {
+    fn code(&self) -> ErrorCode;
+}
+
+/// No stream with this key (never existed, or ended). Part of most operations' errors.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RelayError {
-    #[error("no stream with key {0}")]
-    NotFound(String),
-    #[error("stream {0} belongs to another connection")]
-    NotOwner(String),
-    #[error("frame of {size} bytes is over the {max}-byte limit")]
-    FrameTooLarge { size: usize, max: usize },
-    #[error("stream {0} is over its publish rate of {1} frames/s; frame dropped")]
-    RateLimited(String, u32),
+#[error("no stream with key {0}")]
+pub(crate) struct NotFound(pub(crate) String);
+
+/// Why [`Distributor::register_stream`] refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum RegisterError {
     #[error("the server already has {0} streams")]
     ServerFull(usize),
     /// Keys are random (about 119 bits), so this means a broken generator, not bad luck.
     #[error("stream key {0} is already in use")]
     KeyTaken(String),
-    #[error("wrong publish token for stream {0}")]
-    InvalidToken(String),
-    #[error("you neither own nor watch stream {0}")]
-    NotInStream(String),
-    #[error("frame refused: {0}")]
-    BadMedia(String),
 }
 
-impl RelayError {
-    pub fn code(&self) -> ErrorCode {
+/// Why an owner-only operation (start, title, end) refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum OwnerError {
+    #[error(transparent)]
+    NotFound(#[from] NotFound),
+    #[error("stream {0} belongs to another connection")]
+    NotOwner(String),
+}
+
+/// Why [`Distributor::publish`] refused a frame.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum PublishError {
+    #[error(transparent)]
+    NotFound(#[from] NotFound),
+    #[error("stream {0} belongs to another connection")]
+    NotOwner(String),
+    #[error("frame of {size} bytes is over the {max}-byte limit")]
+    TooLarge { size: usize, max: usize },
+    #[error("stream {key} is over its publish rate of {max_fps} frames/s; frame dropped")]
+    RateLimited { key: String, max_fps: u32 },
+    #[error("frame refused: {0}")]
+    BadMedia(#[from] MediaError),
+}
+
+/// Why [`Distributor::check_member`] refused (chat and reactions).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum MemberError {
+    #[error(transparent)]
+    NotFound(#[from] NotFound),
+    #[error("you neither own nor watch stream {0}")]
+    NotInStream(String),
+}
+
+/// Why [`Distributor::resume`] refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum ResumeError {
+    #[error(transparent)]
+    NotFound(#[from] NotFound),
+    #[error("wrong publish token for stream {0}")]
+    InvalidToken(String),
+}
+
+impl Coded for NotFound {
+    fn code(&self) -> ErrorCode {
+        ErrorCode::StreamNotFound
+    }
+}
+
+impl Coded for RegisterError {
+    fn code(&self) -> ErrorCode {
         match self {
-            Self::NotFound(_) => ErrorCode::StreamNotFound,
-            Self::NotOwner(_) => ErrorCode::NotOwner,
-            Self::FrameTooLarge { .. } => ErrorCode::FrameTooLarge,
-            Self::RateLimited(..) => ErrorCode::RateLimited,
             Self::ServerFull(_) | Self::KeyTaken(_) => ErrorCode::ServerFull,
-            Self::InvalidToken(_) => ErrorCode::InvalidToken,
-            Self::NotInStream(_) => ErrorCode::NotInStream,
+        }
+    }
+}
+
+impl Coded for OwnerError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            Self::NotFound(e) => e.code(),
+            Self::NotOwner(_) => ErrorCode::NotOwner,
+        }
+    }
+}
+
+impl Coded for PublishError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            Self::NotFound(e) => e.code(),
+            Self::NotOwner(_) => ErrorCode::NotOwner,
+            Self::TooLarge { .. } => ErrorCode::FrameTooLarge,
+            Self::RateLimited { .. } => ErrorCode::RateLimited,
             Self::BadMedia(_) => ErrorCode::InvalidPayload,
+        }
+    }
+}
+
+impl Coded for MemberError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            Self::NotFound(e) => e.code(),
+            Self::NotInStream(_) => ErrorCode::NotInStream,
+        }
+    }
+}
+
+impl Coded for ResumeError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            Self::NotFound(e) => e.code(),
+            Self::InvalidToken(_) => ErrorCode::InvalidToken,
+        }
+    }
+}
+
+impl From<OwnerError> for PublishError {
+    fn from(e: OwnerError) -> Self {
+        match e {
+            OwnerError::NotFound(e) => Self::NotFound(e),
+            OwnerError::NotOwner(k) => Self::NotOwner(k),
         }
     }
 }
 
 /// A stream to register.
 #[derive(Debug, Clone)]
-pub struct NewStream {
-    pub key: String,
-    pub title: String,
-    pub streamer: UserRef,
-    pub owner: ConnId,
-    pub publish_token: String,
-    pub created_at: Millis,
+pub(crate) struct NewStream {
+    pub(crate) key: String,
+    pub(crate) title: String,
+    pub(crate) streamer: UserRef,
+    pub(crate) owner: ConnId,
+    pub(crate) publish_token: String,
+    pub(crate) created_at: Millis,
 }
 
-/// The result of [`Distributor::distribute_stream_data`].
+/// What one published frame did: the result of [`Distributor::publish`] (and of the tail a
+/// stream flushes when it ends). The caller must act on it: evicted viewers are told, level
+/// changes announced, the counts recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Delivery {
-    pub seq: u64,
-    /// Viewers whose queue took the frame.
-    pub reached: usize,
+#[must_use = "a delivery's evictions, level changes and counts must be acted on"]
+pub(crate) struct Delivery {
+    pub(crate) seq: u64,
+    /// The stream's mode after this frame.
+    pub(crate) media: MediaMode,
+    /// Most viewers one of the frames reached (the ack's `viewers`).
+    pub(crate) reached: usize,
+    /// Frames queued to viewers (one per viewer and frame), and their payload bytes.
+    pub(crate) frames_out: u64,
+    pub(crate) bytes_out: u64,
+    /// Frames dropped for viewers whose queue was full.
+    pub(crate) dropped_slow: u64,
     /// Viewers removed by this call because their queue stayed full past the stall timeout.
-    pub evicted: Vec<ConnId>,
+    pub(crate) evicted: Vec<ConnId>,
     /// Set when this frame started a `created` stream.
-    pub started: Option<StreamInfo>,
+    pub(crate) started: Option<StreamInfo>,
     /// Ask the streamer for a keyframe (a WebCodecs viewer is waiting for one).
-    pub keyframe_wanted: bool,
+    pub(crate) keyframe_wanted: bool,
     /// Viewers whose delivery level changed, with the new level (see [`LEVELS`]).
-    pub level_changes: Vec<(ConnId, usize)>,
-    /// Of `reached`, the viewers that got the frame by the shared send (their sink never
-    /// saw it, so the caller counts them).
-    pub shared_sent: usize,
-    /// Shared-send members whose queue was full.
-    pub shared_full: usize,
+    pub(crate) level_changes: Vec<(ConnId, usize)>,
+}
+
+impl Delivery {
+    fn empty(seq: u64, media: MediaMode) -> Self {
+        Self {
+            seq,
+            media,
+            reached: 0,
+            frames_out: 0,
+            bytes_out: 0,
+            dropped_slow: 0,
+            evicted: Vec::new(),
+            started: None,
+            keyframe_wanted: false,
+            level_changes: Vec::new(),
+        }
+    }
 }
 
 /// The result of [`Distributor::add_viewer`].
 #[derive(Debug, Clone)]
-pub struct Joined {
-    pub stream: StreamInfo,
-    pub viewer_count: usize,
+pub(crate) struct Admitted {
+    pub(crate) stream: StreamInfo,
+    pub(crate) viewer_count: usize,
     /// Images: the catch-up ring (`stream:buffer`), oldest first. Encoded modes: what the
     /// viewer must receive as `stream:data` before live frames (init + GOP).
-    pub buffer: Vec<Arc<Frame>>,
-    pub media: MediaMode,
+    pub(crate) catch_up: Vec<Arc<Frame>>,
+    pub(crate) media: MediaMode,
     /// False when this connection was already a viewer.
-    pub new: bool,
+    pub(crate) new: bool,
     /// Ask the streamer for a keyframe: this viewer has nothing to start decoding from.
-    pub keyframe_wanted: bool,
+    pub(crate) keyframe_wanted: bool,
+    /// The connection that owns the stream now (none while it waits for a resume).
+    pub(crate) owner: Option<ConnId>,
+}
+
+/// A stream that left the relay, with its last state and its lifetime counters.
+#[derive(Debug, Clone)]
+pub(crate) struct Ended {
+    pub(crate) info: StreamInfo,
+    pub(crate) stats: StreamStats,
+}
+
+/// The result of [`Distributor::end_stream`]: what the stream still held, relayed, then the
+/// stream's end.
+#[derive(Debug, Clone)]
+pub(crate) struct Ending {
+    pub(crate) tail: Delivery,
+    pub(crate) ended: Ended,
 }
 
 /// A stream whose owner's connection dropped.
 #[derive(Debug, Clone)]
-pub struct Orphaned {
-    pub key: String,
-    pub grace: Duration,
+pub(crate) struct Orphaned {
+    pub(crate) key: String,
+    pub(crate) grace: Duration,
 }
 
-/// The seed's `StreamDistributor`: every stream, its viewers and its catch-up ring.
+/// The seed's `StreamDistributor`: every stream, its viewers and its catch-up state.
 ///
 /// Each stream sits behind its own mutex, so publishing to one stream never waits on another;
-/// the map lock is only held to look a stream up.
+/// the map lock is only held to look a stream up. The locks are `parking_lot`'s: they do not
+/// poison, and nothing panics while holding one (see the panic policy in
+/// `docs/architecture.md`).
 #[derive(Debug)]
-pub struct Distributor<S, G = NoGroup> {
+pub(crate) struct Distributor<S, G = NoGroup> {
     limits: RelayLimits,
     group: G,
     streams: RwLock<HashMap<String, Arc<Mutex<Stream<S>>>>>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic while holding a stream lock leaves plain data behind; keep serving it.
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-impl<S: ViewerSink> Distributor<S> {
-    /// A relay that sends every frame viewer by viewer.
-    pub fn new(limits: RelayLimits) -> Self {
-        Self::with_group(limits, NoGroup)
-    }
-}
-
 impl<S: ViewerSink, G: GroupSink<S>> Distributor<S, G> {
-    /// A relay that sends frames to level-0 picture viewers through `group`.
-    pub fn with_group(limits: RelayLimits, group: G) -> Self {
+    /// A relay that sends frames to level-0 picture viewers through `group` (or viewer by
+    /// viewer with [`NoGroup`]).
+    pub(crate) fn new(limits: RelayLimits, group: G) -> Self {
         Self {
             limits,
             group,
@@ -247,41 +371,36 @@ impl<S: ViewerSink, G: GroupSink<S>> Distributor<S, G> {
         }
     }
 
-    pub fn group(&self) -> &G {
-        &self.group
-    }
-
-    pub fn limits(&self) -> &RelayLimits {
+    #[cfg(test)]
+    pub(crate) fn limits(&self) -> &RelayLimits {
         &self.limits
     }
 
-    fn get(&self, key: &str) -> Result<Arc<Mutex<Stream<S>>>, RelayError> {
+    fn get(&self, key: &str) -> Result<Arc<Mutex<Stream<S>>>, NotFound> {
         self.streams
             .read()
-            .unwrap_or_else(|e| e.into_inner())
             .get(key)
             .cloned()
-            .ok_or_else(|| RelayError::NotFound(key.to_owned()))
+            .ok_or_else(|| NotFound(key.to_owned()))
     }
 
     fn all(&self) -> Vec<Arc<Mutex<Stream<S>>>> {
-        self.streams
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect()
+        self.streams.read().values().cloned().collect()
     }
 
     /// Registers a new stream in the `created` state. A key already in use is refused, never
     /// replaced (that would cut off the other stream's streamer and viewers).
-    pub fn register_stream(&self, new: NewStream, now: Instant) -> Result<StreamInfo, RelayError> {
-        let mut map = self.streams.write().unwrap_or_else(|e| e.into_inner());
+    pub(crate) fn register_stream(
+        &self,
+        new: NewStream,
+        now: Instant,
+    ) -> Result<StreamInfo, RegisterError> {
+        let mut map = self.streams.write();
         if map.len() >= self.limits.max_streams {
-            return Err(RelayError::ServerFull(map.len()));
+            return Err(RegisterError::ServerFull(map.len()));
         }
         let std::collections::hash_map::Entry::Vacant(slot) = map.entry(new.key.clone()) else {
-            return Err(RelayError::KeyTaken(new.key));
+            return Err(RegisterError::KeyTaken(new.key));
         };
         let stream = Stream::new(new, &self.limits, now);
         let info = stream.info();
@@ -289,104 +408,110 @@ impl<S: ViewerSink, G: GroupSink<S>> Distributor<S, G> {
         Ok(info)
     }
 
-    /// Removes a stream. Returns its last state, or `None` if it was not there.
-    pub fn unregister_stream(&self, key: &str) -> Option<StreamInfo> {
-        let removed = self
-            .streams
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(key)?;
-        let mut stream = lock(&removed);
-        stream.end(&self.group);
-        Some(stream.info())
-    }
-
-    /// Ends a stream on its owner's request.
-    pub fn end_stream(&self, key: &str, conn: &str) -> Result<StreamInfo, RelayError> {
-        lock(&*self.get(key)?).check_owner(conn)?;
-        self.unregister_stream(key)
-            .ok_or_else(|| RelayError::NotFound(key.to_owned()))
+    /// Ends a stream on its owner's request: relays what it still holds back (the end of a
+    /// WebM recording), then removes it. All of it under the map's write lock, so the stream
+    /// ends once (a second call, or a drain, finds it gone) and no frame lands in between;
+    /// ending is rare, and the flush is at most one frame's fan-out.
+    pub(crate) fn end_stream(
+        &self,
+        key: &str,
+        conn: &str,
+        now: Instant,
+        wall: Millis,
+    ) -> Result<Ending, OwnerError> {
+        let mut map = self.streams.write();
+        let s = Arc::clone(map.get(key).ok_or_else(|| NotFound(key.to_owned()))?);
+        let mut stream = s.lock();
+        let tail = stream.flush(conn, &self.limits, &self.group, now, wall)?;
+        let ended = stream.end(&self.group, now);
+        drop(stream);
+        map.remove(key);
+        Ok(Ending { tail, ended })
     }
 
     /// Marks a stream live. Returns its info and whether this call changed its state.
-    pub fn start_stream(
+    pub(crate) fn start_stream(
         &self,
         key: &str,
         conn: &str,
         wall: Millis,
-    ) -> Result<(StreamInfo, bool), RelayError> {
+    ) -> Result<(StreamInfo, bool), OwnerError> {
         let s = self.get(key)?;
-        let mut s = lock(&s);
+        let mut s = s.lock();
         s.check_owner(conn)?;
         let changed = s.start(wall);
         Ok((s.info(), changed))
     }
 
     /// Updates the title of a stream this connection owns.
-    pub fn set_title(
+    pub(crate) fn set_title(
         &self,
         key: &str,
         conn: &str,
         title: String,
-    ) -> Result<StreamInfo, RelayError> {
+    ) -> Result<StreamInfo, OwnerError> {
         let s = self.get(key)?;
-        let mut s = lock(&s);
+        let mut s = s.lock();
         s.check_owner(conn)?;
         s.meta.title = title;
         Ok(s.info())
     }
 
-    /// Adds a viewer and hands back the catch-up buffer.
-    pub fn add_viewer(&self, key: &str, conn: &str, sink: S) -> Result<Joined, RelayError> {
-        self.add_viewer_with(key, conn, sink, |_| true)
-    }
-
-    /// Adds a viewer; `welcome` runs under the stream's lock before the viewer can receive a
-    /// live frame, so whatever it sends (the join reply, the catch-up buffer) arrives first.
-    /// It returns whether the whole catch-up went out: if not (the viewer's queue filled), an
-    /// encoded stream's viewer starts by waiting for the next keyframe instead of decoding a
-    /// GOP with a hole in it.
-    pub fn add_viewer_with(
+    /// Adds a viewer and hands back the catch-up. `welcome` runs under the stream's lock before
+    /// the viewer can receive a live frame, so whatever it sends (the join reply, the catch-up)
+    /// arrives first. It returns whether the whole catch-up went out: if not (the viewer's
+    /// queue filled), an encoded stream's viewer starts by waiting for the next keyframe
+    /// instead of decoding a GOP with a hole in it.
+    pub(crate) fn add_viewer(
         &self,
         key: &str,
         conn: &str,
         sink: S,
-        welcome: impl FnOnce(&Joined) -> bool,
-    ) -> Result<Joined, RelayError> {
+        now: Instant,
+        wall: Millis,
+        welcome: impl FnOnce(&Admitted) -> bool,
+    ) -> Result<Admitted, NotFound> {
         let s = self.get(key)?;
-        let mut s = lock(&s);
+        let mut s = s.lock();
         let already = s.has_viewer(conn);
         let viewer_count = s.viewer_count() + usize::from(!already);
-        let (buffer, synced) = if already {
+        let (catch_up, synced) = if already {
             (Vec::new(), true)
         } else {
-            s.catch_up(crate::now_ms())
+            s.catch_up(wall)
         };
-        let keyframe_wanted = !already && !synced && s.keyframe_request_due(Instant::now());
-        let joined = Joined {
+        let mut admitted = Admitted {
             stream: StreamInfo {
                 viewer_count,
                 ..s.info()
             },
             viewer_count,
-            buffer,
+            catch_up,
             media: s.media_mode(),
             new: !already,
-            keyframe_wanted,
+            keyframe_wanted: false,
+            owner: s.owner().map(str::to_owned),
         };
-        let delivered = welcome(&joined);
-        s.add_viewer(conn, sink, synced && delivered);
-        Ok(joined)
+        let delivered = welcome(&admitted);
+        let synced = synced && delivered;
+        // Nothing to start decoding from (no GOP, or it did not all fit): ask for a keyframe.
+        admitted.keyframe_wanted = !already && !synced && s.keyframe_request_due(now);
+        s.add_viewer(conn, sink, synced);
+        Ok(admitted)
     }
 
-    /// Removes a viewer from every stream it watches; returns `(key, viewers left)` for each.
-    pub fn remove_viewer_everywhere(&self, conn: &str) -> Vec<(String, usize)> {
-        self.remove_viewer_everywhere_if(conn, |_| true)
+    /// Removes a viewer. Returns the viewers left, or `None` if it was not watching.
+    pub(crate) fn remove_viewer(&self, key: &str, conn: &str) -> Option<usize> {
+        let s = self.get(key).ok()?;
+        let mut s = s.lock();
+        s.remove_viewer(conn, |_| true, &self.group)
+            .then(|| s.viewer_count())
     }
 
-    /// Like [`Self::remove_viewer_everywhere`], for the viewers whose sink `which` picks (those
-    /// that went through a transport that closed, say).
-    pub fn remove_viewer_everywhere_if(
+    /// Removes connection `conn`'s viewer from every stream where `which` picks its sink (all
+    /// of them when it disconnects; those of a transport that closed). Returns `(key, viewers
+    /// left)` for each.
+    pub(crate) fn remove_viewer_everywhere(
         &self,
         conn: &str,
         which: impl Fn(&S) -> bool,
@@ -394,7 +519,7 @@ impl<S: ViewerSink, G: GroupSink<S>> Distributor<S, G> {
         self.all()
             .iter()
             .filter_map(|s| {
-                let mut s = lock(s);
+                let mut s = s.lock();
                 s.remove_viewer(conn, &which, &self.group)
                     .then(|| (s.meta.key.clone(), s.viewer_count()))
             })
@@ -402,142 +527,110 @@ impl<S: ViewerSink, G: GroupSink<S>> Distributor<S, G> {
     }
 
     /// Keys of the streams this connection watches.
-    pub fn joined_by(&self, conn: &str) -> Vec<String> {
+    pub(crate) fn joined_by(&self, conn: &str) -> Vec<String> {
         self.all()
             .iter()
             .filter_map(|s| {
-                let s = lock(s);
+                let s = s.lock();
                 s.has_viewer(conn).then(|| s.meta.key.clone())
             })
             .collect()
     }
 
     /// The streams this connection owns, with their publish tokens.
-    pub fn owned_by(&self, conn: &str) -> Vec<(StreamInfo, String)> {
+    pub(crate) fn owned_by(&self, conn: &str) -> Vec<(StreamInfo, String)> {
         self.all()
             .iter()
             .filter_map(|s| {
-                let s = lock(s);
+                let s = s.lock();
                 s.is_owner(conn)
                     .then(|| (s.info(), s.meta.publish_token.clone()))
             })
             .collect()
     }
 
-    /// Removes a viewer. Returns whether it was there.
-    pub fn remove_viewer(&self, key: &str, conn: &str) -> bool {
-        self.get(key)
-            .map(|s| lock(&s).remove_viewer(conn, |_| true, &self.group))
-            .unwrap_or(false)
-    }
-
     /// Multicasts one frame from the stream's owner to every viewer (the note's
     /// `distributeStreamData`).
-    pub fn distribute_stream_data(
+    pub(crate) fn publish(
         &self,
         key: &str,
         conn: &str,
-        data: FrameData,
+        frame: Publish,
         now: Instant,
         wall: Millis,
-    ) -> Result<Delivery, RelayError> {
-        self.distribute(
-            key,
-            conn,
-            Incoming {
-                data,
-                chunk: None,
-                config: None,
-            },
-            now,
-            wall,
-        )
-    }
-
-    /// [`Self::distribute_stream_data`] with WebCodecs chunk information.
-    pub fn distribute(
-        &self,
-        key: &str,
-        conn: &str,
-        incoming: Incoming,
-        now: Instant,
-        wall: Millis,
-    ) -> Result<Delivery, RelayError> {
+    ) -> Result<Delivery, PublishError> {
         let s = self.get(key)?;
-        let mut s = lock(&s);
-        s.publish(conn, incoming, &self.limits, &self.group, now, wall)
+        let mut s = s.lock();
+        s.publish(conn, frame, &self.limits, &self.group, now, wall)
     }
 
-    /// Looks at the sink of connection `conn`'s viewer of stream `key`, if it watches it.
-    pub fn with_viewer<R>(&self, key: &str, conn: &str, f: impl FnOnce(&S) -> R) -> Option<R> {
+    #[cfg(test)]
+    /// Viewer count and catch-up size (the note's `getStreamStats`), plus rates and drops.
+    pub(crate) fn get_stream_stats(&self, key: &str, now: Instant) -> Option<StreamStats> {
+        self.get(key).ok().map(|s| s.lock().stats(now))
+    }
+
+    /// A stream's info and stats, read together.
+    pub(crate) fn describe(&self, key: &str, now: Instant) -> Option<(StreamInfo, StreamStats)> {
         let s = self.get(key).ok()?;
-        let s = lock(&s);
-        s.viewer_sink(conn, f)
+        let s = s.lock();
+        Some((s.info(), s.stats(now)))
     }
 
-    /// The streamer is stopping: relays what the stream still holds back (the end of a WebM
-    /// recording), before [`Self::end_stream`].
-    pub fn flush_media(
-        &self,
-        key: &str,
-        conn: &str,
-        now: Instant,
-        wall: Millis,
-    ) -> Result<Delivery, RelayError> {
+    /// Every stream that is live or waiting for its streamer, newest first, with its stats.
+    pub(crate) fn snapshot(&self, now: Instant) -> Vec<(StreamInfo, StreamStats)> {
+        let mut out: Vec<_> = self
+            .all()
+            .iter()
+            .map(|s| {
+                let s = s.lock();
+                (s.info(), s.stats(now))
+            })
+            .filter(|(i, _)| i.started_at.is_some())
+            .collect();
+        out.sort_by_key(|(i, _)| std::cmp::Reverse(i.started_at));
+        out
+    }
+
+    #[cfg(test)]
+    pub(crate) fn stream_info(&self, key: &str) -> Option<StreamInfo> {
+        self.get(key).ok().map(|s| s.lock().info())
+    }
+
+    /// Whether `conn` owns or watches the stream (who may chat and react); the stream's info
+    /// when it does.
+    pub(crate) fn check_member(&self, key: &str, conn: &str) -> Result<StreamInfo, MemberError> {
         let s = self.get(key)?;
-        let mut s = lock(&s);
-        s.flush_media(conn, &self.limits, &self.group, now, wall)
-    }
-
-    /// Viewer count and ring size (the note's `getStreamStats`), plus rates and drop counters.
-    pub fn get_stream_stats(&self, key: &str, now: Instant) -> Option<StreamStats> {
-        self.get(key).ok().map(|s| lock(&s).stats(now))
-    }
-
-    /// The connection that currently owns the stream (none while it waits for a resume).
-    pub fn owner(&self, key: &str) -> Option<ConnId> {
-        self.get(key)
-            .ok()
-            .and_then(|s| lock(&s).owner().map(str::to_owned))
-    }
-
-    pub fn stream_info(&self, key: &str) -> Option<StreamInfo> {
-        self.get(key).ok().map(|s| lock(&s).info())
-    }
-
-    /// Whether `conn` owns or watches the stream (who may chat and react).
-    pub fn check_member(&self, key: &str, conn: &str) -> Result<(), RelayError> {
-        let s = self.get(key)?;
-        let s = lock(&s);
+        let s = s.lock();
         if s.is_owner(conn) || s.has_viewer(conn) {
-            Ok(())
+            Ok(s.info())
         } else {
-            Err(RelayError::NotInStream(key.to_owned()))
+            Err(MemberError::NotInStream(key.to_owned()))
         }
     }
 
     /// Streams that are live or waiting for their streamer, newest first.
-    pub fn list(&self) -> Vec<StreamInfo> {
+    pub(crate) fn list(&self) -> Vec<StreamInfo> {
         let mut out: Vec<StreamInfo> = self
             .all()
             .iter()
-            .map(|s| lock(s).info())
+            .map(|s| s.lock().info())
             .filter(|i| i.started_at.is_some())
             .collect();
         out.sort_by_key(|i| std::cmp::Reverse(i.started_at));
         out
     }
 
-    pub fn stream_count(&self) -> usize {
-        self.streams.read().unwrap_or_else(|e| e.into_inner()).len()
+    pub(crate) fn stream_count(&self) -> usize {
+        self.streams.read().len()
     }
 
     /// The owner's connection dropped: its streams wait `grace` for `stream:resume`.
-    pub fn owner_disconnected(&self, conn: &str, now: Instant) -> Vec<Orphaned> {
+    pub(crate) fn owner_disconnected(&self, conn: &str, now: Instant) -> Vec<Orphaned> {
         self.all()
             .iter()
             .filter_map(|s| {
-                let mut s = lock(s);
+                let mut s = s.lock();
                 s.is_owner(conn).then(|| {
                     s.orphan(now);
                     Orphaned {
@@ -550,71 +643,69 @@ impl<S: ViewerSink, G: GroupSink<S>> Distributor<S, G> {
     }
 
     /// Hands a stream to a new connection that proves it knows the publish token.
-    pub fn resume(&self, key: &str, token: &str, conn: &str) -> Result<StreamInfo, RelayError> {
+    pub(crate) fn resume(
+        &self,
+        key: &str,
+        token: &str,
+        conn: &str,
+    ) -> Result<StreamInfo, ResumeError> {
         let s = self.get(key)?;
-        let mut s = lock(&s);
+        let mut s = s.lock();
         if !s.token_matches(token) {
-            return Err(RelayError::InvalidToken(key.to_owned()));
+            return Err(ResumeError::InvalidToken(key.to_owned()));
         }
         s.adopt(conn);
         Ok(s.info())
     }
 
-    /// Unregisters streams whose grace period ran out; returns their keys.
-    pub fn expire_orphans(&self, now: Instant) -> Vec<String> {
+    /// Removes the streams whose grace period ran out.
+    pub(crate) fn expire_orphans(&self, now: Instant) -> Vec<Ended> {
         let grace = self.limits.grace;
         let candidates: Vec<String> = self
             .all()
             .iter()
             .filter_map(|s| {
-                let s = lock(s);
+                let s = s.lock();
                 s.orphan_expired(now, grace).then(|| s.meta.key.clone())
             })
             .collect();
-        // Check again under the map's write lock: a `resume` may have landed in between.
-        let mut map = self.streams.write().unwrap_or_else(|e| e.into_inner());
-        candidates
-            .into_iter()
-            .filter(|key| {
-                let expired = map
-                    .get(key)
-                    .is_some_and(|s| lock(s).orphan_expired(now, grace));
-                if expired && let Some(s) = map.remove(key) {
-                    lock(&s).end(&self.group);
-                }
-                expired
-            })
+        // Check again under the map's write lock: a `resume` may have landed in between. The
+        // streams are ended after the lock is released (ending touches every viewer).
+        let removed: Vec<_> = {
+            let mut map = self.streams.write();
+            candidates
+                .into_iter()
+                .filter_map(|key| {
+                    let expired = map
+                        .get(&key)
+                        .is_some_and(|s| s.lock().orphan_expired(now, grace));
+                    expired.then(|| map.remove(&key)).flatten()
+                })
+                .collect()
+        };
+        removed
+            .iter()
+            .map(|s| s.lock().end(&self.group, now))
             .collect()
     }
 
     /// Streams whose viewer count changed since the last call, with the new count.
-    pub fn take_viewer_count_changes(&self) -> Vec<(String, usize)> {
+    pub(crate) fn take_viewer_count_changes(&self) -> Vec<(String, usize)> {
         self.all()
             .iter()
             .filter_map(|s| {
-                let mut s = lock(s);
+                let mut s = s.lock();
                 s.take_count_change().map(|n| (s.meta.key.clone(), n))
             })
             .collect()
     }
 
-    /// Unregisters every stream (shutdown); returns their keys.
-    pub fn drain(&self) -> Vec<String> {
-        let keys: Vec<String> = self
-            .streams
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .keys()
-            .cloned()
-            .collect();
-        for key in &keys {
-            self.unregister_stream(key);
-        }
-        keys
+    /// Removes every stream (shutdown).
+    pub(crate) fn drain(&self, now: Instant) -> Vec<Ended> {
+        let all: Vec<_> = self.streams.write().drain().map(|(_, s)| s).collect();
+        all.iter().map(|s| s.lock().end(&self.group, now)).collect()
     }
 }
 
-#[cfg(test)]
-mod media_tests;
 #[cfg(test)]
 mod tests;

@@ -1,9 +1,11 @@
+//! A token bucket for per-stream and per-connection rates.
+
 use std::time::Instant;
 
 /// A token bucket: `burst` tokens, refilled at `per_sec`. Time comes in as an argument so the
 /// limiter is tested without sleeping.
 #[derive(Debug, Clone)]
-pub struct TokenBucket {
+pub(crate) struct TokenBucket {
     capacity: f64,
     per_sec: f64,
     tokens: f64,
@@ -11,7 +13,7 @@ pub struct TokenBucket {
 }
 
 impl TokenBucket {
-    pub fn new(burst: u32, per_sec: f64, now: Instant) -> Self {
+    pub(crate) fn new(burst: u32, per_sec: f64, now: Instant) -> Self {
         let capacity = f64::from(burst.max(1));
         Self {
             capacity,
@@ -22,7 +24,7 @@ impl TokenBucket {
     }
 
     /// Takes one token if there is one.
-    pub fn try_take(&mut self, now: Instant) -> bool {
+    pub(crate) fn try_take(&mut self, now: Instant) -> bool {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
         self.last = now;
         self.tokens = (self.tokens + elapsed * self.per_sec).min(self.capacity);

@@ -1,3 +1,5 @@
+//! One stream: its owner, its viewers, its catch-up state and its counters.
+
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -7,232 +9,48 @@ use streamhub_protocol::Millis;
 use streamhub_protocol::client::ChunkInfo;
 use streamhub_protocol::server::{MediaMode, StreamInfo, StreamStatus};
 
-use super::media::{Cut, Frame, FrameKind, Incoming, MediaState};
+use super::catchup::{CatchUp, Cut};
+use super::frame::{Frame, FrameKind, Publish};
+use super::viewer::{LEVELS, OfferCtx, Outcome, Viewer};
 use super::{
-    ConnId, Delivery, GroupOffer, GroupSink, NewStream, Offer, RelayError, RelayLimits,
+    ConnId, Delivery, GroupOffer, GroupSink, NewStream, OwnerError, PublishError, RelayLimits,
     TokenBucket, ViewerSink,
 };
 
 /// What `GET /api/streams/{key}` and the note's `getStreamStats` report.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
-pub struct StreamStats {
-    pub viewer_count: usize,
-    pub buffer_size: usize,
-    pub fps: f64,
-    pub bitrate_kbps: f64,
-    pub started_at: Option<Millis>,
-    pub frames_in: u64,
-    pub bytes_in: u64,
-    pub frames_out: u64,
-    pub dropped_slow_viewer: u64,
-    pub dropped_rate_limited: u64,
-    pub dropped_too_large: u64,
-    pub dropped_bad_media: u64,
-    pub evicted: u64,
-    pub media: MediaMode,
+pub(crate) struct StreamStats {
+    pub(crate) viewer_count: usize,
+    pub(crate) buffer_size: usize,
+    pub(crate) fps: f64,
+    pub(crate) bitrate_kbps: f64,
+    pub(crate) started_at: Option<Millis>,
+    pub(crate) frames_in: u64,
+    pub(crate) bytes_in: u64,
+    pub(crate) frames_out: u64,
+    pub(crate) bytes_out: u64,
+    pub(crate) dropped_slow_viewer: u64,
+    pub(crate) dropped_rate_limited: u64,
+    pub(crate) dropped_too_large: u64,
+    pub(crate) dropped_bad_media: u64,
+    pub(crate) evicted: u64,
+    pub(crate) media: MediaMode,
     /// Times a viewer of an encoded stream fell behind and restarted at a keyframe.
-    pub resyncs: u64,
+    pub(crate) resyncs: u64,
     /// Viewers at each delivery level: `[full, reduced, minimal]` (see `docs/architecture.md`).
-    pub levels: [usize; LEVELS],
+    pub(crate) levels: [usize; LEVELS],
     /// Frames in the GOP cache (encoded modes).
-    pub gop_frames: usize,
+    pub(crate) gop_frames: usize,
 }
 
 /// Least time between two keyframe requests to one streamer.
 const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_secs(1);
-/// Delivery levels: 0 every frame; 1 every 2nd picture, or key frames only (encoded video);
-/// 2 every 4th picture.
-pub const LEVELS: usize = 3;
-/// Drops within the drop window that move a viewer one level down.
-const DROPS_TO_STEP_DOWN: u32 = 3;
-/// Images: refusals are frames, many a second when a viewer is slow.
-const DROP_WINDOW: Duration = Duration::from_secs(2);
-/// Encoded video: after a refusal a viewer is offered only the next keyframe (one a second or
-/// two), so refusals are counted over a longer window: three resyncs in 10 s step down.
-const ENCODED_DROP_WINDOW: Duration = Duration::from_secs(10);
-/// Time without drops before a viewer moves one level back up.
-const CLEAR_TO_STEP_UP: Duration = Duration::from_secs(5);
 /// A shared send only says how many member queues were full, not whose. After one that found
 /// any full (or gone), the next frame goes viewer by viewer to everyone, members included (a
 /// probe): the slow member is found one frame later and leaves the group. Every this many
 /// frames (by `seq`) a probe goes out anyway, as a safety net (~1 s at 30 fps).
-pub const PROBE_EVERY: u64 = 32;
-
-#[derive(Debug)]
-struct Viewer<S> {
-    conn: ConnId,
-    sink: S,
-    /// Since when every offer has found the queue full.
-    full_since: Option<Instant>,
-    /// Encoded modes: data was dropped; deliver nothing until the next keyframe.
-    waiting_key: bool,
-    /// The next frame sent is the first after a drop.
-    resync_pending: bool,
-    level: usize,
-    /// The level the viewer was last told about (told after a successful send, when its
-    /// queue has room).
-    announced_level: usize,
-    drops_in_window: u32,
-    window_start: Option<Instant>,
-    last_change: Option<Instant>,
-    last_drop: Option<Instant>,
-    /// Member of the stream's group (gets picture frames by the shared send).
-    grouped: bool,
-}
-
-impl<S: ViewerSink> Viewer<S> {
-    fn new(conn: &str, sink: S, synced: bool) -> Self {
-        Self {
-            conn: conn.to_owned(),
-            sink,
-            full_since: None,
-            waiting_key: !synced,
-            resync_pending: false,
-            level: 0,
-            announced_level: 0,
-            drops_in_window: 0,
-            window_start: None,
-            last_change: None,
-            last_drop: None,
-            grouped: false,
-        }
-    }
-
-    /// Whether this viewer gets `frame` at its current state and level.
-    fn wants(&self, frame: &Frame) -> bool {
-        match frame.media {
-            MediaMode::Images => frame.seq.is_multiple_of(1 << self.level),
-            // Waiting for a keyframe. A viewer that dropped data gets the init prepended to
-            // that keyframe, so it skips init segments; a joiner still needs them.
-            _ if self.waiting_key => {
-                frame.kind == FrameKind::Key || (frame.init && !self.resync_pending)
-            }
-            _ if frame.init => true,
-            // Encoded video below level 0: key frames only (a WebM Cluster cannot be thinned,
-            // so a WebM viewer gets each keyframe piece as a fresh start, see `resyncs_at`).
-            _ => self.level == 0 || frame.kind == FrameKind::Key,
-        }
-    }
-
-    /// Whether `frame` (which this viewer wants) restarts its decoder: the first keyframe
-    /// after a drop, or any keyframe while it gets key frames only.
-    fn resyncs_at(&self, frame: &Frame) -> bool {
-        frame.kind == FrameKind::Key
-            && (self.resync_pending || (self.level > 0 && frame.media != MediaMode::Images))
-    }
-
-    /// Whether this viewer can take picture frames by the shared send: level 0 and nothing
-    /// refused for [`CLEAR_TO_STEP_UP`].
-    fn shareable(&self, now: Instant) -> bool {
-        self.level == 0
-            && self.sink.groupable()
-            && self.full_since.is_none()
-            && self
-                .last_drop
-                .is_none_or(|t| now.saturating_duration_since(t) >= CLEAR_TO_STEP_UP)
-    }
-
-    fn note_drop(&mut self, now: Instant, media: MediaMode) {
-        let (window, max_level) = match media {
-            MediaMode::Images => (DROP_WINDOW, LEVELS - 1),
-            _ => (ENCODED_DROP_WINDOW, 1),
-        };
-        let start = *self.window_start.get_or_insert(now);
-        if now.saturating_duration_since(start) > window {
-            self.window_start = Some(now);
-            self.drops_in_window = 0;
-        }
-        self.drops_in_window += 1;
-        self.last_change = Some(now);
-        self.last_drop = Some(now);
-        if self.drops_in_window >= DROPS_TO_STEP_DOWN && self.level < max_level {
-            self.level += 1;
-            self.drops_in_window = 0;
-            self.window_start = Some(now);
-        }
-    }
-
-    fn note_sent(&mut self, now: Instant) {
-        if self.level > 0
-            && self
-                .last_change
-                .is_none_or(|t| now.saturating_duration_since(t) >= CLEAR_TO_STEP_UP)
-        {
-            self.level -= 1;
-            self.last_change = Some(now);
-        }
-    }
-}
-
-/// What happened when a frame was offered to one viewer.
-#[derive(Debug, Clone, Copy)]
-enum Outcome {
-    /// Not for this viewer at its state and level.
-    Skipped,
-    /// Queued; `announce`: tell the viewer its new level.
-    Sent {
-        announce: Option<usize>,
-    },
-    /// Its queue was full; `resync`: this drop started a wait for a keyframe; `evict`: full
-    /// for longer than the stall timeout.
-    Refused {
-        resync: bool,
-        evict: bool,
-    },
-    Closed,
-}
-
-/// One frame's offer, the same for every viewer (shared by the fan-out threads).
-struct OfferCtx<'a> {
-    key: &'a str,
-    frame: &'a Arc<Frame>,
-    resync_bundle: Option<&'a Arc<Frame>>,
-    stall_timeout: Duration,
-    now: Instant,
-}
-
-impl OfferCtx<'_> {
-    fn to<S: ViewerSink>(&self, v: &mut Viewer<S>) -> Outcome {
-        let (frame, now) = (self.frame, self.now);
-        if !v.wants(frame) {
-            return Outcome::Skipped;
-        }
-        let resync = v.resyncs_at(frame);
-        let to_send = match self.resync_bundle {
-            Some(bundle) if resync => bundle,
-            _ => frame,
-        };
-        match v.sink.offer(self.key, to_send, resync) {
-            Offer::Sent => {
-                v.full_since = None;
-                if frame.kind != FrameKind::Delta {
-                    v.waiting_key = false;
-                    v.resync_pending = false;
-                }
-                v.note_sent(now);
-                let announce = (v.level != v.announced_level).then(|| {
-                    v.announced_level = v.level;
-                    v.level
-                });
-                Outcome::Sent { announce }
-            }
-            Offer::Full => {
-                v.note_drop(now, frame.media);
-                // Never deliver the rest of a GOP with a hole in it.
-                let resync = frame.media != MediaMode::Images && !v.waiting_key;
-                if resync {
-                    v.waiting_key = true;
-                    v.resync_pending = true;
-                }
-                let since = *v.full_since.get_or_insert(now);
-                let evict = now.saturating_duration_since(since) >= self.stall_timeout;
-                Outcome::Refused { resync, evict }
-            }
-            Offer::Closed => Outcome::Closed,
-        }
-    }
-}
+pub(crate) const PROBE_EVERY: u64 = 32;
 
 /// The rate window behind `fps` and `bitrateKbps`.
 const RATE_WINDOW: Duration = Duration::from_secs(2);
@@ -246,7 +64,7 @@ pub(super) struct Stream<S> {
     orphaned_at: Option<Instant>,
     owner: Option<ConnId>,
     viewers: Vec<Viewer<S>>,
-    media: MediaState,
+    media: CatchUp,
     ring: VecDeque<Arc<Frame>>,
     ring_cap: usize,
     next_seq: u64,
@@ -270,7 +88,7 @@ impl<S: ViewerSink> Stream<S> {
             orphaned_at: None,
             owner,
             viewers: Vec::new(),
-            media: MediaState::default(),
+            media: CatchUp::default(),
             ring: VecDeque::with_capacity(limits.buffer_frames),
             ring_cap: limits.buffer_frames,
             next_seq: 1,
@@ -289,6 +107,7 @@ impl<S: ViewerSink> Stream<S> {
                 frames_in: 0,
                 bytes_in: 0,
                 frames_out: 0,
+                bytes_out: 0,
                 dropped_slow_viewer: 0,
                 dropped_rate_limited: 0,
                 dropped_too_large: 0,
@@ -322,11 +141,11 @@ impl<S: ViewerSink> Stream<S> {
         self.owner.as_deref() == Some(conn)
     }
 
-    pub(super) fn check_owner(&self, conn: &str) -> Result<(), RelayError> {
+    pub(super) fn check_owner(&self, conn: &str) -> Result<(), OwnerError> {
         if self.is_owner(conn) {
             Ok(())
         } else {
-            Err(RelayError::NotOwner(self.meta.key.clone()))
+            Err(OwnerError::NotOwner(self.meta.key.clone()))
         }
     }
 
@@ -349,14 +168,19 @@ impl<S: ViewerSink> Stream<S> {
         }
     }
 
-    pub(super) fn end(&mut self, group: &impl GroupSink<S>) {
+    /// Ends the stream: its viewers are dropped (their sinks hold their sockets). Returns its
+    /// last state and lifetime counters, read before the viewers go.
+    pub(super) fn end(&mut self, group: &impl GroupSink<S>, now: Instant) -> super::Ended {
+        let stats = self.stats(now);
+        let mut info = self.info();
+        info.status = StreamStatus::Ended;
         self.status = StreamStatus::Ended;
         self.owner = None;
         for v in self.viewers.iter().filter(|v| v.grouped) {
             group.leave(&self.meta.key, &v.sink);
         }
-        // Drop the sinks now: they hold the viewers' sockets.
         self.viewers.clear();
+        super::Ended { info, stats }
     }
 
     pub(super) fn orphan(&mut self, now: Instant) {
@@ -373,10 +197,7 @@ impl<S: ViewerSink> Stream<S> {
     }
 
     pub(super) fn token_matches(&self, token: &str) -> bool {
-        // Compare every byte so the time taken does not leak how much of the token matched.
-        let a = self.meta.publish_token.as_bytes();
-        let b = token.as_bytes();
-        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+        crate::ids::secrets_match(&self.meta.publish_token, token)
     }
 
     pub(super) fn adopt(&mut self, conn: &str) {
@@ -395,14 +216,6 @@ impl<S: ViewerSink> Stream<S> {
         true
     }
 
-    /// Looks at connection `conn`'s viewer sink.
-    pub(super) fn viewer_sink<R>(&self, conn: &str, f: impl FnOnce(&S) -> R) -> Option<R> {
-        self.viewers
-            .iter()
-            .find(|v| v.conn == conn)
-            .map(|v| f(&v.sink))
-    }
-
     pub(super) fn media_mode(&self) -> MediaMode {
         self.media.mode
     }
@@ -411,7 +224,7 @@ impl<S: ViewerSink> Stream<S> {
     /// whether the frames that follow are decodable for it.
     pub(super) fn catch_up(&self, wall: Millis) -> (Vec<Arc<Frame>>, bool) {
         if self.media.mode == MediaMode::Images {
-            return (self.buffer(), true);
+            return (self.ring.iter().cloned().collect(), true);
         }
         let template = Frame {
             data: streamhub_protocol::FrameData::Binary(bytes::Bytes::new()),
@@ -448,10 +261,6 @@ impl<S: ViewerSink> Stream<S> {
         before != self.viewers.len()
     }
 
-    pub(super) fn buffer(&self) -> Vec<Arc<Frame>> {
-        self.ring.iter().cloned().collect()
-    }
-
     pub(super) fn take_count_change(&mut self) -> Option<usize> {
         let n = self.viewers.len();
         (n != self.counted_viewers).then(|| {
@@ -463,34 +272,34 @@ impl<S: ViewerSink> Stream<S> {
     pub(super) fn publish(
         &mut self,
         conn: &str,
-        incoming: Incoming,
+        incoming: Publish,
         limits: &RelayLimits,
         group: &impl GroupSink<S>,
         now: Instant,
         wall: Millis,
-    ) -> Result<Delivery, RelayError> {
+    ) -> Result<Delivery, PublishError> {
         self.check_owner(conn)?;
         let size = incoming.data.len();
         if size > limits.max_frame_bytes {
             self.stats.dropped_too_large += 1;
-            return Err(RelayError::FrameTooLarge {
+            return Err(PublishError::TooLarge {
                 size,
                 max: limits.max_frame_bytes,
             });
         }
         if !self.rate.try_take(now) {
             self.stats.dropped_rate_limited += 1;
-            return Err(RelayError::RateLimited(
-                self.meta.key.clone(),
-                limits.max_fps,
-            ));
+            return Err(PublishError::RateLimited {
+                key: self.meta.key.clone(),
+                max_fps: limits.max_fps,
+            });
         }
         let chunk = incoming.chunk.clone();
         let cuts = match self.media.cut(incoming) {
             Ok(cuts) => cuts,
             Err(e) => {
                 self.stats.dropped_bad_media += 1;
-                return Err(RelayError::BadMedia(e.to_string()));
+                return Err(PublishError::BadMedia(e));
             }
         };
         let started = self.start(wall).then(|| self.info());
@@ -522,16 +331,7 @@ impl<S: ViewerSink> Stream<S> {
         now: Instant,
         wall: Millis,
     ) -> Delivery {
-        let mut delivery = Delivery {
-            seq: self.next_seq.saturating_sub(1),
-            reached: 0,
-            evicted: Vec::new(),
-            started: None,
-            keyframe_wanted: false,
-            level_changes: Vec::new(),
-            shared_sent: 0,
-            shared_full: 0,
-        };
+        let mut delivery = Delivery::empty(self.next_seq.saturating_sub(1), self.media.mode);
         for Cut {
             data,
             kind,
@@ -568,19 +368,20 @@ impl<S: ViewerSink> Stream<S> {
             }
             self.deliver(&frame, raw, limits, group, now, &mut delivery);
         }
+        delivery.media = self.media.mode;
         delivery
     }
 
     /// The streamer stopped: relays what the WebM parser still holds (a recording ends with a
     /// Cluster it could only emit once the next one began). Other modes hold nothing.
-    pub(super) fn flush_media(
+    pub(super) fn flush(
         &mut self,
         conn: &str,
         limits: &RelayLimits,
         group: &impl GroupSink<S>,
         now: Instant,
         wall: Millis,
-    ) -> Result<Delivery, RelayError> {
+    ) -> Result<Delivery, OwnerError> {
         self.check_owner(conn)?;
         let cuts = self.media.finish();
         Ok(self.relay_cuts(cuts, None, limits, group, now, wall))
@@ -603,8 +404,8 @@ impl<S: ViewerSink> Stream<S> {
     /// the outcomes into the stream's counters. Picture frames reach the group members (level
     /// 0, nothing refused lately) by one shared send, except probe frames (see
     /// [`PROBE_EVERY`]), which go viewer by viewer to everyone so a member that fell behind
-    /// is found and leaves the group. One thread: serving 2000 viewers from a rayon pool measured worse on
-    /// two cores (p99 74 vs 25 ms, 0.85 vs 0.73 cores): the sends wake the viewers' writer
+    /// is found and leaves the group. One thread: serving 2000 viewers from a rayon pool measured
+    /// worse on two cores (p99 74 vs 25 ms, 0.85 vs 0.73 cores): the sends wake the viewers' writer
     /// tasks, which need the other core.
     fn deliver(
         &mut self,
@@ -684,22 +485,24 @@ impl<S: ViewerSink> Stream<S> {
             0
         };
         stats.dropped_slow_viewer += group_offer.full as u64;
-        delivery.shared_sent += shared_reached;
-        delivery.shared_full += group_offer.full;
+        delivery.dropped_slow += group_offer.full as u64;
         let mut reached = shared_reached;
+        let mut sent_bytes = shared_reached as u64 * frame.data.len() as u64;
         let mut outcomes = outcomes.into_iter();
         self.viewers.retain_mut(|v| {
             let keep = match outcomes.next().unwrap_or(Outcome::Skipped) {
                 Outcome::Skipped => true,
-                Outcome::Sent { announce } => {
+                Outcome::Sent { announce, bytes } => {
                     if let Some(level) = announce {
                         delivery.level_changes.push((v.conn.clone(), level));
                     }
                     reached += 1;
+                    sent_bytes += bytes as u64;
                     true
                 }
                 Outcome::Refused { resync, evict } => {
                     stats.dropped_slow_viewer += 1;
+                    delivery.dropped_slow += 1;
                     if resync {
                         stats.resyncs += 1;
                         delivery.keyframe_wanted = true;
@@ -719,7 +522,12 @@ impl<S: ViewerSink> Stream<S> {
             }
             keep
         });
-        stats.frames_out += reached as u64;
+        // The one place a frame sent is counted: the stream's totals and this delivery's.
+        let (frames, bytes) = (reached as u64, sent_bytes);
+        stats.frames_out += frames;
+        stats.bytes_out += bytes;
+        delivery.frames_out += frames;
+        delivery.bytes_out += bytes;
         delivery.reached = delivery.reached.max(reached);
     }
 

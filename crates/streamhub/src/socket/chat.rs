@@ -7,8 +7,9 @@ use streamhub_protocol::server::{self, ChatMessage, Empty, Reaction};
 use streamhub_protocol::{ErrorCode, events, validate};
 
 use super::{Ctx, Handled, Refusal, emit_room};
-use crate::events::HubEvent;
-use crate::{ids, now_ms};
+use crate::bus::HubEvent;
+use crate::clock::now_ms;
+use crate::ids;
 
 /// The ack of `chat:send`.
 #[derive(Debug, serde::Serialize)]
@@ -16,22 +17,24 @@ pub(super) struct ChatSent {
     id: String,
 }
 
-fn member(ctx: &Ctx<'_>, raw_key: &str) -> Handled<(server::UserRef, String)> {
+/// The sender and the stream, when the sender owns or watches it.
+fn member(ctx: &Ctx<'_>, raw_key: &str) -> Handled<(server::UserRef, server::StreamInfo)> {
     let user = ctx.session.user()?;
     let key = validate::stream_key(raw_key)
         .map_err(|code| Refusal::new(code, "no stream with this key (it may have ended)"))?;
-    ctx.hub.relay.check_member(key, &ctx.session.conn)?;
+    let stream = ctx.hub.relay.check_member(key, &ctx.session.conn)?;
     Ok((
         server::UserRef {
             id: user.id.clone(),
             username: user.username.clone(),
         },
-        key.to_owned(),
+        stream,
     ))
 }
 
 pub(super) async fn chat(ctx: &mut Ctx<'_>, r: ChatSend) -> Handled<ChatSent> {
-    let (user, key) = member(ctx, &r.stream_key)?;
+    let (user, stream) = member(ctx, &r.stream_key)?;
+    let key = stream.stream_key;
     let max = ctx.hub.config.max_chat_chars;
     let message = validate::chat_message(&r.message, max).map_err(|code| {
         Refusal::new(
@@ -58,24 +61,23 @@ pub(super) async fn chat(ctx: &mut Ctx<'_>, r: ChatSend) -> Handled<ChatSent> {
     emit_room(ctx.io, &key, events::CHAT_MESSAGE, &msg).await;
     // History belongs to the streamer's channel; published before the ack, so a clean
     // shutdown writes it.
-    if let Some(stream) = ctx.hub.relay.stream_info(&key) {
-        let channel = stream.streamer.username;
-        ctx.hub.chat.push(&channel, msg.clone());
-        ctx.hub.bus.publish(HubEvent::Chat {
-            key,
-            channel,
-            id: msg.id.clone(),
-            user_id: msg.user.id.clone(),
-            user: msg.user.username.clone(),
-            message: msg.message.clone(),
-            at: msg.timestamp,
-        });
-    }
+    let channel = stream.streamer.username;
+    ctx.hub.chat.push(&channel, msg.clone());
+    ctx.hub.bus.publish(HubEvent::Chat {
+        key,
+        channel,
+        id: msg.id.clone(),
+        user_id: msg.user.id.clone(),
+        user: msg.user.username.clone(),
+        message: msg.message.clone(),
+        at: msg.timestamp,
+    });
     Ok(ChatSent { id: msg.id })
 }
 
 pub(super) async fn reaction(ctx: &mut Ctx<'_>, r: ReactionSend) -> Handled<Empty> {
-    let (user, key) = member(ctx, &r.stream_key)?;
+    let (user, stream) = member(ctx, &r.stream_key)?;
+    let key = stream.stream_key;
     let kind = validate::reaction(&r.kind).map_err(|code| {
         Refusal::new(
             code,

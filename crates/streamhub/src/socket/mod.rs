@@ -2,7 +2,7 @@
 //!
 //! **One ordered actor per connection.** socketioxide spawns every message handler as its own
 //! task, so two events from one client (`stream:join` then `chat:send`, or two frames) can run
-//! out of order. We register a single fallback handler whose *extractor* ([`Incoming`]) runs
+//! out of order. We register a single fallback handler whose *extractor* ([`Enqueue`]) runs
 //! inline on the connection's read path: it parses the event into a typed [`Request`] and
 //! queues it on the connection's bounded channel. The connection's actor task handles requests
 //! one at a time, in arrival order. Handlers are registered in a connect *middleware*, which
@@ -10,11 +10,8 @@
 //! never arrive before they exist.
 
 mod chat;
-mod media;
 mod stream;
 mod user;
-
-pub use media::{MediaChannels, upgrade as media_upgrade};
 
 pub(crate) use stream::announce_end;
 
@@ -36,12 +33,12 @@ use streamhub_protocol::server::{self, Ack, Empty, ErrorEvent};
 use streamhub_protocol::{ErrorCode, events};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
-use crate::Hub;
-use crate::metrics::{Metrics, StreamTap};
-use crate::relay::{
-    Frame, FrameKind, GroupOffer, GroupSink, Offer, RelayError, TokenBucket, ViewerSink,
-};
+use crate::hub::Hub;
+use crate::ids;
+use crate::metrics::StreamTap;
+use crate::relay::{Coded, TokenBucket};
 
 /// Requests queued per connection before new ones are refused (`RATE_LIMITED`).
 const CONNECTION_QUEUE: usize = 256;
@@ -52,20 +49,15 @@ pub(crate) fn room(key: &str) -> String {
     format!("stream:{key}")
 }
 
-/// The room of a stream's viewers that get picture frames by one shared send.
-fn media_room(key: &str) -> String {
-    format!("media:{key}")
-}
-
 /// A refused request: the code and a message for humans.
 #[derive(Debug, Clone)]
 pub(crate) struct Refusal {
-    pub code: ErrorCode,
-    pub message: String,
+    pub(crate) code: ErrorCode,
+    pub(crate) message: String,
 }
 
 impl Refusal {
-    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+    pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
             code,
             message: message.into(),
@@ -73,8 +65,8 @@ impl Refusal {
     }
 }
 
-impl From<RelayError> for Refusal {
-    fn from(e: RelayError) -> Self {
+impl<E: Coded> From<E> for Refusal {
+    fn from(e: E) -> Self {
         Self::new(e.code(), e.to_string())
     }
 }
@@ -110,19 +102,19 @@ enum Command {
 /// Per-connection state, owned by the connection's actor.
 #[derive(Debug)]
 pub(crate) struct Session {
-    pub conn: String,
-    pub user: Option<server::User>,
-    pub chat: TokenBucket,
-    pub reactions: TokenBucket,
+    pub(crate) conn: String,
+    pub(crate) user: Option<server::User>,
+    pub(crate) chat: TokenBucket,
+    pub(crate) reactions: TokenBucket,
     /// When the last `RATE_LIMITED` error for frames went out (one a second at most).
-    pub last_frame_refusal: Option<Instant>,
+    pub(crate) last_frame_refusal: Option<Instant>,
     /// Taps of the streams this connection published to, so a frame finds its counters
     /// without a lock (bounded: entries go when the stream ends or is lost).
-    pub taps: std::collections::HashMap<String, Arc<StreamTap>>,
+    pub(crate) taps: std::collections::HashMap<String, Arc<StreamTap>>,
 }
 
 impl Session {
-    pub fn user(&self) -> Handled<&server::User> {
+    pub(crate) fn user(&self) -> Handled<&server::User> {
         self.user.as_ref().ok_or_else(|| {
             Refusal::new(
                 ErrorCode::NotRegistered,
@@ -131,7 +123,7 @@ impl Session {
         })
     }
 
-    pub fn streamer(&self) -> Handled<&server::User> {
+    pub(crate) fn streamer(&self) -> Handled<&server::User> {
         let user = self.user()?;
         if user.role == Role::Streamer {
             Ok(user)
@@ -144,184 +136,8 @@ impl Session {
     }
 }
 
-/// Sends frames to one viewer's socket. Never blocks: socketioxide's per-socket queue is
-/// bounded (`--viewer-queue`) and answers `InternalChannelFull` at once. Counts what it sends
-/// and drops in the global metrics and the stream's tap (atomics only).
-#[derive(Debug, Clone)]
-pub struct SocketSink {
-    socket: SocketRef,
-    /// The connection's media channel, when it opened one before joining: frames go there.
-    media: Option<mpsc::Sender<bytes::Bytes>>,
-    tap: Arc<StreamTap>,
-    metrics: Arc<Metrics>,
-}
-
-fn stream_data<'a>(stream_key: &'a str, frame: &'a Frame, resync: bool) -> server::StreamData<'a> {
-    server::StreamData {
-        stream_key,
-        data: frame.out.get(&frame.data),
-        timestamp: frame.timestamp,
-        seq: frame.seq,
-        media: frame.media,
-        key: frame.kind == FrameKind::Key,
-        init: frame.init,
-        resync,
-        chunk: frame.chunk.as_ref(),
-        config: frame.config.as_deref(),
-    }
-}
-
-impl SocketSink {
-    pub(crate) fn new(hub: &Hub, socket: SocketRef, stream_key: &str) -> Self {
-        Self {
-            media: hub.media.get(socket.id.as_str()),
-            socket,
-            tap: hub.taps.get(stream_key),
-            metrics: Arc::clone(&hub.metrics),
-        }
-    }
-
-    /// Emits one frame, uncounted (the catch-up a joiner gets is old by design: its delay
-    /// would say nothing about the queue).
-    pub(crate) fn emit_frame(&self, stream_key: &str, frame: &Frame, resync: bool) -> Offer {
-        let payload = stream_data(stream_key, frame, resync);
-        if let Some(media) = &self.media {
-            let encode = || streamhub_protocol::media_channel::encode(&payload, &frame.data);
-            // Shared by every viewer; a resync message is this viewer's own.
-            let msg = if resync {
-                encode()
-            } else {
-                frame.out.media(encode)
-            };
-            return match media.try_send(msg) {
-                Ok(()) => Offer::Sent,
-                Err(mpsc::error::TrySendError::Full(_)) => Offer::Full,
-                Err(mpsc::error::TrySendError::Closed(_)) => Offer::Closed,
-            };
-        }
-        match self.socket.emit(events::STREAM_DATA, &payload) {
-            Ok(()) => Offer::Sent,
-            Err(socketioxide::SendError::Socket(
-                socketioxide::SocketError::InternalChannelFull,
-            )) => Offer::Full,
-            Err(_) => Offer::Closed,
-        }
-    }
-}
-
-impl SocketSink {
-    /// Its frames go to a media channel.
-    pub(crate) fn uses_media(&self) -> bool {
-        self.media.is_some()
-    }
-
-    /// Its frames went to a media channel that has closed.
-    pub(crate) fn media_closed(&self) -> bool {
-        self.media.as_ref().is_some_and(mpsc::Sender::is_closed)
-    }
-}
-
-impl ViewerSink for SocketSink {
-    fn groupable(&self) -> bool {
-        // The shared send is a Socket.IO room broadcast; media-channel viewers get the shared
-        // bytes through their own queue instead.
-        self.media.is_none()
-    }
-
-    fn offer(&self, stream_key: &str, frame: &Frame, resync: bool) -> Offer {
-        let offer = self.emit_frame(stream_key, frame, resync);
-        match offer {
-            Offer::Sent => self
-                .metrics
-                .frame_out(&self.tap, frame.data.len(), frame.timestamp),
-            Offer::Full => self.metrics.frame_dropped_slow(&self.tap),
-            Offer::Closed => {}
-        }
-        offer
-    }
-}
-
-/// The relay's shared send: a room per stream (`media:KEY`) and one room broadcast per frame.
-/// socketioxide encodes a broadcast packet once and queues the same bytes for every member,
-/// where `emit` to each socket encodes and copies the packet per viewer (see
-/// `docs/architecture.md`, "Fan-out").
-#[derive(Default)]
-pub struct RoomGroup {
-    io: std::sync::OnceLock<SocketIo>,
-}
-
-impl RoomGroup {
-    /// Shared sends start once the Socket.IO server exists.
-    pub fn attach(&self, io: SocketIo) {
-        // Set once at start; a second call changes nothing.
-        let _ = self.io.set(io);
-    }
-
-    /// The Socket.IO server, once attached.
-    pub fn io(&self) -> Option<&SocketIo> {
-        self.io.get()
-    }
-}
-
-impl std::fmt::Debug for RoomGroup {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RoomGroup")
-            .field("attached", &self.io.get().is_some())
-            .finish()
-    }
-}
-
-impl GroupSink<SocketSink> for RoomGroup {
-    fn enabled(&self) -> bool {
-        self.io.get().is_some()
-    }
-
-    fn join(&self, stream_key: &str, viewer: &SocketSink) {
-        viewer.socket.join(media_room(stream_key));
-    }
-
-    fn leave(&self, stream_key: &str, viewer: &SocketSink) {
-        viewer.socket.leave(media_room(stream_key));
-    }
-
-    fn broadcast(&self, stream_key: &str, frame: &Frame) -> GroupOffer {
-        use futures_util::FutureExt;
-        use socketioxide::{BroadcastError, SocketError};
-        let Some(io) = self.io.get() else {
-            return GroupOffer::default();
-        };
-        let payload = stream_data(stream_key, frame, false);
-        // The local adapter sends before its future is first polled; it is ready at once.
-        match io
-            .to(media_room(stream_key))
-            .emit(events::STREAM_DATA, &payload)
-            .now_or_never()
-        {
-            Some(Ok(())) => GroupOffer::default(),
-            Some(Err(BroadcastError::Socket(errors))) => {
-                let full = errors
-                    .iter()
-                    .filter(|e| matches!(e, SocketError::InternalChannelFull))
-                    .count();
-                GroupOffer {
-                    full,
-                    closed: errors.len() - full,
-                }
-            }
-            Some(Err(e)) => {
-                tracing::warn!(error = %e, stream = stream_key, "shared send failed");
-                GroupOffer::default()
-            }
-            None => {
-                tracing::warn!(stream = stream_key, "shared send did not complete at once");
-                GroupOffer::default()
-            }
-        }
-    }
-}
-
 /// The extractor that parses and queues every event, inline and in order (see module docs).
-struct Incoming;
+struct Enqueue;
 
 fn parse<T: DeserializeOwned>(
     s: &Arc<Socket<LocalAdapter>>,
@@ -387,7 +203,7 @@ fn parse_request(
     })
 }
 
-impl FromMessageParts<LocalAdapter> for Incoming {
+impl FromMessageParts<LocalAdapter> for Enqueue {
     type Error = Infallible;
 
     fn from_message_parts(
@@ -402,7 +218,7 @@ impl FromMessageParts<LocalAdapter> for Incoming {
         };
         let request = parse_request(s, v, ack_id, &event);
         let Some(tx) = s.extensions.get::<mpsc::Sender<Command>>() else {
-            return Ok(Incoming);
+            return Ok(Enqueue);
         };
         if let Err(mpsc::error::TrySendError::Full(Command::Request { event, ack, .. })) = tx
             .try_send(Command::Request {
@@ -413,8 +229,9 @@ impl FromMessageParts<LocalAdapter> for Incoming {
         {
             let Ok(socket) = SocketRef::from_message_parts(s, v, ack_id);
             let Ok(State(hub)) = State::<Arc<Hub>>::from_message_parts(s, v, ack_id) else {
-                return Ok(Incoming);
+                return Ok(Enqueue);
             };
+            let _span = conn_span(&socket).entered();
             refuse(
                 &hub,
                 &socket,
@@ -426,7 +243,7 @@ impl FromMessageParts<LocalAdapter> for Incoming {
                 ),
             );
         }
-        Ok(Incoming)
+        Ok(Enqueue)
     }
 }
 
@@ -439,7 +256,7 @@ pub(crate) fn refuse(hub: &Hub, s: &SocketRef, ack: AckSender, event: &str, r: R
 /// Sends the `error` event alone (for refusals of work the client did not ask for directly).
 pub(crate) fn error_event(hub: &Hub, s: &SocketRef, event: &str, r: &Refusal) {
     hub.counters.refused(r.code);
-    tracing::debug!(sid = %s.id, event, code = %r.code, message = %r.message, "refused");
+    tracing::debug!(event, code = %r.code, message = %r.message, "refused");
     emit(
         s,
         events::ERROR,
@@ -464,7 +281,7 @@ fn answer<T: Serialize>(hub: &Hub, s: &SocketRef, ack: AckSender, event: &str, r
 /// Emits to one socket; a full or closed socket loses only this message.
 pub(crate) fn emit<T: Serialize + ?Sized>(s: &SocketRef, event: &str, payload: &T) {
     if let Err(e) = s.emit(event, payload) {
-        tracing::debug!(sid = %s.id, event, error = %e, "emit failed");
+        tracing::debug!(event, error = %e, "emit failed");
     }
 }
 
@@ -482,14 +299,14 @@ pub(crate) async fn emit_room<T: Serialize + ?Sized>(
 
 /// Everything a handler needs.
 pub(crate) struct Ctx<'a> {
-    pub hub: &'a Arc<Hub>,
-    pub io: &'a SocketIo,
-    pub s: &'a SocketRef,
-    pub session: &'a mut Session,
+    pub(crate) hub: &'a Arc<Hub>,
+    pub(crate) io: &'a SocketIo,
+    pub(crate) s: &'a SocketRef,
+    pub(crate) session: &'a mut Session,
 }
 
 async fn dispatch(ctx: &mut Ctx<'_>, event: &str, ack: AckSender, request: Request) {
-    if ctx.hub.shutting_down.load(Ordering::Relaxed) {
+    if ctx.hub.draining() {
         return refuse(
             ctx.hub,
             ctx.s,
@@ -524,7 +341,15 @@ async fn actor(hub: Arc<Hub>, io: SocketIo, s: SocketRef, mut rx: mpsc::Receiver
         last_frame_refusal: None,
         taps: std::collections::HashMap::new(),
     };
-    while let Some(cmd) = rx.recv().await {
+    loop {
+        // The server stopped: socketioxide closed the transports but, its namespaces gone,
+        // may never call this connection's disconnect handler; without this the actor (and
+        // through its socket, the whole server) would wait forever.
+        let cmd = tokio::select! {
+            cmd = rx.recv() => cmd,
+            () = hub.stopped.cancelled() => None,
+        };
+        let Some(cmd) = cmd else { break };
         match cmd {
             Command::Request {
                 event,
@@ -560,12 +385,12 @@ enum ConnectRefused {
 
 /// The connection's queue receiver, parked by the middleware until the socket is connected.
 #[derive(Clone)]
-struct Parked(Arc<std::sync::Mutex<Option<mpsc::Receiver<Command>>>>);
+struct Parked(Arc<parking_lot::Mutex<Option<mpsc::Receiver<Command>>>>);
 
 /// Runs before socketioxide acknowledges the connection: the handler that queues events exists
 /// before the client can send its first one.
 async fn on_connect(s: SocketRef, State(hub): State<Arc<Hub>>) -> Result<(), ConnectRefused> {
-    if hub.shutting_down.load(Ordering::Relaxed) {
+    if hub.draining() {
         hub.counters.connections_refused.inc();
         return Err(ConnectRefused::ShuttingDown);
     }
@@ -577,8 +402,8 @@ async fn on_connect(s: SocketRef, State(hub): State<Arc<Hub>>) -> Result<(), Con
     let (tx, rx) = mpsc::channel(CONNECTION_QUEUE);
     s.extensions.insert(tx.clone());
     s.extensions
-        .insert(Parked(Arc::new(std::sync::Mutex::new(Some(rx)))));
-    s.on_fallback(async |_: Incoming| {});
+        .insert(Parked(Arc::new(parking_lot::Mutex::new(Some(rx)))));
+    s.on_fallback(async |_: Enqueue| {});
     s.on_disconnect(async move |_: DisconnectReason| {
         // Waits for room: the actor must see this to clean up.
         let _ = tx.send(Command::Disconnected).await;
@@ -589,17 +414,22 @@ async fn on_connect(s: SocketRef, State(hub): State<Arc<Hub>>) -> Result<(), Con
 /// Runs once socketioxide has marked the socket connected (emits fail before that), so the
 /// actor starts here rather than in the middleware; events that arrived meanwhile are queued.
 async fn on_connected(s: SocketRef, io: SocketIo, State(hub): State<Arc<Hub>>) {
-    let rx = s
-        .extensions
-        .get::<Parked>()
-        .and_then(|p| p.0.lock().unwrap_or_else(|e| e.into_inner()).take());
+    let rx = s.extensions.get::<Parked>().and_then(|p| p.0.lock().take());
     if let Some(rx) = rx {
-        actor(hub, io, s, rx).await;
+        let span = conn_span(&s);
+        actor(hub, io, s, rx).instrument(span).await;
     }
 }
 
+/// The span every log line of one connection is in. It names the connection by a short label
+/// ([`ids::conn_label`]), never by its Socket.IO id: that id opens the connection's media
+/// channel.
+pub(crate) fn conn_span(s: &SocketRef) -> tracing::Span {
+    tracing::info_span!("conn", id = %ids::conn_label(s.id.as_str()))
+}
+
 /// Attaches StreamHub's handlers to the default namespace.
-pub fn attach(io: &SocketIo) {
+pub(crate) fn attach(io: &SocketIo) {
     io.ns("/", on_connected.with(on_connect));
 }
 
@@ -609,7 +439,7 @@ pub(crate) fn socket_by_conn(io: &SocketIo, conn: &str) -> Option<SocketRef> {
 }
 
 /// The periodic work: coalesced viewer counts and streams whose streamer never came back.
-pub async fn ticker(hub: Arc<Hub>, io: SocketIo, shutdown: CancellationToken) {
+pub(crate) async fn ticker(hub: Arc<Hub>, io: SocketIo, shutdown: CancellationToken) {
     let mut interval = tokio::time::interval(hub.config.tick);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -624,8 +454,8 @@ pub async fn ticker(hub: Arc<Hub>, io: SocketIo, shutdown: CancellationToken) {
             };
             emit_room(&io, &key, events::STREAM_VIEWERS, &payload).await;
         }
-        for key in hub.relay.expire_orphans(Instant::now()) {
-            stream::announce_end(&hub, &io, &key, server::EndReason::StreamerGone).await;
+        for ended in hub.relay.expire_orphans(Instant::now()) {
+            stream::announce_end(&hub, &io, &ended, server::EndReason::StreamerGone).await;
         }
     }
 }

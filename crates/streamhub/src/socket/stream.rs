@@ -1,9 +1,10 @@
 //! Stream lifecycle and frames: create, start, data, join, leave, end, resume, list.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use socketioxide::SocketIo;
-use socketioxide::extract::AckSender;
+use socketioxide::extract::{AckSender, SocketRef};
 use streamhub_protocol::client::{Create, DataSend, Resume, StreamRef};
 use streamhub_protocol::server::{
     self, Ack, BufferedFrame, Created, EndReason, MediaMode, Published, StreamEnvelope, StreamList,
@@ -11,13 +12,16 @@ use streamhub_protocol::server::{
 };
 use streamhub_protocol::{ErrorCode, events, validate};
 
-use std::sync::Arc;
-
-use super::{Ctx, Handled, Refusal, Session, SocketSink, emit, emit_room, refuse, room};
-use crate::events::HubEvent;
+use super::{Ctx, Handled, Refusal, Session, emit, emit_room, refuse, room};
+use crate::bus::{HubEvent, StreamTotals};
+use crate::clock::{now_ms, now_us};
+use crate::hub::Hub;
+use crate::ids;
 use crate::metrics::{DropReason, StreamTap};
-use crate::relay::{Incoming, NewStream, Offer, RelayError};
-use crate::{Hub, ids, now_ms};
+use crate::relay::{
+    Delivery, Ended, NewStream, Offer, Publish, PublishError, RegisterError, ViewerSink,
+};
+use crate::sink::SocketSink;
 
 fn key(raw: &str) -> Handled<&str> {
     validate::stream_key(raw)
@@ -80,7 +84,7 @@ pub(super) async fn create_for(ctx: &mut Ctx<'_>, title: Option<String>) -> Hand
     // A key in use is refused, not replaced; a second draw settles what can only be a fluke.
     let mut key = ids::stream_key();
     let stream = match ctx.hub.relay.register_stream(new(&key), Instant::now()) {
-        Err(RelayError::KeyTaken(_)) => {
+        Err(RegisterError::KeyTaken(_)) => {
             tracing::error!(key, "a freshly drawn stream key was already in use");
             key = ids::stream_key();
             ctx.hub.relay.register_stream(new(&key), Instant::now())
@@ -145,7 +149,7 @@ pub(super) async fn start(ctx: &mut Ctx<'_>, r: StreamRef) -> Handled<StreamEnve
 }
 
 /// The frame path. Acks only when asked; the common case (the seed's plain `emit`) costs one
-/// relay call and one emit per viewer.
+/// relay call and one emit per viewer (or one room broadcast for all of them).
 pub(super) async fn data(ctx: &mut Ctx<'_>, r: DataSend, ack: AckSender) {
     let event = events::STREAM_DATA_SEND;
     if let Err(refusal) = ctx.session.user() {
@@ -157,77 +161,87 @@ pub(super) async fn data(ctx: &mut Ctx<'_>, r: DataSend, ack: AckSender) {
     };
     let now = Instant::now();
     let size = r.data.len();
-    let incoming = Incoming {
+    let frame = Publish {
         data: r.data,
         chunk: r.chunk,
         config: r.config,
     };
     let wall = now_ms();
-    let result = ctx
+    let delivery = match ctx
         .hub
         .relay
-        .distribute(k, &ctx.session.conn, incoming, now, wall);
-    let delivery = match result {
-        Ok(delivery) => {
-            let tap = session_tap(ctx.hub, ctx.session, k);
-            ctx.hub.metrics.frame_in(&tap, size);
-            // Frames that went by the shared send (pictures: the frame as received).
-            ctx.hub
-                .metrics
-                .frames_out_shared(&tap, delivery.shared_sent, size, wall);
-            ctx.hub
-                .metrics
-                .frames_dropped_slow(&tap, delivery.shared_full);
-            if let Some(stream) = &delivery.started {
-                // The relay knows the media mode once the first frame is in.
-                if let Some(stats) = ctx.hub.relay.get_stream_stats(k, now) {
-                    tap.set_mode(stats.media);
-                }
-                announce_start(ctx.hub, ctx.io, stream).await;
-            }
-            delivery
-        }
+        .publish(k, &ctx.session.conn, frame, now, wall)
+    {
+        Ok(delivery) => delivery,
         Err(e) => {
-            // Frames refused for their content or rate are the stream's drops; the others
-            // (not the owner, no such stream) are only refusals.
+            // Frames refused for their content or rate are drops (the relay counted them for
+            // the stream); the others (not the owner, no such stream) are only refusals.
             let reason = match &e {
-                RelayError::RateLimited(..) => Some(DropReason::RateLimited),
-                RelayError::FrameTooLarge { .. } => Some(DropReason::TooLarge),
-                RelayError::BadMedia(_) => Some(DropReason::BadMedia),
-                _ => None,
+                PublishError::RateLimited { .. } => Some(DropReason::RateLimited),
+                PublishError::TooLarge { .. } => Some(DropReason::TooLarge),
+                PublishError::BadMedia(_) => Some(DropReason::BadMedia),
+                PublishError::NotFound(_) | PublishError::NotOwner(_) => None,
             };
             if let Some(reason) = reason {
-                let tap = session_tap(ctx.hub, ctx.session, k);
-                ctx.hub.metrics.frame_refused(&tap, reason);
+                ctx.hub.metrics.frame_refused(reason);
             }
             return refuse_frame(ctx, ack, e, now);
         }
     };
+    ctx.hub.metrics.frame_in(size);
+    let tap = session_tap(ctx.hub, ctx.session, k);
+    if let Some(stream) = &delivery.started {
+        announce_start(ctx.hub, ctx.io, stream).await;
+    }
+    let published = Published {
+        seq: delivery.seq,
+        viewers: delivery.reached,
+    };
+    settle(ctx.hub, ctx.io, ctx.s, k, delivery, wall, &tap).await;
+    let _ = ack.send(&Ack::ok(published));
+}
+
+/// Acts on what a published frame did: records it in the metrics, asks the streamer (`owner`)
+/// for a keyframe when a viewer waits for one, tells viewers their new level, evicts the
+/// viewers that stayed full. Every delivery goes through here, the end-of-stream tail too.
+async fn settle(
+    hub: &Hub,
+    io: &SocketIo,
+    owner: &SocketRef,
+    key: &str,
+    delivery: Delivery,
+    wall: streamhub_protocol::Millis,
+    tap: &StreamTap,
+) {
+    let delay_us = now_us().saturating_sub(wall.saturating_mul(1000));
+    hub.metrics.delivered(
+        tap,
+        delivery.frames_out,
+        delivery.bytes_out,
+        delivery.dropped_slow,
+        delay_us,
+    );
     if delivery.keyframe_wanted {
-        request_keyframe(ctx.s, k, "resync");
+        request_keyframe(owner, key, "resync");
     }
     for (conn, level) in &delivery.level_changes {
-        if let Some(viewer) = super::socket_by_conn(ctx.io, conn) {
+        if let Some(viewer) = super::socket_by_conn(io, conn) {
             let payload = server::Level {
-                stream_key: k.to_owned(),
+                stream_key: key.to_owned(),
                 level: *level,
             };
             emit(&viewer, events::STREAM_LEVEL, &payload);
         }
     }
     for conn in &delivery.evicted {
-        evict(ctx.hub, ctx.io, k, conn).await;
+        evict(hub, io, key, conn).await;
     }
-    let _ = ack.send(&Ack::ok(Published {
-        seq: delivery.seq,
-        viewers: delivery.reached,
-    }));
 }
 
 /// Answers a refused frame.
-fn refuse_frame(ctx: &mut Ctx<'_>, ack: AckSender, e: RelayError, now: Instant) {
+fn refuse_frame(ctx: &mut Ctx<'_>, ack: AckSender, e: PublishError, now: Instant) {
     let event = events::STREAM_DATA_SEND;
-    if let RelayError::RateLimited(..) = e {
+    if let PublishError::RateLimited { .. } = e {
         // One error event a second at most: a streamer over the rate would otherwise get
         // an error per frame. The ack (if any) always says what happened.
         let refusal = Refusal::from(e);
@@ -248,7 +262,7 @@ fn refuse_frame(ctx: &mut Ctx<'_>, ack: AckSender, e: RelayError, now: Instant) 
 /// the hub's map, one lookup per stream).
 const MAX_SESSION_TAPS: usize = 16;
 
-/// The tap of a stream this connection publishes to, from its cache.
+/// The delay tap of a stream this connection just published to, from its cache.
 fn session_tap(hub: &Hub, session: &mut Session, key: &str) -> Arc<StreamTap> {
     if let Some(tap) = session.taps.get(key) {
         return Arc::clone(tap);
@@ -256,16 +270,14 @@ fn session_tap(hub: &Hub, session: &mut Session, key: &str) -> Arc<StreamTap> {
     if session.taps.len() >= MAX_SESSION_TAPS {
         session.taps.clear();
     }
+    // The stream exists (a frame was just published to it), so this is its own tap.
     let tap = hub.taps.get(key);
-    // Only a stream's own tap is cached: a detached one (stream gone) would hide a new one.
-    if hub.relay.stream_info(key).is_some() {
-        session.taps.insert(key.to_owned(), Arc::clone(&tap));
-    }
+    session.taps.insert(key.to_owned(), Arc::clone(&tap));
     tap
 }
 
 /// Asks the streamer's encoder for a keyframe (throttled by the relay).
-fn request_keyframe(owner: &socketioxide::extract::SocketRef, key: &str, reason: &'static str) {
+fn request_keyframe(owner: &SocketRef, key: &str, reason: &'static str) {
     emit(
         owner,
         events::STREAM_KEYFRAME_REQUEST,
@@ -286,6 +298,55 @@ fn rate_error_due(session: &mut Session, now: Instant) -> bool {
     due
 }
 
+/// Sends a joiner its welcome: `stream:joined`, then the catch-up. Returns whether all of the
+/// catch-up was queued.
+fn welcome(s: &SocketRef, sink: &SocketSink, key: &str, admitted: &crate::relay::Admitted) -> bool {
+    emit(
+        s,
+        events::STREAM_JOINED,
+        &server::Joined {
+            stream: admitted.stream.clone(),
+            viewer_count: admitted.viewer_count,
+            media: None,
+        },
+    );
+    if admitted.media != MediaMode::Images {
+        // Encoded streams: the decodable catch-up goes out as ordinary `stream:data`, so
+        // clients that only append what arrives can start from it. Not counted as frames
+        // sent: it is old by design, and its delay would say nothing about the queue.
+        return admitted
+            .catch_up
+            .iter()
+            .all(|frame| sink.offer(key, frame, false) == Offer::Sent);
+    }
+    // One message, as the seed expects, unless frames are binary: official clients refuse
+    // more than MAX_ATTACHMENTS_PER_MESSAGE attachments in one message.
+    let per_message = if admitted.catch_up.iter().any(|f| f.data.is_binary()) {
+        streamhub_protocol::MAX_ATTACHMENTS_PER_MESSAGE
+    } else {
+        admitted.catch_up.len().max(1)
+    };
+    for chunk in admitted.catch_up.chunks(per_message) {
+        let frames = chunk
+            .iter()
+            .map(|f| BufferedFrame {
+                data: &f.data,
+                timestamp: f.timestamp,
+                seq: f.seq,
+            })
+            .collect();
+        emit(
+            s,
+            events::STREAM_BUFFER,
+            &server::Buffer {
+                stream_key: key,
+                frames,
+            },
+        );
+    }
+    true
+}
+
 pub(super) async fn join(ctx: &mut Ctx<'_>, r: StreamRef) -> Handled<server::Joined> {
     ctx.session.user()?;
     let key = key(&r.stream_key)?;
@@ -298,69 +359,27 @@ pub(super) async fn join(ctx: &mut Ctx<'_>, r: StreamRef) -> Handled<server::Joi
             format!("this connection already watches {max} streams; leave one first"),
         ));
     }
+    let sink = SocketSink::new(ctx.s.clone(), ctx.hub.media.get(conn));
+    let uses_media = sink.uses_media();
+    let for_welcome = sink.clone();
     let s = ctx.s.clone();
     // The welcome goes out under the stream's lock, so no live frame can overtake the
-    // catch-up buffer.
-    let joined = ctx.hub.relay.add_viewer_with(
-        key,
-        conn,
-        SocketSink::new(ctx.hub, s.clone(), key),
-        |joined| {
-            emit(
-                &s,
-                events::STREAM_JOINED,
-                &server::Joined {
-                    stream: joined.stream.clone(),
-                    viewer_count: joined.viewer_count,
-                    media: None,
-                },
-            );
-            if joined.media != MediaMode::Images {
-                // Encoded streams: the decodable catch-up goes out as ordinary `stream:data`,
-                // so clients that only append what arrives can start from it.
-                let sink = SocketSink::new(ctx.hub, s.clone(), key);
-                return joined
-                    .buffer
-                    .iter()
-                    .all(|frame| sink.emit_frame(key, frame, false) == Offer::Sent);
-            }
-            // One message, as the seed expects, unless frames are binary: official clients
-            // refuse more than MAX_ATTACHMENTS_PER_MESSAGE attachments in one message.
-            let per_message = if joined.buffer.iter().any(|f| f.data.is_binary()) {
-                streamhub_protocol::MAX_ATTACHMENTS_PER_MESSAGE
-            } else {
-                joined.buffer.len().max(1)
-            };
-            for chunk in joined.buffer.chunks(per_message) {
-                let frames = chunk
-                    .iter()
-                    .map(|f| BufferedFrame {
-                        data: &f.data,
-                        timestamp: f.timestamp,
-                        seq: f.seq,
-                    })
-                    .collect();
-                emit(
-                    &s,
-                    events::STREAM_BUFFER,
-                    &server::Buffer {
-                        stream_key: key,
-                        frames,
-                    },
-                );
-            }
-            true
-        },
-    )?;
-    if joined.keyframe_wanted
-        && let Some(owner) = ctx.hub.relay.owner(key)
-        && let Some(owner) = super::socket_by_conn(ctx.io, &owner)
+    // catch-up.
+    let admitted =
+        ctx.hub
+            .relay
+            .add_viewer(key, conn, sink, Instant::now(), now_ms(), |admitted| {
+                welcome(&s, &for_welcome, key, admitted)
+            })?;
+    if admitted.keyframe_wanted
+        && let Some(owner) = &admitted.owner
+        && let Some(owner) = super::socket_by_conn(ctx.io, owner)
     {
         request_keyframe(&owner, key, "join");
     }
-    if joined.new {
+    if admitted.new {
         ctx.s.join(room(key));
-        let history = chat_history(ctx.hub, &joined.stream.streamer.username).await;
+        let history = chat_history(ctx.hub, &admitted.stream.streamer.username).await;
         if !history.is_empty() {
             emit(
                 ctx.s,
@@ -373,18 +392,15 @@ pub(super) async fn join(ctx: &mut Ctx<'_>, r: StreamRef) -> Handled<server::Joi
         }
         ctx.hub.bus.publish(HubEvent::ViewerJoined {
             key: key.to_owned(),
-            viewers: joined.viewer_count,
+            viewers: admitted.viewer_count,
         });
     }
-    let media = ctx
-        .hub
-        .relay
-        .with_viewer(key, conn, SocketSink::uses_media)
-        .unwrap_or(false);
+    // An existing viewer keeps the sink it joined with; this join's flag says where its
+    // frames go only when it is new.
     Ok(server::Joined {
-        stream: joined.stream,
-        viewer_count: joined.viewer_count,
-        media: Some(media),
+        stream: admitted.stream,
+        viewer_count: admitted.viewer_count,
+        media: Some(uses_media),
     })
 }
 
@@ -411,12 +427,12 @@ async fn chat_history(hub: &Hub, channel: &str) -> Vec<server::ChatMessage> {
 
 pub(super) async fn leave(ctx: &mut Ctx<'_>, r: StreamRef) -> Handled<server::Left> {
     let key = key(&r.stream_key)?;
-    if !ctx.hub.relay.remove_viewer(key, &ctx.session.conn) {
+    let Some(viewers) = ctx.hub.relay.remove_viewer(key, &ctx.session.conn) else {
         return Err(Refusal::new(
             ErrorCode::NotInStream,
             "you are not watching this stream",
         ));
-    }
+    };
     ctx.s.leave(room(key));
     let left = server::Left {
         stream_key: key.to_owned(),
@@ -424,7 +440,7 @@ pub(super) async fn leave(ctx: &mut Ctx<'_>, r: StreamRef) -> Handled<server::Le
     emit(ctx.s, events::STREAM_LEFT, &left);
     ctx.hub.bus.publish(HubEvent::ViewerLeft {
         key: key.to_owned(),
-        viewers: ctx.hub.relay.stream_info(key).map_or(0, |i| i.viewer_count),
+        viewers,
     });
     Ok(left)
 }
@@ -432,13 +448,20 @@ pub(super) async fn leave(ctx: &mut Ctx<'_>, r: StreamRef) -> Handled<server::Le
 pub(super) async fn end(ctx: &mut Ctx<'_>, r: StreamRef) -> Handled<server::Left> {
     ctx.session.user()?;
     let key = key(&r.stream_key)?;
-    // Nothing silently dropped: the tail a WebM parser held goes out before stream:ended.
-    ctx.hub
+    // Nothing silently dropped: the tail a WebM parser held goes out before stream:ended, and
+    // what it did (evictions included) is settled like any frame's.
+    let wall = now_ms();
+    let ending = ctx
+        .hub
         .relay
-        .flush_media(key, &ctx.session.conn, Instant::now(), now_ms())?;
-    ctx.hub.relay.end_stream(key, &ctx.session.conn)?;
-    ctx.session.taps.remove(key);
-    announce_end(ctx.hub, ctx.io, key, EndReason::Ended).await;
+        .end_stream(key, &ctx.session.conn, Instant::now(), wall)?;
+    let tap = ctx
+        .session
+        .taps
+        .remove(key)
+        .unwrap_or_else(|| ctx.hub.taps.get(key));
+    settle(ctx.hub, ctx.io, ctx.s, key, ending.tail, wall, &tap).await;
+    announce_end(ctx.hub, ctx.io, &ending.ended, EndReason::Ended).await;
     Ok(server::Left {
         stream_key: key.to_owned(),
     })
@@ -481,8 +504,10 @@ pub(super) fn list(ctx: &mut Ctx<'_>) -> Handled<StreamList> {
     Ok(list)
 }
 
-/// Tells everyone in the room the stream is over and empties the room.
-pub(crate) async fn announce_end(hub: &Hub, io: &SocketIo, key: &str, reason: EndReason) {
+/// Tells everyone in the room a stream that left the relay is over, empties the room, and
+/// publishes its end with its lifetime totals.
+pub(crate) async fn announce_end(hub: &Hub, io: &SocketIo, ended: &Ended, reason: EndReason) {
+    let key = ended.info.stream_key.as_str();
     emit_room(
         io,
         key,
@@ -496,12 +521,11 @@ pub(crate) async fn announce_end(hub: &Hub, io: &SocketIo, key: &str, reason: En
     if let Err(e) = io.to(room(key)).leave(room(key)).await {
         tracing::debug!(stream = key, error = %e, "emptying room failed");
     }
-    // The stream has left the relay: its tap goes too, its totals with the event.
-    let totals = hub.taps.remove(key).map(|t| t.totals());
+    hub.taps.remove(key);
     hub.bus.publish(HubEvent::StreamEnded {
         key: key.to_owned(),
         reason,
-        totals,
+        totals: StreamTotals::from(&ended.stats),
         at: now_ms(),
     });
 }
@@ -509,14 +533,10 @@ pub(crate) async fn announce_end(hub: &Hub, io: &SocketIo, key: &str, reason: En
 /// Removes a viewer that stopped reading. The relay already stopped routing frames to it; the
 /// disconnect may fail while its queue is full, in which case the TCP user timeout ends it.
 async fn evict(hub: &Hub, io: &SocketIo, key: &str, conn: &str) {
-    tracing::warn!(
-        stream = key,
-        conn,
-        "evicting a viewer whose queue stayed full"
-    );
+    tracing::warn!(stream = key, "evicting a viewer whose queue stayed full");
     hub.bus.publish(HubEvent::ViewerEvicted {
         key: key.to_owned(),
-        conn: conn.to_owned(),
+        viewer: ids::conn_label(conn),
     });
     let Some(s) = super::socket_by_conn(io, conn) else {
         return;
@@ -531,22 +551,15 @@ async fn evict(hub: &Hub, io: &SocketIo, key: &str, conn: &str) {
         },
     );
     if let Err(e) = s.disconnect() {
-        tracing::debug!(conn, error = %e, "disconnect of evicted viewer deferred to TCP timeout");
+        tracing::debug!(error = %e, "disconnect of evicted viewer deferred to TCP timeout");
     }
 }
 
-/// The connection is gone: leave every stream it watched; its own streams wait for resume.
-/// Ends connection `conn`'s viewing of every stream where `which` picks its sink, and says so
-/// on the bus.
-pub(super) fn leave_everywhere(hub: &Hub, conn: &str, which: impl Fn(&SocketSink) -> bool) {
-    for (key, viewers) in hub.relay.remove_viewer_everywhere_if(conn, which) {
-        hub.bus.publish(HubEvent::ViewerLeft { key, viewers });
-    }
-}
-
+/// The connection is gone: it leaves every stream it watched; its own streams wait for a
+/// resume.
 pub(super) async fn disconnected(hub: &Hub, io: &SocketIo, session: &Session) {
     hub.media.remove(&session.conn);
-    leave_everywhere(hub, &session.conn, |_| true);
+    hub.leave_everywhere(&session.conn, |_| true);
     for orphan in hub.relay.owner_disconnected(&session.conn, Instant::now()) {
         emit_room(
             io,

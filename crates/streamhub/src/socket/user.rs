@@ -23,7 +23,10 @@ pub(super) async fn register(ctx: &mut Ctx<'_>, r: Register) -> Handled<Register
     })?;
     if r.role == Role::Streamer
         && let Some(secret) = &ctx.hub.config.publish_secret
-        && r.secret.as_deref() != Some(secret.as_str())
+        && !r
+            .secret
+            .as_deref()
+            .is_some_and(|given| ids::secrets_match(secret, given))
     {
         return Err(Refusal::new(
             ErrorCode::Forbidden,

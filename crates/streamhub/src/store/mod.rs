@@ -16,7 +16,7 @@ use serde::Serialize;
 use streamhub_protocol::Millis;
 use streamhub_protocol::server::{ChatMessage, UserRef};
 
-use crate::events::StreamTotals;
+use crate::bus::StreamTotals;
 
 /// Why the database could not do something.
 #[derive(Debug, thiserror::Error)]

@@ -253,7 +253,7 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::StreamTotals;
+    use crate::bus::StreamTotals;
     use streamhub_protocol::server::MediaMode;
 
     fn chat(i: u64, channel: &str) -> Write {

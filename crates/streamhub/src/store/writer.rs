@@ -19,7 +19,7 @@ use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 
 use super::{ChatRecord, Store, Write};
-use crate::events::HubEvent;
+use crate::bus::HubEvent;
 use crate::metrics::{DbDrop, Metrics};
 
 /// Most writes committed in one transaction.
@@ -141,7 +141,7 @@ impl Collector {
                     key,
                     at,
                     reason: reason.as_str(),
-                    totals: totals.unwrap_or_default(),
+                    totals,
                 })
             }
             HubEvent::Chat {
@@ -211,7 +211,7 @@ async fn collect(
     let mut collector = Collector::default();
     let capacity = tx.max_capacity();
     let queue = |collector: &mut Collector, event: HubEvent| {
-        if let Some(w) = collector.on_event(event, crate::now_ms()) {
+        if let Some(w) = collector.on_event(event, crate::clock::now_ms()) {
             if tx.try_send(w).is_err() {
                 metrics.db_dropped(DbDrop::QueueFull, 1);
             }
@@ -270,6 +270,7 @@ async fn write(store: Arc<dyn Store>, mut queue: mpsc::Receiver<Write>, metrics:
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bus::StreamTotals;
     use streamhub_protocol::server::EndReason;
 
     #[test]
@@ -318,7 +319,7 @@ mod tests {
             HubEvent::StreamEnded {
                 key: key.clone(),
                 reason: EndReason::Ended,
-                totals: None,
+                totals: StreamTotals::default(),
                 at: 3000,
             },
             3000,
@@ -353,7 +354,7 @@ mod tests {
             HubEvent::StreamEnded {
                 key: "k".into(),
                 reason: EndReason::StreamerGone,
-                totals: None,
+                totals: StreamTotals::default(),
                 at: 10,
             },
             10,
@@ -389,7 +390,7 @@ mod tests {
     #[tokio::test]
     async fn a_stuck_disk_fills_the_queue_and_drops_are_counted() {
         let metrics = Arc::new(Metrics::new());
-        let bus = crate::events::Bus::new();
+        let bus = crate::bus::Bus::new();
         let p = Persistence::start(Arc::new(Stuck), bus.subscribe(), 16, Arc::clone(&metrics));
         for i in 0..100 {
             bus.publish(HubEvent::Reaction {

@@ -9,11 +9,13 @@ use streamhub_protocol::Millis;
 use streamhub_protocol::server::{EndReason, MediaMode};
 use tokio::sync::broadcast;
 
+use crate::relay::StreamStats;
+
 /// Events buffered per subscriber before the slowest one starts losing the oldest.
-pub const BUS_CAPACITY: usize = 4096;
+pub(crate) const BUS_CAPACITY: usize = 4096;
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum HubEvent {
+pub(crate) enum HubEvent {
     StreamCreated {
         key: String,
         streamer: String,
@@ -33,8 +35,8 @@ pub enum HubEvent {
     StreamEnded {
         key: String,
         reason: EndReason,
-        /// What the stream relayed over its life (`None` if nothing was tracked for it).
-        totals: Option<StreamTotals>,
+        /// What the stream relayed over its life.
+        totals: StreamTotals,
         at: Millis,
     },
     ViewerJoined {
@@ -47,7 +49,8 @@ pub enum HubEvent {
     },
     ViewerEvicted {
         key: String,
-        conn: String,
+        /// The viewer's connection label (`ids::conn_label`), never its Socket.IO id.
+        viewer: String,
     },
     Chat {
         key: String,
@@ -68,42 +71,58 @@ pub enum HubEvent {
 /// A finished stream's counters, carried by [`HubEvent::StreamEnded`] because the relay has
 /// forgotten the stream by the time the event is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct StreamTotals {
-    pub frames_in: u64,
-    pub bytes_in: u64,
-    pub frames_out: u64,
-    pub bytes_out: u64,
+pub(crate) struct StreamTotals {
+    pub(crate) frames_in: u64,
+    pub(crate) bytes_in: u64,
+    pub(crate) frames_out: u64,
+    pub(crate) bytes_out: u64,
     /// Frames refused or dropped for any reason (slow viewers, rate, size, bad media).
-    pub dropped: u64,
-    pub mode: MediaMode,
+    pub(crate) dropped: u64,
+    pub(crate) mode: MediaMode,
+}
+
+impl From<&StreamStats> for StreamTotals {
+    fn from(s: &StreamStats) -> Self {
+        Self {
+            frames_in: s.frames_in,
+            bytes_in: s.bytes_in,
+            frames_out: s.frames_out,
+            bytes_out: s.bytes_out,
+            dropped: s.dropped_slow_viewer
+                + s.dropped_rate_limited
+                + s.dropped_too_large
+                + s.dropped_bad_media,
+            mode: s.media,
+        }
+    }
 }
 
 /// The sending half, cheap to clone.
 #[derive(Debug, Clone)]
-pub struct Bus {
+pub(crate) struct Bus {
     tx: broadcast::Sender<HubEvent>,
 }
 
 impl Bus {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             tx: broadcast::channel(BUS_CAPACITY).0,
         }
     }
 
     /// Publishes without waiting; having no subscriber is fine.
-    pub fn publish(&self, event: HubEvent) {
+    pub(crate) fn publish(&self, event: HubEvent) {
         let _ = self.tx.send(event);
     }
 
-    pub fn subscribe(&self) -> broadcast::Receiver<HubEvent> {
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<HubEvent> {
         self.tx.subscribe()
     }
 }
 
 /// Feeds every event of `rx` to `on_event` until `shutdown` or the bus closes; `on_lag` is
 /// told how many events this subscriber lost by falling behind.
-pub async fn consume(
+pub(crate) async fn consume(
     mut rx: broadcast::Receiver<HubEvent>,
     shutdown: tokio_util::sync::CancellationToken,
     mut on_event: impl FnMut(HubEvent),

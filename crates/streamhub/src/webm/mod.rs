@@ -121,6 +121,7 @@ pub enum Piece {
     Error(WebmError),
 }
 
+#[cfg(test)]
 impl Piece {
     /// This piece's stream bytes (empty for [`Piece::Error`]).
     pub fn bytes(&self) -> &[u8] {
@@ -303,11 +304,13 @@ impl WebmParser {
         }
     }
 
+    #[cfg(test)]
     /// The tracks declared before the first Cluster (complete once [`Piece::Init`] is out).
     pub fn tracks(&self) -> &[Track] {
         &self.tracks
     }
 
+    #[cfg(test)]
     /// The video track whose keyframes decide [`Piece::ClusterStart`]: the first TrackEntry
     /// with TrackType 1. Known once [`Piece::Init`] is out.
     pub fn video_track(&self) -> Option<&Track> {
@@ -315,6 +318,7 @@ impl WebmParser {
         self.tracks.iter().find(|t| t.number == number)
     }
 
+    #[cfg(test)]
     /// Bytes received but not yet returned in a piece.
     pub fn buffered(&self) -> usize {
         self.buf.len()

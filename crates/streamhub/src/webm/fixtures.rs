@@ -67,9 +67,9 @@ fn load(
 pub(crate) fn vp8_opus() -> Fixture {
     load(
         "chrome-vp8-opus",
-        include_bytes!("../../../tests/fixtures/chrome-vp8-opus.webm"),
-        include_str!("../../../tests/fixtures/chrome-vp8-opus.chunks.json"),
-        include_str!("../../../tests/fixtures/chrome-vp8-opus.layout.json"),
+        include_bytes!("../../tests/fixtures/chrome-vp8-opus.webm"),
+        include_str!("../../tests/fixtures/chrome-vp8-opus.chunks.json"),
+        include_str!("../../tests/fixtures/chrome-vp8-opus.layout.json"),
     )
 }
 
@@ -77,9 +77,9 @@ pub(crate) fn vp8_opus() -> Fixture {
 pub(crate) fn vp8() -> Fixture {
     load(
         "chrome-vp8",
-        include_bytes!("../../../tests/fixtures/chrome-vp8.webm"),
-        include_str!("../../../tests/fixtures/chrome-vp8.chunks.json"),
-        include_str!("../../../tests/fixtures/chrome-vp8.layout.json"),
+        include_bytes!("../../tests/fixtures/chrome-vp8.webm"),
+        include_str!("../../tests/fixtures/chrome-vp8.chunks.json"),
+        include_str!("../../tests/fixtures/chrome-vp8.layout.json"),
     )
 }
 

@@ -13,10 +13,8 @@
 //! `--viewer-queue` frames (a full queue drops the frame for that viewer, counted like on the
 //! Socket.IO path), and nothing accepted from the client but control frames (1 KiB at most).
 
-use std::collections::HashMap;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
@@ -29,87 +27,29 @@ use socketioxide::socket::Sid;
 use streamhub_protocol::ErrorCode;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
-use crate::Hub;
+use crate::api_error::error;
+use crate::hub::Hub;
+use crate::ids;
+use crate::sink::SocketSink;
 
 /// What viewers may send on the channel: nothing but control frames.
 const MAX_INCOMING: usize = 1024;
 
-/// The open media channels, by Socket.IO connection id. Each entry has an id, so a channel
-/// that ends forgets itself and not a newer one of the same connection.
-#[derive(Debug, Default)]
-pub struct MediaChannels {
-    open: Mutex<HashMap<String, Channel>>,
-    next_id: AtomicU64,
-}
-
-#[derive(Debug)]
-struct Channel {
-    id: u64,
-    tx: mpsc::Sender<Bytes>,
-    /// Ends the writer even while it waits on a viewer that stopped reading.
-    closed: CancellationToken,
-}
-
-impl MediaChannels {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Channel>> {
-        self.open.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The channel of a connection, if it opened one.
-    pub fn get(&self, sid: &str) -> Option<mpsc::Sender<Bytes>> {
-        self.lock()
-            .get(sid)
-            .map(|c| &c.tx)
-            .filter(|tx| !tx.is_closed())
-            .cloned()
-    }
-
-    /// Registers a channel and returns its id; none if the connection already has an open one.
-    fn insert(&self, sid: &str, tx: mpsc::Sender<Bytes>, closed: CancellationToken) -> Option<u64> {
-        let mut open = self.lock();
-        if open.get(sid).is_some_and(|c| !c.tx.is_closed()) {
-            return None;
-        }
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        open.insert(sid.to_owned(), Channel { id, tx, closed });
-        Some(id)
-    }
-
-    /// Channels open now.
-    pub fn open_count(&self) -> usize {
-        self.lock().len()
-    }
-
-    /// Closes a connection's channel (its Socket.IO connection ended, or was evicted).
-    pub fn remove(&self, sid: &str) {
-        if let Some(c) = self.lock().remove(sid) {
-            c.closed.cancel();
-        }
-    }
-
-    /// Forgets channel `id` if it is still the connection's channel.
-    fn remove_exact(&self, sid: &str, id: u64) {
-        let mut open = self.lock();
-        if open.get(sid).is_some_and(|c| c.id == id) {
-            open.remove(sid);
-        }
-    }
-}
-
 #[derive(Debug, Deserialize)]
-pub struct Params {
+pub(crate) struct Params {
     sid: String,
 }
 
 /// `GET /media?sid=SID`: upgrades to the media channel of Socket.IO connection `SID`.
-pub async fn upgrade(
+pub(crate) async fn upgrade(
     State(hub): State<Arc<Hub>>,
     Query(params): Query<Params>,
     ws: WebSocketUpgrade,
 ) -> Response {
-    if hub.shutting_down.load(std::sync::atomic::Ordering::Relaxed) {
-        return crate::http::error(
+    if hub.draining() {
+        return error(
             StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::ShuttingDown,
             "the server is shutting down",
@@ -117,10 +57,10 @@ pub async fn upgrade(
     }
     let connected = Sid::from_str(&params.sid)
         .ok()
-        .and_then(|sid| hub.relay.group().io()?.get_socket(sid))
+        .and_then(|sid| hub.io.get()?.get_socket(sid))
         .is_some();
     if !connected {
-        return crate::http::error(
+        return error(
             StatusCode::NOT_FOUND,
             ErrorCode::NotFound,
             "no Socket.IO connection with this sid: connect first, then open /media?sid=<socket.id>",
@@ -130,7 +70,7 @@ pub async fn upgrade(
     let (tx, rx) = mpsc::channel(hub.config.viewer_queue);
     let closed = CancellationToken::new();
     let Some(id) = hub.media.insert(&params.sid, tx, closed.clone()) else {
-        return crate::http::error(
+        return error(
             StatusCode::CONFLICT,
             ErrorCode::AlreadyRegistered,
             "this connection already has a media channel",
@@ -143,7 +83,10 @@ pub async fn upgrade(
         .max_frame_size(MAX_INCOMING)
         .write_buffer_size(0)
         .on_failed_upgrade(move |_| failed.0.media.remove_exact(&failed.1, id))
-        .on_upgrade(move |socket| serve(hub, sid, id, rx, closed, socket))
+        .on_upgrade(move |socket| {
+            let span = tracing::info_span!("media", id = %ids::conn_label(&sid));
+            serve(hub, sid, id, rx, closed, socket).instrument(span)
+        })
 }
 
 /// Writes the queued frames until the viewer leaves or its Socket.IO connection ends; then
@@ -190,14 +133,14 @@ async fn serve(
     hub.media.remove_exact(&sid, id);
     // The joins that sent their frames here end with it; the connection may join again.
     rx.close();
-    super::stream::leave_everywhere(&hub, &sid, super::SocketSink::media_closed);
+    hub.leave_everywhere(&sid, SocketSink::media_closed);
     if broken {
         // The same peer stopped taking data here; its Socket.IO connection goes too, as an
         // evicted viewer's does, instead of lingering until its heartbeat fails.
-        tracing::debug!(sid, "media channel broke; disconnecting the viewer");
+        tracing::debug!("media channel broke; disconnecting the viewer");
         let socket = Sid::from_str(&sid)
             .ok()
-            .and_then(|s| hub.relay.group().io()?.get_socket(s));
+            .and_then(|s| hub.io.get()?.get_socket(s));
         if let Some(socket) = socket {
             let _ = socket.disconnect();
         }

@@ -19,54 +19,20 @@ use std::sync::Arc;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use bytes::{Bytes, BytesMut};
-use streamhub_protocol::client::{ChunkInfo, ChunkKind};
+use streamhub_protocol::FrameData;
+use streamhub_protocol::client::ChunkKind;
 use streamhub_protocol::server::MediaMode;
-use streamhub_protocol::{FrameData, Millis, OutgoingData};
 
-use crate::media::webm::{Piece, WebmParser};
+use super::frame::{Frame, FrameKind, Publish};
+use crate::webm::{Piece, WebmParser};
 
 const EBML_MAGIC: [u8; 4] = [0x1A, 0x45, 0xDF, 0xA3];
 /// Base64 of a string starting with the EBML magic (`1A 45 DF`).
 const EBML_MAGIC_B64: &str = "GkXf";
 
-/// Whether decoding can start at a frame.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FrameKind {
-    /// An independent picture.
-    Independent,
-    /// Decoding can start here.
-    Key,
-    /// Needs what came before.
-    Delta,
-}
-
-/// One relayed frame, shared by the catch-up state and every viewer's send.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Frame {
-    pub data: FrameData,
-    pub timestamp: Millis,
-    pub seq: u64,
-    pub media: MediaMode,
-    pub kind: FrameKind,
-    /// WebM: the data begins with an init segment.
-    pub init: bool,
-    pub chunk: Option<ChunkInfo>,
-    pub config: Option<Arc<serde_json::Value>>,
-    /// `data` encoded for `stream:data` once, shared by every viewer's emit.
-    pub out: OutgoingData,
-}
-
-/// An incoming frame, before it gets a sequence number.
-#[derive(Debug, Clone)]
-pub struct Incoming {
-    pub data: FrameData,
-    pub chunk: Option<ChunkInfo>,
-    pub config: Option<serde_json::Value>,
-}
-
 /// Why a frame cannot be relayed as media.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum MediaError {
+pub(crate) enum MediaError {
     #[error("not valid base64: {0}")]
     Base64(String),
     #[error("the WebM stream cannot be parsed ({0}); restart the recorder to send a new header")]
@@ -75,11 +41,11 @@ pub enum MediaError {
 
 /// Cut frames, without sequence numbers yet.
 #[derive(Debug)]
-pub struct Cut {
-    pub data: FrameData,
-    pub kind: FrameKind,
-    pub init: bool,
-    pub raw: Option<Bytes>,
+pub(crate) struct Cut {
+    pub(crate) data: FrameData,
+    pub(crate) kind: FrameKind,
+    pub(crate) init: bool,
+    pub(crate) raw: Option<Bytes>,
 }
 
 #[derive(Debug, Default)]
@@ -94,20 +60,20 @@ struct WebmState {
     started: bool,
 }
 
-/// Per-stream media state.
+/// Per-stream media state: the mode, the WebM parser, and the catch-up of encoded modes.
 #[derive(Debug, Default)]
-pub struct MediaState {
-    pub mode: MediaMode,
+pub(crate) struct CatchUp {
+    pub(crate) mode: MediaMode,
     webm: Option<WebmState>,
     /// A frame too short to tell whether an EBML header starts here (Chrome's first WebM chunk
     /// can be the single byte `1A`), held until the next frame.
     held: Option<(Bytes, bool)>,
     /// Frames since the latest keyframe (encoded modes), the catch-up for joiners.
-    pub gop: Vec<Arc<Frame>>,
+    pub(crate) gop: Vec<Arc<Frame>>,
     gop_bytes: usize,
     /// The GOP outgrew the limit: joiners wait for the next keyframe.
     gop_overflow: bool,
-    pub config: Option<Arc<serde_json::Value>>,
+    pub(crate) config: Option<Arc<serde_json::Value>>,
 }
 
 /// A frame whose first four bytes are the EBML magic starts a (new) WebM segment. Inside a
@@ -154,10 +120,10 @@ fn wrap(bytes: Bytes, text: bool) -> FrameData {
     }
 }
 
-impl MediaState {
+impl CatchUp {
     /// Classifies and (for WebM) re-cuts one incoming frame. May return no frame at all (a
     /// held prefix, or bytes the WebM parser keeps until it can cut).
-    pub fn cut(&mut self, mut incoming: Incoming) -> Result<Vec<Cut>, MediaError> {
+    pub(crate) fn cut(&mut self, mut incoming: Publish) -> Result<Vec<Cut>, MediaError> {
         if let Some(chunk) = &incoming.chunk {
             self.held = None;
             self.set_mode(MediaMode::Webcodecs);
@@ -214,7 +180,7 @@ impl MediaState {
 
     /// The streamer stopped: what the WebM parser still holds, as frames. A truncated or
     /// broken tail is dropped (nothing a player could decode).
-    pub fn finish(&mut self) -> Vec<Cut> {
+    pub(crate) fn finish(&mut self) -> Vec<Cut> {
         let Some(state) = self.webm.as_mut().filter(|w| w.started) else {
             return Vec::new();
         };
@@ -241,7 +207,12 @@ impl MediaState {
     }
 
     /// Records a relayed frame in the GOP cache (encoded modes).
-    pub fn remember(&mut self, frame: &Arc<Frame>, raw: Option<Bytes>, max_gop_bytes: usize) {
+    pub(crate) fn remember(
+        &mut self,
+        frame: &Arc<Frame>,
+        raw: Option<Bytes>,
+        max_gop_bytes: usize,
+    ) {
         if self.mode == MediaMode::Images {
             return;
         }
@@ -265,7 +236,7 @@ impl MediaState {
 
     /// WebM: the init segment followed by `extra` (the GOP, or one keyframe for a resync) as
     /// one frame a fresh or reset MediaSource can append.
-    pub fn webm_bundle(&self, extra: &[Bytes], template: &Frame) -> Option<Frame> {
+    pub(crate) fn webm_bundle(&self, extra: &[Bytes], template: &Frame) -> Option<Frame> {
         let w = self.webm.as_ref()?;
         let init = w.init.as_ref()?;
         let mut buf =
@@ -287,7 +258,7 @@ impl MediaState {
     }
 
     /// What a viewer joining now receives, and whether it can decode what follows.
-    pub fn catch_up(&self, now_template: &Frame) -> (Vec<Arc<Frame>>, bool) {
+    pub(crate) fn catch_up(&self, now_template: &Frame) -> (Vec<Arc<Frame>>, bool) {
         match self.mode {
             MediaMode::Images => (Vec::new(), true),
             MediaMode::Webcodecs => (self.gop.clone(), !self.gop.is_empty()),

@@ -1,5 +1,8 @@
-//! HTTP routes: health, the stream API, metrics, past sessions and the dashboard's data.
-//! Socket.IO is layered on top in [`crate::run`].
+//! HTTP routes: health, the stream API, metrics, and (in [`admin`]) past sessions and the
+//! dashboard's data. The server (`server.rs`) adds the media channel and layers Socket.IO on
+//! top.
+
+pub(crate) mod admin;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -15,38 +18,27 @@ use serde_json::json;
 use streamhub_protocol::server::StreamList;
 use streamhub_protocol::{ErrorCode, validate};
 
-use crate::{Hub, dashboard};
+use crate::api_error::error;
+use crate::hub::Hub;
 
-/// The HTTP routes alone, so they can be tested with `oneshot` and no socket.
-pub fn router(hub: Arc<Hub>) -> Router {
-    Router::new()
+/// The HTTP routes alone (no Socket.IO, no media channel), so they can be tested with
+/// `oneshot` and no socket. Extra routes (`extra`) go in before the fallback.
+pub(crate) fn router(hub: Arc<Hub>, extra: Router<Arc<Hub>>) -> Router {
+    extra
         .route("/healthz", get(healthz))
-        .route(
-            streamhub_protocol::media_channel::PATH,
-            get(crate::socket::media_upgrade),
-        )
         .route("/api/streams", get(streams))
         .route("/api/streams/{key}", get(stream))
         .route("/metrics", get(metrics))
-        .route("/api/sessions", get(dashboard::sessions))
-        .route("/api/dashboard", get(dashboard::snapshot))
-        .route("/api/dashboard/events", get(dashboard::events))
+        .route("/api/sessions", get(admin::sessions))
+        .route("/api/dashboard", get(admin::snapshot))
+        .route("/api/dashboard/events", get(admin::events))
         .fallback(not_found)
         .with_state(hub)
 }
 
-/// The API's error answer: `{"error": {"code", "message"}}`.
-pub(crate) fn error(status: StatusCode, code: ErrorCode, message: &str) -> Response {
-    (
-        status,
-        Json(json!({"error": {"code": code, "message": message}})),
-    )
-        .into_response()
-}
-
 async fn healthz(State(hub): State<Arc<Hub>>) -> Json<serde_json::Value> {
     Json(json!({
-        "status": if hub.shutting_down.load(Ordering::Relaxed) { "draining" } else { "ok" },
+        "status": if hub.draining() { "draining" } else { "ok" },
         "streams": hub.relay.stream_count(),
         "connections": hub.connections.load(Ordering::Relaxed),
         "connectionsRefused": hub.counters.connections_refused.get(),
@@ -61,11 +53,9 @@ async fn streams(State(hub): State<Arc<Hub>>) -> Json<StreamList> {
 }
 
 async fn stream(State(hub): State<Arc<Hub>>, Path(key): Path<String>) -> Response {
-    let found = validate::stream_key(&key).ok().and_then(|k| {
-        let info = hub.relay.stream_info(k)?;
-        let stats = hub.relay.get_stream_stats(k, Instant::now())?;
-        Some((info, stats))
-    });
+    let found = validate::stream_key(&key)
+        .ok()
+        .and_then(|k| hub.relay.describe(k, Instant::now()));
     match found {
         Some((stream, stats)) => Json(json!({"stream": stream, "stats": stats})).into_response(),
         None => error(
@@ -83,7 +73,7 @@ async fn metrics(State(hub): State<Arc<Hub>>) -> Response {
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        hub.metrics.render(&hub),
+        hub.metrics.render(&hub.gauges()),
     )
         .into_response()
 }
@@ -91,11 +81,7 @@ async fn metrics(State(hub): State<Arc<Hub>>) -> Response {
 /// Pages and assets; anything else is a JSON 404 under /api and a plain one elsewhere.
 async fn not_found(uri: Uri) -> Response {
     if uri.path().starts_with("/api/") {
-        return error(
-            StatusCode::NOT_FOUND,
-            ErrorCode::StreamNotFound,
-            "no such route",
-        );
+        return error(StatusCode::NOT_FOUND, ErrorCode::NotFound, "no such route");
     }
     crate::web::page(&uri).unwrap_or_else(|| (StatusCode::NOT_FOUND, "not found").into_response())
 }
@@ -142,23 +128,42 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_unknown_api_route_is_not_found_not_a_missing_stream() {
+        let (_dir, hub) = hub(|_| {}).await;
+        let (status, body) = get_json(router(hub, Router::new()), "/api/nope").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(body["error"]["code"], "NOT_FOUND");
+        assert_eq!(body["error"]["message"], "no such route");
+    }
+
+    #[tokio::test]
     async fn admin_routes_need_the_token_when_one_is_set() {
         let (_dir, hub) = hub(|c| c.admin_token = Some("s3cret".into())).await;
         for uri in ["/api/sessions", "/api/dashboard", "/api/dashboard/events"] {
-            let (status, body) = get_raw(router(hub.clone()), uri, None).await;
+            let (status, body) = get_raw(router(hub.clone(), Router::new()), uri, None).await;
             assert_eq!(status, StatusCode::UNAUTHORIZED, "{uri}");
             let body: serde_json::Value = serde_json::from_slice(&body).expect("json");
             assert_eq!(body["error"]["code"], "UNAUTHORIZED");
-            let (status, _) = get_raw(router(hub.clone()), uri, Some("wrong")).await;
+            let (status, _) = get_raw(router(hub.clone(), Router::new()), uri, Some("wrong")).await;
             assert_eq!(status, StatusCode::UNAUTHORIZED, "{uri} with a wrong token");
         }
-        let (status, body) = get_raw(router(hub.clone()), "/api/sessions", Some("s3cret")).await;
+        let (status, body) = get_raw(
+            router(hub.clone(), Router::new()),
+            "/api/sessions",
+            Some("s3cret"),
+        )
+        .await;
         assert_eq!(status, StatusCode::OK);
         let body: serde_json::Value = serde_json::from_slice(&body).expect("json");
         assert_eq!(body["sessions"], json!([]));
-        let (status, _) = get_raw(router(hub.clone()), "/api/dashboard", Some("s3cret")).await;
+        let (status, _) = get_raw(
+            router(hub.clone(), Router::new()),
+            "/api/dashboard",
+            Some("s3cret"),
+        )
+        .await;
         assert_eq!(status, StatusCode::OK);
-        let (status, _) = get_raw(router(hub), "/metrics", None).await;
+        let (status, _) = get_raw(router(hub, Router::new()), "/metrics", None).await;
         assert_eq!(status, StatusCode::OK, "/metrics stays open for scrapers");
     }
 
@@ -166,7 +171,7 @@ mod tests {
     async fn metrics_are_text_with_every_family() {
         let (_dir, hub) = hub(|_| {}).await;
         hub.counters.refused(ErrorCode::InvalidPayload);
-        let (status, body) = get_raw(router(hub), "/metrics", None).await;
+        let (status, body) = get_raw(router(hub, Router::new()), "/metrics", None).await;
         assert_eq!(status, StatusCode::OK);
         let text = String::from_utf8(body).expect("utf-8");
         for family in [
@@ -190,16 +195,17 @@ mod tests {
     #[tokio::test]
     async fn health_and_unknown_stream() {
         let (_dir, hub) = hub(|_| {}).await;
-        let (status, body) = get_json(router(hub.clone()), "/healthz").await;
+        let (status, body) = get_json(router(hub.clone(), Router::new()), "/healthz").await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(body["status"], "ok");
         assert_eq!(body["streams"], 0);
 
-        let (status, body) = get_json(router(hub.clone()), "/api/streams/sk_nope").await;
+        let (status, body) =
+            get_json(router(hub.clone(), Router::new()), "/api/streams/sk_nope").await;
         assert_eq!(status, StatusCode::NOT_FOUND);
         assert_eq!(body["error"]["code"], "STREAM_NOT_FOUND");
 
-        let (status, body) = get_json(router(hub), "/api/streams").await;
+        let (status, body) = get_json(router(hub, Router::new()), "/api/streams").await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(body["streams"], json!([]));
     }

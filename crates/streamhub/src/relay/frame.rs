@@ -1,0 +1,42 @@
+//! One relayed frame, shared by the catch-up state and every viewer's send.
+
+use std::sync::Arc;
+
+use streamhub_protocol::client::ChunkInfo;
+use streamhub_protocol::server::MediaMode;
+use streamhub_protocol::{FrameData, Millis, OutgoingData};
+
+/// Whether decoding can start at a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FrameKind {
+    /// An independent picture.
+    Independent,
+    /// Decoding can start here.
+    Key,
+    /// Needs what came before.
+    Delta,
+}
+
+/// One relayed frame, shared by the catch-up state and every viewer's send.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Frame {
+    pub(crate) data: FrameData,
+    pub(crate) timestamp: Millis,
+    pub(crate) seq: u64,
+    pub(crate) media: MediaMode,
+    pub(crate) kind: FrameKind,
+    /// WebM: the data begins with an init segment.
+    pub(crate) init: bool,
+    pub(crate) chunk: Option<ChunkInfo>,
+    pub(crate) config: Option<Arc<serde_json::Value>>,
+    /// `data` encoded for `stream:data` once, shared by every viewer's emit.
+    pub(crate) out: OutgoingData,
+}
+
+/// A frame as the streamer publishes it, before it gets a sequence number.
+#[derive(Debug, Clone)]
+pub(crate) struct Publish {
+    pub(crate) data: FrameData,
+    pub(crate) chunk: Option<ChunkInfo>,
+    pub(crate) config: Option<serde_json::Value>,
+}

@@ -1,0 +1,202 @@
+//! One viewer of a stream and the policy applied to it frame by frame: what it wants at its
+//! state and delivery level, and what a sent, refused or closed offer does to it.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use streamhub_protocol::server::MediaMode;
+
+use super::frame::{Frame, FrameKind};
+use super::{ConnId, Offer, ViewerSink};
+
+/// Delivery levels: 0 every frame; 1 every 2nd picture, or key frames only (encoded video);
+/// 2 every 4th picture.
+pub(crate) const LEVELS: usize = 3;
+/// Drops within the drop window that move a viewer one level down.
+const DROPS_TO_STEP_DOWN: u32 = 3;
+/// Images: refusals are frames, many a second when a viewer is slow.
+const DROP_WINDOW: Duration = Duration::from_secs(2);
+/// Encoded video: after a refusal a viewer is offered only the next keyframe (one a second or
+/// two), so refusals are counted over a longer window: three resyncs in 10 s step down.
+const ENCODED_DROP_WINDOW: Duration = Duration::from_secs(10);
+/// Time without drops before a viewer moves one level back up.
+const CLEAR_TO_STEP_UP: Duration = Duration::from_secs(5);
+#[derive(Debug)]
+pub(super) struct Viewer<S> {
+    pub(super) conn: ConnId,
+    pub(super) sink: S,
+    /// Since when every offer has found the queue full.
+    full_since: Option<Instant>,
+    /// Encoded modes: data was dropped; deliver nothing until the next keyframe.
+    waiting_key: bool,
+    /// The next frame sent is the first after a drop.
+    resync_pending: bool,
+    pub(super) level: usize,
+    /// The level the viewer was last told about (told after a successful send, when its
+    /// queue has room).
+    announced_level: usize,
+    drops_in_window: u32,
+    window_start: Option<Instant>,
+    last_change: Option<Instant>,
+    last_drop: Option<Instant>,
+    /// Member of the stream's group (gets picture frames by the shared send).
+    pub(super) grouped: bool,
+}
+
+impl<S: ViewerSink> Viewer<S> {
+    pub(super) fn new(conn: &str, sink: S, synced: bool) -> Self {
+        Self {
+            conn: conn.to_owned(),
+            sink,
+            full_since: None,
+            waiting_key: !synced,
+            resync_pending: false,
+            level: 0,
+            announced_level: 0,
+            drops_in_window: 0,
+            window_start: None,
+            last_change: None,
+            last_drop: None,
+            grouped: false,
+        }
+    }
+
+    /// Whether this viewer gets `frame` at its current state and level.
+    pub(super) fn wants(&self, frame: &Frame) -> bool {
+        match frame.media {
+            MediaMode::Images => frame.seq.is_multiple_of(1 << self.level),
+            // Waiting for a keyframe. A viewer that dropped data gets the init prepended to
+            // that keyframe, so it skips init segments; a joiner still needs them.
+            _ if self.waiting_key => {
+                frame.kind == FrameKind::Key || (frame.init && !self.resync_pending)
+            }
+            _ if frame.init => true,
+            // Encoded video below level 0: key frames only (a WebM Cluster cannot be thinned,
+            // so a WebM viewer gets each keyframe piece as a fresh start, see `resyncs_at`).
+            _ => self.level == 0 || frame.kind == FrameKind::Key,
+        }
+    }
+
+    /// Whether `frame` (which this viewer wants) restarts its decoder: the first keyframe
+    /// after a drop, or any keyframe while it gets key frames only.
+    pub(super) fn resyncs_at(&self, frame: &Frame) -> bool {
+        frame.kind == FrameKind::Key
+            && (self.resync_pending || (self.level > 0 && frame.media != MediaMode::Images))
+    }
+
+    /// Whether this viewer can take picture frames by the shared send: level 0 and nothing
+    /// refused for [`CLEAR_TO_STEP_UP`].
+    pub(super) fn shareable(&self, now: Instant) -> bool {
+        self.level == 0
+            && self.sink.groupable()
+            && self.full_since.is_none()
+            && self
+                .last_drop
+                .is_none_or(|t| now.saturating_duration_since(t) >= CLEAR_TO_STEP_UP)
+    }
+
+    fn note_drop(&mut self, now: Instant, media: MediaMode) {
+        let (window, max_level) = match media {
+            MediaMode::Images => (DROP_WINDOW, LEVELS - 1),
+            _ => (ENCODED_DROP_WINDOW, 1),
+        };
+        let start = *self.window_start.get_or_insert(now);
+        if now.saturating_duration_since(start) > window {
+            self.window_start = Some(now);
+            self.drops_in_window = 0;
+        }
+        self.drops_in_window += 1;
+        self.last_change = Some(now);
+        self.last_drop = Some(now);
+        if self.drops_in_window >= DROPS_TO_STEP_DOWN && self.level < max_level {
+            self.level += 1;
+            self.drops_in_window = 0;
+            self.window_start = Some(now);
+        }
+    }
+
+    fn note_sent(&mut self, now: Instant) {
+        if self.level > 0
+            && self
+                .last_change
+                .is_none_or(|t| now.saturating_duration_since(t) >= CLEAR_TO_STEP_UP)
+        {
+            self.level -= 1;
+            self.last_change = Some(now);
+        }
+    }
+}
+
+/// What happened when a frame was offered to one viewer.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Outcome {
+    /// Not for this viewer at its state and level.
+    Skipped,
+    /// Queued; `announce`: tell the viewer its new level.
+    Sent {
+        announce: Option<usize>,
+        /// Payload bytes queued (a WebM resync also carries the init segment).
+        bytes: usize,
+    },
+    /// Its queue was full; `resync`: this drop started a wait for a keyframe; `evict`: full
+    /// for longer than the stall timeout.
+    Refused {
+        resync: bool,
+        evict: bool,
+    },
+    Closed,
+}
+
+/// One frame's offer, the same for every viewer.
+pub(super) struct OfferCtx<'a> {
+    pub(super) key: &'a str,
+    pub(super) frame: &'a Arc<Frame>,
+    pub(super) resync_bundle: Option<&'a Arc<Frame>>,
+    pub(super) stall_timeout: Duration,
+    pub(super) now: Instant,
+}
+
+impl OfferCtx<'_> {
+    pub(super) fn to<S: ViewerSink>(&self, v: &mut Viewer<S>) -> Outcome {
+        let (frame, now) = (self.frame, self.now);
+        if !v.wants(frame) {
+            return Outcome::Skipped;
+        }
+        let resync = v.resyncs_at(frame);
+        let to_send = match self.resync_bundle {
+            Some(bundle) if resync => bundle,
+            _ => frame,
+        };
+        match v.sink.offer(self.key, to_send, resync) {
+            Offer::Sent => {
+                v.full_since = None;
+                if frame.kind != FrameKind::Delta {
+                    v.waiting_key = false;
+                    v.resync_pending = false;
+                }
+                v.note_sent(now);
+                let announce = (v.level != v.announced_level).then(|| {
+                    v.announced_level = v.level;
+                    v.level
+                });
+                Outcome::Sent {
+                    announce,
+                    bytes: to_send.data.len(),
+                }
+            }
+            Offer::Full => {
+                v.note_drop(now, frame.media);
+                // Never deliver the rest of a GOP with a hole in it.
+                let resync = frame.media != MediaMode::Images && !v.waiting_key;
+                if resync {
+                    v.waiting_key = true;
+                    v.resync_pending = true;
+                }
+                let since = *v.full_since.get_or_insert(now);
+                let evict = now.saturating_duration_since(since) >= self.stall_timeout;
+                Outcome::Refused { resync, evict }
+            }
+            Offer::Closed => Outcome::Closed,
+        }
+    }
+}

@@ -1,0 +1,281 @@
+//! Running a server: bind, assemble the routes and the Socket.IO layer, start the background
+//! tasks, serve until told to stop, then drain.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use axum::serve::ListenerExt;
+use socketioxide::{ParserConfig, SocketIo};
+use streamhub_protocol::server::EndReason;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::bus::{self, HubEvent};
+use crate::config::Config;
+use crate::http;
+use crate::hub::Hub;
+use crate::media_channel;
+use crate::metrics;
+use crate::socket;
+use crate::store::sqlite::SqliteStore;
+use crate::store::writer::Persistence;
+use crate::web;
+
+/// Connections the kernel queues before they are accepted. tokio's `TcpListener::bind` asks
+/// for 1024; 1000 viewers connecting at once overflowed it (`TcpExtListenDrops` rose by ~400)
+/// and those clients waited a full second for their SYN to be retransmitted. The kernel caps
+/// this at `net.core.somaxconn`.
+const LISTEN_BACKLOG: i32 = 4096;
+
+/// How long shutdown waits for connections to close before giving up on them.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Pause between announcing the shutdown and closing sockets, so long-polling clients, which
+/// collect queued packets on their next request, get `stream:ended` too.
+const DRAIN_FLUSH: Duration = Duration::from_millis(500);
+
+/// Binds and listens on `addr` with [`LISTEN_BACKLOG`] (must run inside the tokio runtime).
+pub fn listen(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    // As tokio's `bind` does: a restarted server can bind while old connections linger.
+    #[cfg(unix)]
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    TcpListener::from_std(socket.into())
+}
+
+/// Serves on `listener` until `shutdown` is cancelled, then drains and returns.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    run_with(config, listener, shutdown, |_| {}).await
+}
+
+/// [`run`], handing the hub to `watch` first (tests check that it is freed on return).
+async fn run_with(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+    watch: impl FnOnce(&Arc<Hub>),
+) -> anyhow::Result<()> {
+    let store = SqliteStore::open(&config.db)
+        .await
+        .with_context(|| format!("opening the database {}", config.db.display()))?;
+    let hub = Arc::new(Hub::new(config, Arc::new(store)));
+    watch(&hub);
+    // Subscribed before anything can publish, so no event is missed.
+    let persistence = Persistence::start(
+        Arc::clone(&hub.store),
+        hub.bus.subscribe(),
+        hub.config.db_queue,
+        Arc::clone(&hub.metrics),
+    );
+    let cfg = &hub.config;
+    let max_msg = cfg.max_message_bytes();
+    let (layer, io) = SocketIo::builder()
+        .max_buffer_size(cfg.viewer_queue)
+        // Allocated per connection up front; viewers only send small events. 4 KiB (the
+        // default) → 1 KiB: 38.6 → 36.1 KB of RSS per idle viewer (4000 viewers). A streamer's
+        // large frames just take more reads.
+        .ws_read_buffer_size(1024)
+        .max_payload(max_msg as u64)
+        .ws_max_message_size(max_msg)
+        .ws_max_frame_size(max_msg)
+        .with_parser(
+            ParserConfig::common().max_incoming_binary_buf_size(cfg.relay.max_frame_bytes + 1024),
+        )
+        .with_state(Arc::clone(&hub))
+        .build_layer();
+    hub.io.set(io.clone());
+    socket::attach(&io);
+
+    let tasks = [
+        tokio::spawn(metrics::count_events(
+            Arc::clone(&hub.metrics),
+            hub.bus.subscribe(),
+            shutdown.child_token(),
+        )),
+        tokio::spawn(http::admin::sample(
+            Arc::clone(&hub),
+            shutdown.child_token(),
+        )),
+        tokio::spawn(socket::ticker(
+            Arc::clone(&hub),
+            io.clone(),
+            shutdown.child_token(),
+        )),
+        tokio::spawn(log_events(hub.bus.subscribe(), shutdown.child_token())),
+    ];
+
+    // The seed's pages load `/socket.io/socket.io.js`; that path sits under socketioxide's
+    // prefix, so it is answered before the Socket.IO layer sees the request.
+    let extra = axum::Router::new().route(
+        streamhub_protocol::media_channel::PATH,
+        axum::routing::get(media_channel::upgrade),
+    );
+    let app = axum::Router::new()
+        .route(
+            &format!("/{}", web::CLIENT_BUNDLE),
+            axum::routing::get(web::client_bundle),
+        )
+        .fallback_service(http::router(Arc::clone(&hub), extra).layer(layer));
+    let addr = listener.local_addr().context("reading the bound address")?;
+    let (user_timeout, send_buffer) = (cfg.tcp_user_timeout, cfg.tcp_send_buffer);
+    let listener = listener.tap_io(move |tcp| {
+        if let Err(e) = tune(tcp, user_timeout, send_buffer) {
+            tracing::debug!(error = %e, "could not tune an accepted socket");
+        }
+    });
+    // A stable line scripts wait for (tests, benchmarks).
+    println!("streamhub listening on http://{addr}");
+    tracing::info!(%addr, db = %hub.config.db.display(), "streamhub listening");
+
+    let drain_hub = Arc::clone(&hub);
+    let drained = CancellationToken::new();
+    let drained_signal = drained.clone();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown.cancelled().await;
+        drain(&drain_hub, io).await;
+        drained_signal.cancel();
+    });
+    let server = tokio::spawn(async move { server.await });
+    let finished = async {
+        drained.cancelled().await;
+        tokio::time::sleep(DRAIN_TIMEOUT).await;
+    };
+    tokio::select! {
+        res = server => res.context("server task")?.context("serving HTTP")?,
+        () = finished => tracing::warn!("connections still open after the drain timeout; exiting anyway"),
+    }
+    for task in tasks {
+        task.abort();
+        // Wait for it to go, so it drops its hold on the hub before `run` returns.
+        let _ = task.await;
+    }
+    // The Socket.IO server's state holds the hub: let go of it, or neither is ever freed.
+    hub.io.clear();
+    // Everything acknowledged was published on the bus before its ack: write it all.
+    persistence.finish().await;
+    tracing::info!("streamhub stopped");
+    Ok(())
+}
+
+/// Shutdown: refuse new work, end every stream (viewers get `stream:ended`), close sockets.
+async fn drain(hub: &Arc<Hub>, io: SocketIo) {
+    tracing::info!("shutting down: ending streams and closing connections");
+    hub.shutting_down.store(true, Ordering::Relaxed);
+    hub.dashboard.close();
+    for ended in hub.relay.drain(Instant::now()) {
+        socket::announce_end(hub, &io, &ended, EndReason::ServerShutdown).await;
+    }
+    tokio::time::sleep(DRAIN_FLUSH).await;
+    // Each socket leaves its namespace properly first: `close` alone closes the transports
+    // but leaves connected sockets in their namespace (which they point back to), and those,
+    // through the server handle every socket keeps, would keep the hub alive for good.
+    for s in io.sockets() {
+        if let Err(e) = s.disconnect() {
+            tracing::debug!(error = %e, "disconnect at shutdown failed; closing the transport");
+        }
+    }
+    io.close().await;
+    hub.stopped.cancel();
+}
+
+fn tune(
+    tcp: &tokio::net::TcpStream,
+    user_timeout: Option<Duration>,
+    send_buffer: Option<usize>,
+) -> std::io::Result<()> {
+    tcp.set_nodelay(true)?;
+    if let Some(bytes) = send_buffer {
+        socket2::SockRef::from(tcp).set_send_buffer_size(bytes)?;
+    }
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    if let Some(t) = user_timeout {
+        socket2::SockRef::from(tcp).set_tcp_user_timeout(Some(t))?;
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let _ = user_timeout;
+    Ok(())
+}
+
+/// The bus's first subscriber: a log line per lifecycle event.
+async fn log_events(rx: tokio::sync::broadcast::Receiver<HubEvent>, shutdown: CancellationToken) {
+    bus::consume(
+        rx,
+        shutdown,
+        |event| match event {
+            HubEvent::Chat { .. } | HubEvent::Reaction { .. } => {}
+            event => tracing::info!(?event, "lifecycle"),
+        },
+        |lost| tracing::warn!(lost, "event log fell behind"),
+    )
+    .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    use super::*;
+
+    /// A server that `run` returned from is freed: nothing (the Socket.IO server's state, a
+    /// background task) keeps its hub alive. Twice in one process, as a test suite or an
+    /// embedding program would.
+    #[tokio::test]
+    async fn a_stopped_server_frees_its_hub() {
+        for _ in 0..2 {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let mut config = Config::defaults();
+            config.db = dir.path().join("t.db");
+            let listener = listen("127.0.0.1:0".parse().expect("addr")).expect("listen");
+            let addr = listener.local_addr().expect("addr");
+            let shutdown = CancellationToken::new();
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let server = tokio::spawn(run_with(config, listener, shutdown.clone(), move |hub| {
+                let _ = tx.send(Arc::downgrade(hub));
+            }));
+            let hub = rx.await.expect("hub");
+            // A Socket.IO connection that registers: its actor and handlers hold the hub too.
+            let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
+            let (mut ws, _) = tokio_tungstenite::connect_async(url).await.expect("ws");
+            ws.send(Message::text("40")).await.expect("connect");
+            ws.send(Message::text(
+                r#"42["user:register",{"username":"ana","role":"STREAMER"}]"#,
+            ))
+            .await
+            .expect("register");
+            let mut registered = false;
+            while let Some(Ok(msg)) = ws.next().await {
+                if msg.to_text().is_ok_and(|t| t.contains("stream:created")) {
+                    registered = true;
+                    break;
+                }
+            }
+            assert!(registered, "the streamer got its stream");
+            assert!(hub.upgrade().is_some(), "alive while serving");
+            shutdown.cancel();
+            // The client reads until the server closes the connection, as a browser does.
+            while let Some(Ok(_)) = ws.next().await {}
+            server.await.expect("join").expect("run");
+            for _ in 0..100 {
+                if hub.upgrade().is_none() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            assert!(
+                hub.upgrade().is_none(),
+                "the hub outlived its server ({} holders)",
+                hub.strong_count()
+            );
+        }
+    }
+}
