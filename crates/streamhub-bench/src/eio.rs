@@ -44,8 +44,12 @@ pub enum Packet<'a> {
         ack: Option<u64>,
         body: &'a str,
     },
-    /// `46N-[...]`: a binary acknowledgement.
-    BinaryAck { attachments: usize, body: &'a str },
+    /// `46N-<id>[...]`: an acknowledgement with `attachments` binary messages to follow.
+    BinaryAck {
+        attachments: usize,
+        ack: u64,
+        body: &'a str,
+    },
 }
 
 /// Our answer to [`Packet::Ping`].
@@ -94,7 +98,11 @@ fn parse_socketio(s: &str) -> Option<Packet<'_>> {
                     body,
                 })
             } else {
-                Some(Packet::BinaryAck { attachments, body })
+                Some(Packet::BinaryAck {
+                    attachments,
+                    ack: ack?,
+                    body,
+                })
             }
         }
         _ => None,
@@ -163,13 +171,7 @@ pub fn data_placeholder(body: &str) -> Option<usize> {
 
 /// `42["name",payload]`.
 pub fn encode_event<T: Serialize + ?Sized>(name: &str, payload: &T) -> String {
-    // Serializing a (&str, &T) tuple cannot fail for our payload types (no maps with
-    // non-string keys); fall back to an empty array rather than panic.
-    let json = serde_json::to_string(&(name, payload)).unwrap_or_else(|_| "[]".into());
-    let mut s = String::with_capacity(json.len() + 2);
-    s.push_str("42");
-    s.push_str(&json);
-    s
+    encode_packet(name, payload, 0, None)
 }
 
 /// `45<n>-["name",payload]` where `payload` already holds `n` placeholders.
@@ -178,8 +180,32 @@ pub fn encode_binary_event<T: Serialize + ?Sized>(
     payload: &T,
     attachments: usize,
 ) -> String {
+    encode_packet(name, payload, attachments, None)
+}
+
+/// Any event: `42[<ack id>]["name",payload]`, or `45<n>-[<ack id>]["name",payload]` when
+/// `payload` holds `n` placeholders. With an ack id the server answers `43<id>[...]`.
+pub fn encode_packet<T: Serialize + ?Sized>(
+    name: &str,
+    payload: &T,
+    attachments: usize,
+    ack: Option<u64>,
+) -> String {
+    use std::fmt::Write as _;
+    // Serializing a (&str, &T) tuple cannot fail for our payload types (no maps with
+    // non-string keys); fall back to an empty array rather than panic.
     let json = serde_json::to_string(&(name, payload)).unwrap_or_else(|_| "[]".into());
-    format!("45{attachments}-{json}")
+    let mut s = String::with_capacity(json.len() + 24);
+    if attachments == 0 {
+        s.push_str("42");
+    } else {
+        let _ = write!(s, "45{attachments}-");
+    }
+    if let Some(id) = ack {
+        let _ = write!(s, "{id}");
+    }
+    s.push_str(&json);
+    s
 }
 
 /// The placeholder that stands for binary attachment `num` in a payload.
@@ -187,10 +213,18 @@ pub fn placeholder(num: usize) -> serde_json::Value {
     serde_json::json!({"_placeholder": true, "num": num})
 }
 
+/// The attachment index a placeholder value stands for, if `v` is one.
+pub fn placeholder_num(v: &serde_json::Value) -> Option<usize> {
+    if v.get("_placeholder")?.as_bool()? {
+        usize::try_from(v.get("num")?.as_u64()?).ok()
+    } else {
+        None
+    }
+}
+
 /// Decodes an event body fully (control events only: rare, small).
 pub fn decode_event(body: &str) -> Result<(String, Vec<serde_json::Value>), ProtocolError> {
-    let mut arr: Vec<serde_json::Value> =
-        serde_json::from_str(body).map_err(|e| ProtocolError::Malformed(e.to_string()))?;
+    let mut arr = decode_args(body)?;
     if arr.is_empty() {
         return Err(ProtocolError::Malformed("empty event array".into()));
     }
@@ -198,6 +232,11 @@ pub fn decode_event(body: &str) -> Result<(String, Vec<serde_json::Value>), Prot
         serde_json::Value::String(name) => Ok((name, arr)),
         other => Err(ProtocolError::Malformed(format!("event name {other}"))),
     }
+}
+
+/// Decodes an ack body: the JSON array of the ack's arguments.
+pub fn decode_args(body: &str) -> Result<Vec<serde_json::Value>, ProtocolError> {
+    serde_json::from_str(body).map_err(|e| ProtocolError::Malformed(e.to_string()))
 }
 
 fn truncate(s: &str, max: usize) -> String {
@@ -289,6 +328,18 @@ mod tests {
                 body: r#"["e",1]"#
             }
         );
+        assert_eq!(
+            parse(r#"462-5[{"ok":true}]"#).expect("binary ack"),
+            Packet::BinaryAck {
+                attachments: 2,
+                ack: 5,
+                body: r#"[{"ok":true}]"#
+            }
+        );
+        assert!(
+            parse(r#"461-[{"ok":true}]"#).is_err(),
+            "a binary ack needs its id"
+        );
         assert!(parse(r#"45x-["e"]"#).is_err());
         assert!(parse(r#"451["e"]"#).is_err());
     }
@@ -358,6 +409,39 @@ mod tests {
         };
         assert_eq!(attachments, 1);
         assert_eq!(data_placeholder(body), Some(0));
+    }
+
+    #[test]
+    fn acks_and_attachments_are_encoded_before_the_json() {
+        let p = serde_json::json!({"streamKey": "k"});
+        assert_eq!(
+            encode_packet(events::STREAM_START, &p, 0, Some(7)),
+            r#"427["stream:start",{"streamKey":"k"}]"#
+        );
+        assert_eq!(
+            encode_packet(events::STREAM_DATA_SEND, &p, 1, Some(12)),
+            r#"451-12["stream:data:send",{"streamKey":"k"}]"#
+        );
+        let text = encode_packet(events::STREAM_DATA_SEND, &p, 2, Some(3));
+        assert_eq!(
+            parse(&text).expect("parses"),
+            Packet::BinaryEvent {
+                attachments: 2,
+                ack: Some(3),
+                body: r#"["stream:data:send",{"streamKey":"k"}]"#
+            }
+        );
+    }
+
+    #[test]
+    fn placeholder_values() {
+        assert_eq!(placeholder_num(&placeholder(4)), Some(4));
+        assert_eq!(placeholder_num(&serde_json::json!({"num": 4})), None);
+        assert_eq!(
+            placeholder_num(&serde_json::json!({"_placeholder": false, "num": 4})),
+            None
+        );
+        assert_eq!(placeholder_num(&serde_json::json!("x")), None);
     }
 
     #[test]

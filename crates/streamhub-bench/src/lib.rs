@@ -10,7 +10,8 @@
 //! - [`args`]: the command line.
 //! - [`eio`]: Engine.IO / Socket.IO packet framing, parsed without JSON decoding on the hot path.
 //! - [`stamp`]: the 16-byte send-time stamp, and frame templates (base64 text or binary).
-//! - [`conn`]: one websocket connection: handshake, emit, wait for a reply.
+//! - [`client`]: one Socket.IO connection (handshake, emit, acks, events) and the media
+//!   channel; the server's integration tests use it too.
 //! - [`run`]: the run itself: streamer thread, viewer tasks, measurement window, drain.
 //! - [`stats`]: latency histogram and delivered fraction.
 //! - [`procfs`]: CPU, RSS and TCP states from `/proc`.
@@ -18,7 +19,7 @@
 //! - [`error`]: what can fail on a connection.
 
 pub mod args;
-pub mod conn;
+pub mod client;
 pub mod eio;
 pub mod error;
 pub mod procfs;
@@ -28,6 +29,7 @@ pub mod stamp;
 pub mod stats;
 
 pub use args::Args;
+pub use client::{Client, MediaChannel, Target};
 pub use error::ProtocolError;
 pub use report::Report;
 pub use run::run;

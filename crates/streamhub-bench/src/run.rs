@@ -24,7 +24,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
 use crate::args::Args;
-use crate::conn::{self, Conn, Target};
+use crate::client::{self, Client, Target};
 use crate::eio::{self, Packet};
 use crate::error::ProtocolError;
 use crate::procfs::{self, Memory, Pid};
@@ -628,25 +628,21 @@ async fn viewer(
     }
     let began = Instant::now();
     let setup = async {
-        let mut c = Conn::open(&shared.target).await?;
+        let mut c = Client::connect_within(&shared.target, timeout).await?;
         shared.connected.fetch_add(1, Relaxed);
         let name = format!("{}{index}", if stalled { "stall" } else { "v" });
-        c.emit(
-            events::USER_REGISTER,
-            &json!({"username": name, "role": Role::Viewer}),
-        )
-        .await?;
-        c.wait_event(events::USER_REGISTERED, timeout).await?;
+        c.register(&name, Role::Viewer).await?;
         shared.registered.fetch_add(1, Relaxed);
         // The media channel must be open before the join for the join's frames to use it.
         let media = if shared.media {
-            Some(conn::open_media(&shared.target, &c.sid).await?)
+            Some(c.open_media().await?)
         } else {
             None
         };
+        // Joined when `stream:joined` arrives (the ack would come after any catch-up).
         c.emit(events::STREAM_JOIN, &json!({"streamKey": shared.key()}))
             .await?;
-        c.wait_event(events::STREAM_JOINED, timeout).await?;
+        c.wait_for(events::STREAM_JOINED).await?;
         Ok::<_, ProtocolError>((c, media))
     };
     let conn = tokio::select! {
@@ -669,7 +665,7 @@ async fn viewer(
     out.joined_after = Some(began.elapsed());
     if stalled {
         // The connection that carries the frames is the one the server must close.
-        let port = media.as_ref().map_or(conn.local_port, |m| m.1);
+        let port = media.as_ref().map_or(conn.local_port, |m| m.local_port);
         if let Ok(mut p) = shared.stalled_ports.lock() {
             p.push(port);
         }
@@ -683,7 +679,13 @@ async fn viewer(
     if shared.collect.load(Relaxed) {
         out.samples.reserve_exact(shared.latency_capacity);
     }
-    read_frames(&shared, &mut conn, media.map(|m| m.0), &mut out).await;
+    read_frames(
+        &shared,
+        &mut conn,
+        media.map(client::MediaChannel::into_ws),
+        &mut out,
+    )
+    .await;
     if out.lost.is_some() {
         shared.lost.fetch_add(1, Relaxed);
     }
@@ -692,7 +694,7 @@ async fn viewer(
 
 /// The next message of the media channel, if there is one.
 async fn next_media(
-    media: &mut Option<conn::Ws>,
+    media: &mut Option<client::Ws>,
 ) -> Option<Result<Message, tokio_tungstenite::tungstenite::Error>> {
     match media {
         Some(ws) => ws.next().await,
@@ -716,8 +718,8 @@ fn media_stamp(msg: &[u8], binary: bool) -> Option<Stamp> {
 /// channel's frames) without decoding JSON.
 async fn read_frames(
     shared: &Shared,
-    conn: &mut Conn,
-    mut media: Option<conn::Ws>,
+    conn: &mut Client,
+    mut media: Option<client::Ws>,
     out: &mut ViewerOutcome,
 ) {
     const FAST: &str = "42[\"stream:data\",";
@@ -761,7 +763,7 @@ async fn read_frames(
                 }
                 continue;
             }
-            m = conn.ws.next() => m,
+            m = conn.ws().next() => m,
         };
         match msg {
             Some(Ok(Message::Text(t))) => {
@@ -869,25 +871,10 @@ async fn streamer(
 ) -> StreamerOutcome {
     let mut out = StreamerOutcome::default();
     let setup = async {
-        let mut c = Conn::open(&shared.target).await?;
-        c.emit(
-            events::USER_REGISTER,
-            &json!({"username": "bench-streamer", "role": Role::Streamer}),
-        )
-        .await?;
-        let created = c.wait_event(events::STREAM_CREATED, REPLY_TIMEOUT).await?;
-        let key = created
-            .first()
-            .and_then(|p| p.pointer("/stream/streamKey"))
-            .and_then(serde_json::Value::as_str)
-            .ok_or_else(|| ProtocolError::Unexpected {
-                expected: "stream:created {stream: {streamKey}}",
-                got: format!("{created:?}").chars().take(80).collect(),
-            })?
-            .to_owned();
-        c.emit(events::STREAM_START, &json!({"streamKey": key}))
+        let mut c = Client::connect_within(&shared.target, REPLY_TIMEOUT).await?;
+        let key = c.register_streamer("bench-streamer").await?;
+        c.request(events::STREAM_START, &json!({"streamKey": key}))
             .await?;
-        c.wait_event(events::STREAM_STARTED, REPLY_TIMEOUT).await?;
         Ok::<_, ProtocolError>((c, key))
     };
     let (mut conn, key) = match setup.await {
@@ -907,7 +894,7 @@ async fn streamer(
         tokio::select! {
             _ = shared.stop.cancelled() => return out,
             r = &mut go => { if r.is_err() { return out; } break; }
-            m = conn.ws.next() => if !streamer_incoming(&mut conn, m, &mut out).await { return out; },
+            m = conn.ws().next() => if !streamer_incoming(&mut conn, m, &mut out).await { return out; },
         }
     }
     if args.idle {
@@ -915,7 +902,7 @@ async fn streamer(
         loop {
             tokio::select! {
                 _ = shared.stop.cancelled() => return out,
-                m = conn.ws.next() => if !streamer_incoming(&mut conn, m, &mut out).await { return out; },
+                m = conn.ws().next() => if !streamer_incoming(&mut conn, m, &mut out).await { return out; },
             }
         }
     }
@@ -935,7 +922,7 @@ async fn streamer(
         tokio::select! {
             biased;
             _ = shared.stop.cancelled() => return out,
-            m = conn.ws.next() => {
+            m = conn.ws().next() => {
                 if !streamer_incoming(&mut conn, m, &mut out).await { return out; }
                 continue;
             }
@@ -953,10 +940,10 @@ async fn streamer(
         });
         let sent = async {
             match frame {
-                OutFrame::Text(t) => conn.ws.send(Message::text(t)).await,
+                OutFrame::Text(t) => conn.ws().send(Message::text(t)).await,
                 OutFrame::Binary { header, body } => {
-                    conn.ws.feed(Message::text(header)).await?;
-                    conn.ws.send(Message::binary(body)).await
+                    conn.ws().feed(Message::text(header)).await?;
+                    conn.ws().send(Message::binary(body)).await
                 }
             }
         };
@@ -985,14 +972,14 @@ async fn streamer(
     loop {
         tokio::select! {
             _ = shared.stop.cancelled() => return out,
-            m = conn.ws.next() => if !streamer_incoming(&mut conn, m, &mut out).await { return out; },
+            m = conn.ws().next() => if !streamer_incoming(&mut conn, m, &mut out).await { return out; },
         }
     }
 }
 
 /// Handles one message on the streamer's connection; false when the connection is gone.
 async fn streamer_incoming(
-    conn: &mut Conn,
+    conn: &mut Client,
     msg: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
     out: &mut StreamerOutcome,
 ) -> bool {

@@ -5,14 +5,17 @@
 
 mod common;
 
-use common::{Client, http_get, start, start_in};
+use common::{TestResult, http_get, start, start_in};
 use serde_json::{Value, json};
+use streamhub_bench::{Client, ProtocolError};
 
-async fn chat(client: &mut Client, key: &str, text: &str) {
+/// Sends a chat line; the ack comes once it is in the channel's history and on its way to
+/// the database.
+async fn chat(client: &mut Client, key: &str, text: &str) -> Result<(), ProtocolError> {
     client
-        .emit("chat:send", json!({"streamKey": key, "message": text}))
-        .await;
-    client.wait_for("chat:message").await;
+        .request("chat:send", &json!({"streamKey": key, "message": text}))
+        .await?;
+    Ok(())
 }
 
 fn session<'a>(sessions: &'a Value, key: &str) -> &'a Value {
@@ -25,36 +28,36 @@ fn session<'a>(sessions: &'a Value, key: &str) -> &'a Value {
 }
 
 #[tokio::test]
-async fn chat_and_sessions_survive_a_restart() {
+async fn chat_and_sessions_survive_a_restart() -> TestResult {
     let server = start(|_| {}).await;
-    let (mut ana, key) = Client::streamer(server.addr, "Ana").await;
-    ana.emit("stream:start", json!({"streamKey": key})).await;
-    ana.wait_for("stream:started").await;
-    let mut vi = Client::connect(server.addr).await;
-    vi.register("Vi", "VIEWER").await;
-    vi.emit("stream:join", json!({"streamKey": key})).await;
-    vi.wait_for("stream:joined").await;
-    for i in 0..5 {
+    let (mut ana, key) = Client::streamer(&server.target, "Ana").await?;
+    ana.request("stream:start", &json!({"streamKey": key}))
+        .await?;
+    let mut vi = Client::viewer(&server.target, "Vi").await?;
+    vi.join(&key).await?;
+    for i in 0..4 {
         ana.emit(
             "stream:data:send",
-            json!({"streamKey": key, "data": format!("frame{i}")}),
+            &json!({"streamKey": key, "data": format!("frame{i}")}),
         )
-        .await;
+        .await?;
     }
-    server.wait_frames_in(&key, 5).await;
-    chat(&mut vi, &key, "hello from before").await;
-    vi.emit("reaction:send", json!({"streamKey": key, "type": "🔥"}))
-        .await;
-    vi.wait_for("reaction").await;
-    ana.emit("stream:end", json!({"streamKey": key})).await;
-    vi.wait_for("stream:ended").await;
+    // Handled in order: the last frame's ack means all five reached the viewer.
+    let last = ana.send_frame(&key, "frame4").await?;
+    assert_eq!((&last["seq"], &last["viewers"]), (&json!(5), &json!(1)));
+    chat(&mut vi, &key, "hello from before").await?;
+    vi.request("reaction:send", &json!({"streamKey": key, "type": "🔥"}))
+        .await?;
+    ana.request("stream:end", &json!({"streamKey": key}))
+        .await?;
+    vi.wait_for("stream:ended").await?;
 
     // A second stream is still live when the server stops: its session ends with the server,
     // and its last chat line (acknowledged just before) must be written too.
-    let (mut bo, key2) = Client::streamer(server.addr, "Bo").await;
-    bo.emit("stream:start", json!({"streamKey": key2})).await;
-    bo.wait_for("stream:started").await;
-    chat(&mut bo, &key2, "last words").await;
+    let (mut bo, key2) = Client::streamer(&server.target, "Bo").await?;
+    bo.request("stream:start", &json!({"streamKey": key2}))
+        .await?;
+    chat(&mut bo, &key2, "last words").await?;
     let dir = server.stop_keeping_db().await;
 
     let server = start_in(dir, |_| {}).await;
@@ -74,23 +77,21 @@ async fn chat_and_sessions_survive_a_restart() {
     assert_eq!(second["chatMessages"], 1);
 
     // Ana's channel keeps its chat: a viewer of her next stream gets it at once.
-    let (mut ana, key3) = Client::streamer(server.addr, "Ana").await;
-    ana.emit("stream:start", json!({"streamKey": key3})).await;
-    ana.wait_for("stream:started").await;
-    let mut late = Client::connect(server.addr).await;
-    late.register("Late", "VIEWER").await;
-    late.emit("stream:join", json!({"streamKey": key3})).await;
-    let history = late.wait_for("chat:history").await;
+    let (mut ana, key3) = Client::streamer(&server.target, "Ana").await?;
+    ana.request("stream:start", &json!({"streamKey": key3}))
+        .await?;
+    let mut late = Client::viewer(&server.target, "Late").await?;
+    late.join(&key3).await?;
+    let history = late.wait_for("chat:history").await?;
     let messages = history.args[0]["messages"].as_array().unwrap();
     assert_eq!(messages.len(), 1, "{messages:?}");
     assert_eq!(messages[0]["message"], "hello from before");
     assert_eq!(messages[0]["user"]["username"], "Vi");
     // New messages join the stored ones.
-    chat(&mut late, &key3, "after the restart").await;
-    let mut later = Client::connect(server.addr).await;
-    later.register("Later", "VIEWER").await;
-    later.emit("stream:join", json!({"streamKey": key3})).await;
-    let history = later.wait_for("chat:history").await;
+    chat(&mut late, &key3, "after the restart").await?;
+    let mut later = Client::viewer(&server.target, "Later").await?;
+    later.join(&key3).await?;
+    let history = later.wait_for("chat:history").await?;
     let texts: Vec<&str> = history.args[0]["messages"]
         .as_array()
         .unwrap()
@@ -99,4 +100,5 @@ async fn chat_and_sessions_survive_a_restart() {
         .collect();
     assert_eq!(texts, ["hello from before", "after the restart"]);
     server.stop().await;
+    Ok(())
 }
