@@ -3,18 +3,12 @@
 use std::time::Instant;
 
 use streamhub_protocol::client::{ChatSend, ReactionSend};
-use streamhub_protocol::server::{self, ChatMessage, Empty, Reaction};
+use streamhub_protocol::server::{self, ChatMessage, ChatSent, Empty, Reaction};
 use streamhub_protocol::{ErrorCode, events, validate};
 
 use super::{Ctx, Handled, Refusal, emit_room};
 use crate::events::HubEvent;
 use crate::{ids, now_ms};
-
-/// The ack of `chat:send`.
-#[derive(Debug, serde::Serialize)]
-pub(super) struct ChatSent {
-    id: String,
-}
 
 fn member(ctx: &Ctx<'_>, raw_key: &str) -> Handled<(server::UserRef, String)> {
     let user = ctx.session.user()?;
