@@ -3,18 +3,27 @@
 // media channel (a plain WebSocket, lib/media-channel.ts) when it opens, else over Socket.IO.
 import '../styles.css';
 import type {
+  BufferedFrame,
+  ChatHistory,
   ChatMessage,
+  ChatSent,
+  Ended,
   ErrorEvent,
-  Frame,
-  LevelEvent,
+  Evicted,
+  Joined,
+  Level,
   MediaMode,
-  ReactionEvent,
-  Stream,
-  StreamBufferEvent,
-  StreamDataEvent,
+  Reaction,
+  Registered,
+  Status,
+  StreamBuffer,
+  StreamData,
+  StreamEnvelope,
+  StreamInfo,
   User,
+  Viewers,
 } from '../lib/protocol';
-import { describeError } from '../lib/protocol';
+import { describeError, EVENTS } from '../lib/protocol';
 import { byTestId, setText } from '../lib/dom';
 import { connect, request } from '../lib/socket';
 import { guestName } from '../lib/share';
@@ -25,7 +34,7 @@ import { LatencyMeter, RateMeter } from '../lib/stats';
 import { ImageRenderer } from '../lib/image-renderer';
 import { MsePlayer } from '../lib/mse-player';
 import { WebCodecsPlayer } from '../lib/wc-player';
-import { parseChunkMeta } from '../lib/webcodecs';
+import { parseChunkInfo } from '../lib/webcodecs';
 import { MAX_REOPEN_ATTEMPTS, MediaChannel, mediaUrl, reopenDelay, type Transport } from '../lib/media-channel';
 
 type State = 'connecting' | 'waiting' | 'live' | 'reconnecting' | 'ended' | 'not-found' | 'unreachable';
@@ -187,7 +196,7 @@ function firstPicture(): void {
   }
 }
 
-function showStreamInfo(s: Stream): void {
+function showStreamInfo(s: StreamInfo): void {
   const title = s.title?.trim() || 'Untitled stream';
   setText(titleEl, title);
   document.title = `${title} · StreamHub`;
@@ -195,7 +204,7 @@ function showStreamInfo(s: Stream): void {
   if (typeof s.viewerCount === 'number') setText(viewersEl, s.viewerCount);
 }
 
-function stateOf(s: Stream): State {
+function stateOf(s: StreamInfo): State {
   if (s.status === 'created') return 'waiting';
   if (s.status === 'reconnecting') return 'reconnecting';
   if (s.status === 'ended') return 'ended';
@@ -274,8 +283,8 @@ function newWc(): WebCodecsPlayer {
 let carry: Uint8Array | null = null;
 
 /** A WebM piece (the server marks init/key/resync; older servers are sniffed). */
-function handleWebm(bytes: Uint8Array, f: StreamDataEvent | Frame, sniffedInit: boolean): boolean {
-  const p = f as StreamDataEvent;
+function handleWebm(bytes: Uint8Array, f: StreamData | BufferedFrame, sniffedInit: boolean): boolean {
+  const p = f as StreamData;
   const init = p.init === true || sniffedInit;
   useMode('webm');
   useMedia('webm');
@@ -294,10 +303,10 @@ function handleWebm(bytes: Uint8Array, f: StreamDataEvent | Frame, sniffedInit: 
 }
 
 /** A WebCodecs chunk. */
-function handleChunk(bytes: Uint8Array, p: StreamDataEvent): boolean {
+function handleChunk(bytes: Uint8Array, p: StreamData): boolean {
   useMode('webcodecs');
   useMedia('webcodecs');
-  const chunk = parseChunkMeta(p.chunk);
+  const chunk = parseChunkInfo(p.chunk);
   if (!chunk) return false;
   if (!WebCodecsPlayer.supported()) {
     if (!wc) problem('This browser cannot decode WebCodecs streams (no VideoDecoder). Try Chrome, Edge or Safari 17+.');
@@ -315,10 +324,10 @@ function handleChunk(bytes: Uint8Array, p: StreamDataEvent): boolean {
 let resyncNext = false;
 
 /** One frame or chunk. Returns false when it cannot be shown (counted). */
-function handle(f: StreamDataEvent | Frame): boolean {
+function handle(f: StreamData | BufferedFrame): boolean {
   let bytes = frameBytes(f.data);
   if (!bytes || bytes.length === 0) return false;
-  let p = f as StreamDataEvent;
+  let p = f as StreamData;
   if (resyncNext) {
     resyncNext = false;
     p = { ...p, resync: true };
@@ -352,7 +361,7 @@ function handle(f: StreamDataEvent | Frame): boolean {
   return false;
 }
 
-function onFrame(f: Frame, live: boolean): void {
+function onFrame(f: BufferedFrame, live: boolean): void {
   if (typeof f.seq === 'number') {
     if (f.seq <= lastSeq) return; // already had it (buffer and live data can overlap)
     lastSeq = f.seq;
@@ -425,7 +434,7 @@ let reopenAttempts = 0;
 let reopenTimer: number | undefined;
 
 /** A frame of our stream, from either path: the server sends each join's frames over one of them. */
-function onStreamData(p: StreamDataEvent): void {
+function onStreamData(p: StreamData): void {
   if (p?.streamKey !== streamKey || final()) return;
   onFrame(p, true);
 }
@@ -495,7 +504,7 @@ async function rejoin(gen: number, viaMedia: boolean): Promise<void> {
   }
   // The server forgets a viewer whose channel closed only when it next sends it a frame, and a
   // join while it still has us changes nothing: leave first (refused if it already forgot us).
-  await request(socket, 'stream:leave', { streamKey });
+  await request(socket, EVENTS.STREAM_LEAVE, { streamKey });
   if (gen !== session) return;
   hooks.mediaRejoins++;
   expectCatchUp();
@@ -517,7 +526,7 @@ function expectCatchUp(): void {
 
 /** user:register; false (with the reason shown) if the server refused or did not answer. */
 async function register(): Promise<boolean> {
-  const reg = await request<{ user: User }>(socket, 'user:register', { username: name, role: 'VIEWER' });
+  const reg = await request<Registered>(socket, EVENTS.USER_REGISTER, { username: name, role: 'VIEWER' });
   if (!reg.ok) {
     if (reg.error.code === 'INVALID_USERNAME') {
       // A stored name the server refuses: fall back to a fresh guest name.
@@ -537,7 +546,7 @@ async function register(): Promise<boolean> {
 async function join(gen: number, viaMedia: boolean): Promise<void> {
   mediaJoined = viaMedia;
   setTransport(viaMedia ? 'media' : 'socket.io');
-  const res = await request<{ stream: Stream; viewerCount: number; media?: boolean }>(socket, 'stream:join', { streamKey });
+  const res = await request<Joined>(socket, EVENTS.STREAM_JOIN, { streamKey });
   if (gen !== session) return;
   // No answer, but frames arrived meanwhile: the join went through (the answer can be lost
   // when the catch-up fills this connection's queue on the server).
@@ -584,7 +593,7 @@ function checkPath(gen: number, viaMedia: boolean, media: boolean | undefined): 
   window.setTimeout(() => {
     void (async () => {
       if (gen !== session || !socket.connected || final()) return;
-      await request(socket, 'stream:leave', { streamKey });
+      await request(socket, EVENTS.STREAM_LEAVE, { streamKey });
       if (gen !== session) return;
       expectCatchUp();
       await join(gen, false);
@@ -640,18 +649,18 @@ socket.on('disconnect', (reason: string) => {
   if (reason === 'io server disconnect' && !final()) setTimeout(() => socket.connect(), 1500);
 });
 
-socket.on('error', (e: ErrorEvent) => {
-  if (e?.code === 'STREAM_NOT_FOUND' && e.event === 'stream:join') return; // join ack handles it
-  if (e?.event === 'chat:send' || e?.event === 'reaction:send') chat.notice(describeError(e));
+socket.on(EVENTS.ERROR, (e: ErrorEvent) => {
+  if (e?.code === 'STREAM_NOT_FOUND' && e.event === EVENTS.STREAM_JOIN) return; // join ack handles it
+  if (e?.event === EVENTS.CHAT_SEND || e?.event === EVENTS.REACTION_SEND) chat.notice(describeError(e));
 });
 
-socket.on('stream:joined', (p: { stream: Stream; viewerCount: number }) => {
+socket.on(EVENTS.STREAM_JOINED, (p: Joined) => {
   if (p?.stream?.streamKey !== streamKey) return;
   showStreamInfo(p.stream);
   if (typeof p.viewerCount === 'number') setText(viewersEl, p.viewerCount);
 });
 
-socket.on('stream:buffer', (p: StreamBufferEvent) => {
+socket.on(EVENTS.STREAM_BUFFER, (p: StreamBuffer) => {
   if (p?.streamKey !== streamKey || !Array.isArray(p.frames) || p.frames.length === 0) return;
   const frames = p.frames.filter((f) => !(typeof f.seq === 'number' && f.seq <= lastSeq));
   if (frames.length === 0) return;
@@ -668,22 +677,22 @@ socket.on('stream:buffer', (p: StreamBufferEvent) => {
   onFrame(newest, false);
 });
 
-socket.on('stream:data', onStreamData);
+socket.on(EVENTS.STREAM_DATA, onStreamData);
 
-socket.on('stream:level', (p: LevelEvent) => {
+socket.on(EVENTS.STREAM_LEVEL, (p: Level) => {
   if (p?.streamKey !== streamKey || typeof p.level !== 'number') return;
   level = p.level;
   hooks.level = p.level;
   showBadge();
 });
 
-socket.on('stream:started', (p: { stream: Stream }) => {
+socket.on(EVENTS.STREAM_STARTED, (p: StreamEnvelope) => {
   if (p?.stream?.streamKey !== streamKey) return;
   showStreamInfo(p.stream);
   if (!final()) setState('live');
 });
 
-socket.on('stream:status', (p: { streamKey: string; status: string; graceMs?: number }) => {
+socket.on(EVENTS.STREAM_STATUS, (p: Status) => {
   if (p?.streamKey !== streamKey || final()) return;
   if (p.status === 'reconnecting') {
     setState('reconnecting');
@@ -701,11 +710,11 @@ socket.on('stream:status', (p: { streamKey: string; status: string; graceMs?: nu
   }
 });
 
-socket.on('stream:viewers', (p: { streamKey: string; viewerCount: number }) => {
+socket.on(EVENTS.STREAM_VIEWERS, (p: Viewers) => {
   if (p?.streamKey === streamKey && typeof p.viewerCount === 'number') setText(viewersEl, p.viewerCount);
 });
 
-socket.on('stream:ended', (p: { streamKey: string; reason: string }) => {
+socket.on(EVENTS.STREAM_ENDED, (p: Ended) => {
   if (p?.streamKey !== streamKey) return;
   joined = false;
   setState(
@@ -724,20 +733,20 @@ socket.on('stream:ended', (p: { streamKey: string; reason: string }) => {
   wc = null;
 });
 
-socket.on('stream:evicted', (p: { streamKey: string }) => {
+socket.on(EVENTS.STREAM_EVICTED, (p: Evicted) => {
   if (p?.streamKey !== streamKey) return;
   chat.notice('Your connection fell behind the stream. Reconnecting…');
 });
 
 // The channel's recent chat, sent once after joining (ids dedupe against live messages).
-socket.on('chat:history', (h: { streamKey: string; messages: ChatMessage[] }) => {
+socket.on(EVENTS.CHAT_HISTORY, (h: ChatHistory) => {
   if (h?.streamKey === streamKey && Array.isArray(h.messages)) h.messages.forEach((m) => chat.add(m));
 });
-socket.on('chat:message', (m: ChatMessage) => {
+socket.on(EVENTS.CHAT_MESSAGE, (m: ChatMessage) => {
   if (m?.streamKey === streamKey) chat.add(m);
 });
 
-socket.on('reaction', (r: ReactionEvent) => {
+socket.on(EVENTS.REACTION, (r: Reaction) => {
   if (r?.streamKey === streamKey) floatReaction(layer, r);
 });
 
@@ -751,7 +760,7 @@ document.getElementById('chat-form')!.addEventListener('submit', async (e) => {
     return;
   }
   chatIn.value = '';
-  const res = await request<{ id: string }>(socket, 'chat:send', { streamKey, message });
+  const res = await request<ChatSent>(socket, EVENTS.CHAT_SEND, { streamKey, message });
   if (!res.ok) {
     chatIn.value = message;
     chat.notice(describeError(res.error));
@@ -778,7 +787,7 @@ document.getElementById('name-form')!.addEventListener('submit', (e) => {
 
 renderReactionButtons(document.getElementById('reaction-bar')!, async (type) => {
   if (!joined) return;
-  const res = await request(socket, 'reaction:send', { streamKey, type });
+  const res = await request(socket, EVENTS.REACTION_SEND, { streamKey, type });
   if (!res.ok && res.error.code !== 'RATE_LIMITED') chat.notice(describeError(res.error));
 });
 
