@@ -7,11 +7,15 @@ use crate::FrameData;
 
 /// `user:register`.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct Register {
+    /// Shown to others with chat and reactions; trimmed, 1 to `--max-username-chars`.
     pub username: String,
+    /// Whether this connection publishes or watches.
     pub role: Role,
     /// Needed for `STREAMER` when the server runs with a publish secret.
     #[serde(default)]
+    #[cfg_attr(test, ts(optional))]
     pub secret: Option<String>,
 }
 
@@ -27,50 +31,67 @@ pub struct Register {
     strum::IntoStaticStr,
     strum::VariantArray,
 )]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 #[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 pub enum Role {
+    /// Creates and publishes streams.
     Streamer,
+    /// Watches streams.
     Viewer,
 }
 
 /// `stream:create`. The payload itself is optional: `socket.emit('stream:create')` works.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct Create {
+    /// Up to `--max-title-chars`; empty or absent gives the default title.
     #[serde(default)]
+    #[cfg_attr(test, ts(optional))]
     pub title: Option<String>,
 }
 
 /// `stream:start`, `stream:join`, `stream:leave`, `stream:end`: events that name one stream.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct StreamRef {
+    /// The key the server issued in `stream:created`.
     pub stream_key: String,
 }
 
 /// `stream:data:send`.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct DataSend {
+    /// The sender's own stream.
     pub stream_key: String,
+    /// The frame, relayed with the type it came in (text stays text, binary stays binary).
     pub data: FrameData,
     /// WebCodecs mode: what this chunk is. Absent for JPEG/WebP frames and WebM chunks.
     #[serde(default)]
+    #[cfg_attr(test, ts(optional))]
     pub chunk: Option<ChunkInfo>,
     /// WebCodecs mode: the decoder configuration (`VideoDecoderConfig` as JSON, with
     /// `description` as base64). Sent with key chunks; the server keeps the latest.
     #[serde(default)]
+    #[cfg_attr(test, ts(optional, type = "unknown"))]
     pub config: Option<serde_json::Value>,
 }
 
 /// An encoded chunk's type and timing (WebCodecs `EncodedVideoChunk`).
 #[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct ChunkInfo {
+    /// Key or delta: the server starts its catch-up at the latest key chunk.
     #[serde(rename = "type")]
     pub kind: ChunkKind,
     /// The encoder's timestamp, microseconds.
     pub timestamp: f64,
+    /// The chunk's duration, microseconds, when the encoder gave one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
     pub duration: Option<f64>,
 }
 
@@ -86,34 +107,46 @@ pub struct ChunkInfo {
     strum::IntoStaticStr,
     strum::VariantArray,
 )]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "lowercase")]
 #[strum(serialize_all = "lowercase")]
 pub enum ChunkKind {
+    /// Decodes on its own: a joiner or a resynced viewer starts here.
     Key,
+    /// Needs every chunk since the last key chunk.
     Delta,
 }
 
 /// `stream:resume`.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct Resume {
+    /// The stream to take back.
     pub stream_key: String,
+    /// The secret from `stream:created`: proves the stream is the caller's.
     pub publish_token: String,
 }
 
 /// `chat:send`.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct ChatSend {
+    /// A stream the sender owns or watches.
     pub stream_key: String,
+    /// One line, 1 to `--max-chat-chars` after trimming.
     pub message: String,
 }
 
 /// `reaction:send`.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct ReactionSend {
+    /// A stream the sender owns or watches.
     pub stream_key: String,
+    /// One of [`crate::REACTIONS`].
     #[serde(rename = "type")]
     pub kind: String,
 }

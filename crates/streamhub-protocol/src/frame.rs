@@ -8,6 +8,11 @@ use serde::{Deserialize, Serialize, Serializer};
 /// the same bytes, never re-encoded. Deserialized by hand rather than with
 /// `#[serde(untagged)]`, which turns binary that happens to be valid UTF-8 into a string.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(
+    test,
+    derive(ts_rs::TS),
+    ts(type = "string | ArrayBuffer | ArrayBufferView | Blob")
+)]
 pub enum FrameData {
     /// A JavaScript string (the seed's base64).
     Text(String),
@@ -24,10 +29,12 @@ impl FrameData {
         }
     }
 
+    /// Whether the payload has no bytes.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
+    /// Whether it came as a binary attachment rather than a string.
     pub fn is_binary(&self) -> bool {
         matches!(self, Self::Binary(_))
     }
@@ -123,7 +130,7 @@ mod tests {
 #[derive(Default)]
 pub struct OutgoingData {
     json: std::sync::OnceLock<Box<serde_json::value::RawValue>>,
-    /// The frame as a media-channel message ([`crate::media::encode`]), shared by every
+    /// The frame as a media-channel message ([`crate::media_channel::encode`]), shared by every
     /// media-channel viewer.
     media: std::sync::OnceLock<Bytes>,
 }
@@ -179,7 +186,9 @@ impl PartialEq for OutgoingData {
 /// `data` in an outgoing `stream:data` (see [`OutgoingData`]).
 #[derive(Debug, Clone, Copy)]
 pub enum DataRef<'a> {
+    /// Serialized as the frame is (binary stays an attachment).
     Frame(&'a FrameData),
+    /// A text frame's JSON string, escaped once and copied from then on.
     Json(&'a serde_json::value::RawValue),
 }
 

@@ -1,12 +1,21 @@
-//! StreamHub's wire protocol, shared by the server and the load generator.
+//! StreamHub's wire protocol, shared by the server, the load generator and (generated into
+//! TypeScript) the web pages.
 //!
 //! Everything a client can see on the wire lives here: the Socket.IO event names
 //! ([`events`]), the payloads in both directions ([`client`] for what clients send,
 //! [`server`] for what the server emits), the stable error codes ([`ErrorCode`]) and the
-//! validation rules ([`validate`]), and the media channel's frame format ([`media_channel`]). `docs/protocol.md` documents the same contract for
-//! humans; a change to an event is a change here and there first.
+//! validation rules ([`validate`]), and the media channel's frame format ([`media_channel`]).
+//! `docs/protocol.md` documents the same contract for humans; a change to an event is a change
+//! here and there first.
 //!
-//! The crate depends on `serde`, `bytes` and `thiserror` only, so it knows nothing of sockets.
+//! The web pages' copy, `web/src/generated/protocol.ts`, is written from these types by a test
+//! (`src/typescript.rs`, with `ts-rs` as a dev-dependency): after a change here, run
+//! `UPDATE_GENERATED=1 cargo test -p streamhub-protocol typescript` and commit the file.
+//!
+//! The crate depends on `serde`, `serde_json`, `bytes`, `strum` and `thiserror` only, so it knows
+//! nothing of sockets.
+
+#![warn(missing_docs)]
 
 pub mod client;
 mod error;
@@ -15,43 +24,120 @@ pub mod media_channel;
 pub mod server;
 pub mod validate;
 
+#[cfg(test)]
+mod typescript;
+
 pub use error::ErrorCode;
 pub use frame::{DataRef, FrameData, OutgoingData};
 
-/// Socket.IO event names. The first block is the design note's contract and must not change.
-pub mod events {
-    // Client → server.
-    pub const USER_REGISTER: &str = "user:register";
-    pub const STREAM_CREATE: &str = "stream:create";
-    pub const STREAM_START: &str = "stream:start";
-    pub const STREAM_DATA_SEND: &str = "stream:data:send";
-    pub const STREAM_JOIN: &str = "stream:join";
-    pub const STREAM_LEAVE: &str = "stream:leave";
-    pub const STREAM_END: &str = "stream:end";
-    pub const STREAM_RESUME: &str = "stream:resume";
-    pub const STREAM_LIST: &str = "stream:list";
-    pub const CHAT_SEND: &str = "chat:send";
-    pub const REACTION_SEND: &str = "reaction:send";
+/// Declares each event name once, as a constant the server matches and emits, and in a list
+/// per direction that the TypeScript generator (`src/typescript.rs`) writes out for the web
+/// pages: the Rust and the browser side cannot name an event differently.
+macro_rules! event_names {
+    ($(
+        $(#[doc = $list_doc:literal])+
+        $list:ident {
+            $( $(#[doc = $doc:literal])+ $name:ident = $value:literal, )+
+        }
+    )+) => {
+        $($(
+            $(#[doc = $doc])+
+            pub const $name: &str = $value;
+        )+)+
+        $(
+            $(#[doc = $list_doc])+
+            pub const $list: &[EventName] = &[$(EventName {
+                name: stringify!($name),
+                value: $value,
+                doc: concat!($($doc, "\n",)+),
+            }),+];
+        )+
+    };
+}
 
-    // Server → client.
-    pub const USER_REGISTERED: &str = "user:registered";
-    pub const STREAM_CREATED: &str = "stream:created";
-    pub const STREAM_STARTED: &str = "stream:started";
-    pub const STREAM_DATA: &str = "stream:data";
-    pub const STREAM_BUFFER: &str = "stream:buffer";
-    pub const STREAM_JOINED: &str = "stream:joined";
-    pub const STREAM_LEFT: &str = "stream:left";
-    pub const STREAM_ENDED: &str = "stream:ended";
-    pub const STREAM_VIEWERS: &str = "stream:viewers";
-    pub const STREAM_STATUS: &str = "stream:status";
-    pub const STREAM_RESUMED: &str = "stream:resumed";
-    pub const STREAM_EVICTED: &str = "stream:evicted";
-    pub const STREAM_KEYFRAME_REQUEST: &str = "stream:keyframe:request";
-    pub const STREAM_LEVEL: &str = "stream:level";
-    pub const CHAT_MESSAGE: &str = "chat:message";
-    pub const CHAT_HISTORY: &str = "chat:history";
-    pub const REACTION: &str = "reaction";
-    pub const ERROR: &str = "error";
+/// Socket.IO event names. The design note's events (`user:register`, `stream:start`,
+/// `stream:data:send`, `stream:join`, `stream:data`, `stream:buffer`, ...) are its contract and
+/// must not change; the rest are additions it implies (`docs/protocol.md`).
+pub mod events {
+    /// One event as the generator sees it: the constant's name, the name on the wire, and the
+    /// constant's doc comment (one line per `///` line).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct EventName {
+        /// The Rust constant's name, e.g. `STREAM_JOIN`.
+        pub name: &'static str,
+        /// The Socket.IO event name, e.g. `stream:join`.
+        pub value: &'static str,
+        /// The constant's doc comment.
+        pub doc: &'static str,
+    }
+
+    event_names! {
+        /// Events clients send (`docs/protocol.md`, "Client → server").
+        CLIENT_TO_SERVER {
+            /// `{username, role, secret?}`: once per connection; a STREAMER also gets a stream.
+            USER_REGISTER = "user:register",
+            /// `{title?}`: a new stream for this STREAMER (or its unstarted one, retitled).
+            STREAM_CREATE = "stream:create",
+            /// `{streamKey}`: the owner makes the stream live.
+            STREAM_START = "stream:start",
+            /// `{streamKey, data, chunk?, config?}`: one frame, relayed to every viewer.
+            STREAM_DATA_SEND = "stream:data:send",
+            /// `{streamKey}`: watch a stream; answered with `stream:joined` and the catch-up.
+            STREAM_JOIN = "stream:join",
+            /// `{streamKey}`: stop watching.
+            STREAM_LEAVE = "stream:leave",
+            /// `{streamKey}`: the owner ends the stream for everyone.
+            STREAM_END = "stream:end",
+            /// `{streamKey, publishToken}`: a new connection takes its stream back.
+            STREAM_RESUME = "stream:resume",
+            /// No payload: the live streams (the server answers with the same event name).
+            STREAM_LIST = "stream:list",
+            /// `{streamKey, message}`: chat in a stream you own or watch.
+            CHAT_SEND = "chat:send",
+            /// `{streamKey, type}`: one reaction from [`crate::REACTIONS`].
+            REACTION_SEND = "reaction:send",
+        }
+
+        /// Events the server emits (`docs/protocol.md`, "Server → client").
+        SERVER_TO_CLIENT {
+            /// `{user}`: registration accepted.
+            USER_REGISTERED = "user:registered",
+            /// `{stream, publishToken}`: a stream was made for this STREAMER.
+            STREAM_CREATED = "stream:created",
+            /// `{stream}`: to the owner and the viewers when the stream goes live.
+            STREAM_STARTED = "stream:started",
+            /// One frame, to every viewer (over the media channel instead when the join used it).
+            STREAM_DATA = "stream:data",
+            /// `{streamKey, frames}`: images mode's catch-up for a viewer who just joined.
+            STREAM_BUFFER = "stream:buffer",
+            /// `{stream, viewerCount}`: after `stream:join`.
+            STREAM_JOINED = "stream:joined",
+            /// `{streamKey}`: after `stream:leave`.
+            STREAM_LEFT = "stream:left",
+            /// `{streamKey, reason}`: the stream is over; nothing more comes for it.
+            STREAM_ENDED = "stream:ended",
+            /// `{streamKey, viewerCount}`: the count changed (coalesced).
+            STREAM_VIEWERS = "stream:viewers",
+            /// `{streamKey, status, graceMs?}`: the streamer dropped (`reconnecting`) or came back.
+            STREAM_STATUS = "stream:status",
+            /// `{stream}`: to the connection that resumed the stream.
+            STREAM_RESUMED = "stream:resumed",
+            /// `{streamKey, reason}`: this viewer was removed for not reading its frames.
+            STREAM_EVICTED = "stream:evicted",
+            /// `{streamKey, reason}`: to a WebCodecs streamer, asking for a keyframe soon.
+            STREAM_KEYFRAME_REQUEST = "stream:keyframe:request",
+            /// `{streamKey, level}`: this viewer's delivery level changed.
+            STREAM_LEVEL = "stream:level",
+            /// A chat message in a stream you own or watch.
+            CHAT_MESSAGE = "chat:message",
+            /// `{streamKey, messages}`: the channel's recent chat, right after joining.
+            CHAT_HISTORY = "chat:history",
+            /// A reaction in a stream you own or watch.
+            REACTION = "reaction",
+            /// `{code, message, event}`: a request was refused; the connection stays up.
+            ERROR = "error",
+        }
+    }
 }
 
 /// Reactions a viewer may send: a fixed set so a client cannot push arbitrary text through

@@ -52,39 +52,64 @@ pub fn encode(frame: &StreamData<'_>, data: &crate::FrameData) -> Bytes {
 }
 
 /// The header of a media-channel message, as a client reads it.
+/// Each field is the [`StreamData`] field of the same name; `data` only says what follows.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[cfg_attr(test, ts(rename = "MediaHeader"))]
 #[serde(rename_all = "camelCase")]
 pub struct Header {
+    /// The stream the frame belongs to.
     pub stream_key: String,
+    /// Server time when the frame arrived, ms since the epoch.
     pub timestamp: Millis,
+    /// Per-stream frame number.
     pub seq: u64,
+    /// How to decode it.
     pub media: MediaMode,
+    /// Decoding can start here.
     #[serde(default)]
+    #[cfg_attr(test, ts(as = "Option<bool>", optional))]
     pub key: bool,
+    /// WebM: the payload begins with the init segment.
     #[serde(default)]
+    #[cfg_attr(test, ts(as = "Option<bool>", optional))]
     pub init: bool,
+    /// Data was dropped for this viewer before this frame.
     #[serde(default)]
+    #[cfg_attr(test, ts(as = "Option<bool>", optional))]
     pub resync: bool,
+    /// What the payload after the header is.
     pub data: Payload,
+    /// WebCodecs: the chunk's type and encoder timestamp.
     #[serde(default)]
+    #[cfg_attr(test, ts(optional))]
     pub chunk: Option<crate::client::ChunkInfo>,
+    /// WebCodecs: the decoder configuration, on key chunks.
     #[serde(default)]
+    #[cfg_attr(test, ts(optional, type = "unknown"))]
     pub config: Option<serde_json::Value>,
 }
 
 /// What kind of payload follows the header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[cfg_attr(test, ts(rename = "MediaPayload"))]
 pub struct Payload {
+    /// `true`: the payload is the base64 text `stream:data` would carry as a string;
+    /// `false`: binary data.
     pub text: bool,
 }
 
 /// Why a message is not a media-channel frame.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
+    /// The message ends before its header does.
     #[error("message of {0} bytes is shorter than its header")]
     Short(usize),
+    /// The header length is over [`MAX_HEADER`]: refused before reading it.
     #[error("header of {0} bytes is over the {MAX_HEADER}-byte limit")]
     HeaderTooLarge(usize),
+    /// The header is not the documented JSON.
     #[error("header is not the documented JSON: {0}")]
     Header(String),
 }

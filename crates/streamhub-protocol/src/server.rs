@@ -7,16 +7,23 @@ use crate::{ErrorCode, FrameData, Millis};
 
 /// A registered user as others see it.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct User {
+    /// Stable for the connection's life; tells a viewer which chat lines are its own.
     pub id: String,
+    /// As registered (trimmed).
     pub username: String,
+    /// As registered.
     pub role: Role,
 }
 
 /// The public part of a user, attached to chat and reactions.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct UserRef {
+    /// The user's id, as in [`User`].
     pub id: String,
+    /// The user's name.
     pub username: String,
 }
 
@@ -24,6 +31,7 @@ pub struct UserRef {
 #[derive(
     Debug, Clone, Copy, Serialize, PartialEq, Eq, strum::IntoStaticStr, strum::VariantArray,
 )]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "lowercase")]
 #[strum(serialize_all = "lowercase")]
 pub enum StreamStatus {
@@ -39,27 +47,39 @@ pub enum StreamStatus {
 
 /// A stream as the protocol shows it (`stream:created`, `stream:joined`, `stream:list`).
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct StreamInfo {
+    /// What viewers join with and what every event about the stream carries.
     pub stream_key: String,
+    /// The streamer's title (a default one when they gave none).
     pub title: String,
+    /// Who publishes it.
     pub streamer: UserRef,
+    /// Where the stream is in its lifecycle.
     pub status: StreamStatus,
+    /// When `stream:create` (or registration) made it.
     pub created_at: Millis,
+    /// When it went live; `null` until then.
     pub started_at: Option<Millis>,
+    /// Viewers at the time of the message.
     pub viewer_count: usize,
 }
 
 /// `user:registered`.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct Registered {
+    /// The user this connection now is.
     pub user: User,
 }
 
 /// `stream:created`.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct Created {
+    /// The new stream, `created` until it starts.
     pub stream: StreamInfo,
     /// Secret that lets a new connection take the stream back with `stream:resume`.
     pub publish_token: String,
@@ -67,19 +87,25 @@ pub struct Created {
 
 /// `stream:started`, `stream:resumed`.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct StreamEnvelope {
+    /// The stream as it is now.
     pub stream: StreamInfo,
 }
 
 /// `stream:joined`.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct Joined {
+    /// The stream joined.
     pub stream: StreamInfo,
+    /// Viewers including this one.
     pub viewer_count: usize,
     /// In the `stream:join` ack only: whether this join's frames go over the connection's
     /// media channel (`docs/protocol.md`, "Media channel") or come as `stream:data`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
     pub media: Option<bool>,
 }
 
@@ -96,6 +122,7 @@ pub struct Joined {
     strum::IntoStaticStr,
     strum::VariantArray,
 )]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "lowercase")]
 #[strum(serialize_all = "lowercase")]
 pub enum MediaMode {
@@ -110,31 +137,41 @@ pub enum MediaMode {
 
 /// `stream:data`: one frame, multicast to every viewer of the stream.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct StreamData<'a> {
+    /// The stream the frame belongs to.
     pub stream_key: &'a str,
+    /// The frame, with the type the streamer sent (text or binary).
+    #[cfg_attr(test, ts(as = "FrameData"))]
     pub data: crate::DataRef<'a>,
     /// Server time when the frame arrived, ms since the epoch.
     pub timestamp: Millis,
     /// Per-stream frame number, starting at 1, increasing by one per relayed frame.
     pub seq: u64,
+    /// How to decode it.
     pub media: MediaMode,
     /// Decoding can start here (a WebM Cluster opening with a video keyframe, a WebCodecs key
     /// chunk, or a catch-up bundle).
     #[serde(skip_serializing_if = "is_false")]
+    #[cfg_attr(test, ts(as = "Option<bool>", optional))]
     pub key: bool,
     /// WebM: `data` begins with the init segment (EBML header, Segment, Info, Tracks).
     #[serde(skip_serializing_if = "is_false")]
+    #[cfg_attr(test, ts(as = "Option<bool>", optional))]
     pub init: bool,
     /// The server dropped data for this viewer (it fell behind); this frame is the next
     /// keyframe, and decoding restarts here.
     #[serde(skip_serializing_if = "is_false")]
+    #[cfg_attr(test, ts(as = "Option<bool>", optional))]
     pub resync: bool,
     /// WebCodecs: the chunk's type and encoder timestamp.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
     pub chunk: Option<&'a crate::client::ChunkInfo>,
     /// WebCodecs: the decoder configuration, on key chunks.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional, type = "unknown"))]
     pub config: Option<&'a serde_json::Value>,
 }
 
@@ -145,35 +182,49 @@ fn is_false(b: &bool) -> bool {
 /// `stream:level`: this viewer's delivery level changed (0 = every frame; see
 /// `docs/protocol.md`, "Delivery levels").
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct Level {
+    /// The stream watched.
     pub stream_key: String,
+    /// 0 every frame, 1 fewer, 2 fewest.
     pub level: usize,
 }
 
 /// `stream:keyframe:request`: to the streamer, asking for a keyframe soon (WebCodecs:
 /// `encoder.encode(frame, {keyFrame: true})`). Throttled per stream.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct KeyframeRequest {
+    /// The streamer's stream.
     pub stream_key: String,
-    /// `join` or `resync`.
+    /// `join` (a viewer joined with no GOP to start from) or `resync` (one fell behind).
+    #[cfg_attr(test, ts(type = r#""join" | "resync""#))]
     pub reason: &'static str,
 }
 
 /// One frame of the catch-up buffer.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct BufferedFrame<'a> {
+    /// The frame as the streamer sent it.
     pub data: &'a FrameData,
+    /// Server time when the frame arrived, ms since the epoch.
     pub timestamp: Millis,
+    /// The frame's `stream:data` sequence number.
     pub seq: u64,
 }
 
 /// `stream:buffer`: the last frames (oldest first) for a viewer who just joined.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[cfg_attr(test, ts(rename = "StreamBuffer"))]
 #[serde(rename_all = "camelCase")]
 pub struct Buffer<'a> {
+    /// The stream joined.
     pub stream_key: &'a str,
+    /// Oldest first.
     pub frames: Vec<BufferedFrame<'a>>,
 }
 
@@ -181,6 +232,7 @@ pub struct Buffer<'a> {
 #[derive(
     Debug, Clone, Copy, Serialize, PartialEq, Eq, strum::IntoStaticStr, strum::VariantArray,
 )]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
 pub enum EndReason {
@@ -194,86 +246,121 @@ pub enum EndReason {
 
 /// `stream:ended`.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct Ended {
+    /// The stream that ended.
     pub stream_key: String,
+    /// Why, so a page can say more than "ended".
     pub reason: EndReason,
 }
 
 /// `stream:left`, the reply to `stream:leave`.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct Left {
+    /// The stream left (or, as the `stream:end` ack, ended).
     pub stream_key: String,
 }
 
 /// `stream:viewers`: the viewer count changed (coalesced).
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct Viewers {
+    /// The stream counted.
     pub stream_key: String,
+    /// Viewers now.
     pub viewer_count: usize,
 }
 
 /// `stream:status`: a lifecycle change viewers should show (live, reconnecting, ended).
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct Status {
+    /// The stream whose status changed.
     pub stream_key: String,
+    /// `reconnecting` or `live`.
     pub status: StreamStatus,
     /// While `reconnecting`: ms left before the stream ends.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
     pub grace_ms: Option<u64>,
 }
 
 /// `stream:evicted`: sent (when it still can be) to a viewer removed for not reading.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct Evicted {
+    /// The stream the viewer was removed from.
     pub stream_key: String,
+    /// Always `too_slow` for now: its queue stayed full for `--stall-timeout-secs`.
+    #[cfg_attr(test, ts(type = r#""too_slow""#))]
     pub reason: &'static str,
 }
 
 /// `chat:message`.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct ChatMessage {
+    /// Unique per message: tells a `chat:history` entry and a live copy of it apart.
     pub id: String,
+    /// The stream it was sent in.
     pub stream_key: String,
+    /// Who sent it.
     pub user: UserRef,
+    /// The text, one line (show it as text, never as HTML).
     pub message: String,
+    /// When the server accepted it.
     pub timestamp: Millis,
 }
 
 /// `chat:history`: the channel's recent messages, oldest first, right after `stream:joined`.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct ChatHistory {
+    /// The stream joined.
     pub stream_key: String,
+    /// Oldest first, at most 50.
     pub messages: Vec<ChatMessage>,
 }
 
 /// `reaction`.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct Reaction {
+    /// The stream it was sent in.
     pub stream_key: String,
+    /// One of [`crate::REACTIONS`].
     #[serde(rename = "type")]
     pub kind: String,
+    /// Who sent it.
     pub user: UserRef,
+    /// When the server accepted it.
     pub timestamp: Millis,
 }
 
 /// `stream:list` (event and ack).
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct StreamList {
+    /// Live and reconnecting streams.
     pub streams: Vec<StreamInfo>,
 }
 
 /// `error`: sent for every refused or malformed request.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct ErrorEvent {
+    /// Stable: what a client branches on.
     pub code: ErrorCode,
+    /// For humans; may change.
     pub message: String,
     /// The client event that caused it.
     pub event: String,
@@ -281,31 +368,45 @@ pub struct ErrorEvent {
 
 /// The body of a failed ack.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct AckError {
+    /// Stable: what a client branches on.
     pub code: ErrorCode,
+    /// For humans; may change.
     pub message: String,
 }
 
 /// An ack: `{ok: true, ...payload}` or `{ok: false, error: {code, message}}`.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(untagged)]
-pub enum Ack<T: Serialize> {
+pub enum Ack<T> {
+    /// The request was carried out.
     Ok {
+        /// Always `true`.
+        #[cfg_attr(test, ts(type = "true"))]
         ok: bool,
+        /// The event's answer, its fields next to `ok`.
         #[serde(flatten)]
         payload: T,
     },
+    /// The request was refused (an `error` event says the same).
     Err {
+        /// Always `false`.
+        #[cfg_attr(test, ts(type = "false"))]
         ok: bool,
+        /// Why.
         error: AckError,
     },
 }
 
 impl<T: Serialize> Ack<T> {
+    /// `{ok: true, ...payload}`.
     pub fn ok(payload: T) -> Self {
         Self::Ok { ok: true, payload }
     }
 
+    /// `{ok: false, error: {code, message}}`.
     pub fn err(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::Err {
             ok: false,
@@ -319,14 +420,26 @@ impl<T: Serialize> Ack<T> {
 
 /// An ack payload with nothing more to say than `ok`.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct Empty {}
 
 /// The ack payload of `stream:data:send`.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct Published {
+    /// `seq` of the last frame relayed (the streamer's progress).
     pub seq: u64,
+    /// Viewers the frame was offered to.
     pub viewers: usize,
+}
+
+/// The ack payload of `chat:send`.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct ChatSent {
+    /// The message's id, as `chat:message` will carry it.
+    pub id: String,
 }
 
 #[cfg(test)]

@@ -221,9 +221,6 @@ async fn log_events(rx: tokio::sync::broadcast::Receiver<HubEvent>, shutdown: Ca
 
 #[cfg(test)]
 mod tests {
-    use futures_util::{SinkExt, StreamExt};
-    use tokio_tungstenite::tungstenite::Message;
-
     use super::*;
 
     /// A server that `run` returned from is freed: nothing (the Socket.IO server's state, a
@@ -243,27 +240,16 @@ mod tests {
                 let _ = tx.send(Arc::downgrade(hub));
             }));
             let hub = rx.await.expect("hub");
-            // A Socket.IO connection that registers: its actor and handlers hold the hub too.
-            let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
-            let (mut ws, _) = tokio_tungstenite::connect_async(url).await.expect("ws");
-            ws.send(Message::text("40")).await.expect("connect");
-            ws.send(Message::text(
-                r#"42["user:register",{"username":"ana","role":"STREAMER"}]"#,
-            ))
-            .await
-            .expect("register");
-            let mut registered = false;
-            while let Some(Ok(msg)) = ws.next().await {
-                if msg.to_text().is_ok_and(|t| t.contains("stream:created")) {
-                    registered = true;
-                    break;
-                }
-            }
-            assert!(registered, "the streamer got its stream");
+            // A streamer, its actor and its socket hold the hub too while it is connected.
+            let target = streamhub_bench::client::Target::parse(&format!("http://{addr}"))
+                .expect("target");
+            let (mut streamer, _key) = streamhub_bench::client::Client::streamer(&target, "ana")
+                .await
+                .expect("streamer");
             assert!(hub.upgrade().is_some(), "alive while serving");
             shutdown.cancel();
             // The client reads until the server closes the connection, as a browser does.
-            while let Some(Ok(_)) = ws.next().await {}
+            while streamer.next_event().await.is_ok() {}
             server.await.expect("join").expect("run");
             for _ in 0..100 {
                 if hub.upgrade().is_none() {

@@ -1,8 +1,8 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { decodeMediaMessage, MAX_HEADER, MediaChannel, mediaUrl, reopenDelay } from './media-channel';
-import type { StreamDataEvent } from './protocol';
+import { decodeMediaMessage, MediaChannel, mediaUrl, reopenDelay } from './media-channel';
+import { MEDIA_MAX_HEADER, type StreamData } from './protocol';
 
-/** A media-channel message as the server builds it (streamhub-protocol's media::encode). */
+/** A media-channel message as the server builds it (streamhub-protocol's media_channel::encode). */
 function message(header: object, payload: Uint8Array): ArrayBuffer {
   const head = new TextEncoder().encode(JSON.stringify(header));
   const out = new Uint8Array(4 + head.length + payload.length);
@@ -32,7 +32,7 @@ describe('decodeMediaMessage', () => {
     );
     expect(r.ok).toBe(true);
     if (!r.ok) return;
-    const f: StreamDataEvent = r.frame;
+    const f: StreamData = r.frame;
     expect(f.data).toBeInstanceOf(ArrayBuffer);
     expect([...new Uint8Array(f.data as ArrayBuffer)]).toEqual([0x00, 0x01, 0xff, 0x70]);
     const { data: _data, ...rest } = f;
@@ -59,9 +59,9 @@ describe('decodeMediaMessage', () => {
   it('refuses a header length past the end of the message', () => {
     expect(decodeMediaMessage(raw(9, '{}'))).toEqual({ ok: false, error: 'message of 6 bytes is shorter than its 9-byte header' });
     expect(decodeMediaMessage(raw(0xffffffff, [])).ok).toBe(false);
-    expect(decodeMediaMessage(raw(MAX_HEADER + 1, '{}'))).toEqual({
+    expect(decodeMediaMessage(raw(MEDIA_MAX_HEADER + 1, '{}'))).toEqual({
       ok: false,
-      error: `header of ${MAX_HEADER + 1} bytes is over the ${MAX_HEADER}-byte limit`,
+      error: `header of ${MEDIA_MAX_HEADER + 1} bytes is over the ${MEDIA_MAX_HEADER}-byte limit`,
     });
   });
 
@@ -140,7 +140,7 @@ class FakeSocket {
 }
 
 function channel(openTimeoutMs = 3000) {
-  const frames: StreamDataEvent[] = [];
+  const frames: StreamData[] = [];
   const lost: string[] = [];
   const warn = vi.fn();
   const ch = new MediaChannel({

@@ -9,14 +9,9 @@
 // `[header length: u32 big-endian][header: JSON, UTF-8][payload]`. The header is the
 // `stream:data` payload with `data` replaced by `{"text": bool}`: the payload is the base64
 // text `stream:data` would carry as a string (`text: true`) or the binary data (`false`).
-// The reference decoder is crates/streamhub-protocol/src/media.rs.
+// The reference decoder is crates/streamhub-protocol/src/media_channel.rs (`MediaHeader`).
 
-import type { StreamDataEvent } from './protocol';
-
-export const MEDIA_PATH = '/media';
-
-/** Largest header accepted, as the server's decoder (a WebCodecs decoder config is its biggest part). */
-export const MAX_HEADER = 64 * 1024;
+import { MEDIA_CHANNEL_PATH, MEDIA_MAX_HEADER, type StreamData } from './protocol';
 
 /** How long the page waits for the channel to open before it joins over Socket.IO alone. */
 export const OPEN_TIMEOUT_MS = 3000;
@@ -27,7 +22,7 @@ export const MAX_REOPEN_ATTEMPTS = 3;
 /** Which path delivers this viewer's frames. */
 export type Transport = 'media' | 'socket.io';
 
-export type DecodeResult = { ok: true; frame: StreamDataEvent } | { ok: false; error: string };
+export type DecodeResult = { ok: true; frame: StreamData } | { ok: false; error: string };
 
 // Not fatal: base64 payloads are ASCII, and a header that is not UTF-8 fails JSON.parse anyway.
 const utf8 = new TextDecoder('utf-8');
@@ -43,7 +38,7 @@ export function decodeMediaMessage(msg: ArrayBuffer): DecodeResult {
   const size = msg.byteLength;
   if (size < 4) return { ok: false, error: `message of ${size} bytes is shorter than its header length` };
   const len = new DataView(msg).getUint32(0, false);
-  if (len > MAX_HEADER) return { ok: false, error: `header of ${len} bytes is over the ${MAX_HEADER}-byte limit` };
+  if (len > MEDIA_MAX_HEADER) return { ok: false, error: `header of ${len} bytes is over the ${MEDIA_MAX_HEADER}-byte limit` };
   if (size - 4 < len) return { ok: false, error: `message of ${size} bytes is shorter than its ${len}-byte header` };
   let header: unknown;
   try {
@@ -57,14 +52,14 @@ export function decodeMediaMessage(msg: ArrayBuffer): DecodeResult {
   if (typeof timestamp !== 'number' || typeof seq !== 'number') return { ok: false, error: 'header has no timestamp or seq' };
   if (!isObject(data) || typeof data.text !== 'boolean') return { ok: false, error: 'header has no data.text flag' };
   const payload = msg.slice(4 + len);
-  const frame = { ...header, data: data.text ? utf8.decode(payload) : payload } as StreamDataEvent;
+  const frame = { ...header, data: data.text ? utf8.decode(payload) : payload } as StreamData;
   return { ok: true, frame };
 }
 
 /** The media channel's URL for Socket.IO connection `sid`, on the page's own origin. */
 export function mediaUrl(loc: Pick<Location, 'protocol' | 'host'>, sid: string): string {
   const scheme = loc.protocol === 'https:' ? 'wss:' : 'ws:';
-  return `${scheme}//${loc.host}${MEDIA_PATH}?sid=${encodeURIComponent(sid)}`;
+  return `${scheme}//${loc.host}${MEDIA_CHANNEL_PATH}?sid=${encodeURIComponent(sid)}`;
 }
 
 /** Wait before reopen attempt `attempt` (1-based): 1 s, 2 s, 4 s, ... at most 10 s. */
@@ -76,7 +71,7 @@ export type OpenResult = { ok: true } | { ok: false; reason: string };
 
 export interface MediaChannelOptions {
   /** Every well-formed frame, shaped like a `stream:data` payload. */
-  onFrame: (frame: StreamDataEvent) => void;
+  onFrame: (frame: StreamData) => void;
   /** The channel closed after it had opened, not through close(): the server dropped the viewer. */
   onLost: (reason: string) => void;
   openTimeoutMs?: number;

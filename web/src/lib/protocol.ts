@@ -1,132 +1,22 @@
-// The wire contract of docs/protocol.md, as TypeScript types. Field names are camelCase,
-// timestamps are milliseconds since the Unix epoch.
+// The wire contract of docs/protocol.md. The types, event names (`EVENTS`), error codes,
+// reactions and limits are generated from crates/streamhub-protocol into
+// ../generated/protocol.ts and re-exported here; this module adds only what the pages need
+// around them.
+import type { Ack, ErrorCode } from '../generated/protocol';
 
-export type Role = 'STREAMER' | 'VIEWER';
-export type StreamStatus = 'created' | 'live' | 'reconnecting' | 'ended';
+export * from '../generated/protocol';
 
-export interface UserRef {
-  id: string;
-  username: string;
-}
+/** Failures the page reports itself (lib/socket.ts): no connection, no answer in time, an answer that is not an ack. */
+export type LocalErrorCode = 'DISCONNECTED' | 'TIMEOUT' | 'BAD_ACK';
 
-export interface User extends UserRef {
-  role: Role;
-}
-
-export interface Stream {
-  streamKey: string;
-  title: string;
-  streamer: UserRef;
-  status: StreamStatus;
-  createdAt: number;
-  startedAt: number | null;
-  viewerCount: number;
-}
-
-/** `stream:data` keeps the sender's type: a base64 string (seed clients) or binary. */
-export type FrameData = string | ArrayBuffer | ArrayBufferView | Blob;
-
-export interface Frame {
-  data: FrameData;
-  timestamp: number;
-  seq: number;
-}
-
-/** How the server relays a stream (docs/protocol.md, "Media modes"). */
-export type MediaMode = 'images' | 'webm' | 'webcodecs';
-
-/** WebCodecs: an encoded chunk's type and timing, as sent and relayed (`chunk`). */
-export interface ChunkMeta {
-  type: 'key' | 'delta';
-  /** the encoder's timestamp, microseconds */
-  timestamp: number;
-  /** microseconds */
-  duration?: number;
-}
-
-/**
- * WebCodecs: a `VideoDecoderConfig` made JSON-safe (`config`): `description` (the codec's
- * extra data, e.g. H.264's avcC) travels as base64 text.
- */
-export interface WireDecoderConfig {
-  codec: string;
-  description?: string;
-  codedWidth?: number;
-  codedHeight?: number;
-  displayAspectWidth?: number;
-  displayAspectHeight?: number;
-  colorSpace?: { primaries?: string | null; transfer?: string | null; matrix?: string | null; fullRange?: boolean | null };
-  hardwareAcceleration?: string;
-  optimizeForLatency?: boolean;
-}
-
-export interface StreamDataEvent extends Frame {
-  streamKey: string;
-  /** absent from servers older than the media modes */
-  media?: MediaMode;
-  /** decoding can start here */
-  key?: boolean;
-  /** WebM: data begins with the init segment */
-  init?: boolean;
-  /** data was dropped before this frame: reset the decoder / abort the SourceBuffer */
-  resync?: boolean;
-  chunk?: ChunkMeta;
-  config?: WireDecoderConfig;
-}
-
-/** `stream:level`: this viewer's delivery level (0 = every frame). */
-export interface LevelEvent {
-  streamKey: string;
-  level: number;
-}
-
-/** `stream:keyframe:request`, to the owner of a WebCodecs stream. */
-export interface KeyframeRequestEvent {
-  streamKey: string;
-  reason: 'join' | 'resync' | string;
-}
-
-export interface StreamBufferEvent {
-  streamKey: string;
-  frames: Frame[];
-}
-
-export interface ChatMessage {
-  id: string;
-  streamKey: string;
-  user: UserRef;
-  message: string;
-  timestamp: number;
-}
-
-export interface ReactionEvent {
-  streamKey: string;
-  type: string;
-  user: UserRef;
-  timestamp: number;
-}
-
+/** A refusal as the pages show it: the server's (`AckError`, `ErrorEvent`) or the page's own. */
 export interface ErrorBody {
-  code: string;
+  code: ErrorCode | LocalErrorCode;
   message: string;
 }
 
-export interface ErrorEvent extends ErrorBody {
-  event?: string;
-}
-
-/** Every ack: `{ok: true, ...fields}` or `{ok: false, error}`. */
-export type Ack<T extends object = object> = ({ ok: true } & T) | { ok: false; error: ErrorBody };
-
-/** The reaction set the server accepts (protocol.md, "Reactions"). */
-export const REACTIONS = ['👍', '❤️', '😂', '😮', '😢', '🔥', '👏', '🎉'] as const;
-
-export const ErrorCodes = {
-  STREAM_NOT_FOUND: 'STREAM_NOT_FOUND',
-  RATE_LIMITED: 'RATE_LIMITED',
-  FORBIDDEN: 'FORBIDDEN',
-  ALREADY_REGISTERED: 'ALREADY_REGISTERED',
-} as const;
+/** What a request resolves to: the server's ack, or a failure the page saw itself. */
+export type Reply<T> = Ack<T> | { ok: false; error: { code: LocalErrorCode; message: string } };
 
 /** A friendlier sentence for the error codes a person can run into from these pages. */
 export function describeError(e: ErrorBody | undefined | null): string {

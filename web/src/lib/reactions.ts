@@ -1,5 +1,5 @@
 import { el } from './dom';
-import { REACTIONS, type ReactionEvent } from './protocol';
+import { REACTIONS, type Reaction } from './protocol';
 
 const MAX_FLOATS = 40;
 const MAX_ITEMS = 12;
@@ -25,7 +25,7 @@ export function renderReactionButtons(root: HTMLElement, onPick: (type: string) 
  * A reaction floating up over the player (data-testid reaction-float) for a couple of
  * seconds; removed when its CSS animation ends. Bounded: the oldest go first.
  */
-export function floatReaction(layer: HTMLElement, r: Pick<ReactionEvent, 'type'> & { user?: { username?: string } }): void {
+export function floatReaction(layer: HTMLElement, r: Pick<Reaction, 'type'> & { user?: { username?: string } }): void {
   while (layer.childElementCount >= MAX_FLOATS) layer.firstElementChild?.remove();
   const left = 10 + Math.random() * 75;
   const drift = Math.round((Math.random() - 0.5) * 60);
@@ -43,7 +43,7 @@ export function floatReaction(layer: HTMLElement, r: Pick<ReactionEvent, 'type'>
 }
 
 /** An incoming reaction in the streamer's list (data-testid reaction-item), shown briefly. */
-export function showReactionItem(list: HTMLElement, r: ReactionEvent, ttlMs = 6000): void {
+export function showReactionItem(list: HTMLElement, r: Reaction, ttlMs = 6000): void {
   while (list.childElementCount >= MAX_ITEMS) list.firstElementChild?.remove();
   const node = el('div', { class: 'reaction-item', 'data-testid': 'reaction-item', 'data-type': r.type },
     el('span', { class: 'reaction-emoji' }, r.type),

@@ -1,5 +1,5 @@
 import { io, type Socket } from 'socket.io-client';
-import type { Ack } from './protocol';
+import type { Ack, ClientEvent, Reply } from './protocol';
 
 /** Socket.IO to the page's own origin (the streamhub binary, or Vite's proxy in dev). */
 export function connect(): Socket {
@@ -18,10 +18,10 @@ export function connect(): Socket {
  */
 export async function request<T extends object = object>(
   socket: Socket,
-  event: string,
+  event: ClientEvent,
   payload?: unknown,
   timeoutMs = 5000,
-): Promise<Ack<T>> {
+): Promise<Reply<T>> {
   if (!socket.connected) {
     return { ok: false, error: { code: 'DISCONNECTED', message: 'Not connected to the server.' } };
   }

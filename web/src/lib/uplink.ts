@@ -1,5 +1,5 @@
 import type { Socket } from 'socket.io-client';
-import type { Ack, ErrorBody } from './protocol';
+import { EVENTS, type Ack, type ErrorBody, type Published } from './protocol';
 import { payloadSize } from './media';
 import { RateMeter, ewma } from './stats';
 
@@ -58,7 +58,7 @@ export class Uplink {
     this.pending.set(id, t0);
     this.framesSent++;
     this.meter.add(Date.now(), payloadSize(data));
-    this.socket.timeout(ACK_TIMEOUT_MS).emit('stream:data:send', { ...extra, streamKey, data }, (err: unknown, res: Ack<{ seq: number; viewers: number }>) => {
+    this.socket.timeout(ACK_TIMEOUT_MS).emit(EVENTS.STREAM_DATA_SEND, { ...extra, streamKey, data }, (err: unknown, res: Ack<Published>) => {
       this.pending.delete(id);
       const took = performance.now() - t0;
       if (err) {

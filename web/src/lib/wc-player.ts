@@ -1,11 +1,12 @@
 // WebCodecs chunks (the streamer's VideoEncoder output) → VideoDecoder → canvas.
-import type { ChunkMeta, WireDecoderConfig } from './protocol';
+import type { ChunkInfo } from './protocol';
 import { ChunkSequencer, configKey, fromWireConfig } from './webcodecs';
 
 export interface WcChunk {
   bytes: Uint8Array;
-  chunk: ChunkMeta;
-  config?: WireDecoderConfig;
+  chunk: ChunkInfo;
+  /** `stream:data`'s `config` as it came (checked by fromWireConfig before use). */
+  config?: unknown;
   resync: boolean;
 }
 
@@ -27,7 +28,7 @@ export class WebCodecsPlayer {
   readonly seq = new ChunkSequencer();
   private decoder: VideoDecoder | null = null;
   private configured: string | null = null;
-  private lastConfig: WireDecoderConfig | null = null;
+  private lastConfig: unknown = null;
   private ctx: CanvasRenderingContext2D;
   private dead = false;
 
@@ -88,7 +89,7 @@ export class WebCodecsPlayer {
     }
   }
 
-  private configure(wire: WireDecoderConfig | null | undefined): boolean {
+  private configure(wire: unknown): boolean {
     const cfg = wire ? fromWireConfig(wire) : null;
     if (!cfg) {
       this.decoderFailed('a key chunk came without a usable decoder config');

@@ -1,6 +1,5 @@
 // WebCodecs publishing: camera/screen frames → VideoEncoder → encoded chunks for
 // `stream:data:send` (binary data + `chunk`, and `config` on key chunks). Video only.
-import type { WireDecoderConfig } from './protocol';
 import type { Level } from './quality';
 import {
   codecForSize,
@@ -11,6 +10,7 @@ import {
   type CodecChoice,
   type EncoderSettings,
   type GateSample,
+  type WireDecoderConfig,
 } from './webcodecs';
 
 export interface PublisherOptions {

@@ -10,7 +10,7 @@ import {
   FrameGate,
   fromWireConfig,
   KeyframeClock,
-  parseChunkMeta,
+  parseChunkInfo,
   toWireConfig,
 } from './webcodecs';
 import { buildLadder } from './quality';
@@ -94,11 +94,11 @@ describe('chunk metadata', () => {
   });
 
   it('checks a relayed chunk', () => {
-    expect(parseChunkMeta({ type: 'key', timestamp: 1, duration: 2 })).toEqual({ type: 'key', timestamp: 1, duration: 2 });
-    expect(parseChunkMeta({ type: 'delta', timestamp: 1, duration: -1 })).toEqual({ type: 'delta', timestamp: 1 });
-    expect(parseChunkMeta({ type: 'other', timestamp: 1 })).toBeNull();
-    expect(parseChunkMeta({ type: 'key' })).toBeNull();
-    expect(parseChunkMeta(undefined)).toBeNull();
+    expect(parseChunkInfo({ type: 'key', timestamp: 1, duration: 2 })).toEqual({ type: 'key', timestamp: 1, duration: 2 });
+    expect(parseChunkInfo({ type: 'delta', timestamp: 1, duration: -1 })).toEqual({ type: 'delta', timestamp: 1 });
+    expect(parseChunkInfo({ type: 'other', timestamp: 1 })).toBeNull();
+    expect(parseChunkInfo({ type: 'key' })).toBeNull();
+    expect(parseChunkInfo(undefined)).toBeNull();
   });
 });
 

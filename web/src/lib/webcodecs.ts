@@ -2,9 +2,27 @@
 // a keyframe, which frames to drop before encoding, encoder settings per quality level, and
 // the viewer's "wait for a key chunk" rule. The browser classes (wc-publisher.ts,
 // wc-player.ts) wire these to VideoEncoder / VideoDecoder.
-import type { ChunkMeta, WireDecoderConfig } from './protocol';
+import type { ChunkInfo } from './protocol';
 import { base64ToBytes, bytesToBase64 } from './media';
 import type { Level } from './quality';
+
+/**
+ * WebCodecs: a `VideoDecoderConfig` made JSON-safe, as our streamer sends it in `config`:
+ * `description` (the codec's extra data, e.g. H.264's avcC) travels as base64 text. The server
+ * relays `config` untouched (the protocol types it `unknown`), so viewers check what arrives
+ * with fromWireConfig.
+ */
+export interface WireDecoderConfig {
+  codec: string;
+  description?: string;
+  codedWidth?: number;
+  codedHeight?: number;
+  displayAspectWidth?: number;
+  displayAspectHeight?: number;
+  colorSpace?: { primaries?: string | null; transfer?: string | null; matrix?: string | null; fullRange?: boolean | null };
+  hardwareAcceleration?: string;
+  optimizeForLatency?: boolean;
+}
 
 // ---- codecs --------------------------------------------------------------------------------
 
@@ -127,17 +145,17 @@ export function fromWireConfig(wire: unknown): VideoDecoderConfig | null {
 }
 
 /** A stable text form of a wire config, to tell whether the decoder must be reconfigured. */
-export function configKey(wire: WireDecoderConfig | undefined | null): string {
-  if (!wire) return '';
-  const keys = Object.keys(wire).sort() as (keyof WireDecoderConfig)[];
-  return JSON.stringify(keys.map((k) => [k, wire[k]]));
+export function configKey(wire: unknown): string {
+  if (!wire || typeof wire !== 'object') return '';
+  const w = wire as Record<string, unknown>;
+  return JSON.stringify(Object.keys(w).sort().map((k) => [k, w[k]]));
 }
 
 // ---- chunk metadata -------------------------------------------------------------------------
 
 /** `chunk` for one EncodedVideoChunk: type and timestamp, duration when the encoder gave one. */
-export function chunkMeta(chunk: { type: string; timestamp: number; duration?: number | null }): ChunkMeta {
-  const meta: ChunkMeta = { type: chunk.type === 'key' ? 'key' : 'delta', timestamp: chunk.timestamp };
+export function chunkMeta(chunk: { type: string; timestamp: number; duration?: number | null }): ChunkInfo {
+  const meta: ChunkInfo = { type: chunk.type === 'key' ? 'key' : 'delta', timestamp: chunk.timestamp };
   if (typeof chunk.duration === 'number' && Number.isFinite(chunk.duration) && chunk.duration > 0) {
     meta.duration = chunk.duration;
   }
@@ -145,12 +163,12 @@ export function chunkMeta(chunk: { type: string; timestamp: number; duration?: n
 }
 
 /** `chunk` from `stream:data`, checked (null when it is not a chunk description). */
-export function parseChunkMeta(x: unknown): ChunkMeta | null {
+export function parseChunkInfo(x: unknown): ChunkInfo | null {
   if (!x || typeof x !== 'object') return null;
   const c = x as Record<string, unknown>;
   if (c.type !== 'key' && c.type !== 'delta') return null;
   if (typeof c.timestamp !== 'number' || !Number.isFinite(c.timestamp)) return null;
-  const meta: ChunkMeta = { type: c.type, timestamp: c.timestamp };
+  const meta: ChunkInfo = { type: c.type, timestamp: c.timestamp };
   if (typeof c.duration === 'number' && Number.isFinite(c.duration) && c.duration > 0) meta.duration = c.duration;
   return meta;
 }
@@ -161,9 +179,9 @@ export function chunkPayload<D extends string | ArrayBuffer>(
   data: D,
   chunk: { type: string; timestamp: number; duration?: number | null },
   config: WireDecoderConfig | null,
-): { streamKey: string; data: D; chunk: ChunkMeta; config?: WireDecoderConfig } {
+): { streamKey: string; data: D; chunk: ChunkInfo; config?: WireDecoderConfig } {
   const meta = chunkMeta(chunk);
-  const out: { streamKey: string; data: D; chunk: ChunkMeta; config?: WireDecoderConfig } = { streamKey, data, chunk: meta };
+  const out: { streamKey: string; data: D; chunk: ChunkInfo; config?: WireDecoderConfig } = { streamKey, data, chunk: meta };
   if (meta.type === 'key' && config) out.config = config;
   return out;
 }

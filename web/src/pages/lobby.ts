@@ -1,6 +1,6 @@
 // Lobby: the live streams, refreshed every few seconds over Socket.IO (`stream:list`).
 import '../styles.css';
-import type { Stream } from '../lib/protocol';
+import { EVENTS, type StreamInfo, type StreamList } from '../lib/protocol';
 import { byTestId, el, setText, showBanner } from '../lib/dom';
 import { connect, request, UNREACHABLE_TEXT } from '../lib/socket';
 import { buildShareLink, parseStreamKey } from '../lib/share';
@@ -25,7 +25,7 @@ interface Card {
   time: HTMLElement;
   badge: HTMLElement;
   thumb: HTMLElement;
-  stream: Stream;
+  stream: StreamInfo;
 }
 
 const cards = new Map<string, Card>();
@@ -35,7 +35,7 @@ function viewerHref(key: string): string {
   return buildShareLink(location.origin, key);
 }
 
-function makeCard(s: Stream): Card {
+function makeCard(s: StreamInfo): Card {
   const thumb = el('div', { class: 'thumb', 'aria-hidden': 'true' });
   const badge = el('span', { class: 'badge badge-live' }, 'LIVE');
   const time = el('span', { class: 'thumb-time' }, '0:00');
@@ -51,7 +51,7 @@ function makeCard(s: Stream): Card {
   return { root, title, by, viewers, time, badge, thumb, stream: s };
 }
 
-function updateCard(c: Card, s: Stream): void {
+function updateCard(c: Card, s: StreamInfo): void {
   c.stream = s;
   const title = s.title?.trim() || 'Untitled stream';
   setText(c.title, title);
@@ -72,7 +72,7 @@ function tickCard(c: Card, now: number): void {
   setText(c.time, started ? formatDuration(now - started) : '');
 }
 
-function render(streams: Stream[]): void {
+function render(streams: StreamInfo[]): void {
   loaded = true;
   // Newest first is what a lobby shows; keep a stable order by start time.
   const sorted = [...streams].sort((a, b) => (b.startedAt ?? b.createdAt) - (a.startedAt ?? a.createdAt));
@@ -111,7 +111,7 @@ const socket = connect();
 
 async function refresh(): Promise<void> {
   if (socket.connected) {
-    const res = await request<{ streams: Stream[] }>(socket, 'stream:list', undefined, 4000);
+    const res = await request<StreamList>(socket, EVENTS.STREAM_LIST, undefined, 4000);
     if (res.ok) {
       render(res.streams ?? []);
       return;
@@ -121,7 +121,7 @@ async function refresh(): Promise<void> {
   try {
     const r = await fetch('/api/streams', { cache: 'no-store' });
     if (r.ok) {
-      const body = (await r.json()) as { streams: Stream[] };
+      const body = (await r.json()) as StreamList;
       render(body.streams ?? []);
     }
   } catch {
@@ -139,7 +139,7 @@ socket.on('connect_error', () => {
 });
 socket.on('disconnect', () => showBanner(banner, UNREACHABLE_TEXT));
 // The server also answers with a `stream:list` event; the ack covers it, but take pushes too.
-socket.on('stream:list', (p: { streams?: Stream[] }) => {
+socket.on(EVENTS.STREAM_LIST, (p: StreamList) => {
   if (Array.isArray(p?.streams)) render(p.streams);
 });
 

@@ -3,15 +3,21 @@
 import '../styles.css';
 import type {
   ChatMessage,
-  ErrorBody,
+  ChatSent,
+  Created,
+  Ended,
   ErrorEvent,
-  KeyframeRequestEvent,
-  ReactionEvent,
-  Stream,
+  KeyframeRequest,
+  Left,
+  Reaction,
+  Register,
+  Registered,
+  StreamEnvelope,
+  StreamInfo,
   User,
-  WireDecoderConfig,
+  Viewers,
 } from '../lib/protocol';
-import { describeError } from '../lib/protocol';
+import { describeError, EVENTS } from '../lib/protocol';
 import { byTestId, setText, showBanner } from '../lib/dom';
 import { connect, engineWriteBuffer, request, UNREACHABLE_TEXT } from '../lib/socket';
 import { buildShareLink, copyText } from '../lib/share';
@@ -83,10 +89,10 @@ const liveBadge = document.getElementById('live-badge')!;
 let status: Status = 'idle';
 let user: User | null = null;
 let registeredName = '';
-let stream: Stream | null = null;
+let stream: StreamInfo | null = null;
 let publishToken = '';
 /** A stream created while we were resuming another (registration always makes one). */
-let spare: { stream: Stream; publishToken: string } | null = null;
+let spare: Created | null = null;
 let resuming = false;
 let media: MediaStream | null = null;
 let mediaSource: Source | null = null;
@@ -175,7 +181,7 @@ function refreshControls(): void {
   copyBtn.disabled = !stream;
 }
 
-function showStream(s: Stream | null): void {
+function showStream(s: StreamInfo | null): void {
   stream = s;
   hooks.streamKey = s?.streamKey ?? '';
   if (s) {
@@ -234,14 +240,14 @@ function offline(): void {
 socket.on('connect_error', offline);
 socket.on('disconnect', offline);
 
-socket.on('error', (e: ErrorEvent) => {
+socket.on(EVENTS.ERROR, (e: ErrorEvent) => {
   // Frame refusals are per frame (RATE_LIMITED at most once a second): count, don't shout.
-  if (e?.event === 'stream:data:send' && e.code === 'RATE_LIMITED') return;
-  if (e?.event === 'stream:resume') return; // handled where we asked
+  if (e?.event === EVENTS.STREAM_DATA_SEND && e.code === 'RATE_LIMITED') return;
+  if (e?.event === EVENTS.STREAM_RESUME) return; // handled where we asked
   error(describeError(e));
 });
 
-socket.on('stream:created', (p: { stream: Stream; publishToken: string }) => {
+socket.on(EVENTS.STREAM_CREATED, (p: Created) => {
   if (!p?.stream) return;
   if (resuming || (stream && status === 'live')) {
     spare = { stream: p.stream, publishToken: p.publishToken };
@@ -252,21 +258,21 @@ socket.on('stream:created', (p: { stream: Stream; publishToken: string }) => {
   if (status === 'registering' || status === 'ended' || status === 'idle' || status === 'error') setStatus('ready');
 });
 
-socket.on('stream:started', (p: { stream: Stream }) => {
+socket.on(EVENTS.STREAM_STARTED, (p: StreamEnvelope) => {
   if (p?.stream && p.stream.streamKey === stream?.streamKey) showStream(p.stream);
 });
 
-socket.on('stream:keyframe:request', (p: KeyframeRequestEvent) => {
+socket.on(EVENTS.STREAM_KEYFRAME_REQUEST, (p: KeyframeRequest) => {
   if (p?.streamKey !== stream?.streamKey) return;
   hooks.keyframeRequests++;
   publisher?.requestKeyframe();
 });
 
-socket.on('stream:viewers', (p: { streamKey: string; viewerCount: number }) => {
+socket.on(EVENTS.STREAM_VIEWERS, (p: Viewers) => {
   if (p?.streamKey === stream?.streamKey) setText(viewersEl, p.viewerCount ?? 0);
 });
 
-socket.on('stream:ended', (p: { streamKey: string; reason: string }) => {
+socket.on(EVENTS.STREAM_ENDED, (p: Ended) => {
   if (p?.streamKey !== stream?.streamKey) return;
   stopPublishing();
   if (stream) stream = { ...stream, status: 'ended' };
@@ -274,20 +280,20 @@ socket.on('stream:ended', (p: { streamKey: string; reason: string }) => {
   chat.notice(p.reason === 'ended' ? 'Stream ended.' : `Stream ended (${p.reason}).`);
 });
 
-socket.on('chat:message', (m: ChatMessage) => {
+socket.on(EVENTS.CHAT_MESSAGE, (m: ChatMessage) => {
   if (m?.streamKey === stream?.streamKey) chat.add(m);
 });
 
-socket.on('reaction', (r: ReactionEvent) => {
+socket.on(EVENTS.REACTION, (r: Reaction) => {
   if (r?.streamKey === stream?.streamKey) showReactionItem(reactionsEl, r);
 });
 
 // ---- register / create ------------------------------------------------------------------
 async function register(name: string, again = false): Promise<void> {
   if (!again) setStatus('registering');
-  const payload: Record<string, string> = { username: name, role: 'STREAMER' };
+  const payload: Register = { username: name, role: 'STREAMER' };
   if (secretIn.value) payload.secret = secretIn.value;
-  const res = await request<{ user: User }>(socket, 'user:register', payload);
+  const res = await request<Registered>(socket, EVENTS.USER_REGISTER, payload);
   if (!res.ok) {
     if (!again) {
       setStatus('error', 'Registration failed');
@@ -308,7 +314,7 @@ async function register(name: string, again = false): Promise<void> {
 
 async function resume(): Promise<void> {
   if (!stream) return;
-  const res = await request<{ stream: Stream }>(socket, 'stream:resume', {
+  const res = await request<StreamEnvelope>(socket, EVENTS.STREAM_RESUME, {
     streamKey: stream.streamKey,
     publishToken,
   });
@@ -358,7 +364,7 @@ document.getElementById('title-form')!.addEventListener('submit', async (e) => {
   if (!user) return;
   createBtn.disabled = true;
   const title = titleIn.value.trim();
-  const res = await request<{ stream: Stream; publishToken: string }>(socket, 'stream:create', { title });
+  const res = await request<Created>(socket, EVENTS.STREAM_CREATE, { title });
   if (res.ok) {
     error(null);
     publishToken = res.publishToken;
@@ -556,7 +562,7 @@ function startPublisher(): boolean {
     codec,
     level: controller.level,
     net: () => ({ connected: socket.connected, inFlight: uplink.inFlight, writeBuffer: engineWriteBuffer(socket) }),
-    send: (chunk, data, config: WireDecoderConfig | null) => {
+    send: (chunk, data, config) => {
       // Binary by default; base64 text with the seed-compatible box (the server relays either).
       const body = base64Box.checked ? bytesToBase64(new Uint8Array(data)) : data;
       const { chunk: meta, config: cfg } = chunkPayload(key, body, chunk, config);
@@ -597,7 +603,7 @@ async function startPublishing(): Promise<void> {
     refreshControls();
     return;
   }
-  const res = await request<{ stream: Stream }>(socket, 'stream:start', { streamKey: stream.streamKey });
+  const res = await request<StreamEnvelope>(socket, EVENTS.STREAM_START, { streamKey: stream.streamKey });
   if (!res.ok) {
     error(describeError(res.error));
     refreshControls();
@@ -630,8 +636,8 @@ async function stopPublishingAndEnd(): Promise<void> {
   if (!stream) return;
   const key = stream.streamKey;
   stopBtn.disabled = true;
-  const res = await request<{ streamKey: string }>(socket, 'stream:end', { streamKey: key });
-  if (res.ok || (res.error as ErrorBody).code === 'STREAM_NOT_FOUND') {
+  const res = await request<Left>(socket, EVENTS.STREAM_END, { streamKey: key });
+  if (res.ok || res.error.code === 'STREAM_NOT_FOUND') {
     if (stream?.streamKey === key) {
       stream = { ...stream, status: 'ended' };
       setStatus('ended');
@@ -689,7 +695,7 @@ document.getElementById('chat-form')!.addEventListener('submit', async (e) => {
     return;
   }
   chatIn.value = '';
-  const res = await request<{ id: string }>(socket, 'chat:send', { streamKey: stream.streamKey, message });
+  const res = await request<ChatSent>(socket, EVENTS.CHAT_SEND, { streamKey: stream.streamKey, message });
   if (!res.ok) {
     chatIn.value = message;
     error(describeError(res.error));

@@ -1,20 +1,29 @@
 // Viewer: join a stream by key, show its frames (JPEG/WebP to a canvas, WebM through MSE,
 // WebCodecs chunks through VideoDecoder to the canvas), chat and react. Frames come over the
 // media channel (a plain WebSocket, lib/media-channel.ts) when it opens, else over Socket.IO.
+// Where the page is and what it does next (connect, join, rejoin, ended, ...) is decided by
+// lib/viewer-state.ts; this module carries out its effects, decodes frames and draws.
 import '../styles.css';
 import type {
+  BufferedFrame,
+  ChatHistory,
   ChatMessage,
+  ChatSent,
+  Ended,
   ErrorEvent,
-  Frame,
-  LevelEvent,
+  Evicted,
+  Joined,
+  Level,
   MediaMode,
-  ReactionEvent,
-  Stream,
-  StreamBufferEvent,
-  StreamDataEvent,
-  User,
+  Reaction,
+  Registered,
+  Status,
+  StreamBuffer,
+  StreamData,
+  StreamEnvelope,
+  Viewers,
 } from '../lib/protocol';
-import { describeError } from '../lib/protocol';
+import { describeError, EVENTS } from '../lib/protocol';
 import { byTestId, setText } from '../lib/dom';
 import { connect, request } from '../lib/socket';
 import { guestName } from '../lib/share';
@@ -25,10 +34,19 @@ import { LatencyMeter, RateMeter } from '../lib/stats';
 import { ImageRenderer } from '../lib/image-renderer';
 import { MsePlayer } from '../lib/mse-player';
 import { WebCodecsPlayer } from '../lib/wc-player';
-import { parseChunkMeta } from '../lib/webcodecs';
-import { MAX_REOPEN_ATTEMPTS, MediaChannel, mediaUrl, reopenDelay, type Transport } from '../lib/media-channel';
+import { parseChunkInfo } from '../lib/webcodecs';
+import { MediaChannel, mediaUrl } from '../lib/media-channel';
+import {
+  badgeView,
+  initialState,
+  isFinal,
+  overlayView,
+  step,
+  type Effect,
+  type ViewerEvent,
+  type ViewerState,
+} from '../lib/viewer-state';
 
-type State = 'connecting' | 'waiting' | 'live' | 'reconnecting' | 'ended' | 'not-found' | 'unreachable';
 /** What is being shown: JPEG/WebP pictures, WebM video (MSE) or WebCodecs chunks. */
 type Mode = 'none' | 'jpeg' | 'webp' | 'webm' | 'webcodecs';
 
@@ -60,19 +78,8 @@ const NAME_KEY = 'streamhub.viewerName';
 let name = localStorage.getItem(NAME_KEY) || guestName();
 nameIn.value = name;
 
-let state: State = 'connecting';
 let mode: Mode = 'none';
-/** The stream's media mode as the server labels it (docs/protocol.md, "Media modes"). */
-let media: MediaMode | 'none' = 'none';
-/** This viewer's delivery level (stream:level; 0 = every frame). */
-let level = 0;
-let user: User | null = null;
-let joined = false;
 let lastSeq = 0;
-let gotFrame = false;
-let graceTimer: number | undefined;
-/** Why a live stream shows no picture yet, when we know (a WebM stream joined midway). */
-let liveNote: string | null = null;
 
 const received = new RateMeter(2000);
 /** Presented video frames (WebM), where received chunks are not frames. */
@@ -89,7 +96,7 @@ const hooks = {
   /** delivery level from stream:level (0 = every frame) */
   level: 0,
   size: '', // size of the last drawn frame, "640x480"
-  state: 'connecting' as State,
+  state: 'connecting' as ViewerState['status'],
   latencyMs: null as number | null,
   undecodable: 0,
   // WebM (MSE)
@@ -105,7 +112,7 @@ const hooks = {
   codec: '',
   // Media channel
   /** the path of the current join's frames: the media WebSocket or Socket.IO */
-  transport: 'socket.io' as Transport,
+  transport: 'socket.io' as ViewerState['transport'],
   mediaFrames: 0, // frames received over the media channel
   mediaMalformed: 0, // media-channel messages that were not frames (ignored)
   mediaRejoins: 0, // joins again after the media channel closed while watching
@@ -116,122 +123,154 @@ const hooks = {
 const renderer = new ImageRenderer(canvas, () => {
   hooks.framesDrawn = renderer.framesDrawn;
   hooks.size = `${renderer.width}x${renderer.height}`;
-  firstPicture();
+  dispatch({ type: 'picture' });
 });
 let mse: MsePlayer | null = null;
 let wc: WebCodecsPlayer | null = null;
-const chat = new ChatLog(chatLogEl, () => user?.id ?? null);
+const chat = new ChatLog(chatLogEl, () => vs.user?.id ?? null);
 const socket = connect();
 
 // ---- state --------------------------------------------------------------------------------
-const STATE_TEXT: Record<State, string> = {
-  connecting: 'Connecting…',
-  waiting: 'Waiting for streamer',
-  live: 'Live',
-  reconnecting: 'Reconnecting…',
-  ended: 'Stream ended',
-  'not-found': 'Stream not found',
-  unreachable: 'Server unreachable',
-};
+const start = initialState(streamKey);
+let vs: ViewerState = start.state;
+/** The overlay and badge as last drawn (JSON), so a render touches only what changed. */
+let drawnOverlay = '';
+let drawnBadge = JSON.stringify(badgeView(vs));
+let drawnInfo: ViewerState['stream'] = null;
 
-/** Final states: nothing more will come for this page. */
-const final = () => state === 'ended' || state === 'not-found';
+/** Feeds one event to the state machine, carries out its effects and redraws. */
+function dispatch(ev: ViewerEvent): void {
+  const r = step(vs, ev);
+  // Most frames change nothing: no redraw for them.
+  if (r.state === vs && r.effects.length === 0) return;
+  vs = r.state;
+  for (const e of r.effects) run(e);
+  render();
+}
 
-function setState(s: State, detail?: string): void {
-  state = s;
-  hooks.state = s;
-  statusEl.dataset.state = s;
-  setText(statusEl, STATE_TEXT[s]);
-  liveBadge.hidden = s !== 'live';
-  window.clearInterval(graceTimer);
-  let text = detail ?? '';
-  if (!detail) {
-    switch (s) {
-      case 'connecting':
-        text = 'Connecting…';
+function render(): void {
+  hooks.state = vs.status;
+  hooks.transport = vs.transport;
+  hooks.mode = vs.media;
+  hooks.picture = vs.picture;
+  hooks.level = vs.level;
+  hooks.codec = vs.codec;
+  hooks.mediaRejoins = vs.mediaRejoins;
+  hooks.staleRejoins = vs.staleRejoins;
+
+  const o = overlayView(vs, Date.now());
+  const oKey = JSON.stringify(o);
+  if (oKey !== drawnOverlay) {
+    drawnOverlay = oKey;
+    statusEl.dataset.state = o.status;
+    setText(statusEl, o.statusText);
+    liveBadge.hidden = !o.liveBadge;
+    overlay.hidden = o.text === '';
+    overlay.dataset.kind = o.status;
+    setText(overlayText, o.text);
+    spinner.hidden = !o.spinner;
+    overlayLink.hidden = !o.link;
+  }
+
+  const b = badgeView(vs);
+  const bKey = JSON.stringify(b);
+  if (bKey !== drawnBadge) {
+    drawnBadge = bKey;
+    badge.dataset.mode = b.mode;
+    badge.dataset.level = String(b.level);
+    badge.dataset.transport = b.transport;
+    setText(badge, b.text);
+    badge.title = b.title;
+  }
+
+  if (vs.stream && vs.stream !== drawnInfo) {
+    drawnInfo = vs.stream;
+    const title = vs.stream.title?.trim() || 'Untitled stream';
+    setText(titleEl, title);
+    document.title = `${title} · StreamHub`;
+    setText(byEl, vs.stream.streamer?.username ? `by ${vs.stream.streamer.username}` : '');
+  }
+  if (vs.viewers !== null) setText(viewersEl, vs.viewers);
+}
+
+/** Named timers (a new one of the same name replaces the old). */
+const timers = new Map<string, number>();
+
+function run(e: Effect): void {
+  switch (e.kind) {
+    case 'register':
+      void request<Registered>(socket, EVENTS.USER_REGISTER, { username: name, role: 'VIEWER' }).then((reply) =>
+        dispatch({ type: 'registered', session: e.session, reply }),
+      );
+      break;
+    case 'forget-name':
+      name = guestName();
+      nameIn.value = name;
+      localStorage.removeItem(NAME_KEY);
+      break;
+    case 'open-media': {
+      const sid = socket.id;
+      if (!sid) {
+        dispatch({ type: 'media-opened', session: e.session, purpose: e.purpose, ok: false, reason: null });
         break;
-      case 'waiting':
-        text = 'Waiting for the streamer to go live…';
-        break;
-      case 'live':
-        text = gotFrame ? '' : (liveNote ?? 'Waiting for the first frame…');
-        break;
-      case 'reconnecting':
-        text = 'The streamer lost connection. Waiting for them to come back…';
-        break;
-      case 'ended':
-        text = 'This stream has ended. Thanks for watching!';
-        break;
-      case 'not-found':
-        text = streamKey
-          ? 'Stream not found. It may have ended, or the key is wrong.'
-          : 'No stream key in this link. Pick a stream in the lobby.';
-        break;
-      case 'unreachable':
-        text = 'Server unreachable. Retrying…';
-        break;
+      }
+      void mediaCh.open(mediaUrl(location, sid)).then((r) =>
+        dispatch({ type: 'media-opened', session: e.session, purpose: e.purpose, ok: r.ok, reason: r.ok ? null : r.reason }),
+      );
+      break;
     }
+    case 'close-media':
+      mediaCh.close();
+      break;
+    case 'join':
+      void request<Joined>(socket, EVENTS.STREAM_JOIN, { streamKey }).then((reply) =>
+        dispatch({ type: 'join-acked', session: e.session, viaMedia: e.viaMedia, reply }),
+      );
+      break;
+    case 'leave':
+      // Refused when the server already forgot us: the join that follows is what matters.
+      void request(socket, EVENTS.STREAM_LEAVE, { streamKey }).then(() => dispatch({ type: 'left', session: e.session, then: e.then }));
+      break;
+    case 'timer': {
+      if (e.name) window.clearTimeout(timers.get(e.name));
+      const id = window.setTimeout(() => dispatch(e.event), e.ms);
+      if (e.name) timers.set(e.name, id);
+      break;
+    }
+    case 'cancel-timer':
+      window.clearTimeout(timers.get(e.name));
+      timers.delete(e.name);
+      break;
+    case 'expect-catch-up':
+      lastSeq = 0;
+      resyncNext = true;
+      break;
+    case 'stop-players':
+      mse?.destroy();
+      mse = null;
+      wc?.destroy();
+      wc = null;
+      break;
+    case 'notice':
+      chat.notice(e.text);
+      break;
+    case 'warn':
+      console.warn(e.text);
+      break;
+    case 'disconnect':
+      socket.disconnect();
+      break;
+    case 'connect':
+      window.setTimeout(() => socket.connect(), e.ms);
+      break;
+    case 'reconnect':
+      socket.disconnect();
+      socket.connect();
+      break;
   }
-  const showOverlay = text !== '';
-  overlay.hidden = !showOverlay;
-  overlay.dataset.kind = s;
-  setText(overlayText, text);
-  spinner.hidden = !(s === 'connecting' || s === 'reconnecting' || s === 'unreachable' || (s === 'live' && !gotFrame));
-  overlayLink.hidden = !final();
-}
-
-function firstPicture(): void {
-  if (!gotFrame) {
-    gotFrame = true;
-    if (state === 'live') setState('live');
-  }
-}
-
-function showStreamInfo(s: Stream): void {
-  const title = s.title?.trim() || 'Untitled stream';
-  setText(titleEl, title);
-  document.title = `${title} · StreamHub`;
-  setText(byEl, s.streamer?.username ? `by ${s.streamer.username}` : '');
-  if (typeof s.viewerCount === 'number') setText(viewersEl, s.viewerCount);
-}
-
-function stateOf(s: Stream): State {
-  if (s.status === 'created') return 'waiting';
-  if (s.status === 'reconnecting') return 'reconnecting';
-  if (s.status === 'ended') return 'ended';
-  return 'live';
 }
 
 // ---- frames -------------------------------------------------------------------------------
-const MEDIA_LABEL: Record<MediaMode | 'none', string> = {
-  none: '–',
-  images: 'Images',
-  webm: 'WebM',
-  webcodecs: 'WebCodecs',
-};
-
-/** The badge: the stream's media mode, this viewer's delivery level and the frames' path. */
-function showBadge(): void {
-  badge.dataset.mode = media;
-  badge.dataset.level = String(level);
-  badge.dataset.transport = hooks.transport;
-  const detail = media === 'images' && hooks.picture ? ` (${hooks.picture.toUpperCase()})` : media === 'webcodecs' && hooks.codec ? ` (${hooks.codec})` : '';
-  const path = hooks.transport === 'media' ? ' · media ws' : '';
-  setText(badge, `${MEDIA_LABEL[media]}${detail} · level ${level}${path}`);
-  badge.title =
-    (level === 0
-      ? 'Delivery level 0: every frame'
-      : `Delivery level ${level}: the server sends this viewer fewer frames because it fell behind`) +
-    (hooks.transport === 'media' ? '. Video arrives over the media WebSocket.' : '. Video arrives over Socket.IO.');
-}
-
-function useMedia(m: MediaMode): void {
-  if (media === m) return;
-  media = m;
-  hooks.mode = m;
-  showBadge();
-}
-
 function useMode(m: Mode): void {
   if (mode === m) return;
   mode = m;
@@ -248,9 +287,8 @@ function useMode(m: Mode): void {
   }
 }
 
-function problem(msg: string): void {
-  chat.notice(msg);
-  if (state === 'live') setState('live', msg);
+function problem(message: string): void {
+  dispatch({ type: 'problem', message });
 }
 
 function newMse(): MsePlayer {
@@ -265,7 +303,7 @@ function newMse(): MsePlayer {
 function newWc(): WebCodecsPlayer {
   wc?.destroy();
   lastPresented = 0;
-  const p = new WebCodecsPlayer(canvas, problem, firstPicture);
+  const p = new WebCodecsPlayer(canvas, problem, () => dispatch({ type: 'picture' }));
   wc = p;
   return p;
 }
@@ -274,11 +312,11 @@ function newWc(): WebCodecsPlayer {
 let carry: Uint8Array | null = null;
 
 /** A WebM piece (the server marks init/key/resync; older servers are sniffed). */
-function handleWebm(bytes: Uint8Array, f: StreamDataEvent | Frame, sniffedInit: boolean): boolean {
-  const p = f as StreamDataEvent;
+function handleWebm(bytes: Uint8Array, f: StreamData | BufferedFrame, sniffedInit: boolean): boolean {
+  const p = f as StreamData;
   const init = p.init === true || sniffedInit;
   useMode('webm');
-  useMedia('webm');
+  dispatch({ type: 'media-mode', media: 'webm' });
   if (!MsePlayer.supported()) {
     problem('This browser cannot play WebM streams (no Media Source Extensions).');
     return false;
@@ -286,18 +324,15 @@ function handleWebm(bytes: Uint8Array, f: StreamDataEvent | Frame, sniffedInit: 
   if (!mse || (mse.failed && init)) newMse();
   if (mse!.failed) return false;
   mse!.push({ bytes, init, key: p.key === true || init, resync: p.resync === true });
-  if (!mse!.started && liveNote === null) {
-    liveNote = 'Joined between keyframes: the video starts at the next one…';
-    if (state === 'live') setState('live');
-  }
+  if (!mse!.started) dispatch({ type: 'live-note', note: 'Joined between keyframes: the video starts at the next one…' });
   return mse!.started;
 }
 
 /** A WebCodecs chunk. */
-function handleChunk(bytes: Uint8Array, p: StreamDataEvent): boolean {
+function handleChunk(bytes: Uint8Array, p: StreamData): boolean {
   useMode('webcodecs');
-  useMedia('webcodecs');
-  const chunk = parseChunkMeta(p.chunk);
+  dispatch({ type: 'media-mode', media: 'webcodecs' });
+  const chunk = parseChunkInfo(p.chunk);
   if (!chunk) return false;
   if (!WebCodecsPlayer.supported()) {
     if (!wc) problem('This browser cannot decode WebCodecs streams (no VideoDecoder). Try Chrome, Edge or Safari 17+.');
@@ -315,10 +350,10 @@ function handleChunk(bytes: Uint8Array, p: StreamDataEvent): boolean {
 let resyncNext = false;
 
 /** One frame or chunk. Returns false when it cannot be shown (counted). */
-function handle(f: StreamDataEvent | Frame): boolean {
+function handle(f: StreamData | BufferedFrame): boolean {
   let bytes = frameBytes(f.data);
   if (!bytes || bytes.length === 0) return false;
-  let p = f as StreamDataEvent;
+  let p = f as StreamData;
   if (resyncNext) {
     resyncNext = false;
     p = { ...p, resync: true };
@@ -339,11 +374,8 @@ function handle(f: StreamDataEvent | Frame): boolean {
   if (kind === 'webm') return handleWebm(bytes, f, true);
   if (kind === 'jpeg' || kind === 'webp') {
     useMode(kind);
-    useMedia('images');
-    if (hooks.picture !== kind) {
-      hooks.picture = kind;
-      showBadge();
-    }
+    dispatch({ type: 'media-mode', media: 'images' });
+    dispatch({ type: 'picture-kind', picture: kind });
     renderer.push(bytes, MIME[kind]);
     return true;
   }
@@ -352,7 +384,7 @@ function handle(f: StreamDataEvent | Frame): boolean {
   return false;
 }
 
-function onFrame(f: Frame, live: boolean): void {
+function onFrame(f: BufferedFrame, live: boolean): void {
   if (typeof f.seq === 'number') {
     if (f.seq <= lastSeq) return; // already had it (buffer and live data can overlap)
     lastSeq = f.seq;
@@ -365,17 +397,11 @@ function onFrame(f: Frame, live: boolean): void {
     hooks.latencyMs = latency.current;
   }
   const ok = handle(f);
-  if (!ok && mode === 'none' && liveNote === null) {
-    liveNote = 'This stream sends data this page cannot show.';
-    if (state === 'live') setState('live');
-  }
-  // Frames of our stream mean we are in it, even if the join's answer was lost.
-  joined = true;
-  if (state === 'waiting' || state === 'reconnecting' || state === 'connecting') setState('live');
+  dispatch({ type: 'frame', undecodable: !ok && mode === 'none' });
 }
 
 if (MsePlayer.supported()) {
-  videoEl.addEventListener('playing', () => firstPicture());
+  videoEl.addEventListener('playing', () => dispatch({ type: 'picture' }));
 }
 setInterval(() => {
   const now = Date.now();
@@ -396,262 +422,49 @@ setInterval(() => {
     hooks.resyncs = wc.resyncs;
     hooks.chunksSkipped = wc.seq.skipped;
     hooks.size = `${wc.width}x${wc.height}`;
-    if (wc.codec && hooks.codec !== wc.codec) {
-      hooks.codec = wc.codec;
-      showBadge();
-    }
+    if (wc.codec) dispatch({ type: 'codec', codec: wc.codec });
     for (; lastPresented < wc.framesDrawn; lastPresented++) presented.add(now);
   }
   hooks.mediaFrames = mediaCh.frames;
   hooks.mediaMalformed = mediaCh.malformed;
-  const live = state === 'live';
+  const live = vs.status === 'live';
   const videoMode = mode === 'webm' || mode === 'webcodecs';
   setText(fpsEl, live ? Math.round(videoMode ? presented.rate(now) : received.rate(now)) : 0);
   const lat = live && received.count(now) > 0 ? latency.current : null;
   setText(latencyEl, lat === null ? '–' : lat);
+  // The streamer's grace countdown, when it runs.
+  if (vs.graceUntil !== null) render();
 }, 500);
 
-// ---- media channel -------------------------------------------------------------------------
-/**
- * Bumped on every Socket.IO connect and disconnect: the async steps of an older connection (an
- * open, a join, a reopen timer) see the change and stop.
- */
-let session = 0;
-/** The current join asked for its frames over the media channel. */
-let mediaJoined = false;
-/** Reopens since the media channel last delivered a frame (a channel that keeps closing before
- *  any frame arrives must not be reopened forever). */
-let reopenAttempts = 0;
-let reopenTimer: number | undefined;
-
 /** A frame of our stream, from either path: the server sends each join's frames over one of them. */
-function onStreamData(p: StreamDataEvent): void {
-  if (p?.streamKey !== streamKey || final()) return;
+function onStreamData(p: StreamData): void {
+  if (p?.streamKey !== streamKey || isFinal(vs)) return;
   onFrame(p, true);
 }
 
 const mediaCh = new MediaChannel({
   onFrame: (p) => {
-    reopenAttempts = 0;
+    dispatch({ type: 'media-frame' });
     onStreamData(p);
   },
-  onLost: mediaLost,
+  onLost: (reason) => dispatch({ type: 'media-lost', reason }),
 });
-
-function setTransport(t: Transport): void {
-  if (hooks.transport === t) return;
-  hooks.transport = t;
-  showBadge();
-}
-
-/**
- * Opens this Socket.IO connection's media channel. False when it cannot, after one warning that
- * ends with `then` (what the page does instead), or when the connection changed meanwhile.
- */
-async function openMedia(gen: number, then: string): Promise<boolean> {
-  const sid = socket.id;
-  if (!sid) return false;
-  const r = await mediaCh.open(mediaUrl(location, sid));
-  if (gen !== session) return false;
-  if (!r.ok) console.warn(`Media channel unavailable (${r.reason}): ${then}`);
-  return r.ok;
-}
-
-function stopMedia(): void {
-  window.clearTimeout(reopenTimer);
-  reopenTimer = undefined;
-  mediaJoined = false;
-  mediaCh.close();
-}
-
-/**
- * The media channel closed while we watched through it. The server dropped us from the stream
- * with it, so frames stop on both paths until we join again: reopen it (backing off) and join
- * again, or join over Socket.IO alone after MAX_REOPEN_ATTEMPTS failures.
- */
-function mediaLost(reason: string): void {
-  if (!mediaJoined || !socket.connected || final()) return;
-  mediaJoined = false;
-  console.warn(`Media channel closed while watching (${reason}): reopening it to join again.`);
-  scheduleRejoin(session);
-}
-
-function scheduleRejoin(gen: number): void {
-  window.clearTimeout(reopenTimer);
-  if (reopenAttempts >= MAX_REOPEN_ATTEMPTS) {
-    console.warn(`Media channel: ${reopenAttempts} reopens failed; joining again with video over Socket.IO.`);
-    void rejoin(gen, false);
-    return;
-  }
-  reopenAttempts++;
-  reopenTimer = window.setTimeout(() => void rejoin(gen, true), reopenDelay(reopenAttempts));
-}
-
-async function rejoin(gen: number, viaMedia: boolean): Promise<void> {
-  if (gen !== session || !socket.connected || final()) return;
-  if (viaMedia && !(await openMedia(gen, `reopen ${reopenAttempts} of ${MAX_REOPEN_ATTEMPTS} failed.`))) {
-    if (gen === session) scheduleRejoin(gen);
-    return;
-  }
-  // The server forgets a viewer whose channel closed only when it next sends it a frame, and a
-  // join while it still has us changes nothing: leave first (refused if it already forgot us).
-  await request(socket, 'stream:leave', { streamKey });
-  if (gen !== session) return;
-  hooks.mediaRejoins++;
-  expectCatchUp();
-  await join(gen, viaMedia && mediaCh.isOpen);
-}
 
 // ---- socket -------------------------------------------------------------------------------
-/**
- * A new join starts with the server's catch-up, which for encoded streams repeats sequence
- * numbers we may have seen, while the stream went on without us: take its first frame as a
- * resync.
- */
-function expectCatchUp(): void {
-  if (media === 'webm' || media === 'webcodecs') {
-    lastSeq = 0;
-    resyncNext = true;
-  }
-}
+socket.on('connect', () => dispatch({ type: 'connected' }));
+socket.on('connect_error', () => dispatch({ type: 'disconnected', serverClosed: false }));
+socket.on('disconnect', (reason: string) => dispatch({ type: 'disconnected', serverClosed: reason === 'io server disconnect' }));
 
-/** user:register; false (with the reason shown) if the server refused or did not answer. */
-async function register(): Promise<boolean> {
-  const reg = await request<{ user: User }>(socket, 'user:register', { username: name, role: 'VIEWER' });
-  if (!reg.ok) {
-    if (reg.error.code === 'INVALID_USERNAME') {
-      // A stored name the server refuses: fall back to a fresh guest name.
-      name = guestName();
-      nameIn.value = name;
-      localStorage.removeItem(NAME_KEY);
-      return register();
-    }
-    setState(socket.connected ? state : 'unreachable', describeError(reg.error));
-    return false;
-  }
-  user = reg.user;
-  return true;
-}
+socket.on(EVENTS.ERROR, (e: ErrorEvent) => dispatch({ type: 'server-error', e }));
+socket.on(EVENTS.STREAM_JOINED, (p: Joined) => dispatch({ type: 'stream-joined', p }));
+socket.on(EVENTS.STREAM_STARTED, (p: StreamEnvelope) => dispatch({ type: 'stream-started', p }));
+socket.on(EVENTS.STREAM_STATUS, (p: Status) => dispatch({ type: 'stream-status', p, now: Date.now() }));
+socket.on(EVENTS.STREAM_VIEWERS, (p: Viewers) => dispatch({ type: 'stream-viewers', p }));
+socket.on(EVENTS.STREAM_ENDED, (p: Ended) => dispatch({ type: 'stream-ended', p }));
+socket.on(EVENTS.STREAM_EVICTED, (p: Evicted) => dispatch({ type: 'stream-evicted', p }));
+socket.on(EVENTS.STREAM_LEVEL, (p: Level) => dispatch({ type: 'stream-level', p }));
 
-/** stream:join; frames then come over the media channel if it was open at this moment. */
-async function join(gen: number, viaMedia: boolean): Promise<void> {
-  mediaJoined = viaMedia;
-  setTransport(viaMedia ? 'media' : 'socket.io');
-  const res = await request<{ stream: Stream; viewerCount: number; media?: boolean }>(socket, 'stream:join', { streamKey });
-  if (gen !== session) return;
-  // No answer, but frames arrived meanwhile: the join went through (the answer can be lost
-  // when the catch-up fills this connection's queue on the server).
-  if (!res.ok && res.error.code === 'TIMEOUT' && joined) return;
-  if (!res.ok) {
-    stopMedia();
-    if (res.error.code === 'STREAM_NOT_FOUND') setState('not-found');
-    else setState(state, describeError(res.error));
-    return;
-  }
-  joined = true;
-  showStreamInfo(res.stream);
-  setText(viewersEl, res.viewerCount ?? res.stream.viewerCount ?? 0);
-  if (!final()) setState(stateOf(res.stream));
-  checkPath(gen, viaMedia, res.media);
-}
-
-/** Joins again (at most this often per connection) while the server binds our joins to a
- *  channel we closed. */
-const MAX_STALE_REJOINS = 10;
-const STALE_REJOIN_MS = 500;
-let staleTries = 0;
-
-/**
- * The join's ack says where the server sends its frames. A channel the page gave up on (not
- * open within its timeout) can still have reached the server before the join: the frames
- * would go to a socket we closed, and the join would end once the server sees the close. So
- * leave and join again, a little later, until the server no longer has that channel.
- */
-function checkPath(gen: number, viaMedia: boolean, media: boolean | undefined): void {
-  if (media === false && viaMedia) {
-    // The channel closed before the join reached the server: frames come over Socket.IO.
-    mediaJoined = false;
-    setTransport('socket.io');
-    return;
-  }
-  if (media !== true || viaMedia) return;
-  if (staleTries >= MAX_STALE_REJOINS) {
-    console.warn('The server keeps sending this viewer to a media channel it closed; giving up.');
-    return;
-  }
-  staleTries++;
-  hooks.staleRejoins++;
-  window.setTimeout(() => {
-    void (async () => {
-      if (gen !== session || !socket.connected || final()) return;
-      await request(socket, 'stream:leave', { streamKey });
-      if (gen !== session) return;
-      expectCatchUp();
-      await join(gen, false);
-    })();
-  }, STALE_REJOIN_MS);
-}
-
-/** After each Socket.IO connect: register and open the media channel side by side, then join. */
-async function joinStream(gen: number): Promise<void> {
-  if (!streamKey) {
-    setState('not-found');
-    return;
-  }
-  // The channel must be open before stream:join: joins made earlier keep using Socket.IO.
-  const opening = openMedia(gen, 'video comes over Socket.IO.');
-  const registered = await register();
-  const viaMedia = await opening;
-  if (gen !== session) return;
-  if (!registered) {
-    stopMedia();
-    return;
-  }
-  await join(gen, viaMedia && mediaCh.isOpen);
-}
-
-socket.on('connect', () => {
-  session++;
-  renaming = false;
-  // A new connection has a new socket.id: the old channel (if the server has not closed it yet) is of no use.
-  stopMedia();
-  reopenAttempts = 0;
-  staleTries = 0;
-  if (final()) return;
-  expectCatchUp();
-  if (!gotFrame) setState('connecting');
-  void joinStream(session);
-});
-
-let renaming = false;
-
-function offline(): void {
-  session++;
-  stopMedia();
-  joined = false;
-  user = null;
-  if (renaming) return; // our own reconnect to take a new name
-  if (!final()) setState('unreachable');
-}
-socket.on('connect_error', offline);
-socket.on('disconnect', (reason: string) => {
-  offline();
-  // The server closed us on purpose (e.g. evicted as too slow): come back on our own.
-  if (reason === 'io server disconnect' && !final()) setTimeout(() => socket.connect(), 1500);
-});
-
-socket.on('error', (e: ErrorEvent) => {
-  if (e?.code === 'STREAM_NOT_FOUND' && e.event === 'stream:join') return; // join ack handles it
-  if (e?.event === 'chat:send' || e?.event === 'reaction:send') chat.notice(describeError(e));
-});
-
-socket.on('stream:joined', (p: { stream: Stream; viewerCount: number }) => {
-  if (p?.stream?.streamKey !== streamKey) return;
-  showStreamInfo(p.stream);
-  if (typeof p.viewerCount === 'number') setText(viewersEl, p.viewerCount);
-});
-
-socket.on('stream:buffer', (p: StreamBufferEvent) => {
+socket.on(EVENTS.STREAM_BUFFER, (p: StreamBuffer) => {
   if (p?.streamKey !== streamKey || !Array.isArray(p.frames) || p.frames.length === 0) return;
   const frames = p.frames.filter((f) => !(typeof f.seq === 'number' && f.seq <= lastSeq));
   if (frames.length === 0) return;
@@ -668,76 +481,17 @@ socket.on('stream:buffer', (p: StreamBufferEvent) => {
   onFrame(newest, false);
 });
 
-socket.on('stream:data', onStreamData);
-
-socket.on('stream:level', (p: LevelEvent) => {
-  if (p?.streamKey !== streamKey || typeof p.level !== 'number') return;
-  level = p.level;
-  hooks.level = p.level;
-  showBadge();
-});
-
-socket.on('stream:started', (p: { stream: Stream }) => {
-  if (p?.stream?.streamKey !== streamKey) return;
-  showStreamInfo(p.stream);
-  if (!final()) setState('live');
-});
-
-socket.on('stream:status', (p: { streamKey: string; status: string; graceMs?: number }) => {
-  if (p?.streamKey !== streamKey || final()) return;
-  if (p.status === 'reconnecting') {
-    setState('reconnecting');
-    if (typeof p.graceMs === 'number') {
-      const until = Date.now() + p.graceMs;
-      const update = () => {
-        const left = Math.max(0, Math.ceil((until - Date.now()) / 1000));
-        setText(overlayText, `The streamer lost connection. Waiting ${left}s for them to come back…`);
-      };
-      update();
-      graceTimer = window.setInterval(update, 1000);
-    }
-  } else if (p.status === 'live') {
-    setState('live');
-  }
-});
-
-socket.on('stream:viewers', (p: { streamKey: string; viewerCount: number }) => {
-  if (p?.streamKey === streamKey && typeof p.viewerCount === 'number') setText(viewersEl, p.viewerCount);
-});
-
-socket.on('stream:ended', (p: { streamKey: string; reason: string }) => {
-  if (p?.streamKey !== streamKey) return;
-  joined = false;
-  setState(
-    'ended',
-    p.reason === 'server_shutdown'
-      ? 'The server is shutting down: this stream has ended.'
-      : p.reason === 'streamer_gone'
-        ? 'The streamer did not come back: this stream has ended.'
-        : undefined,
-  );
-  chat.notice('The stream has ended.');
-  stopMedia();
-  mse?.destroy();
-  mse = null;
-  wc?.destroy();
-  wc = null;
-});
-
-socket.on('stream:evicted', (p: { streamKey: string }) => {
-  if (p?.streamKey !== streamKey) return;
-  chat.notice('Your connection fell behind the stream. Reconnecting…');
-});
+socket.on(EVENTS.STREAM_DATA, onStreamData);
 
 // The channel's recent chat, sent once after joining (ids dedupe against live messages).
-socket.on('chat:history', (h: { streamKey: string; messages: ChatMessage[] }) => {
+socket.on(EVENTS.CHAT_HISTORY, (h: ChatHistory) => {
   if (h?.streamKey === streamKey && Array.isArray(h.messages)) h.messages.forEach((m) => chat.add(m));
 });
-socket.on('chat:message', (m: ChatMessage) => {
+socket.on(EVENTS.CHAT_MESSAGE, (m: ChatMessage) => {
   if (m?.streamKey === streamKey) chat.add(m);
 });
 
-socket.on('reaction', (r: ReactionEvent) => {
+socket.on(EVENTS.REACTION, (r: Reaction) => {
   if (r?.streamKey === streamKey) floatReaction(layer, r);
 });
 
@@ -746,12 +500,12 @@ document.getElementById('chat-form')!.addEventListener('submit', async (e) => {
   e.preventDefault();
   const message = chatIn.value.trim();
   if (!message) return;
-  if (!joined) {
-    chat.notice(final() ? 'This stream is over.' : 'Not connected to the stream yet.');
+  if (!vs.joined) {
+    chat.notice(isFinal(vs) ? 'This stream is over.' : 'Not connected to the stream yet.');
     return;
   }
   chatIn.value = '';
-  const res = await request<{ id: string }>(socket, 'chat:send', { streamKey, message });
+  const res = await request<ChatSent>(socket, EVENTS.CHAT_SEND, { streamKey, message });
   if (!res.ok) {
     chatIn.value = message;
     chat.notice(describeError(res.error));
@@ -768,17 +522,12 @@ document.getElementById('name-form')!.addEventListener('submit', (e) => {
   name = next;
   localStorage.setItem(NAME_KEY, name);
   chat.notice(`You are now ${name}.`);
-  // The name is given at registration, once per connection: reconnect to take the new one.
-  if (!final() && socket.connected) {
-    renaming = true;
-    socket.disconnect();
-    socket.connect();
-  }
+  dispatch({ type: 'rename' });
 });
 
 renderReactionButtons(document.getElementById('reaction-bar')!, async (type) => {
-  if (!joined) return;
-  const res = await request(socket, 'reaction:send', { streamKey, type });
+  if (!vs.joined) return;
+  const res = await request(socket, EVENTS.REACTION_SEND, { streamKey, type });
   if (!res.ok && res.error.code !== 'RATE_LIMITED') chat.notice(describeError(res.error));
 });
 
@@ -802,9 +551,5 @@ unmuteBtn.addEventListener('click', () => {
   unmuteBtn.hidden = true;
 });
 
-if (!streamKey) {
-  setState('not-found');
-  socket.disconnect();
-} else {
-  setState('connecting');
-}
+for (const e of start.effects) run(e);
+render();

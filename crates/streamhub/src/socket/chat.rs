@@ -3,19 +3,13 @@
 use std::time::Instant;
 
 use streamhub_protocol::client::{ChatSend, ReactionSend};
-use streamhub_protocol::server::{self, ChatMessage, Empty, Reaction};
+use streamhub_protocol::server::{self, ChatMessage, ChatSent, Empty, Reaction};
 use streamhub_protocol::{ErrorCode, events, validate};
 
 use super::{Ctx, Handled, Refusal, emit_room};
 use crate::bus::HubEvent;
 use crate::clock::now_ms;
 use crate::ids;
-
-/// The ack of `chat:send`.
-#[derive(Debug, serde::Serialize)]
-pub(super) struct ChatSent {
-    id: String,
-}
 
 /// The sender and the stream, when the sender owns or watches it.
 fn member(ctx: &Ctx<'_>, raw_key: &str) -> Handled<(server::UserRef, server::StreamInfo)> {

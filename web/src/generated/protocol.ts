@@ -1,0 +1,552 @@
+// Generated from crates/streamhub-protocol by `UPDATE_GENERATED=1 cargo test -p streamhub-protocol typescript`.
+// Do not edit: change the crate and run that command; `cargo test` fails while this
+// file differs from what the crate generates. docs/protocol.md describes the same
+// contract for humans. Timestamps are milliseconds since the Unix epoch.
+
+// ---- Event names -------------------------------------------------------------
+
+/** Events clients send (docs/protocol.md, "Client → server"). */
+export const CLIENT_EVENTS = {
+  /** `{username, role, secret?}`: once per connection; a STREAMER also gets a stream. */
+  USER_REGISTER: "user:register",
+  /** `{title?}`: a new stream for this STREAMER (or its unstarted one, retitled). */
+  STREAM_CREATE: "stream:create",
+  /** `{streamKey}`: the owner makes the stream live. */
+  STREAM_START: "stream:start",
+  /** `{streamKey, data, chunk?, config?}`: one frame, relayed to every viewer. */
+  STREAM_DATA_SEND: "stream:data:send",
+  /** `{streamKey}`: watch a stream; answered with `stream:joined` and the catch-up. */
+  STREAM_JOIN: "stream:join",
+  /** `{streamKey}`: stop watching. */
+  STREAM_LEAVE: "stream:leave",
+  /** `{streamKey}`: the owner ends the stream for everyone. */
+  STREAM_END: "stream:end",
+  /** `{streamKey, publishToken}`: a new connection takes its stream back. */
+  STREAM_RESUME: "stream:resume",
+  /** No payload: the live streams (the server answers with the same event name). */
+  STREAM_LIST: "stream:list",
+  /** `{streamKey, message}`: chat in a stream you own or watch. */
+  CHAT_SEND: "chat:send",
+  /** `{streamKey, type}`: one reaction from `REACTIONS`. */
+  REACTION_SEND: "reaction:send",
+} as const;
+
+/** Events the server emits (docs/protocol.md, "Server → client"). */
+export const SERVER_EVENTS = {
+  /** `{user}`: registration accepted. */
+  USER_REGISTERED: "user:registered",
+  /** `{stream, publishToken}`: a stream was made for this STREAMER. */
+  STREAM_CREATED: "stream:created",
+  /** `{stream}`: to the owner and the viewers when the stream goes live. */
+  STREAM_STARTED: "stream:started",
+  /** One frame, to every viewer (over the media channel instead when the join used it). */
+  STREAM_DATA: "stream:data",
+  /** `{streamKey, frames}`: images mode's catch-up for a viewer who just joined. */
+  STREAM_BUFFER: "stream:buffer",
+  /** `{stream, viewerCount}`: after `stream:join`. */
+  STREAM_JOINED: "stream:joined",
+  /** `{streamKey}`: after `stream:leave`. */
+  STREAM_LEFT: "stream:left",
+  /** `{streamKey, reason}`: the stream is over; nothing more comes for it. */
+  STREAM_ENDED: "stream:ended",
+  /** `{streamKey, viewerCount}`: the count changed (coalesced). */
+  STREAM_VIEWERS: "stream:viewers",
+  /** `{streamKey, status, graceMs?}`: the streamer dropped (`reconnecting`) or came back. */
+  STREAM_STATUS: "stream:status",
+  /** `{stream}`: to the connection that resumed the stream. */
+  STREAM_RESUMED: "stream:resumed",
+  /** `{streamKey, reason}`: this viewer was removed for not reading its frames. */
+  STREAM_EVICTED: "stream:evicted",
+  /** `{streamKey, reason}`: to a WebCodecs streamer, asking for a keyframe soon. */
+  STREAM_KEYFRAME_REQUEST: "stream:keyframe:request",
+  /** `{streamKey, level}`: this viewer's delivery level changed. */
+  STREAM_LEVEL: "stream:level",
+  /** A chat message in a stream you own or watch. */
+  CHAT_MESSAGE: "chat:message",
+  /** `{streamKey, messages}`: the channel's recent chat, right after joining. */
+  CHAT_HISTORY: "chat:history",
+  /** A reaction in a stream you own or watch. */
+  REACTION: "reaction",
+  /** `{code, message, event}`: a request was refused; the connection stays up. */
+  ERROR: "error",
+} as const;
+
+/** Every event name, either way: `EVENTS.STREAM_JOIN` is `"stream:join"`. */
+export const EVENTS = { ...CLIENT_EVENTS, ...SERVER_EVENTS } as const;
+
+/** An event a client may send. */
+export type ClientEvent = (typeof CLIENT_EVENTS)[keyof typeof CLIENT_EVENTS];
+
+/** An event the server may emit. */
+export type ServerEvent = (typeof SERVER_EVENTS)[keyof typeof SERVER_EVENTS];
+
+// ---- Values and limits ---------------------------------------------------------
+
+/** Every error code: `ERROR_CODES.STREAM_NOT_FOUND` is `"STREAM_NOT_FOUND"`. */
+export const ERROR_CODES = {
+  INVALID_PAYLOAD: "INVALID_PAYLOAD",
+  NOT_REGISTERED: "NOT_REGISTERED",
+  ALREADY_REGISTERED: "ALREADY_REGISTERED",
+  INVALID_USERNAME: "INVALID_USERNAME",
+  FORBIDDEN: "FORBIDDEN",
+  NOT_STREAMER: "NOT_STREAMER",
+  INVALID_TITLE: "INVALID_TITLE",
+  TOO_MANY_STREAMS: "TOO_MANY_STREAMS",
+  STREAM_NOT_FOUND: "STREAM_NOT_FOUND",
+  NOT_OWNER: "NOT_OWNER",
+  FRAME_TOO_LARGE: "FRAME_TOO_LARGE",
+  RATE_LIMITED: "RATE_LIMITED",
+  INVALID_MESSAGE: "INVALID_MESSAGE",
+  INVALID_REACTION: "INVALID_REACTION",
+  NOT_IN_STREAM: "NOT_IN_STREAM",
+  INVALID_TOKEN: "INVALID_TOKEN",
+  TOO_MANY_JOINS: "TOO_MANY_JOINS",
+  SERVER_FULL: "SERVER_FULL",
+  SHUTTING_DOWN: "SHUTTING_DOWN",
+  UNKNOWN_EVENT: "UNKNOWN_EVENT",
+  NOT_FOUND: "NOT_FOUND",
+} as const;
+
+/** The reactions the server accepts (`reaction:send`'s `type`). */
+export const REACTIONS = ["👍", "❤️", "😂", "😮", "😢", "🔥", "👏", "🎉"] as const;
+
+/**
+ * Most binary attachments in one Socket.IO message: `stream:buffer` comes in pieces of
+ * at most this many frames (socket.io-parser drops a connection over its own limit).
+ */
+export const MAX_ATTACHMENTS_PER_MESSAGE = 10;
+
+/** The media channel's path: a WebSocket to `PATH?sid=<socket.id>`. */
+export const MEDIA_CHANNEL_PATH = "/media";
+
+/** Largest media-channel header the decoders accept, in bytes. */
+export const MEDIA_MAX_HEADER = 65536;
+
+// ---- Payloads ----------------------------------------------------------------
+
+/**
+ * Stable error codes carried by the `error` event and by failed acks.
+ *
+ * The string form (`SCREAMING_SNAKE_CASE`) is the contract; the message is for humans and
+ * may change.
+ */
+export type ErrorCode =
+  | "INVALID_PAYLOAD"
+  | "NOT_REGISTERED"
+  | "ALREADY_REGISTERED"
+  | "INVALID_USERNAME"
+  | "FORBIDDEN"
+  | "NOT_STREAMER"
+  | "INVALID_TITLE"
+  | "TOO_MANY_STREAMS"
+  | "STREAM_NOT_FOUND"
+  | "NOT_OWNER"
+  | "FRAME_TOO_LARGE"
+  | "RATE_LIMITED"
+  | "INVALID_MESSAGE"
+  | "INVALID_REACTION"
+  | "NOT_IN_STREAM"
+  | "INVALID_TOKEN"
+  | "TOO_MANY_JOINS"
+  | "SERVER_FULL"
+  | "SHUTTING_DOWN"
+  | "UNKNOWN_EVENT"
+  | "NOT_FOUND";
+
+/** A user's role, as the seed spells it. */
+export type Role = "STREAMER" | "VIEWER";
+
+/** A stream's lifecycle state. */
+export type StreamStatus = "created" | "live" | "reconnecting" | "ended";
+
+/** How a stream's frames are to be decoded. */
+export type MediaMode = "images" | "webm" | "webcodecs";
+
+/** Why a stream ended. */
+export type EndReason = "ended" | "streamer_gone" | "server_shutdown";
+
+/** `key` chunks decode on their own; `delta` chunks need everything since the last key. */
+export type ChunkKind = "key" | "delta";
+
+/**
+ * A frame's payload exactly as the streamer sent it.
+ *
+ * The seed sends base64 text; our own pages send binary. Viewers get back the same type and
+ * the same bytes, never re-encoded. Deserialized by hand rather than with
+ * `#[serde(untagged)]`, which turns binary that happens to be valid UTF-8 into a string.
+ */
+export type FrameData = string | ArrayBuffer | ArrayBufferView | Blob;
+
+/** An encoded chunk's type and timing (WebCodecs `EncodedVideoChunk`). */
+export type ChunkInfo = {
+  /** Key or delta: the server starts its catch-up at the latest key chunk. */
+  type: ChunkKind;
+  /** The encoder's timestamp, microseconds. */
+  timestamp: number;
+  /** The chunk's duration, microseconds, when the encoder gave one. */
+  duration?: number;
+};
+
+/** `user:register`. */
+export type Register = {
+  /** Shown to others with chat and reactions; trimmed, 1 to `--max-username-chars`. */
+  username: string;
+  /** Whether this connection publishes or watches. */
+  role: Role;
+  /** Needed for `STREAMER` when the server runs with a publish secret. */
+  secret?: string;
+};
+
+/** `stream:create`. The payload itself is optional: `socket.emit('stream:create')` works. */
+export type Create = {
+  /** Up to `--max-title-chars`; empty or absent gives the default title. */
+  title?: string;
+};
+
+/** `stream:start`, `stream:join`, `stream:leave`, `stream:end`: events that name one stream. */
+export type StreamRef = {
+  /** The key the server issued in `stream:created`. */
+  streamKey: string;
+};
+
+/** `stream:data:send`. */
+export type DataSend = {
+  /** The sender's own stream. */
+  streamKey: string;
+  /** The frame, relayed with the type it came in (text stays text, binary stays binary). */
+  data: FrameData;
+  /** WebCodecs mode: what this chunk is. Absent for JPEG/WebP frames and WebM chunks. */
+  chunk?: ChunkInfo;
+  /**
+   * WebCodecs mode: the decoder configuration (`VideoDecoderConfig` as JSON, with
+   * `description` as base64). Sent with key chunks; the server keeps the latest.
+   */
+  config?: unknown;
+};
+
+/** `stream:resume`. */
+export type Resume = {
+  /** The stream to take back. */
+  streamKey: string;
+  /** The secret from `stream:created`: proves the stream is the caller's. */
+  publishToken: string;
+};
+
+/** `chat:send`. */
+export type ChatSend = {
+  /** A stream the sender owns or watches. */
+  streamKey: string;
+  /** One line, 1 to `--max-chat-chars` after trimming. */
+  message: string;
+};
+
+/** `reaction:send`. */
+export type ReactionSend = {
+  /** A stream the sender owns or watches. */
+  streamKey: string;
+  /** One of `REACTIONS`. */
+  type: string;
+};
+
+/** A registered user as others see it. */
+export type User = {
+  /** Stable for the connection's life; tells a viewer which chat lines are its own. */
+  id: string;
+  /** As registered (trimmed). */
+  username: string;
+  /** As registered. */
+  role: Role;
+};
+
+/** The public part of a user, attached to chat and reactions. */
+export type UserRef = {
+  /** The user's id, as in `User`. */
+  id: string;
+  /** The user's name. */
+  username: string;
+};
+
+/** A stream as the protocol shows it (`stream:created`, `stream:joined`, `stream:list`). */
+export type StreamInfo = {
+  /** What viewers join with and what every event about the stream carries. */
+  streamKey: string;
+  /** The streamer's title (a default one when they gave none). */
+  title: string;
+  /** Who publishes it. */
+  streamer: UserRef;
+  /** Where the stream is in its lifecycle. */
+  status: StreamStatus;
+  /** When `stream:create` (or registration) made it. */
+  createdAt: number;
+  /** When it went live; `null` until then. */
+  startedAt: number | null;
+  /** Viewers at the time of the message. */
+  viewerCount: number;
+};
+
+/** `user:registered`. */
+export type Registered = {
+  /** The user this connection now is. */
+  user: User;
+};
+
+/** `stream:created`. */
+export type Created = {
+  /** The new stream, `created` until it starts. */
+  stream: StreamInfo;
+  /** Secret that lets a new connection take the stream back with `stream:resume`. */
+  publishToken: string;
+};
+
+/** `stream:started`, `stream:resumed`. */
+export type StreamEnvelope = {
+  /** The stream as it is now. */
+  stream: StreamInfo;
+};
+
+/** `stream:joined`. */
+export type Joined = {
+  /** The stream joined. */
+  stream: StreamInfo;
+  /** Viewers including this one. */
+  viewerCount: number;
+  /**
+   * In the `stream:join` ack only: whether this join's frames go over the connection's
+   * media channel (`docs/protocol.md`, "Media channel") or come as `stream:data`.
+   */
+  media?: boolean;
+};
+
+/** `stream:data`: one frame, multicast to every viewer of the stream. */
+export type StreamData = {
+  /** The stream the frame belongs to. */
+  streamKey: string;
+  /** The frame, with the type the streamer sent (text or binary). */
+  data: FrameData;
+  /** Server time when the frame arrived, ms since the epoch. */
+  timestamp: number;
+  /** Per-stream frame number, starting at 1, increasing by one per relayed frame. */
+  seq: number;
+  /** How to decode it. */
+  media: MediaMode;
+  /**
+   * Decoding can start here (a WebM Cluster opening with a video keyframe, a WebCodecs key
+   * chunk, or a catch-up bundle).
+   */
+  key?: boolean;
+  /** WebM: `data` begins with the init segment (EBML header, Segment, Info, Tracks). */
+  init?: boolean;
+  /**
+   * The server dropped data for this viewer (it fell behind); this frame is the next
+   * keyframe, and decoding restarts here.
+   */
+  resync?: boolean;
+  /** WebCodecs: the chunk's type and encoder timestamp. */
+  chunk?: ChunkInfo;
+  /** WebCodecs: the decoder configuration, on key chunks. */
+  config?: unknown;
+};
+
+/** One frame of the catch-up buffer. */
+export type BufferedFrame = {
+  /** The frame as the streamer sent it. */
+  data: FrameData;
+  /** Server time when the frame arrived, ms since the epoch. */
+  timestamp: number;
+  /** The frame's `stream:data` sequence number. */
+  seq: number;
+};
+
+/** `stream:buffer`: the last frames (oldest first) for a viewer who just joined. */
+export type StreamBuffer = {
+  /** The stream joined. */
+  streamKey: string;
+  /** Oldest first. */
+  frames: Array<BufferedFrame>;
+};
+
+/**
+ * `stream:level`: this viewer's delivery level changed (0 = every frame; see
+ * `docs/protocol.md`, "Delivery levels").
+ */
+export type Level = {
+  /** The stream watched. */
+  streamKey: string;
+  /** 0 every frame, 1 fewer, 2 fewest. */
+  level: number;
+};
+
+/**
+ * `stream:keyframe:request`: to the streamer, asking for a keyframe soon (WebCodecs:
+ * `encoder.encode(frame, {keyFrame: true})`). Throttled per stream.
+ */
+export type KeyframeRequest = {
+  /** The streamer's stream. */
+  streamKey: string;
+  /** `join` (a viewer joined with no GOP to start from) or `resync` (one fell behind). */
+  reason: "join" | "resync";
+};
+
+/** `stream:ended`. */
+export type Ended = {
+  /** The stream that ended. */
+  streamKey: string;
+  /** Why, so a page can say more than "ended". */
+  reason: EndReason;
+};
+
+/** `stream:left`, the reply to `stream:leave`. */
+export type Left = {
+  /** The stream left (or, as the `stream:end` ack, ended). */
+  streamKey: string;
+};
+
+/** `stream:viewers`: the viewer count changed (coalesced). */
+export type Viewers = {
+  /** The stream counted. */
+  streamKey: string;
+  /** Viewers now. */
+  viewerCount: number;
+};
+
+/** `stream:status`: a lifecycle change viewers should show (live, reconnecting, ended). */
+export type Status = {
+  /** The stream whose status changed. */
+  streamKey: string;
+  /** `reconnecting` or `live`. */
+  status: StreamStatus;
+  /** While `reconnecting`: ms left before the stream ends. */
+  graceMs?: number;
+};
+
+/** `stream:evicted`: sent (when it still can be) to a viewer removed for not reading. */
+export type Evicted = {
+  /** The stream the viewer was removed from. */
+  streamKey: string;
+  /** Always `too_slow` for now: its queue stayed full for `--stall-timeout-secs`. */
+  reason: "too_slow";
+};
+
+/** `chat:message`. */
+export type ChatMessage = {
+  /** Unique per message: tells a `chat:history` entry and a live copy of it apart. */
+  id: string;
+  /** The stream it was sent in. */
+  streamKey: string;
+  /** Who sent it. */
+  user: UserRef;
+  /** The text, one line (show it as text, never as HTML). */
+  message: string;
+  /** When the server accepted it. */
+  timestamp: number;
+};
+
+/** `chat:history`: the channel's recent messages, oldest first, right after `stream:joined`. */
+export type ChatHistory = {
+  /** The stream joined. */
+  streamKey: string;
+  /** Oldest first, at most 50. */
+  messages: Array<ChatMessage>;
+};
+
+/** `reaction`. */
+export type Reaction = {
+  /** The stream it was sent in. */
+  streamKey: string;
+  /** One of `REACTIONS`. */
+  type: string;
+  /** Who sent it. */
+  user: UserRef;
+  /** When the server accepted it. */
+  timestamp: number;
+};
+
+/** `stream:list` (event and ack). */
+export type StreamList = {
+  /** Live and reconnecting streams. */
+  streams: Array<StreamInfo>;
+};
+
+/** `error`: sent for every refused or malformed request. */
+export type ErrorEvent = {
+  /** Stable: what a client branches on. */
+  code: ErrorCode;
+  /** For humans; may change. */
+  message: string;
+  /** The client event that caused it. */
+  event: string;
+};
+
+/** An ack: `{ok: true, ...payload}` or `{ok: false, error: {code, message}}`. */
+export type Ack<T> =
+  | {
+    /** Always `true`. */
+    ok: true;
+  } & T
+  | {
+    /** Always `false`. */
+    ok: false;
+    /** Why. */
+    error: AckError;
+  };
+
+/** The body of a failed ack. */
+export type AckError = {
+  /** Stable: what a client branches on. */
+  code: ErrorCode;
+  /** For humans; may change. */
+  message: string;
+};
+
+/** An ack payload with nothing more to say than `ok`. */
+export type Empty = Record<symbol, never>;
+
+/** The ack payload of `stream:data:send`. */
+export type Published = {
+  /** `seq` of the last frame relayed (the streamer's progress). */
+  seq: number;
+  /** Viewers the frame was offered to. */
+  viewers: number;
+};
+
+/** The ack payload of `chat:send`. */
+export type ChatSent = {
+  /** The message's id, as `chat:message` will carry it. */
+  id: string;
+};
+
+/**
+ * The header of a media-channel message, as a client reads it.
+ * Each field is the `StreamData` field of the same name; `data` only says what follows.
+ */
+export type MediaHeader = {
+  /** The stream the frame belongs to. */
+  streamKey: string;
+  /** Server time when the frame arrived, ms since the epoch. */
+  timestamp: number;
+  /** Per-stream frame number. */
+  seq: number;
+  /** How to decode it. */
+  media: MediaMode;
+  /** Decoding can start here. */
+  key?: boolean;
+  /** WebM: the payload begins with the init segment. */
+  init?: boolean;
+  /** Data was dropped for this viewer before this frame. */
+  resync?: boolean;
+  /** What the payload after the header is. */
+  data: MediaPayload;
+  /** WebCodecs: the chunk's type and encoder timestamp. */
+  chunk?: ChunkInfo;
+  /** WebCodecs: the decoder configuration, on key chunks. */
+  config?: unknown;
+};
+
+/** What kind of payload follows the header. */
+export type MediaPayload = {
+  /**
+   * `true`: the payload is the base64 text `stream:data` would carry as a string;
+   * `false`: binary data.
+   */
+  text: boolean;
+};
