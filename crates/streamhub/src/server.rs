@@ -241,8 +241,8 @@ mod tests {
             }));
             let hub = rx.await.expect("hub");
             // A streamer, its actor and its socket hold the hub too while it is connected.
-            let target = streamhub_bench::client::Target::parse(&format!("http://{addr}"))
-                .expect("target");
+            let target =
+                streamhub_bench::client::Target::parse(&format!("http://{addr}")).expect("target");
             let (mut streamer, _key) = streamhub_bench::client::Client::streamer(&target, "ana")
                 .await
                 .expect("streamer");

@@ -15,10 +15,10 @@ use rust_embed::RustEmbed;
 struct Assets;
 
 /// Where the seed's `<script src="/socket.io/socket.io.js">` is answered from.
-pub const CLIENT_BUNDLE: &str = "socket.io/socket.io.js";
+pub(crate) const CLIENT_BUNDLE: &str = "socket.io/socket.io.js";
 
 /// Serves `path` (no leading slash) from the embedded build, `None` when absent.
-pub fn asset(path: &str) -> Option<Response> {
+pub(crate) fn asset(path: &str) -> Option<Response> {
     let path = if path.is_empty() { "index.html" } else { path };
     let file = Assets::get(path)?;
     let mime = file.metadata.mimetype();
@@ -42,12 +42,12 @@ pub fn asset(path: &str) -> Option<Response> {
 }
 
 /// Whether the pages were built into (or next to) this binary.
-pub fn available() -> bool {
+pub(crate) fn available() -> bool {
     Assets::get("index.html").is_some()
 }
 
 /// The socket.io client bundle for seed pages, taken from the npm package at build time.
-pub async fn client_bundle() -> Response {
+pub(crate) async fn client_bundle() -> Response {
     asset(CLIENT_BUNDLE).unwrap_or_else(|| {
         (
             StatusCode::NOT_FOUND,
@@ -58,7 +58,7 @@ pub async fn client_bundle() -> Response {
 }
 
 /// Page or asset for any other GET path.
-pub fn page(uri: &Uri) -> Option<Response> {
+pub(crate) fn page(uri: &Uri) -> Option<Response> {
     let path = uri.path().trim_start_matches('/');
     if path.contains("..") {
         return None;

@@ -5,8 +5,8 @@
 //! [`writer`] turns bus events into [`Write`]s, queues them (bounded) and commits them in
 //! batches.
 
-pub mod sqlite;
-pub mod writer;
+pub(crate) mod sqlite;
+pub(crate) mod writer;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -20,7 +20,7 @@ use crate::bus::StreamTotals;
 
 /// Why the database could not do something.
 #[derive(Debug, thiserror::Error)]
-pub enum StoreError {
+pub(crate) enum StoreError {
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
     #[error("database migration failed: {0}")]
@@ -29,7 +29,7 @@ pub enum StoreError {
 
 /// One change to persist.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Write {
+pub(crate) enum Write {
     SessionStarted {
         key: String,
         title: String,
@@ -81,7 +81,7 @@ impl From<ChatRecord> for ChatMessage {
 /// A past (or running) stream, as `GET /api/sessions` reports it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct SessionRecord {
+pub(crate) struct SessionRecord {
     pub stream_key: String,
     pub title: String,
     pub streamer: String,
@@ -101,10 +101,11 @@ pub struct SessionRecord {
 }
 
 /// What a backend's methods return.
-pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+pub(crate) type StoreFuture<'a, T> =
+    Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
 
 /// The storage interface. Methods are object-safe so the server holds an `Arc<dyn Store>`.
-pub trait Store: Send + Sync + std::fmt::Debug {
+pub(crate) trait Store: Send + Sync + std::fmt::Debug {
     /// Applies `batch` in order, all or nothing.
     fn write(&self, batch: Vec<Write>) -> StoreFuture<'_, ()>;
     /// The channel's newest `limit` messages, oldest first.

@@ -15,7 +15,7 @@ use super::{ChatRecord, SessionRecord, Store, StoreError, StoreFuture, Write};
 const POOL_SIZE: u32 = 4;
 
 #[derive(Debug, Clone)]
-pub struct SqliteStore {
+pub(crate) struct SqliteStore {
     pool: SqlitePool,
 }
 
@@ -27,7 +27,7 @@ fn int(v: u64) -> i64 {
 impl SqliteStore {
     /// Opens (creating it if needed) and migrates the database file. A session a crash left
     /// open is closed as `interrupted`: its end time is not known, so it ends when it started.
-    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+    pub(crate) async fn open(path: &Path) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)

@@ -23,7 +23,7 @@ use crate::bus::HubEvent;
 use crate::metrics::{DbDrop, Metrics};
 
 /// Most writes committed in one transaction.
-pub const MAX_BATCH: usize = 512;
+pub(crate) const MAX_BATCH: usize = 512;
 /// How long shutdown waits for the writer to commit what is queued.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
 /// Streams tracked at once for viewer statistics; more than the relay allows, so only a lost
@@ -32,7 +32,7 @@ const MAX_TRACKED: usize = 100_000;
 
 /// The running persistence tasks.
 #[derive(Debug)]
-pub struct Persistence {
+pub(crate) struct Persistence {
     collector: JoinHandle<()>,
     writer: JoinHandle<()>,
     stop: tokio_util::sync::CancellationToken,
@@ -170,7 +170,7 @@ impl Collector {
 impl Persistence {
     /// Starts the collector on `rx` (subscribe before any event is published) and the writer
     /// with a queue of `capacity` writes.
-    pub fn start(
+    pub(crate) fn start(
         store: Arc<dyn Store>,
         rx: broadcast::Receiver<HubEvent>,
         capacity: usize,
@@ -188,7 +188,7 @@ impl Persistence {
     }
 
     /// Queues what the bus still holds, then waits (bounded) for the writer to commit it all.
-    pub async fn finish(self) {
+    pub(crate) async fn finish(self) {
         self.stop.cancel();
         if let Err(e) = self.collector.await {
             tracing::error!(error = %e, "persistence collector failed");
@@ -317,7 +317,7 @@ mod tests {
         );
         let ended = c.on_event(
             HubEvent::StreamEnded {
-                key: key.clone(),
+                key,
                 reason: EndReason::Ended,
                 totals: StreamTotals::default(),
                 at: 3000,

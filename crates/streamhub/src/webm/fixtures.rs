@@ -88,7 +88,7 @@ pub(crate) fn all() -> [Fixture; 2] {
 }
 
 impl Fixture {
-    pub fn init(&self) -> &'static [u8] {
+    pub(crate) fn init(&self) -> &'static [u8] {
         &self.data[..self.layout.init_len]
     }
 
@@ -96,16 +96,16 @@ impl Fixture {
         self.layout.tracks.iter().find(|t| t.kind == kind)
     }
 
-    pub fn video_track(&self) -> u64 {
+    pub(crate) fn video_track(&self) -> u64 {
         self.track(1).map(|t| t.number).expect("a video track")
     }
 
-    pub fn audio_track(&self) -> Option<&TrackInfo> {
+    pub(crate) fn audio_track(&self) -> Option<&TrackInfo> {
         self.track(2)
     }
 
     /// Offsets of the Clusters whose first video block is a keyframe.
-    pub fn keyframes(&self) -> Vec<usize> {
+    pub(crate) fn keyframes(&self) -> Vec<usize> {
         self.layout
             .clusters
             .iter()
@@ -115,13 +115,13 @@ impl Fixture {
     }
 
     /// The latest keyframe Cluster that starts before `end` (so its start has been relayed).
-    pub fn key_before(&self, end: usize) -> Option<usize> {
+    pub(crate) fn key_before(&self, end: usize) -> Option<usize> {
         self.keyframes().into_iter().filter(|&k| k < end).max()
     }
 
     /// The recorded chunks with the first one's leading byte alone, as Chrome's audio+video
     /// recorder delivered it in an earlier recording (`0x1A`, then the rest).
-    pub fn one_byte_head(&self) -> Vec<usize> {
+    pub(crate) fn one_byte_head(&self) -> Vec<usize> {
         let mut out = self.recorded.clone();
         if out[0] > 1 {
             out[0] -= 1;

@@ -53,7 +53,7 @@ use std::fmt;
 use bytes::{Bytes, BytesMut};
 
 /// Default cap on bytes held by one parser (4 MiB).
-pub const DEFAULT_MAX_BUFFER: usize = 4 * 1024 * 1024;
+pub(crate) const DEFAULT_MAX_BUFFER: usize = 4 * 1024 * 1024;
 
 /// Most tracks a stream may declare.
 const MAX_TRACKS: usize = 64;
@@ -99,7 +99,7 @@ const ENDS_CLUSTER: [u32; 10] = [
 /// A run of stream bytes, in stream order. Concatenating the bytes of every piece returned by
 /// [`WebmParser::push`] (and [`WebmParser::finish`]) gives back exactly the bytes pushed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Piece {
+pub(crate) enum Piece {
     /// Everything before the first Cluster. Emitted once, when the first Cluster's element
     /// header (ID and size) is complete. A late joiner gets this first.
     Init(Bytes),
@@ -124,7 +124,7 @@ pub enum Piece {
 #[cfg(test)]
 impl Piece {
     /// This piece's stream bytes (empty for [`Piece::Error`]).
-    pub fn bytes(&self) -> &[u8] {
+    pub(crate) fn bytes(&self) -> &[u8] {
         match self {
             Piece::Init(b) | Piece::Data(b) | Piece::ClusterStart { bytes: b, .. } => b,
             Piece::Error(_) => &[],
@@ -134,7 +134,7 @@ impl Piece {
 
 /// Why a stream was refused. `offset` is the stream position of the offending element.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum WebmError {
+pub(crate) enum WebmError {
     #[error("not a WebM stream: it does not start with an EBML header")]
     NotWebm,
     #[error("invalid element ID at byte {offset}")]
@@ -163,7 +163,7 @@ pub enum WebmError {
 
 /// What a track carries (Matroska TrackType).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TrackKind {
+pub(crate) enum TrackKind {
     /// TrackType 1.
     Video,
     /// TrackType 2.
@@ -174,7 +174,7 @@ pub enum TrackKind {
 
 /// One TrackEntry from the Tracks element.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Track {
+pub(crate) struct Track {
     /// TrackNumber: what blocks refer to.
     pub number: u64,
     pub kind: TrackKind,
@@ -239,7 +239,7 @@ enum Step {
 }
 
 /// Incremental WebM parser; see the [module docs](self).
-pub struct WebmParser {
+pub(crate) struct WebmParser {
     max_buffer: usize,
     /// Bytes received and not yet emitted.
     buf: BytesMut,
@@ -279,13 +279,13 @@ impl Default for WebmParser {
 
 impl WebmParser {
     /// A parser holding at most [`DEFAULT_MAX_BUFFER`] bytes.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::with_max_buffer(DEFAULT_MAX_BUFFER)
     }
 
     /// A parser holding at most `max_buffer` bytes: the init segment and any Cluster's bytes up
     /// to its first video block must fit.
-    pub fn with_max_buffer(max_buffer: usize) -> Self {
+    pub(crate) fn with_max_buffer(max_buffer: usize) -> Self {
         Self {
             max_buffer,
             buf: BytesMut::new(),
@@ -306,27 +306,27 @@ impl WebmParser {
 
     #[cfg(test)]
     /// The tracks declared before the first Cluster (complete once [`Piece::Init`] is out).
-    pub fn tracks(&self) -> &[Track] {
+    pub(crate) fn tracks(&self) -> &[Track] {
         &self.tracks
     }
 
     #[cfg(test)]
     /// The video track whose keyframes decide [`Piece::ClusterStart`]: the first TrackEntry
     /// with TrackType 1. Known once [`Piece::Init`] is out.
-    pub fn video_track(&self) -> Option<&Track> {
+    pub(crate) fn video_track(&self) -> Option<&Track> {
         let number = self.video_track?;
         self.tracks.iter().find(|t| t.number == number)
     }
 
     #[cfg(test)]
     /// Bytes received but not yet returned in a piece.
-    pub fn buffered(&self) -> usize {
+    pub(crate) fn buffered(&self) -> usize {
         self.buf.len()
     }
 
     /// Feeds the next bytes of the stream; returns the pieces they complete, in stream order.
     /// Never panics. After a [`Piece::Error`] the parser only returns that error.
-    pub fn push(&mut self, chunk: &[u8]) -> Vec<Piece> {
+    pub(crate) fn push(&mut self, chunk: &[u8]) -> Vec<Piece> {
         let mut out = Vec::new();
         if let Phase::Failed(e) = &self.phase {
             out.push(Piece::Error(e.clone()));
@@ -362,7 +362,7 @@ impl WebmParser {
 
     /// The stream has ended: returns whatever is still held (a Cluster still waiting for a
     /// video block becomes a `ClusterStart { keyframe: false }`).
-    pub fn finish(mut self) -> Vec<Piece> {
+    pub(crate) fn finish(mut self) -> Vec<Piece> {
         let rest = self.buf.split().freeze();
         match self.phase {
             Phase::Failed(e) => vec![Piece::Error(e)],

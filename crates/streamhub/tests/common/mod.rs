@@ -14,9 +14,9 @@ use tokio_util::sync::CancellationToken;
 
 /// What a test returns: a client error (a timeout, a refusal, a closed connection) fails it
 /// with the error's message.
-pub type TestResult = Result<(), streamhub_bench::ProtocolError>;
+pub(crate) type TestResult = Result<(), streamhub_bench::ProtocolError>;
 
-pub struct Server {
+pub(crate) struct Server {
     pub addr: SocketAddr,
     pub target: Target,
     pub shutdown: CancellationToken,
@@ -27,12 +27,12 @@ pub struct Server {
 
 /// Starts `streamhub::run` on 127.0.0.1:0 with a fresh database and the defaults changed by
 /// `tweak`.
-pub async fn start(tweak: impl FnOnce(&mut Config)) -> Server {
+pub(crate) async fn start(tweak: impl FnOnce(&mut Config)) -> Server {
     start_in(tempfile::tempdir().unwrap(), tweak).await
 }
 
 /// [`start`] on the database in `dir` (`streamhub.db`), e.g. one a stopped server left.
-pub async fn start_in(dir: tempfile::TempDir, tweak: impl FnOnce(&mut Config)) -> Server {
+pub(crate) async fn start_in(dir: tempfile::TempDir, tweak: impl FnOnce(&mut Config)) -> Server {
     let mut config = Config::defaults();
     config.db = dir.path().join("streamhub.db");
     tweak(&mut config);
@@ -52,13 +52,13 @@ pub async fn start_in(dir: tempfile::TempDir, tweak: impl FnOnce(&mut Config)) -
 
 impl Server {
     /// Cancels the shutdown token and waits for `run` to return cleanly.
-    pub async fn stop(self) {
+    pub(crate) async fn stop(self) {
         self.shutdown.cancel();
         self.handle.await.unwrap().unwrap();
     }
 
     /// Stops the server and hands back its database directory (for a restart on it).
-    pub async fn stop_keeping_db(self) -> tempfile::TempDir {
+    pub(crate) async fn stop_keeping_db(self) -> tempfile::TempDir {
         self.shutdown.cancel();
         self.handle.await.unwrap().unwrap();
         self.dir
@@ -66,7 +66,7 @@ impl Server {
 }
 
 /// A plain HTTP/1.1 GET, enough for our JSON API.
-pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, Value) {
+pub(crate) async fn http_get(addr: SocketAddr, path: &str) -> (u16, Value) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut tcp = TcpStream::connect(addr).await.unwrap();
     let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
