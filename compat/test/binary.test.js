@@ -21,7 +21,9 @@ function frameSet() {
   new Uint8Array(ab).set(randomBytes(300));
   return [
     { label: "Buffer.from('hello world') (pure ASCII bytes)", data: Buffer.from('hello world') },
-    { label: '1 random byte', data: randomBytes(1) },
+    // Not 0x1A: a frame of that one byte could be the start of a WebM header, which the server
+    // holds until the next frame tells (a random byte made this test fail 1 run in 128).
+    { label: '1 random byte', data: Buffer.from([0x1b + (randomBytes(1)[0] % 0xe5)]) },
     { label: '1000 random bytes', data: randomBytes(1000) },
     { label: 'valid UTF-8 bytes', data: Buffer.from('ñandú 🔥 "x"', 'utf8') },
     { label: 'base64 string', data: 'aGVsbG8gd29ybGQ=' },
