@@ -418,13 +418,16 @@ impl Client {
         &self.queued
     }
 
-    /// `user:register`; returns the ack (`{ok, user}`).
+    /// `user:register`; returns the `user:registered` payload (`{user}`). Waits for the event,
+    /// not an ack: the design note's own server (the benchmark's Node baseline) acks nothing.
     pub async fn register(&mut self, username: &str, role: Role) -> Result<Value, ProtocolError> {
-        self.request(
+        self.emit(
             events::USER_REGISTER,
             &json!({"username": username, "role": role}),
         )
-        .await
+        .await?;
+        let registered = self.wait_for(events::USER_REGISTERED).await?;
+        Ok(registered.args.into_iter().next().unwrap_or_default())
     }
 
     /// Registers as a STREAMER and returns the key of the stream the server made for it.

@@ -873,8 +873,10 @@ async fn streamer(
     let setup = async {
         let mut c = Client::connect_within(&shared.target, REPLY_TIMEOUT).await?;
         let key = c.register_streamer("bench-streamer").await?;
-        c.request(events::STREAM_START, &json!({"streamKey": key}))
+        // The event, not an ack: the Node baseline acks nothing.
+        c.emit(events::STREAM_START, &json!({"streamKey": key}))
             .await?;
+        c.wait_for(events::STREAM_STARTED).await?;
         Ok::<_, ProtocolError>((c, key))
     };
     let (mut conn, key) = match setup.await {
