@@ -2,7 +2,7 @@
 //!
 //! Viewers are [`Recorder`]s: recording sinks with a bounded queue the test drains by hand.
 //! Shared sends go through [`TestGroup`]. Time is never slept and never read: every call takes
-//! an `Instant` made up from one base `t0` (`Instant::now()` serves only as that origin).
+//! an `Instant` made up from one base `t0` (`origin()` serves only as that origin).
 //!
 //! WebM tests feed the real Chrome `MediaRecorder` captures of `tests/fixtures/` (see
 //! [`crate::webm::fixtures`]).
@@ -339,6 +339,13 @@ const KEY: &str = "m";
 
 /// Default limits, but with a publish rate no test gets near (except the rate tests, which set
 /// their own).
+/// The origin of every test's made-up time: each later moment is `origin() + d`. Its value
+/// is never compared with the clock, so it is the relay tests' one clock read, and no test
+/// waits for time to pass.
+fn origin() -> Instant {
+    Instant::now()
+}
+
 fn roomy() -> RelayLimits {
     RelayLimits {
         max_fps: 100_000,
@@ -357,7 +364,7 @@ fn grouped_relay(limits: RelayLimits) -> (GroupedRelay, &'static TestGroup) {
 
 /// A media relay with one stream, [`KEY`], owned by [`OWNER`]; and the time it was opened.
 fn open(limits: RelayLimits) -> (MediaRelay, Instant) {
-    let t0 = Instant::now();
+    let t0 = origin();
     let d = Distributor::new(limits, NoGroup);
     register(&d, KEY, OWNER, t0);
     (d, t0)

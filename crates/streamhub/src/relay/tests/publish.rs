@@ -8,7 +8,7 @@ use super::*;
 
 #[test]
 fn seq_starts_at_one_and_grows_by_one() {
-    let t0 = Instant::now();
+    let t0 = origin();
     let d = relay(roomy());
     register(&d, "a", OWNER, t0);
     let seqs: Vec<u64> = (0..10)
@@ -19,7 +19,7 @@ fn seq_starts_at_one_and_grows_by_one() {
 
 #[test]
 fn seq_is_per_stream() {
-    let t0 = Instant::now();
+    let t0 = origin();
     let d = relay(roomy());
     register(&d, "a", OWNER, t0);
     register(&d, "b", OWNER, t0);
@@ -30,7 +30,7 @@ fn seq_is_per_stream() {
 
 #[test]
 fn every_viewer_gets_every_frame_exactly_once() {
-    let t0 = Instant::now();
+    let t0 = origin();
     let d = relay(roomy());
     register(&d, "a", OWNER, t0);
     let sinks: Vec<Sink> = (0..3).map(|_| Sink::unbounded()).collect();
@@ -63,7 +63,7 @@ fn every_viewer_gets_every_frame_exactly_once() {
 
 #[test]
 fn reached_counts_viewers_and_is_zero_without_any() {
-    let t0 = Instant::now();
+    let t0 = origin();
     let d = relay(roomy());
     register(&d, "a", OWNER, t0);
     assert_eq!(publish(&d, "a", text("x"), t0).reached, 0);
@@ -80,7 +80,7 @@ fn reached_counts_viewers_and_is_zero_without_any() {
 
 #[test]
 fn frames_only_reach_viewers_of_their_stream() {
-    let t0 = Instant::now();
+    let t0 = origin();
     let d = relay(roomy());
     register(&d, "a", OWNER, t0);
     register(&d, "b", OWNER, t0);
@@ -95,7 +95,7 @@ fn frames_only_reach_viewers_of_their_stream() {
 
 #[test]
 fn text_and_binary_data_arrive_unchanged_with_wall_timestamp() {
-    let t0 = Instant::now();
+    let t0 = origin();
     let d = relay(roomy());
     register(&d, "a", OWNER, t0);
     let s = Sink::unbounded();
@@ -137,7 +137,7 @@ fn text_and_binary_data_arrive_unchanged_with_wall_timestamp() {
 
 #[test]
 fn only_the_owner_may_publish() {
-    let t0 = Instant::now();
+    let t0 = origin();
     let d = relay(roomy());
     register(&d, "a", OWNER, t0);
     let s = Sink::unbounded();
@@ -158,7 +158,7 @@ fn only_the_owner_may_publish() {
 
 #[test]
 fn publishing_to_unknown_key_is_not_found() {
-    let t0 = Instant::now();
+    let t0 = origin();
     let d = relay(roomy());
     register(&d, "a", OWNER, t0);
     let err = try_publish(&d, "nope", text("x"), t0).expect_err("unknown stream");
@@ -168,7 +168,7 @@ fn publishing_to_unknown_key_is_not_found() {
 
 #[test]
 fn rejected_frames_do_not_use_up_seq() {
-    let t0 = Instant::now();
+    let t0 = origin();
     let d = relay(RelayLimits {
         max_frame_bytes: 4,
         ..roomy()
@@ -187,7 +187,7 @@ fn rejected_frames_do_not_use_up_seq() {
 
 #[test]
 fn ring_holds_the_last_30_frames_oldest_first() {
-    let t0 = Instant::now();
+    let t0 = origin();
     let d = relay(roomy());
     register(&d, "a", OWNER, t0);
     for i in 1..=40 {
@@ -208,7 +208,7 @@ fn ring_holds_the_last_30_frames_oldest_first() {
 
 #[test]
 fn ring_with_few_frames_holds_them_all() {
-    let t0 = Instant::now();
+    let t0 = origin();
     let d = relay(roomy());
     register(&d, "a", OWNER, t0);
     let empty = join(&d, "a", "early", &Sink::unbounded(), t0);
@@ -226,7 +226,7 @@ fn ring_with_few_frames_holds_them_all() {
 
 #[test]
 fn ring_of_zero_keeps_nothing() {
-    let t0 = Instant::now();
+    let t0 = origin();
     let d = relay(RelayLimits {
         buffer_frames: 0,
         ..roomy()
@@ -251,7 +251,7 @@ fn ring_of_zero_keeps_nothing() {
 
 #[test]
 fn stats_track_viewer_count_and_buffer_size() {
-    let t0 = Instant::now();
+    let t0 = origin();
     let d = relay(RelayLimits {
         buffer_frames: 3,
         ..roomy()
@@ -276,7 +276,7 @@ fn stats_track_viewer_count_and_buffer_size() {
 
 #[test]
 fn stats_serialize_camel_case() {
-    let t0 = Instant::now();
+    let t0 = origin();
     let d = relay(roomy());
     register(&d, "a", OWNER, t0);
     let v = serde_json::to_value(stats(&d, "a", t0)).expect("serialize");
@@ -305,7 +305,7 @@ fn stats_serialize_camel_case() {
 
 #[test]
 fn frame_over_the_limit_is_refused_and_counted() {
-    let t0 = Instant::now();
+    let t0 = origin();
     let d = relay(RelayLimits {
         max_frame_bytes: 8,
         ..roomy()
@@ -342,7 +342,7 @@ fn frame_over_the_limit_is_refused_and_counted() {
 
 #[test]
 fn publish_rate_limits_the_sixth_frame_and_refills_after_a_second() {
-    let t0 = Instant::now();
+    let t0 = origin();
     let d = relay(RelayLimits {
         max_fps: 5,
         ..RelayLimits::default()
@@ -387,7 +387,7 @@ fn publish_rate_limits_the_sixth_frame_and_refills_after_a_second() {
 
 #[test]
 fn publish_rate_allows_a_steady_max_fps() {
-    let t0 = Instant::now();
+    let t0 = origin();
     let d = relay(RelayLimits {
         max_fps: 5,
         ..RelayLimits::default()

@@ -4,7 +4,7 @@ use super::*;
 
 #[test]
 fn owner_disconnect_puts_a_live_stream_in_reconnecting() {
-    let t0 = Instant::now();
+    let t0 = origin();
     let d = relay(roomy());
     register(&d, "a", OWNER, t0);
     register(&d, "other", "someone-else", t0);
@@ -44,7 +44,7 @@ fn owner_disconnect_puts_a_live_stream_in_reconnecting() {
 
 #[test]
 fn owner_disconnect_orphans_every_stream_it_owns() {
-    let t0 = Instant::now();
+    let t0 = origin();
     let d = relay(roomy());
     register(&d, "a", OWNER, t0);
     register(&d, "b", OWNER, t0);
@@ -60,7 +60,7 @@ fn owner_disconnect_orphans_every_stream_it_owns() {
 
 #[test]
 fn owner_disconnect_leaves_a_created_stream_created() {
-    let t0 = Instant::now();
+    let t0 = origin();
     let d = relay(roomy());
     register(&d, "a", OWNER, t0);
     assert_eq!(d.owner_disconnected(OWNER, t0).len(), 1);
@@ -75,7 +75,7 @@ fn owner_disconnect_leaves_a_created_stream_created() {
 
 #[test]
 fn resume_needs_the_right_token() {
-    let t0 = Instant::now();
+    let t0 = origin();
     let d = relay(roomy());
     register(&d, "a", OWNER, t0);
     publish(&d, "a", text("1"), t0);
@@ -99,7 +99,7 @@ fn resume_needs_the_right_token() {
 
 #[test]
 fn resume_with_the_token_hands_the_stream_to_the_new_connection() {
-    let t0 = Instant::now();
+    let t0 = origin();
     let d = relay(roomy());
     register(&d, "a", OWNER, t0);
     let s = Sink::unbounded();
@@ -138,7 +138,7 @@ fn resume_with_the_token_hands_the_stream_to_the_new_connection() {
 
 #[test]
 fn orphans_expire_only_after_the_grace_period() {
-    let t0 = Instant::now();
+    let t0 = origin();
     let d = relay(RelayLimits {
         grace: secs(30),
         ..roomy()
@@ -177,7 +177,7 @@ fn orphans_expire_only_after_the_grace_period() {
 
 #[test]
 fn owned_by_lists_streams_with_their_tokens() {
-    let t0 = Instant::now();
+    let t0 = origin();
     let d = relay(roomy());
     register(&d, "a", OWNER, t0);
     register(&d, "b", OWNER, t0);

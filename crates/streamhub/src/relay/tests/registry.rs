@@ -87,7 +87,7 @@ fn every_refusal_has_its_protocol_code() {
 
 #[test]
 fn register_returns_created_info_and_counts() {
-    let t0 = Instant::now();
+    let t0 = origin();
     let d = relay(roomy());
     assert_eq!(d.stream_count(), 0);
 
@@ -111,7 +111,7 @@ fn register_returns_created_info_and_counts() {
 
 #[test]
 fn register_refuses_past_max_streams() {
-    let t0 = Instant::now();
+    let t0 = origin();
     let d = relay(RelayLimits {
         max_streams: 2,
         ..roomy()
@@ -133,7 +133,7 @@ fn register_refuses_past_max_streams() {
 
 #[test]
 fn register_refuses_a_key_in_use_and_keeps_the_stream_that_has_it() {
-    let t0 = Instant::now();
+    let t0 = origin();
     let d = relay(roomy());
     register(&d, "a", OWNER, t0);
     join(&d, "a", "v1", &Sink::unbounded(), t0);
@@ -154,7 +154,7 @@ fn register_refuses_a_key_in_use_and_keeps_the_stream_that_has_it() {
 
 #[test]
 fn list_shows_only_started_streams_newest_first() {
-    let t0 = Instant::now();
+    let t0 = origin();
     let d = relay(roomy());
     register(&d, "created", OWNER, t0);
     register(&d, "older", OWNER, t0);
@@ -185,7 +185,7 @@ fn list_shows_only_started_streams_newest_first() {
 
 #[test]
 fn list_includes_reconnecting_streams() {
-    let t0 = Instant::now();
+    let t0 = origin();
     let d = relay(roomy());
     register(&d, "a", OWNER, t0);
     d.start_stream("a", OWNER, 10).expect("start");
@@ -197,7 +197,7 @@ fn list_includes_reconnecting_streams() {
 
 #[test]
 fn set_title_only_by_owner() {
-    let t0 = Instant::now();
+    let t0 = origin();
     let d = relay(roomy());
     register(&d, "a", OWNER, t0);
     let err = d
@@ -221,7 +221,7 @@ fn set_title_only_by_owner() {
 
 #[test]
 fn first_frame_auto_starts_a_created_stream_once() {
-    let t0 = Instant::now();
+    let t0 = origin();
     let d = relay(roomy());
     register(&d, "a", OWNER, t0);
     let s = Sink::unbounded();
@@ -249,7 +249,7 @@ fn first_frame_auto_starts_a_created_stream_once() {
 
 #[test]
 fn start_stream_changes_state_once() {
-    let t0 = Instant::now();
+    let t0 = origin();
     let d = relay(roomy());
     register(&d, "a", OWNER, t0);
 
@@ -269,7 +269,7 @@ fn start_stream_changes_state_once() {
 
 #[test]
 fn start_stream_checks_owner_and_key() {
-    let t0 = Instant::now();
+    let t0 = origin();
     let d = relay(roomy());
     register(&d, "a", OWNER, t0);
     let err = d.start_stream("a", "other", 1).expect_err("not the owner");
@@ -287,7 +287,7 @@ fn start_stream_checks_owner_and_key() {
 
 #[test]
 fn end_stream_removes_the_stream_and_reports_it_ended() {
-    let t0 = Instant::now();
+    let t0 = origin();
     let d = relay(roomy());
     register(&d, "a", OWNER, t0);
     register(&d, "b", OWNER, t0);
@@ -317,7 +317,7 @@ fn end_stream_removes_the_stream_and_reports_it_ended() {
 
 #[test]
 fn end_stream_only_by_owner() {
-    let t0 = Instant::now();
+    let t0 = origin();
     let d = relay(roomy());
     register(&d, "a", OWNER, t0);
     let v = Sink::unbounded();
@@ -363,7 +363,7 @@ fn ending_a_picture_stream_relays_nothing_more() {
 
 #[test]
 fn check_member_knows_owner_viewers_and_strangers() {
-    let t0 = Instant::now();
+    let t0 = origin();
     let d = relay(roomy());
     register(&d, "a", OWNER, t0);
     join(&d, "a", "v", &Sink::unbounded(), t0);
@@ -387,7 +387,7 @@ fn check_member_knows_owner_viewers_and_strangers() {
 
 #[test]
 fn drain_ends_every_stream() {
-    let t0 = Instant::now();
+    let t0 = origin();
     let d = relay(roomy());
     for k in ["a", "b", "c"] {
         register(&d, k, OWNER, t0);

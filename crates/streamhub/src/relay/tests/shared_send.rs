@@ -6,7 +6,7 @@ use super::*;
 
 #[test]
 fn an_ungroupable_viewer_gets_every_frame_on_its_own() {
-    let t0 = Instant::now();
+    let t0 = origin();
     let (d, group) = grouped_relay(roomy());
     register(&d, "a", OWNER, t0);
     let shared = Sink::unbounded();
@@ -30,7 +30,7 @@ fn an_ungroupable_viewer_gets_every_frame_on_its_own() {
 
 #[test]
 fn picture_viewers_get_frames_by_the_shared_send_and_probes_find_the_slow_one() {
-    let t0 = Instant::now();
+    let t0 = origin();
     let (d, group) = grouped_relay(roomy());
     register(&d, "a", OWNER, t0);
     let fast = Sink::unbounded();
@@ -91,7 +91,7 @@ fn picture_viewers_get_frames_by_the_shared_send_and_probes_find_the_slow_one() 
 
 #[test]
 fn encoded_video_never_goes_by_the_shared_send() {
-    let t0 = Instant::now();
+    let t0 = origin();
     let (d, group) = grouped_relay(roomy());
     register(&d, "a", OWNER, t0);
     let v = Sink::unbounded();
@@ -109,7 +109,7 @@ fn encoded_video_never_goes_by_the_shared_send() {
 
 #[test]
 fn delivery_counts_add_up_to_the_stream_stats_shared_sends_included() {
-    let t0 = Instant::now();
+    let t0 = origin();
     let (d, group) = grouped_relay(roomy());
     register(&d, "a", OWNER, t0);
     let fast = Sink::unbounded();

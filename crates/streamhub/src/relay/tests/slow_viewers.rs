@@ -4,7 +4,7 @@ use super::*;
 
 #[test]
 fn slow_viewer_drops_frames_without_hurting_a_healthy_one() {
-    let t0 = Instant::now();
+    let t0 = origin();
     let d = relay(roomy());
     register(&d, "a", OWNER, t0);
     let healthy = Sink::unbounded();
@@ -33,7 +33,7 @@ fn slow_viewer_drops_frames_without_hurting_a_healthy_one() {
 
 #[test]
 fn slow_viewer_resumes_at_the_newest_frame_after_draining() {
-    let t0 = Instant::now();
+    let t0 = origin();
     let d = relay(roomy());
     register(&d, "a", OWNER, t0);
     let healthy = Sink::unbounded();
@@ -61,7 +61,7 @@ fn slow_viewer_resumes_at_the_newest_frame_after_draining() {
 
 #[test]
 fn viewer_full_for_the_stall_timeout_is_evicted() {
-    let t0 = Instant::now();
+    let t0 = origin();
     let d = relay(RelayLimits {
         stall_timeout: secs(10),
         ..roomy()
@@ -107,7 +107,7 @@ fn viewer_full_for_the_stall_timeout_is_evicted() {
 
 #[test]
 fn viewer_that_drains_before_the_timeout_is_not_evicted() {
-    let t0 = Instant::now();
+    let t0 = origin();
     let d = relay(RelayLimits {
         stall_timeout: secs(10),
         ..roomy()
@@ -147,7 +147,7 @@ fn viewer_that_drains_before_the_timeout_is_not_evicted() {
 fn a_large_audience_gets_per_viewer_policy_and_evictions_in_order() {
     // 600 viewers: every third one takes one frame and is then full, six others close; the
     // rest take everything. Each gets its own outcome; evictions come in list order.
-    let t0 = Instant::now();
+    let t0 = origin();
     let d = relay(RelayLimits {
         stall_timeout: ms(500),
         ..roomy()
@@ -201,7 +201,7 @@ fn a_large_audience_gets_per_viewer_policy_and_evictions_in_order() {
 
 #[test]
 fn closed_sink_is_removed_silently_on_next_publish() {
-    let t0 = Instant::now();
+    let t0 = origin();
     let d = relay(roomy());
     register(&d, "a", OWNER, t0);
     let keep = Sink::unbounded();

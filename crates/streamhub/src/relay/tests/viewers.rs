@@ -4,7 +4,7 @@ use super::*;
 
 #[test]
 fn add_viewer_reports_stream_count_and_owner() {
-    let t0 = Instant::now();
+    let t0 = origin();
     let d = relay(roomy());
     register(&d, "a", OWNER, t0);
     let j1 = join(&d, "a", "v1", &Sink::unbounded(), t0);
@@ -27,7 +27,7 @@ fn add_viewer_reports_stream_count_and_owner() {
 
 #[test]
 fn adding_the_same_viewer_twice_is_a_no_op() {
-    let t0 = Instant::now();
+    let t0 = origin();
     let d = relay(roomy());
     register(&d, "a", OWNER, t0);
     let first = Sink::unbounded();
@@ -47,7 +47,7 @@ fn adding_the_same_viewer_twice_is_a_no_op() {
 
 #[test]
 fn remove_viewer_reports_the_viewers_left() {
-    let t0 = Instant::now();
+    let t0 = origin();
     let d = relay(roomy());
     register(&d, "a", OWNER, t0);
     let s = Sink::unbounded();
@@ -71,7 +71,7 @@ fn remove_viewer_reports_the_viewers_left() {
 
 #[test]
 fn viewer_count_changes_are_reported_once() {
-    let t0 = Instant::now();
+    let t0 = origin();
     let d = relay(roomy());
     register(&d, "a", OWNER, t0);
     register(&d, "b", OWNER, t0);
@@ -102,7 +102,7 @@ fn viewer_count_changes_are_reported_once() {
 
 #[test]
 fn add_viewer_welcomes_before_any_live_frame() {
-    let t0 = Instant::now();
+    let t0 = origin();
     let d = relay(roomy());
     register(&d, "a", OWNER, t0);
     for i in 1..=3 {
@@ -161,7 +161,7 @@ fn add_viewer_welcomes_before_any_live_frame() {
 
 #[test]
 fn remove_viewer_everywhere_and_joined_by() {
-    let t0 = Instant::now();
+    let t0 = origin();
     let d = relay(roomy());
     for k in ["a", "b", "c"] {
         register(&d, k, OWNER, t0);
@@ -192,7 +192,7 @@ fn remove_viewer_everywhere_and_joined_by() {
 fn remove_viewer_everywhere_takes_only_the_sinks_it_picks() {
     // One connection watches `a` over a transport of its own (a media channel: a solo sink)
     // and `b` over the shared one; the media channel closes.
-    let t0 = Instant::now();
+    let t0 = origin();
     let d = relay(roomy());
     register(&d, "a", OWNER, t0);
     register(&d, "b", OWNER, t0);
