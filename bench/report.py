@@ -25,6 +25,7 @@ SCENARIOS = {
     "v2000": ("2000 viewers, base64", 2000),
     "v5000": ("5000 viewers, base64", 5000),
     "binary2000": ("2000 viewers, binary", 2000),
+    "cluster": ("2000 viewers, base64, cluster (streamer on a, viewers on b and c)", 2000),
     "stalled": ("1000 viewers + 200 never reading", 1000),
     "burst": ("1000 viewers connecting at once", 1000),
     "idle": ("idle viewers joined, no frames", None),
@@ -202,7 +203,7 @@ def collect(a):
             "server_under_test": base.get("server_under_test"),
         }
         updates = list(base.get("updates") or [])
-    order = {k: i for i, k in enumerate(["v1000", "v2000", "v5000", "binary2000", "stalled", "burst", "idle"])}
+    order = {k: i for i, k in enumerate(["v1000", "v2000", "v5000", "binary2000", "cluster", "stalled", "burst", "idle"])}
     srv_order = {srv: i for i, srv in enumerate(SERVERS)}
     runs.sort(key=lambda r: (order.get(r.get("scenario"), 99), srv_order.get(r.get("server"), 9)))
     with open("/proc/loadavg") as f:
@@ -828,6 +829,52 @@ def render(a):
             mark = "–" if okv is None else ("yes" if okv else "**no**")
             w(f"| {name} | {text} | {measured} | {mark} |")
     w("")
+
+    # Cluster.
+    cl_rows, cl_checks = [], []
+    for srv in ("streamhub-sio", "streamhub"):
+        r, single = run_of(doc, "cluster", srv), run_of(doc, "v2000", srv)
+        m, ms = metrics(r), metrics(single)
+        if not m or "error" in m:
+            continue
+        c = r.get("cluster") or {}
+        watched = {w["name"]: w for w in m["report"].get("watched") or []}
+        frames = c.get("frames") or 0
+        per_frame_in = c.get("bus_bytes_in", 0) / frames if frames else None
+        per_frame_out = c.get("bus_bytes_out", 0) / frames if frames else None
+        redis = (watched.get("redis") or {}).get("cpu_cores")
+        cores = [m["cpu"], (watched.get("node a") or {}).get("cpu_cores"), (watched.get("node c") or {}).get("cpu_cores")]
+        cl_rows.append(
+            f"| {SERVER_NAMES[srv]} | {fpct(m['delivered'])} | {fms(m['p50'])} | {fms(m['p99'])} | "
+            + (f"{fms(ms['p50'])} / {fms(ms['p99'])}" if ms and "error" not in ms else "–")
+            + f" | {fcores(cores[1])} / {fcores(cores[0])} / {fcores(cores[2])} | {fcores(redis)} | "
+            + (f"{per_frame_out:.0f} B out, {per_frame_in:.0f} B in" if per_frame_in is not None else "–")
+            + f" (frame {c.get('frame_bytes', '–')} B, {c.get('followers', 2)} nodes with viewers) |"
+        )
+        ok = lambda v: None if v is None else bool(v)
+        cl_checks.append((srv, "delivered ≥ 99.9%", fpct(m["delivered"]), ok(m["delivered"] is not None and m["delivered"] >= 0.999)))
+        if ms and "error" not in ms and m["p50"] is not None and ms["p50"] is not None:
+            cl_checks.append((srv, "bus hop adds ≤ 5 ms to p50", f"{m['p50'] - ms['p50']:+.1f} ms", m["p50"] - ms["p50"] <= 5))
+            cl_checks.append((srv, "p99 ≤ 1.3 × single node", f"{m['p99'] / ms['p99']:.2f}×", m["p99"] <= 1.3 * ms["p99"]))
+        if per_frame_in is not None and c.get("frame_bytes"):
+            want = c["frame_bytes"] * c.get("followers", 2)
+            cl_checks.append((srv, "bus bytes in per frame ≈ frame × nodes with viewers (+ header)", f"{per_frame_in:.0f} B vs {want} B", per_frame_in <= want * 1.05))
+        cl_checks.append((srv, "Redis ≤ 0.1 core", fcores(redis), ok(redis is not None and redis <= 0.1)))
+    if cl_rows:
+        w("## Cluster: 2000 viewers split over two nodes, streamer on a third")
+        w("")
+        w("Same run, same load as \"2000 viewers, base64\" on one node (the single-node column). The bus bytes are the payload bytes the nodes counted (`streamhub_cluster_bytes_out_total` on a, `streamhub_cluster_bytes_in_total` on b and c) over the run, per frame sent.")
+        w("")
+        w("| server | delivered | p50 ms | p99 ms | single node p50 / p99 | CPU cores a / b / c | Redis CPU | bus bytes per frame |")
+        w("|---|---|---|---|---|---|---|---|")
+        L.extend(cl_rows)
+        w("")
+        w("| server | issue 12 target | measured | met |")
+        w("|---|---|---|---|")
+        for srv, text, measured, okv in cl_checks:
+            mark = "–" if okv is None else ("yes" if okv else "**no**")
+            w(f"| {SERVER_NAMES[srv]} | {text} | {measured} | {mark} |")
+        w("")
 
     # Stalled details.
     st_rows = []

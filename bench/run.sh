@@ -15,7 +15,7 @@ ORIG_ARGS="$*"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
-ALL_SCENARIOS="v1000,v2000,v5000,binary2000,stalled,burst,idle"
+ALL_SCENARIOS="v1000,v2000,v5000,binary2000,cluster,stalled,burst,idle"
 QUICK_SCENARIOS="v1000,v2000,binary2000,burst,idle"
 SCENARIOS=""
 SERVERS="streamhub,streamhub-sio,node,floor"
@@ -150,6 +150,10 @@ for b in "$BENCH" "$HUB"; do
 done
 if has "$SERVERS" node && [[ ! -d "$NODE_DIR/node_modules/socket.io" ]]; then
   echo "missing bench/node-baseline/node_modules (run without --no-build)" >&2; exit 1
+fi
+if [[ ",$SCENARIOS," == *",cluster,"* ]] && ! command -v redis-server >/dev/null; then
+  log "no redis-server (Debian: apt install redis-server); skipping the cluster scenario"
+  SCENARIOS="${SCENARIOS//cluster/}"
 fi
 if has "$SERVERS" floor && [[ ! -x "$FLOOR" ]]; then
   log "no fanout-floor binary; skipping the floor"; SERVERS="${SERVERS//floor/}"
@@ -333,6 +337,72 @@ floor_once() {
   sleep 2
 }
 
+# Cluster mode: redis-server and three nodes; the streamer publishes to a, the viewers
+# alternate between b and c. The report's "server" is node b (a fan-out node); a, c and Redis
+# are watched too, and the bus bytes per frame come from the nodes' /metrics.
+#   cluster_once OUTFILE SCENARIO SERVER ARGS...
+cluster_once() {
+  local result="$1" scenario="$2" kind="$3"; shift 3
+  wait_quiet
+  next_port
+  local redis_port=$PORT out="$WORK/cluster-$PORT"
+  redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no >"$out-redis.log" 2>&1 &
+  local redis_pid=$!
+  sleep 0.3
+  local pids=() urls=() id
+  for id in a b c; do
+    next_port
+    RUST_LOG=warn "$HUB" serve --bind "127.0.0.1:$PORT" --db "$WORK/cluster-$id-$PORT.db" \
+      --redis-url "redis://127.0.0.1:$redis_port" --node-id "$id" >"$out-$id.log" 2>&1 &
+    pids+=($!); urls+=("http://127.0.0.1:$PORT")
+    wait_for_line "$out-$id.log" "streamhub listening" "${pids[-1]}" || { cat "$out-$id.log" >&2; }
+  done
+  for u in "${urls[@]}"; do
+    for _ in $(seq 1 50); do
+      curl -fsS "$u/healthz" 2>/dev/null | jq -e '.cluster.nodes == 3' >/dev/null 2>&1 && break
+      sleep 0.2
+    done
+  done
+  metric() { curl -fsS "$1/metrics" | awk -v m="$2" '$1 == m { print $2 }'; }
+  local out_a0 in_b0 in_c0
+  out_a0=$(metric "${urls[0]}" streamhub_cluster_bytes_out_total)
+  in_b0=$(metric "${urls[1]}" streamhub_cluster_bytes_in_total)
+  in_c0=$(metric "${urls[2]}" streamhub_cluster_bytes_in_total)
+  [[ $kind == streamhub ]] && set -- --media "$@"
+  local json="$WORK/$scenario-$kind.json" err="$WORK/$scenario-$kind.progress"
+  local cmd=("$BENCH" --url "${urls[0]}" --viewer-url "${urls[1]}" --viewer-url "${urls[2]}"
+    --server-pid "${pids[1]}" --watch "node a=${pids[0]}" --watch "node c=${pids[2]}"
+    --watch "redis=$redis_pid" --json --label "$scenario/$kind" "$@")
+  record_cmd "streamhub-bench --url \$A --viewer-url \$B --viewer-url \$C --server-pid \$PID_B --watch 'node a=\$PID_A' --watch 'node c=\$PID_C' --watch redis=\$PID_REDIS $*   # $scenario, $kind (redis-server + 3 nodes)"
+  log "$scenario/$kind: streamer on a, viewers on b and c: ${*}"
+  local rc=0
+  timeout -k 10 "$LIMIT" "${cmd[@]}" >"$json" 2>"$err" || rc=$?
+  local out_a1 in_b1 in_c1
+  out_a1=$(metric "${urls[0]}" streamhub_cluster_bytes_out_total)
+  in_b1=$(metric "${urls[1]}" streamhub_cluster_bytes_in_total)
+  in_c1=$(metric "${urls[2]}" streamhub_cluster_bytes_in_total)
+  for pid in "${pids[@]}" "$redis_pid"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}" "$redis_pid"; do wait "$pid" 2>/dev/null || true; done
+  if [[ $rc == 0 ]] && jq -e . "$json" >/dev/null 2>&1; then
+    jq -c --arg s "$scenario" --arg k "$kind" \
+      --argjson out "$(( ${out_a1:-0} - ${out_a0:-0} ))" \
+      --argjson inb "$(( ${in_b1:-0} - ${in_b0:-0} ))" --argjson inc "$(( ${in_c1:-0} - ${in_c0:-0} ))" \
+      '{scenario:$s, server:$k, report:.,
+        other_cores:([(.bench.other_cores // 0) - ([.watched[].cpu_cores // 0] | add // 0), 0] | max),
+        cluster:{bus_bytes_out:$out, bus_bytes_in:($inb + $inc), frames:.frames.sent,
+                 followers:2, frame_bytes:.wire_data_bytes}}' "$json" >"$result"
+    jq -r 'def r(n): if type=="number" then (.*n|round/n|tostring) else "-" end;
+      "    delivered \(.report.delivery.fraction*100|r(1000))%  p50/p99/max \(.report.latency.p50_ms|r(10))/\(.report.latency.p99_ms|r(10))/\(.report.latency.max_ms|r(10)) ms"
+      + "  node b \(.report.server.cpu_cores|r(100)) cores; "
+      + ([.report.watched[] | "\(.name) \(.cpu_cores|r(100))"] | join(", "))
+      + "; bus in per frame \(.cluster.bus_bytes_in / (.cluster.frames|if . > 0 then . else 1 end) | round) B"' "$result" >&2
+  else
+    log "$scenario/$kind: failed (exit $rc): $(tail -n 3 "$err" | tr '\n' ' ')"
+    jq -cn --arg s "$scenario" --arg k "$kind" --arg e "exit $rc" '{scenario:$s, server:$k, error:$e}' >"$result"
+  fi
+  sleep 2
+}
+
 # Runs one point (bench_once or floor_once); with --wait-quiet, a run during which other work
 # used more than NOISY_MAX cores is repeated (up to RETRIES times) and the quietest attempt kept.
 # The others are kept too, marked noisy, in the results file.
@@ -393,6 +463,10 @@ for scenario in ${SCENARIOS//,/ }; do
       burst)
         [[ $kind == floor ]] && continue
         point bench_once "$scenario" "$kind" "${COMMON[@]}" --viewers 1000 --ramp 0 --duration 5
+        ;;
+      cluster)
+        [[ $kind == streamhub || $kind == streamhub-sio ]] || continue
+        point cluster_once "$scenario" "$kind" "${COMMON[@]}" --viewers 2000 --duration "$DUR" --ramp 1000
         ;;
       idle)
         [[ $kind == floor ]] && continue

@@ -20,6 +20,9 @@ step "Socket.IO compatibility tests (real socket.io-client)"
 cargo build -p streamhub --locked
 npm_install compat
 ensure_promtool
+# Cluster tests start their own redis-server (and, in the browser tests, HAProxy) on free ports.
+ensure_redis
+ensure_haproxy
 (cd compat && STREAMHUB_BIN="$PWD/../target/debug/streamhub" npm test)
 
 step "browser end-to-end tests (headless Chromium)"

@@ -47,3 +47,15 @@ ensure_promtool() {
   command -v promtool >/dev/null && return
   APT_EXTRA=--no-install-recommends install_debian prometheus
 }
+
+# Debian's redis-server for the cluster tests (and scripts/cluster.sh).
+ensure_redis() {
+  command -v redis-server >/dev/null && return
+  APT_EXTRA=--no-install-recommends install_debian redis-server
+}
+
+# Debian's HAProxy, the load balancer in front of a cluster (tests, scripts/cluster.sh).
+ensure_haproxy() {
+  command -v haproxy >/dev/null && return
+  APT_EXTRA=--no-install-recommends install_debian haproxy
+}

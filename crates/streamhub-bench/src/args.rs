@@ -12,6 +12,16 @@ pub struct Args {
     #[arg(long, default_value = "http://127.0.0.1:3000")]
     pub url: String,
 
+    /// Where viewers connect instead of `--url` (repeat it: viewers take them in turn). The
+    /// streamer stays on `--url`: a cluster's origin, with its viewers on other nodes.
+    #[arg(long = "viewer-url", value_name = "URL")]
+    pub viewer_urls: Vec<String>,
+
+    /// Another process to report CPU and RSS of over the measured window, as NAME=PID
+    /// (repeatable): the other nodes of a cluster, redis-server.
+    #[arg(long = "watch", value_name = "NAME=PID", value_parser = watched)]
+    pub watch: Vec<(String, u32)>,
+
     /// Viewers that join the stream and read every frame.
     #[arg(long, default_value_t = 100)]
     pub viewers: usize,
@@ -80,6 +90,15 @@ pub struct Args {
     /// No progress line on stderr.
     #[arg(long)]
     pub quiet: bool,
+}
+
+/// `NAME=PID`.
+fn watched(raw: &str) -> Result<(String, u32), String> {
+    let (name, pid) = raw
+        .split_once('=')
+        .ok_or_else(|| String::from("expected NAME=PID"))?;
+    let pid = pid.parse().map_err(|e| format!("bad pid: {e}"))?;
+    Ok((name.to_owned(), pid))
 }
 
 impl Args {

@@ -33,11 +33,23 @@ pub struct Report {
     pub latency_timeline: Vec<SecondSummary>,
     pub stalled: Option<StalledReport>,
     pub server: Option<ServerReport>,
+    /// `--watch` processes (other cluster nodes, redis-server) over the measured window.
+    pub watched: Vec<WatchedReport>,
     pub idle: Option<IdleReport>,
     pub bench: BenchReport,
     pub total_s: f64,
     /// Anything a reader should know about this run (timeouts, failures).
     pub notes: Vec<String>,
+}
+
+/// A process watched with `--watch`.
+#[derive(Debug, Clone, Serialize)]
+pub struct WatchedReport {
+    pub name: String,
+    pub pid: u32,
+    pub cpu_cores: Option<f64>,
+    /// At the end of the run.
+    pub rss_kb: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -310,6 +322,17 @@ impl fmt::Display for Report {
                     mb(s.rss_start_kb),
                     mb(s.rss_peak_kb),
                     mb(s.rss_end_kb)
+                ),
+            );
+        }
+        for w in &self.watched {
+            row(
+                &mut o,
+                &format!("{} (pid {})", w.name, w.pid),
+                format!(
+                    "{}, {} RSS",
+                    opt(w.cpu_cores.map(|c| format!("{c:.2} cores"))),
+                    mb(w.rss_kb)
                 ),
             );
         }

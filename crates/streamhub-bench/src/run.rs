@@ -65,6 +65,8 @@ impl Phase {
 #[derive(Debug)]
 struct Shared {
     target: Target,
+    /// Where viewers connect (`--viewer-url`, in turn); empty: `target`.
+    viewer_targets: Vec<Target>,
     stream_key: Mutex<String>,
     warmup_frames: u64,
     /// Ends every task.
@@ -118,11 +120,17 @@ struct ViewerOutcome {
 pub async fn run(args: Args) -> anyhow::Result<Report> {
     args.check()?;
     let target = Target::parse(&args.url)?;
+    let viewer_targets = args
+        .viewer_urls
+        .iter()
+        .map(|u| Target::parse(u))
+        .collect::<Result<Vec<_>, _>>()?;
     let run_start = Instant::now();
     let server = args.server_pid.map(Pid::Other);
     let total_viewers = args.viewers + args.stalled;
     let shared = Arc::new(Shared {
         target,
+        viewer_targets,
         stream_key: Mutex::new(String::new()),
         warmup_frames: args.warmup_frames(),
         stop: CancellationToken::new(),
@@ -259,6 +267,7 @@ pub async fn run(args: Args) -> anyhow::Result<Report> {
     }
 
     let mut window = None;
+    let mut watched = Vec::new();
     let mut idle_report = None;
     let mut cpu_window = (None, None, None);
     let mut thread_window = Vec::new();
@@ -312,12 +321,14 @@ pub async fn run(args: Args) -> anyhow::Result<Report> {
         let mut start = None;
         let mut end = None;
         let mut th0 = Vec::new();
+        let (mut watch0, mut watch1) = (Vec::new(), Vec::new());
         let deadline = tokio::time::Instant::now() + patience;
         while end.is_none() {
             match tokio::time::timeout_at(deadline, win_rx.recv()).await {
                 Ok(Some(Window::Start)) => {
                     shared.phase.store(Phase::Measure as u8, Relaxed);
                     th0 = threads();
+                    watch0 = watched_ticks(&args.watch);
                     start = Some((
                         Instant::now(),
                         server.and_then(procfs::cpu_ticks),
@@ -326,6 +337,7 @@ pub async fn run(args: Args) -> anyhow::Result<Report> {
                     ));
                 }
                 Ok(Some(Window::End { measured })) => {
+                    watch1 = watched_ticks(&args.watch);
                     end = Some((
                         Instant::now(),
                         server.and_then(procfs::cpu_ticks),
@@ -365,6 +377,17 @@ pub async fn run(args: Args) -> anyhow::Result<Report> {
                 procfs::cores(m0, m1, secs),
             );
             window = Some((secs, measured));
+            watched = args
+                .watch
+                .iter()
+                .zip(watch0.iter().zip(&watch1))
+                .map(|((name, pid), (a, b))| WatchedReport {
+                    name: name.clone(),
+                    pid: *pid,
+                    cpu_cores: procfs::cores(*a, *b, secs),
+                    rss_kb: procfs::memory(Pid::Other(*pid)).map(|m| m.rss_kb),
+                })
+                .collect();
         } else {
             notes.push("the warm-up never ended: no measured window".into());
         }
@@ -429,6 +452,7 @@ pub async fn run(args: Args) -> anyhow::Result<Report> {
         Measured {
             window,
             cpu_window,
+            watched,
             thread_window,
             drain_s,
             rss_start,
@@ -448,6 +472,8 @@ struct Measured {
     window: Option<(f64, u64)>,
     /// (server, bench, whole machine busy) cores over the window.
     cpu_window: (Option<f64>, Option<f64>, Option<f64>),
+    /// `--watch` processes over the measured window.
+    watched: Vec<WatchedReport>,
     /// Server cores per thread over the window.
     thread_window: Vec<(String, f64)>,
     drain_s: f64,
@@ -567,6 +593,7 @@ fn build_report(
         s
     });
     Report {
+        watched: m.watched.clone(),
         label: args.label.clone(),
         url: args.url.clone(),
         mode: if args.idle { "idle" } else { "frames" },
@@ -628,7 +655,11 @@ async fn viewer(
     }
     let began = Instant::now();
     let setup = async {
-        let mut c = Client::connect_within(&shared.target, timeout).await?;
+        let target = match shared.viewer_targets.len() {
+            0 => &shared.target,
+            n => &shared.viewer_targets[index % n],
+        };
+        let mut c = Client::connect_within(target, timeout).await?;
         shared.connected.fetch_add(1, Relaxed);
         let name = format!("{}{index}", if stalled { "stall" } else { "v" });
         c.register(&name, Role::Viewer).await?;
@@ -1010,6 +1041,14 @@ async fn streamer_incoming(
             false
         }
     }
+}
+
+/// CPU ticks of the `--watch` processes now (none for a process that is gone).
+fn watched_ticks(watch: &[(String, u32)]) -> Vec<Option<u64>> {
+    watch
+        .iter()
+        .map(|(_, pid)| procfs::cpu_ticks(Pid::Other(*pid)))
+        .collect()
 }
 
 /// Watches the stalled viewers' connections in `/proc/net/tcp` and notes when each closes.

@@ -18,7 +18,7 @@ pub struct User {
 }
 
 /// The public part of a user, attached to chat and reactions.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
 #[cfg_attr(test, derive(ts_rs::TS))]
 pub struct UserRef {
     /// The user's id, as in [`User`].
@@ -29,7 +29,15 @@ pub struct UserRef {
 
 /// A stream's lifecycle state.
 #[derive(
-    Debug, Clone, Copy, Serialize, PartialEq, Eq, strum::IntoStaticStr, strum::VariantArray,
+    Debug,
+    Clone,
+    Copy,
+    Serialize,
+    PartialEq,
+    Eq,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+    serde::Deserialize,
 )]
 #[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "lowercase")]
@@ -46,7 +54,7 @@ pub enum StreamStatus {
 }
 
 /// A stream as the protocol shows it (`stream:created`, `stream:joined`, `stream:list`).
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
 #[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct StreamInfo {
@@ -230,7 +238,15 @@ pub struct Buffer<'a> {
 
 /// Why a stream ended.
 #[derive(
-    Debug, Clone, Copy, Serialize, PartialEq, Eq, strum::IntoStaticStr, strum::VariantArray,
+    Debug,
+    Clone,
+    Copy,
+    Serialize,
+    PartialEq,
+    Eq,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+    serde::Deserialize,
 )]
 #[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
@@ -276,7 +292,7 @@ pub struct Viewers {
 }
 
 /// `stream:status`: a lifecycle change viewers should show (live, reconnecting, ended).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 #[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct Status {
@@ -303,7 +319,7 @@ pub struct Evicted {
 }
 
 /// `chat:message`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 #[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct ChatMessage {
@@ -331,7 +347,7 @@ pub struct ChatHistory {
 }
 
 /// `reaction`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 #[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct Reaction {

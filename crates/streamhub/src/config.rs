@@ -164,6 +164,67 @@ pub struct ServeArgs {
     #[arg(long, env = "STREAMHUB_VIEWER_COUNT_INTERVAL_MS", default_value_t = 250,
           value_parser = clap::value_parser!(u32).range(10..=60_000))]
     pub viewer_count_interval_ms: u32,
+
+    /// Redis to share streams with other nodes through (`redis://HOST:PORT`): turns on
+    /// cluster mode. Without it the server is one node and needs nothing else.
+    #[arg(long, env = "STREAMHUB_REDIS_URL", value_parser = redis_url)]
+    pub redis_url: Option<String>,
+
+    /// This node's name in the cluster, the logs, `/metrics` and the dashboard
+    /// [default: host name and port].
+    #[arg(long, env = "STREAMHUB_NODE_ID", value_parser = node_id)]
+    pub node_id: Option<String>,
+
+    /// Cluster mode: bytes of frames queued for Redis before new ones are dropped (counted).
+    #[arg(long, env = "STREAMHUB_CLUSTER_QUEUE_BYTES", default_value_t = 16 * 1024 * 1024,
+          value_parser = clap::value_parser!(u32).range(64 * 1024..=1024 * 1024 * 1024))]
+    pub cluster_queue_bytes: u32,
+}
+
+/// A Redis URL: `redis://` or `rediss://`, with a host.
+fn redis_url(raw: &str) -> Result<String, String> {
+    let rest = raw
+        .strip_prefix("redis://")
+        .or_else(|| raw.strip_prefix("rediss://"))
+        .ok_or_else(|| String::from("must start with redis:// (or rediss://)"))?;
+    let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+    if host.is_empty() || host.starts_with([':', '/']) {
+        return Err(String::from("needs a host, as in redis://127.0.0.1:6379"));
+    }
+    Ok(raw.to_owned())
+}
+
+/// A node id: 1 to 64 letters, digits and `.-_:`.
+fn node_id(raw: &str) -> Result<String, String> {
+    let ok = !raw.is_empty()
+        && raw.len() <= 64
+        && raw
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':'));
+    if ok {
+        Ok(raw.to_owned())
+    } else {
+        Err(String::from("must be 1 to 64 letters, digits or . - _ :"))
+    }
+}
+
+/// This machine's host name, for the default node id.
+pub(crate) fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| node_id(h).is_ok())
+        .unwrap_or_else(|| String::from("node"))
+}
+
+/// Cluster mode's settings (present when `--redis-url` is given).
+#[derive(Debug, Clone)]
+pub struct ClusterSettings {
+    pub redis_url: String,
+    /// `None`: the host name and the port the server listens on (known once it binds).
+    pub node_id: Option<String>,
+    pub queue_bytes: usize,
 }
 
 /// The validated configuration the server runs with.
@@ -190,6 +251,7 @@ pub struct Config {
     pub max_title_chars: usize,
     pub max_chat_chars: usize,
     pub tick: Duration,
+    pub cluster: Option<ClusterSettings>,
 }
 
 /// A setting that cannot work, from the command line, the environment or the config file.
@@ -372,6 +434,11 @@ impl ServeArgs {
             max_title_chars: self.max_title_chars as usize,
             max_chat_chars: self.max_chat_chars as usize,
             tick: Duration::from_millis(self.viewer_count_interval_ms.into()),
+            cluster: self.redis_url.map(|redis_url| ClusterSettings {
+                redis_url,
+                node_id: self.node_id,
+                queue_bytes: self.cluster_queue_bytes as usize,
+            }),
         }
     }
 }
@@ -394,6 +461,41 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cluster_settings_are_checked() {
+        assert!(redis_url("redis://127.0.0.1:6379").is_ok());
+        assert!(redis_url("rediss://user:pw@cache.example:6380/2").is_ok());
+        for bad in [
+            "127.0.0.1:6379",
+            "http://x",
+            "redis://",
+            "redis://:6379",
+            "redis://u@",
+        ] {
+            assert!(redis_url(bad).is_err(), "{bad} accepted");
+        }
+        assert!(node_id("node-a.eu:3000").is_ok());
+        for bad in ["", "a b", "ä", &"x".repeat(65)] {
+            assert!(node_id(bad).is_err(), "{bad:?} accepted");
+        }
+        let c = Cli::try_parse_from([
+            "streamhub",
+            "serve",
+            "--redis-url",
+            "redis://r:1",
+            "--node-id",
+            "a",
+        ])
+        .expect("parses");
+        let Command::Serve(args) = c.command;
+        let cluster = args.validate().cluster.expect("cluster mode");
+        assert_eq!(cluster.node_id.as_deref(), Some("a"));
+        assert!(
+            Config::defaults().cluster.is_none(),
+            "single node unless asked"
+        );
+    }
 
     #[test]
     fn cli_is_well_formed() {

@@ -65,6 +65,31 @@ pub(crate) struct StreamPoint {
     pub(crate) fps: f64,
     #[serde(flatten)]
     pub(crate) rates: Rates,
+    /// Cluster mode: the stream's viewers on each node, and the node its streamer publishes
+    /// to.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) by_node: Vec<NodeViewers>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) origin: Option<String>,
+}
+
+/// One node's viewers of a stream.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct NodeViewers {
+    pub(crate) node: String,
+    pub(crate) viewers: usize,
+}
+
+/// Cluster mode: this node and the others.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ClusterPoint {
+    /// This node.
+    pub(crate) node: String,
+    /// Live nodes (this one included).
+    pub(crate) nodes: Vec<String>,
+    pub(crate) bus_up: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -73,6 +98,8 @@ pub(crate) struct Snapshot {
     pub(crate) at: Millis,
     pub(crate) server: ServerPoint,
     pub(crate) streams: Vec<StreamPoint>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) cluster: Option<ClusterPoint>,
 }
 
 /// Where snapshots are published.
@@ -90,6 +117,7 @@ impl Feed {
             at: now_ms(),
             server: ServerPoint::default(),
             streams: Vec::new(),
+            cluster: None,
         })
         .unwrap_or_default();
         Self {
@@ -195,6 +223,9 @@ pub(crate) struct StreamSample {
     pub(crate) stats: StreamStats,
     pub(crate) delay_us: u64,
     pub(crate) delays: u64,
+    /// Cluster mode: viewers by node, and the origin.
+    pub(crate) by_node: Vec<NodeViewers>,
+    pub(crate) origin: Option<String>,
 }
 
 /// Turns successive samples into snapshots with rates over the time between them.
@@ -227,6 +258,8 @@ impl Sampler {
             stats,
             delay_us,
             delays,
+            by_node,
+            origin,
         } in samples
         {
             let cur = Prev {
@@ -257,6 +290,8 @@ impl Sampler {
                     stats.frames_in,
                     stats.frames_out,
                 ),
+                by_node,
+                origin,
             });
             next.insert(info.stream_key, cur);
         }
@@ -286,6 +321,7 @@ impl Sampler {
             at: wall,
             server,
             streams,
+            cluster: None,
         }
     }
 }

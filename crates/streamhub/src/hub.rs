@@ -4,7 +4,7 @@
 //! and the few operations that touch several of them at once. It knows nothing of how
 //! requests arrive: the Socket.IO glue, the HTTP routes and the media channel sit above it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bus::{Bus, HubEvent};
 use crate::chatlog::ChatLog;
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::dashboard::Feed;
 use crate::metrics::{Gauges, Metrics, Taps};
@@ -47,6 +48,14 @@ pub(crate) struct Hub {
     pub(crate) media: MediaChannels,
     /// The Socket.IO server, while it runs (the media channel looks connections up there).
     pub(crate) io: Arc<IoSlot>,
+    /// Cluster mode (`--redis-url`): the bus and this node's view of the other nodes.
+    pub(crate) cluster: Option<Arc<Cluster>>,
+    /// Cluster mode: the tasks reading followed streams' frames, by stream key.
+    pub(crate) readers: parking_lot::Mutex<HashMap<String, CancellationToken>>,
+    /// Cluster mode: followed streams with no viewer here, since when.
+    pub(crate) unwatched: parking_lot::Mutex<HashMap<String, Instant>>,
+    /// Cluster mode: one follow (or takeover) of a stream at a time.
+    follows: parking_lot::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// Server-wide counters of what was refused outside any one stream (per-stream drops live in
@@ -82,10 +91,18 @@ impl Counters {
 }
 
 impl Hub {
-    pub(crate) fn new(config: Config, store: Arc<dyn Store>) -> Self {
-        let metrics = Arc::new(Metrics::new());
+    pub(crate) fn new(
+        config: Config,
+        store: Arc<dyn Store>,
+        metrics: Arc<Metrics>,
+        cluster: Option<Cluster>,
+    ) -> Self {
         let io = Arc::new(IoSlot::default());
         Self {
+            cluster: cluster.map(Arc::new),
+            readers: parking_lot::Mutex::default(),
+            unwatched: parking_lot::Mutex::default(),
+            follows: parking_lot::Mutex::default(),
             relay: Distributor::new(config.relay.clone(), RoomGroup::new(Arc::clone(&io))),
             dashboard: Feed::new(config.dashboard_clients),
             config,
@@ -103,6 +120,18 @@ impl Hub {
         }
     }
 
+    /// Serializes following (or taking over) one stream: the second joiner waits until the
+    /// first has primed the replica.
+    pub(crate) async fn follow_lock(&self, key: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = {
+            let mut follows = self.follows.lock();
+            // Forget the locks nobody holds or waits for (bounded by the streams followed).
+            follows.retain(|_, l| Arc::strong_count(l) > 1);
+            Arc::clone(follows.entry(key.to_owned()).or_default())
+        };
+        lock.lock_owned().await
+    }
+
     pub(crate) fn draining(&self) -> bool {
         self.shutting_down.load(Ordering::Relaxed)
     }
@@ -113,6 +142,44 @@ impl Hub {
         for (key, viewers) in self.relay.remove_viewer_everywhere(conn, which) {
             self.bus.publish(HubEvent::ViewerLeft { key, viewers });
         }
+    }
+
+    /// Streams that are live or waiting for their streamer, newest first: the cluster's in
+    /// cluster mode (with cluster-wide viewer counts), else this node's.
+    pub(crate) fn streams(&self) -> Vec<streamhub_protocol::server::StreamInfo> {
+        match &self.cluster {
+            Some(c) if c.is_up() => c.list(),
+            _ => self.relay.list(),
+        }
+    }
+
+    /// One stream's info and stats for the API: this node's own stream (with the cluster's
+    /// viewer count), or in cluster mode another node's, as its origin last reported it.
+    pub(crate) fn describe(
+        &self,
+        key: &str,
+        now: Instant,
+    ) -> Option<(streamhub_protocol::server::StreamInfo, serde_json::Value)> {
+        let local = self
+            .relay
+            .describe(key, now)
+            .filter(|_| self.relay.epoch(key).is_some_and(|(_, replica)| !replica));
+        let Some(cluster) = &self.cluster else {
+            let (info, stats) = local?;
+            return Some((info, serde_json::to_value(stats).unwrap_or_default()));
+        };
+        let total = cluster.total(key);
+        if let Some((mut info, mut stats)) = local {
+            info.viewer_count = total.max(info.viewer_count);
+            stats.viewer_count = info.viewer_count;
+            return Some((info, serde_json::to_value(stats).unwrap_or_default()));
+        }
+        let record = cluster.record(key)?;
+        let mut info = record.info;
+        info.viewer_count = total;
+        let mut stats = record.stats.unwrap_or_else(|| serde_json::json!({}));
+        stats["viewerCount"] = total.into();
+        Some((info, stats))
     }
 
     /// The gauges `/metrics` reports, read now.
@@ -137,6 +204,10 @@ impl Hub {
                 .saturating_sub(live + reconnecting),
             viewers: streams.iter().map(|(i, _)| i.viewer_count).sum(),
             levels,
+            cluster: self
+                .cluster
+                .as_ref()
+                .map(|c| (c.nodes().len().max(1), c.is_up())),
         }
     }
 }

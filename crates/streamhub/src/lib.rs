@@ -58,6 +58,7 @@ mod api_error;
 mod bus;
 mod chatlog;
 mod clock;
+mod cluster;
 pub mod config;
 mod dashboard;
 mod http;

@@ -85,6 +85,15 @@ pub(crate) struct Metrics {
     streams: IntGaugeVec,
     viewers: IntGauge,
     viewers_by_level: IntGaugeVec,
+    /// Cluster mode only (registered by [`Metrics::cluster`]).
+    cluster: parking_lot::Mutex<Option<ClusterGauges>>,
+}
+
+/// The cluster's gauges, set at scrape time.
+#[derive(Debug, Clone)]
+struct ClusterGauges {
+    nodes: IntGauge,
+    bus_up: IntGauge,
 }
 
 /// Registration can only fail on a duplicate or malformed name, which the tests would catch.
@@ -278,6 +287,56 @@ impl Metrics {
                 "level",
             ),
             registry: r,
+            cluster: parking_lot::Mutex::new(None),
+        }
+    }
+
+    /// Registers the cluster's metrics (cluster mode) and hands back its counters.
+    pub(crate) fn cluster(&self) -> crate::cluster::ClusterCounters {
+        let r = &self.registry;
+        *self.cluster.lock() = Some(ClusterGauges {
+            nodes: gauge(
+                r,
+                "streamhub_cluster_nodes",
+                "Nodes of the cluster alive (heartbeating), this one included.",
+            ),
+            bus_up: gauge(
+                r,
+                "streamhub_cluster_bus_up",
+                "1 while this node reaches Redis, 0 while it does not (local streams only).",
+            ),
+        });
+        crate::cluster::ClusterCounters {
+            frames_in: counter(
+                r,
+                "streamhub_cluster_frames_in_total",
+                "Frames of other nodes' streams read from the bus (followed streams only).",
+            ),
+            bytes_in: counter(
+                r,
+                "streamhub_cluster_bytes_in_total",
+                "Payload bytes of other nodes' streams read from the bus.",
+            ),
+            bytes_out: counter(
+                r,
+                "streamhub_cluster_bytes_out_total",
+                "Payload bytes of this node's streams written to the bus.",
+            ),
+            gaps: counter(
+                r,
+                "streamhub_cluster_gaps_total",
+                "Frames missing between an origin and this node (each a resync at the next keyframe).",
+            ),
+            dropped: counter(
+                r,
+                "streamhub_cluster_frames_dropped_total",
+                "Frames not written to the bus: its queue (--cluster-queue-bytes) was full, or Redis failed.",
+            ),
+            lost_events: counter(
+                r,
+                "streamhub_cluster_events_lost_total",
+                "Control messages (chat, counts, status) this node's subscriber fell behind on and lost.",
+            ),
         }
     }
 
@@ -353,6 +412,10 @@ impl Metrics {
                 .set(n as i64);
         }
         self.viewers.set(g.viewers as i64);
+        if let (Some(c), Some((nodes, up))) = (&*self.cluster.lock(), g.cluster) {
+            c.nodes.set(nodes as i64);
+            c.bus_up.set(i64::from(up));
+        }
         for (level, n) in g.levels.iter().enumerate() {
             self.viewers_by_level
                 .with_label_values(&[&level.to_string()])
@@ -376,6 +439,8 @@ pub(crate) struct Gauges {
     pub(crate) created: usize,
     pub(crate) viewers: usize,
     pub(crate) levels: [usize; LEVELS],
+    /// Cluster mode: live nodes, and whether Redis answers.
+    pub(crate) cluster: Option<(usize, bool)>,
 }
 
 impl Default for Metrics {

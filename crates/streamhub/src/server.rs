@@ -67,7 +67,19 @@ async fn run_with(
     let store = SqliteStore::open(&config.db)
         .await
         .with_context(|| format!("opening the database {}", config.db.display()))?;
-    let hub = Arc::new(Hub::new(config, Arc::new(store)));
+    let metrics = Arc::new(crate::metrics::Metrics::new());
+    let cluster = match &config.cluster {
+        Some(c) => {
+            let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
+            let node_id = c
+                .node_id
+                .clone()
+                .unwrap_or_else(|| format!("{}:{port}", crate::config::host_name()));
+            Some(connect_cluster(c, node_id, &config, &metrics).await?)
+        }
+        None => None,
+    };
+    let hub = Arc::new(Hub::new(config, Arc::new(store), metrics, cluster));
     watch(&hub);
     // Subscribed before anything can publish, so no event is missed.
     let persistence = Persistence::start(
@@ -96,6 +108,11 @@ async fn run_with(
     socket::attach(&io);
 
     let tasks = [
+        tokio::spawn(socket::cluster::run(
+            Arc::clone(&hub),
+            io.clone(),
+            shutdown.child_token(),
+        )),
         tokio::spawn(metrics::count_events(
             Arc::clone(&hub.metrics),
             hub.bus.subscribe(),
@@ -160,10 +177,50 @@ async fn run_with(
     }
     // The Socket.IO server's state holds the hub: let go of it, or neither is ever freed.
     hub.io.clear();
+    for stop in hub.readers.lock().drain().map(|(_, s)| s) {
+        stop.cancel();
+    }
+    if let Some(cluster) = &hub.cluster {
+        cluster.quit().await;
+    }
     // Everything acknowledged was published on the bus before its ack: write it all.
     persistence.finish().await;
     tracing::info!("streamhub stopped");
     Ok(())
+}
+
+/// Connects to the cluster's Redis. A Redis that does not answer yet is not an error: the
+/// node starts degraded and joins the cluster when it comes.
+async fn connect_cluster(
+    settings: &crate::config::ClusterSettings,
+    node_id: String,
+    config: &Config,
+    metrics: &crate::metrics::Metrics,
+) -> anyhow::Result<crate::cluster::Cluster> {
+    let cluster = crate::cluster::Cluster::connect(
+        crate::cluster::ClusterConfig {
+            redis_url: settings.redis_url.clone(),
+            node_id: node_id.clone(),
+            queue_bytes: settings.queue_bytes,
+            buffer_frames: config.relay.buffer_frames,
+        },
+        metrics.cluster(),
+    )
+    .context("setting up the cluster's Redis client")?;
+    if cluster.wait_connected(Duration::from_secs(2)).await {
+        tracing::info!(
+            node = node_id,
+            redis = settings.redis_url,
+            "joined the cluster"
+        );
+    } else {
+        tracing::warn!(
+            node = node_id,
+            redis = settings.redis_url,
+            "Redis does not answer yet: serving local streams until it does"
+        );
+    }
+    Ok(cluster)
 }
 
 /// Shutdown: refuse new work, end every stream (viewers get `stream:ended`), close sockets.
@@ -172,7 +229,13 @@ async fn drain(hub: &Arc<Hub>, io: SocketIo) {
     hub.shutting_down.store(true, Ordering::Relaxed);
     hub.dashboard.close();
     for ended in hub.relay.drain(Instant::now()) {
-        socket::announce_end(hub, &io, &ended, EndReason::ServerShutdown).await;
+        if ended.replica {
+            // Another node's stream: only this node's part of it ends.
+            socket::announce_local_end(hub, &io, &ended.info.stream_key, EndReason::ServerShutdown)
+                .await;
+        } else {
+            socket::announce_end(hub, &io, &ended, EndReason::ServerShutdown).await;
+        }
     }
     tokio::time::sleep(DRAIN_FLUSH).await;
     // Each socket leaves its namespace properly first: `close` alone closes the transports

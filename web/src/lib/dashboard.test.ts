@@ -1,5 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { formatBytes, formatNumber, History, type Snapshot, SseParser } from './dashboard';
+import {
+  clusterText,
+  formatBytes,
+  formatNumber,
+  History,
+  type Snapshot,
+  SseParser,
+  type StreamPoint,
+  whereText,
+} from './dashboard';
 
 function snap(at: number, streams: [string, number][]): Snapshot {
   return {
@@ -81,5 +90,22 @@ describe('formatting', () => {
     expect(formatNumber(2.25)).toBe('2.3');
     expect(formatNumber(1234.5)).toBe('1,235');
     expect(formatNumber(NaN)).toBe('–');
+  });
+});
+
+describe('cluster', () => {
+  const stream = (extra: Partial<StreamPoint>): StreamPoint =>
+    ({ streamKey: 'k', title: '', streamer: { id: 'u', username: 'u' }, status: 'live', media: 'images', startedAt: 1, viewers: 0, levels: [0, 0, 0], fps: 0, kbpsIn: 0, kbpsOut: 0, dropsPerSec: 0, latencyMs: 0, framesIn: 0, framesOut: 0, ...extra }) as StreamPoint;
+
+  it('says where a stream is watched, the origin first named even without viewers', () => {
+    expect(whereText(stream({}))).toBe('');
+    expect(whereText(stream({ origin: 'a', byNode: [{ node: 'c', viewers: 5 }, { node: 'b', viewers: 2 }] }))).toBe('a (origin) 0 · b 2 · c 5');
+    expect(whereText(stream({ origin: 'b', byNode: [{ node: 'b', viewers: 1 }] }))).toBe('b (origin) 1');
+  });
+
+  it('describes the cluster, and nothing on a single node', () => {
+    expect(clusterText(undefined)).toBe('');
+    expect(clusterText({ node: 'b', nodes: ['c', 'a', 'b'], busUp: true })).toBe('node b of a, b, c · bus up');
+    expect(clusterText({ node: 'a', nodes: [], busUp: false })).toBe('node a of a · bus down (serving local streams only)');
   });
 });

@@ -29,12 +29,46 @@ export interface StreamPoint extends Rates {
   viewers: number;
   levels: [number, number, number];
   fps: number;
+  /** Cluster mode: the stream's viewers on each node, and the node its streamer publishes to. */
+  byNode?: NodeViewers[];
+  origin?: string;
+}
+
+/** One node's viewers of a stream (cluster mode). */
+export interface NodeViewers {
+  node: string;
+  viewers: number;
+}
+
+/** Cluster mode: the node serving this dashboard and the live nodes. */
+export interface ClusterPoint {
+  node: string;
+  nodes: string[];
+  busUp: boolean;
 }
 
 export interface Snapshot {
   at: number;
   server: ServerPoint;
   streams: StreamPoint[];
+  cluster?: ClusterPoint;
+}
+
+/** Where a stream's viewers are, e.g. "a (origin) 3 · b 5"; "" on a single node. */
+export function whereText(s: StreamPoint): string {
+  const counts = new Map((s.byNode ?? []).map((n) => [n.node, n.viewers]));
+  if (s.origin && !counts.has(s.origin)) counts.set(s.origin, 0);
+  return [...counts.entries()]
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([node, n]) => `${node}${node === s.origin ? ' (origin)' : ''} ${n}`)
+    .join(' · ');
+}
+
+/** The cluster line: "node b of a, b, c · bus up"; "" on a single node. */
+export function clusterText(c: ClusterPoint | undefined): string {
+  if (!c) return '';
+  const nodes = [...c.nodes].sort().join(', ') || c.node;
+  return `node ${c.node} of ${nodes} · bus ${c.busUp ? 'up' : 'down (serving local streams only)'}`;
 }
 
 export interface Session {

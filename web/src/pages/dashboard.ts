@@ -8,6 +8,7 @@ import 'uplot/dist/uPlot.min.css';
 import uPlot from 'uplot';
 import { byTestId, el, setText, showBanner } from '../lib/dom';
 import {
+  clusterText,
   formatBytes,
   formatNumber,
   History,
@@ -16,6 +17,7 @@ import {
   type Snapshot,
   SseParser,
   type StreamPoint,
+  whereText,
 } from '../lib/dashboard';
 import { formatDuration } from '../lib/stats';
 
@@ -35,6 +37,8 @@ const tiles = byTestId('server-tiles');
 const chartsBox = byTestId('charts');
 const liveRows = byTestId('live-rows');
 const liveEmpty = byTestId('live-empty');
+const clusterLine = byTestId('cluster');
+const nodesHead = byTestId('nodes-head');
 const sessionRows = byTestId('session-rows');
 const sessionsEmpty = byTestId('sessions-empty');
 
@@ -214,11 +218,19 @@ function liveRow(s: StreamPoint): HTMLElement {
     num(formatNumber(s.kbpsOut, 0)),
     num(formatNumber(s.dropsPerSec)),
     num(formatNumber(s.latencyMs, 2)),
+    ...(clustered ? [el('td', { 'data-testid': 'live-nodes' }, whereText(s))] : []),
   );
 }
 
+/** The server runs in cluster mode (its snapshots say which node and which others). */
+let clustered = false;
+
 function render(s: Snapshot): void {
   hooks.snapshots++;
+  clustered = s.cluster !== undefined;
+  clusterLine.hidden = !clustered;
+  nodesHead.hidden = !clustered;
+  setText(clusterLine, clusterText(s.cluster));
   for (const [id, , value] of TILE_DEFS) setText(tileValues.get(id)!, value(s));
   updateCharts(history.push(s));
   liveRows.replaceChildren(...s.streams.map(liveRow));

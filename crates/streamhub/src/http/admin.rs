@@ -19,9 +19,47 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api_error;
 use crate::clock::now_ms;
-use crate::dashboard::{INTERVAL, Sampler, ServerTotals, StreamSample};
+use crate::dashboard::{ClusterPoint, INTERVAL, NodeViewers, Sampler, ServerTotals, StreamSample};
 use crate::hub::Hub;
 use crate::ids::secrets_match;
+
+/// Cluster mode: every stream's viewers are the cluster's; the cluster's streams this node
+/// does not relay are added as their records say (no rates: those are their origins').
+fn with_cluster_streams(hub: &Hub, mut samples: Vec<StreamSample>) -> Vec<StreamSample> {
+    let Some(cluster) = &hub.cluster else {
+        return samples;
+    };
+    for s in &mut samples {
+        // The cluster's count, not this node's alone (the node's own are in `by_node`).
+        s.stats.viewer_count = cluster.total(&s.info.stream_key).max(s.stats.viewer_count);
+    }
+    for record in cluster.records() {
+        let key = record.info.stream_key.clone();
+        if record.info.started_at.is_none() || samples.iter().any(|s| s.info.stream_key == key) {
+            continue;
+        }
+        let by_node: Vec<NodeViewers> = cluster
+            .by_node(&key)
+            .into_iter()
+            .map(|(node, viewers)| NodeViewers { node, viewers })
+            .collect();
+        let stats = crate::relay::StreamStats {
+            viewer_count: by_node.iter().map(|n| n.viewers).sum(),
+            media: record.media,
+            started_at: record.info.started_at,
+            ..Default::default()
+        };
+        samples.push(StreamSample {
+            info: record.info,
+            stats,
+            delay_us: 0,
+            delays: 0,
+            by_node,
+            origin: Some(record.origin),
+        });
+    }
+    samples
+}
 
 /// Sessions `GET /api/sessions` returns by default, and at most.
 const SESSIONS_DEFAULT: usize = 50;
@@ -51,14 +89,25 @@ pub(crate) async fn sample(hub: Arc<Hub>, shutdown: CancellationToken) {
                         t.delays.load(Ordering::Relaxed),
                     )
                 });
+                let (by_node, origin) = hub.cluster.as_ref().map_or((Vec::new(), None), |c| {
+                    let by_node = c
+                        .by_node(&info.stream_key)
+                        .into_iter()
+                        .map(|(node, viewers)| NodeViewers { node, viewers })
+                        .collect();
+                    (by_node, c.record(&info.stream_key).map(|r| r.origin))
+                });
                 StreamSample {
                     info,
                     stats,
                     delay_us,
                     delays,
+                    by_node,
+                    origin,
                 }
             })
-            .collect();
+            .collect::<Vec<_>>();
+        let samples = with_cluster_streams(&hub, samples);
         let m = &hub.metrics;
         let totals = ServerTotals {
             connections: hub.connections.load(Ordering::Relaxed),
@@ -69,7 +118,12 @@ pub(crate) async fn sample(hub: Arc<Hub>, shutdown: CancellationToken) {
             delay_us: (m.queue_delay.get_sample_sum() * 1e6) as u64,
             delays: m.queue_delay.get_sample_count(),
         };
-        let snapshot = sampler.take(now, now_ms(), samples, totals);
+        let mut snapshot = sampler.take(now, now_ms(), samples, totals);
+        snapshot.cluster = hub.cluster.as_ref().map(|c| ClusterPoint {
+            node: c.node.clone(),
+            nodes: c.nodes(),
+            bus_up: c.is_up(),
+        });
         hub.dashboard.publish(&snapshot);
     }
     hub.dashboard.close();

@@ -37,25 +37,42 @@ pub(crate) fn router(hub: Arc<Hub>, extra: Router<Arc<Hub>>) -> Router {
 }
 
 async fn healthz(State(hub): State<Arc<Hub>>) -> Json<serde_json::Value> {
-    Json(json!({
-        "status": if hub.draining() { "draining" } else { "ok" },
+    let bus_up = hub.cluster.as_ref().map(|c| c.is_up());
+    let status = if hub.draining() {
+        "draining"
+    } else if bus_up == Some(false) {
+        // Serving this node's own streams to its own viewers; nothing crosses nodes.
+        "degraded"
+    } else {
+        "ok"
+    };
+    let mut body = json!({
+        "status": status,
         "streams": hub.relay.stream_count(),
         "connections": hub.connections.load(Ordering::Relaxed),
         "connectionsRefused": hub.counters.connections_refused.get(),
         "refused": hub.counters.refused_snapshot(),
-    }))
+    });
+    if let Some(c) = &hub.cluster {
+        body["cluster"] = json!({
+            "node": c.node,
+            "bus": if c.is_up() { "up" } else { "down" },
+            "nodes": c.nodes().len().max(1),
+        });
+    }
+    Json(body)
 }
 
 async fn streams(State(hub): State<Arc<Hub>>) -> Json<StreamList> {
     Json(StreamList {
-        streams: hub.relay.list(),
+        streams: hub.streams(),
     })
 }
 
 async fn stream(State(hub): State<Arc<Hub>>, Path(key): Path<String>) -> Response {
     let found = validate::stream_key(&key)
         .ok()
-        .and_then(|k| hub.relay.describe(k, Instant::now()));
+        .and_then(|k| hub.describe(k, Instant::now()));
     match found {
         Some((stream, stats)) => Json(json!({"stream": stream, "stats": stats})).into_response(),
         None => error(
@@ -124,7 +141,15 @@ mod tests {
         let store = crate::store::sqlite::SqliteStore::open(&config.db)
             .await
             .expect("store");
-        (dir, Arc::new(Hub::new(config, Arc::new(store))))
+        (
+            dir,
+            Arc::new(Hub::new(
+                config,
+                Arc::new(store),
+                Arc::new(crate::metrics::Metrics::new()),
+                None,
+            )),
+        )
     }
 
     #[tokio::test]

@@ -188,6 +188,58 @@ impl CatchUp {
         group(state, parser.finish()).unwrap_or_default()
     }
 
+    /// Length of the WebM init segment that frames marked `init` start with (0 otherwise): a
+    /// replica on another node splits it off with this.
+    pub(crate) fn init_len(&self) -> usize {
+        self.webm
+            .as_ref()
+            .and_then(|w| w.init.as_ref())
+            .map_or(0, Bytes::len)
+    }
+
+    /// A frame another node's relay cut and numbered (this stream is a replica): takes the
+    /// frame's mode, its decoder config, and for WebM its init segment (the first `init_len`
+    /// bytes of a frame that has one). Returns the bytes to keep for WebM catch-up bundles.
+    pub(crate) fn forwarded(
+        &mut self,
+        media: MediaMode,
+        data: &FrameData,
+        init_len: Option<usize>,
+        config: Option<&Arc<serde_json::Value>>,
+    ) -> Result<Option<Bytes>, MediaError> {
+        self.set_mode(media);
+        if let Some(config) = config {
+            self.config = Some(Arc::clone(config));
+        }
+        if media != MediaMode::Webm {
+            return Ok(None);
+        }
+        let (bytes, text) = raw_bytes(data.clone())?;
+        let state = self.webm.get_or_insert_with(|| WebmState {
+            text,
+            ..WebmState::default()
+        });
+        state.text = text;
+        let split = init_len.map_or(0, |n| n.min(bytes.len()));
+        if split > 0 {
+            state.init = Some(bytes.slice(..split));
+        }
+        Ok(Some(bytes.slice(split..)))
+    }
+
+    /// The WebM init segment, once known.
+    pub(crate) fn webm_init(&self) -> Option<Bytes> {
+        self.webm.as_ref().and_then(|w| w.init.clone())
+    }
+
+    /// A replica's WebM init segment, read from the bus before its first frame.
+    pub(crate) fn seed_webm_init(&mut self, init: Bytes, text: bool) {
+        self.set_mode(MediaMode::Webm);
+        let state = self.webm.get_or_insert_with(WebmState::default);
+        state.text = text;
+        state.init = Some(init);
+    }
+
     fn set_mode(&mut self, mode: MediaMode) {
         if self.mode != mode {
             self.mode = mode;
@@ -248,6 +300,7 @@ impl CatchUp {
         Some(Frame {
             data: wrap(buf.freeze(), w.text),
             init: true,
+            init_len: init.len(),
             kind: if extra.is_empty() {
                 FrameKind::Delta
             } else {

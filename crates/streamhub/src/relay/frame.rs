@@ -27,6 +27,8 @@ pub(crate) struct Frame {
     pub(crate) kind: FrameKind,
     /// WebM: the data begins with an init segment.
     pub(crate) init: bool,
+    /// With `init`: the init segment's length in bytes (of the decoded data, for base64 text).
+    pub(crate) init_len: usize,
     pub(crate) chunk: Option<ChunkInfo>,
     pub(crate) config: Option<Arc<serde_json::Value>>,
     /// `data` encoded for `stream:data` once, shared by every viewer's emit.
@@ -39,4 +41,21 @@ pub(crate) struct Publish {
     pub(crate) data: FrameData,
     pub(crate) chunk: Option<ChunkInfo>,
     pub(crate) config: Option<serde_json::Value>,
+}
+
+/// A frame that another node's relay cut and numbered, as it arrives from the cluster bus.
+/// A replica stream relays it as it is: same `seq`, same timestamp, same cut.
+#[derive(Debug, Clone)]
+pub(crate) struct Forwarded {
+    /// The origin's epoch: a new one (the stream moved to another node) restarts numbering.
+    pub(crate) epoch: u64,
+    pub(crate) seq: u64,
+    pub(crate) timestamp: Millis,
+    pub(crate) media: MediaMode,
+    pub(crate) kind: FrameKind,
+    /// WebM: the data begins with an init segment of this many bytes.
+    pub(crate) init_len: Option<usize>,
+    pub(crate) data: FrameData,
+    pub(crate) chunk: Option<ChunkInfo>,
+    pub(crate) config: Option<Arc<serde_json::Value>>,
 }

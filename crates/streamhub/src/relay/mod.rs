@@ -29,7 +29,7 @@ use streamhub_protocol::server::{MediaMode, StreamInfo, UserRef};
 use streamhub_protocol::{ErrorCode, Millis};
 
 pub(crate) use catchup::MediaError;
-pub(crate) use frame::{Frame, FrameKind, Publish};
+pub(crate) use frame::{Forwarded, Frame, FrameKind, Publish};
 pub(crate) use rate::TokenBucket;
 use stream::Stream;
 pub(crate) use stream::StreamStats;
@@ -263,15 +263,21 @@ pub(crate) struct NewStream {
     pub(crate) owner: ConnId,
     pub(crate) publish_token: String,
     pub(crate) created_at: Millis,
+    /// The numbering's epoch (cluster mode: on the bus with every frame; any value alone).
+    pub(crate) epoch: u64,
 }
 
 /// What one published frame did: the result of [`Distributor::publish`] (and of the tail a
 /// stream flushes when it ends). The caller must act on it: evicted viewers are told, level
 /// changes announced, the counts recorded.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 #[must_use = "a delivery's evictions, level changes and counts must be acted on"]
 pub(crate) struct Delivery {
     pub(crate) seq: u64,
+    /// The stream's numbering epoch (cluster mode: frames on the bus carry it).
+    pub(crate) epoch: u64,
+    /// A replica found frames missing before this one (its viewers resync).
+    pub(crate) gap: bool,
     /// The stream's mode after this frame.
     pub(crate) media: MediaMode,
     /// Most viewers one of the frames reached (the ack's `viewers`).
@@ -289,12 +295,17 @@ pub(crate) struct Delivery {
     pub(crate) keyframe_wanted: bool,
     /// Viewers whose delivery level changed, with the new level (see [`LEVELS`]).
     pub(crate) level_changes: Vec<(ConnId, usize)>,
+    /// The frames this publish produced, numbered (cluster mode forwards them to the bus). A
+    /// replica's delivery leaves it empty: its frames came from the bus.
+    pub(crate) frames: Vec<Arc<Frame>>,
 }
 
 impl Delivery {
     fn empty(seq: u64, media: MediaMode) -> Self {
         Self {
             seq,
+            epoch: 0,
+            gap: false,
             media,
             reached: 0,
             frames_out: 0,
@@ -304,6 +315,7 @@ impl Delivery {
             started: None,
             keyframe_wanted: false,
             level_changes: Vec::new(),
+            frames: Vec::new(),
         }
     }
 }
@@ -330,6 +342,8 @@ pub(crate) struct Admitted {
 pub(crate) struct Ended {
     pub(crate) info: StreamInfo,
     pub(crate) stats: StreamStats,
+    /// It was a replica of another node's stream (cluster mode): only its local part ended.
+    pub(crate) replica: bool,
 }
 
 /// The result of [`Distributor::end_stream`]: what the stream still held, relayed, then the
@@ -687,6 +701,177 @@ impl<S: ViewerSink, G: GroupSink<S>> Distributor<S, G> {
             .iter()
             .map(|s| s.lock().end(&self.group, now))
             .collect()
+    }
+
+    /// Starts relaying another node's stream here (cluster mode: a viewer of it joined this
+    /// node). The replica has no owner; [`Self::ingest`] feeds it the origin's frames. Returns
+    /// false if the key is already here (a replica, or this node's own stream).
+    pub(crate) fn follow(
+        &self,
+        info: &StreamInfo,
+        epoch: u64,
+        now: Instant,
+    ) -> Result<bool, RegisterError> {
+        let mut map = self.streams.write();
+        if map.contains_key(&info.stream_key) {
+            return Ok(false);
+        }
+        if map.len() >= self.limits.max_streams {
+            return Err(RegisterError::ServerFull(map.len()));
+        }
+        let meta = NewStream {
+            key: info.stream_key.clone(),
+            title: info.title.clone(),
+            streamer: info.streamer.clone(),
+            owner: ConnId::new(),
+            publish_token: String::new(),
+            created_at: info.created_at,
+            epoch,
+        };
+        let stream = Stream::replica(meta, info, &self.limits, now);
+        map.insert(info.stream_key.clone(), Arc::new(Mutex::new(stream)));
+        Ok(true)
+    }
+
+    /// Relays a frame of a followed stream, as the origin cut and numbered it.
+    pub(crate) fn ingest(
+        &self,
+        key: &str,
+        frame: Forwarded,
+        now: Instant,
+    ) -> Result<Delivery, PublishError> {
+        let s = self.get(key)?;
+        let mut s = s.lock();
+        if !s.is_replica() {
+            return Err(PublishError::NotOwner(key.to_owned()));
+        }
+        s.ingest(frame, &self.limits, &self.group, now)
+    }
+
+    /// Mirrors the origin's state (status, start, title) on a followed stream.
+    pub(crate) fn mirror(&self, info: &StreamInfo) {
+        if let Ok(s) = self.get(&info.stream_key) {
+            let mut s = s.lock();
+            if s.is_replica() {
+                s.mirror(info);
+            }
+        }
+    }
+
+    /// Stops following a stream this node no longer has viewers of. Returns whether it did.
+    pub(crate) fn unfollow_if_unwatched(&self, key: &str, now: Instant) -> bool {
+        let mut map = self.streams.write();
+        let unwatched = map.get(key).is_some_and(|s| {
+            let s = s.lock();
+            s.is_replica() && s.viewer_count() == 0
+        });
+        if let Some(s) = unwatched.then(|| map.remove(key)).flatten() {
+            drop(map);
+            let _ = s.lock().end(&self.group, now);
+        }
+        unwatched
+    }
+
+    /// Ends a followed stream here (its origin ended it, or it expired on the cluster); its
+    /// viewers on this node are dropped.
+    pub(crate) fn unfollow(&self, key: &str, now: Instant) -> Option<Ended> {
+        let mut map = self.streams.write();
+        if !map.get(key).is_some_and(|s| s.lock().is_replica()) {
+            return None;
+        }
+        let s = map.remove(key)?;
+        drop(map);
+        let ended = s.lock().end(&self.group, now);
+        Some(ended)
+    }
+
+    /// Seeds a new replica's WebM init segment (the origin stores it apart from the frames).
+    pub(crate) fn seed_init(&self, key: &str, init: bytes::Bytes, text: bool) {
+        if let Ok(s) = self.get(key) {
+            s.lock().seed_init(init, text);
+        }
+    }
+
+    /// This node's stream moved to another node (its streamer resumed there): it stays here
+    /// as a replica for its viewers, numbered by the new origin from `epoch` on. Returns
+    /// whether it was this node's stream.
+    pub(crate) fn demote(&self, key: &str, epoch: u64) -> bool {
+        self.get(key).is_ok_and(|s| s.lock().demote(epoch))
+    }
+
+    /// The connection that owns the stream here (none for a replica, or while it waits for
+    /// a resume).
+    pub(crate) fn owner_of(&self, key: &str) -> Option<ConnId> {
+        let s = self.get(key).ok()?;
+        let s = s.lock();
+        s.owner().map(str::to_owned)
+    }
+
+    /// Viewers of a stream on this node.
+    pub(crate) fn viewer_count(&self, key: &str) -> Option<usize> {
+        self.get(key).ok().map(|s| s.lock().viewer_count())
+    }
+
+    /// A WebM stream's init segment (decoded bytes), for the cluster to keep.
+    pub(crate) fn webm_init(&self, key: &str) -> Option<bytes::Bytes> {
+        self.get(key).ok().and_then(|s| s.lock().webm_init())
+    }
+
+    /// A stream's info.
+    pub(crate) fn info_of(&self, key: &str) -> Option<StreamInfo> {
+        self.get(key).ok().map(|s| s.lock().info())
+    }
+
+    /// This node's own streams (not replicas), with their stats.
+    pub(crate) fn snapshot_origins(&self, now: Instant) -> Vec<(StreamInfo, StreamStats)> {
+        self.all()
+            .iter()
+            .filter_map(|s| {
+                let s = s.lock();
+                (!s.is_replica()).then(|| (s.info(), s.stats(now)))
+            })
+            .collect()
+    }
+
+    /// Keys of the followed streams (replicas) on this node.
+    pub(crate) fn followed(&self) -> Vec<String> {
+        self.all()
+            .iter()
+            .filter_map(|s| {
+                let s = s.lock();
+                s.is_replica().then(|| s.meta.key.clone())
+            })
+            .collect()
+    }
+
+    /// The stream's epoch, and whether it is a replica here.
+    pub(crate) fn epoch(&self, key: &str) -> Option<(u64, bool)> {
+        let s = self.get(key).ok()?;
+        let s = s.lock();
+        Some((s.epoch(), s.is_replica()))
+    }
+
+    /// A followed stream's streamer resumed on this node: it becomes the origin here, with
+    /// its viewers, numbering on from `next_seq` (or where this replica got to) in a new
+    /// `epoch`. A stream that is not here is registered from `info` first.
+    pub(crate) fn take_over(
+        &self,
+        info: &StreamInfo,
+        publish_token: &str,
+        conn: &str,
+        epoch: u64,
+        next_seq: u64,
+        now: Instant,
+    ) -> Result<StreamInfo, RegisterError> {
+        self.follow(info, epoch, now)?;
+        let s = self
+            .get(&info.stream_key)
+            .map_err(|_| RegisterError::KeyTaken(info.stream_key.clone()))?;
+        let mut s = s.lock();
+        s.meta.publish_token = publish_token.to_owned();
+        s.meta.owner = conn.to_owned();
+        s.take_over(conn, epoch, next_seq);
+        Ok(s.info())
     }
 
     /// Streams whose viewer count changed since the last call, with the new count.

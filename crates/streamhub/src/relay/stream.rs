@@ -10,7 +10,7 @@ use streamhub_protocol::client::ChunkInfo;
 use streamhub_protocol::server::{MediaMode, StreamInfo, StreamStatus};
 
 use super::catchup::{CatchUp, Cut};
-use super::frame::{Frame, FrameKind, Publish};
+use super::frame::{Forwarded, Frame, FrameKind, Publish};
 use super::viewer::{LEVELS, OfferCtx, Outcome, Viewer};
 use super::{
     ConnId, Delivery, GroupOffer, GroupSink, NewStream, OwnerError, PublishError, RelayLimits,
@@ -18,7 +18,7 @@ use super::{
 };
 
 /// What `GET /api/streams/{key}` and the note's `getStreamStats` report.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct StreamStats {
     pub(crate) viewer_count: usize,
@@ -38,6 +38,9 @@ pub(crate) struct StreamStats {
     pub(crate) media: MediaMode,
     /// Times a viewer of an encoded stream fell behind and restarted at a keyframe.
     pub(crate) resyncs: u64,
+    /// A replica of another node's stream: frames that went missing on the way here (a jump
+    /// in `seq`, or a new origin epoch), each a restart at the next keyframe for its viewers.
+    pub(crate) gaps: u64,
     /// Viewers at each delivery level: `[full, reduced, minimal]` (see `docs/architecture.md`).
     pub(crate) levels: [usize; LEVELS],
     /// Frames in the GOP cache (encoded modes).
@@ -76,12 +79,20 @@ pub(super) struct Stream<S> {
     /// The last shared send found a member queue full or gone: probe with the next frame.
     probe_next: bool,
     stats: StreamStats,
+    /// This node's numbering of the stream (cluster mode: frames on the bus carry it, and a
+    /// new origin after a failover starts a new one).
+    epoch: u64,
+    /// The stream is a replica of another node's: frames come from [`Stream::ingest`] only.
+    replica: bool,
 }
 
 impl<S: ViewerSink> Stream<S> {
     pub(super) fn new(meta: NewStream, limits: &RelayLimits, now: Instant) -> Self {
         let owner = Some(meta.owner.clone());
+        let epoch = meta.epoch;
         Self {
+            epoch,
+            replica: false,
             meta,
             status: StreamStatus::Created,
             started_at: None,
@@ -115,6 +126,7 @@ impl<S: ViewerSink> Stream<S> {
                 evicted: 0,
                 media: MediaMode::Images,
                 resyncs: 0,
+                gaps: 0,
                 levels: [0; LEVELS],
                 gop_frames: 0,
             },
@@ -180,7 +192,15 @@ impl<S: ViewerSink> Stream<S> {
             group.leave(&self.meta.key, &v.sink);
         }
         self.viewers.clear();
-        super::Ended { info, stats }
+        super::Ended {
+            info,
+            stats,
+            replica: self.replica,
+        }
+    }
+
+    pub(super) fn webm_init(&self) -> Option<bytes::Bytes> {
+        self.media.webm_init()
     }
 
     pub(super) fn orphan(&mut self, now: Instant) {
@@ -233,6 +253,7 @@ impl<S: ViewerSink> Stream<S> {
             media: self.media.mode,
             kind: FrameKind::Delta,
             init: false,
+            init_len: 0,
             chunk: None,
             config: None,
             out: Default::default(),
@@ -303,17 +324,7 @@ impl<S: ViewerSink> Stream<S> {
             }
         };
         let started = self.start(wall).then(|| self.info());
-        self.stats.frames_in += 1;
-        self.stats.bytes_in += size as u64;
-        self.first_frame_at.get_or_insert(now);
-        self.window.push_back((now, size));
-        while self
-            .window
-            .front()
-            .is_some_and(|(t, _)| now.saturating_duration_since(*t) >= RATE_WINDOW)
-        {
-            self.window.pop_front();
-        }
+        self.count_in(size, now);
 
         let mut delivery = self.relay_cuts(cuts, chunk.as_ref(), limits, group, now, wall);
         delivery.started = started;
@@ -332,6 +343,7 @@ impl<S: ViewerSink> Stream<S> {
         wall: Millis,
     ) -> Delivery {
         let mut delivery = Delivery::empty(self.next_seq.saturating_sub(1), self.media.mode);
+        delivery.epoch = self.epoch;
         for Cut {
             data,
             kind,
@@ -346,6 +358,7 @@ impl<S: ViewerSink> Stream<S> {
                 media: self.media.mode,
                 kind,
                 init,
+                init_len: if init { self.media.init_len() } else { 0 },
                 chunk: chunk.cloned(),
                 config: (kind == FrameKind::Key)
                     .then(|| self.media.config.clone())
@@ -354,22 +367,167 @@ impl<S: ViewerSink> Stream<S> {
             });
             self.next_seq += 1;
             delivery.seq = frame.seq;
-            if self.media.mode == MediaMode::Images {
-                if self.ring_cap > 0 {
-                    if self.ring.len() == self.ring_cap {
-                        self.ring.pop_front();
-                    }
-                    self.ring.push_back(Arc::clone(&frame));
-                }
-            } else {
-                self.ring.clear();
-                self.media
-                    .remember(&frame, raw.clone(), limits.max_gop_bytes);
-            }
+            self.keep(&frame, raw.clone(), limits);
             self.deliver(&frame, raw, limits, group, now, &mut delivery);
+            delivery.frames.push(frame);
         }
         delivery.media = self.media.mode;
         delivery
+    }
+
+    /// Keeps a numbered frame for late joiners: in the ring (pictures) or the GOP cache.
+    fn keep(&mut self, frame: &Arc<Frame>, raw: Option<bytes::Bytes>, limits: &RelayLimits) {
+        if self.media.mode == MediaMode::Images {
+            if self.ring_cap > 0 {
+                if self.ring.len() == self.ring_cap {
+                    self.ring.pop_front();
+                }
+                self.ring.push_back(Arc::clone(frame));
+            }
+        } else {
+            self.ring.clear();
+            self.media.remember(frame, raw, limits.max_gop_bytes);
+        }
+    }
+
+    /// Counts a frame in and keeps the rate window (fps and bitrate).
+    fn count_in(&mut self, size: usize, now: Instant) {
+        self.stats.frames_in += 1;
+        self.stats.bytes_in += size as u64;
+        self.first_frame_at.get_or_insert(now);
+        self.window.push_back((now, size));
+        while self
+            .window
+            .front()
+            .is_some_and(|(t, _)| now.saturating_duration_since(*t) >= RATE_WINDOW)
+        {
+            self.window.pop_front();
+        }
+    }
+
+    pub(super) fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    pub(super) fn is_replica(&self) -> bool {
+        self.replica
+    }
+
+    /// A replica of another node's stream: no owner here; frames come through
+    /// [`Stream::ingest`], numbered by the origin.
+    pub(super) fn replica(
+        meta: NewStream,
+        info: &StreamInfo,
+        limits: &RelayLimits,
+        now: Instant,
+    ) -> Self {
+        let mut s = Self::new(meta, limits, now);
+        s.owner = None;
+        s.replica = true;
+        s.status = info.status;
+        s.started_at = info.started_at;
+        s.next_seq = 0;
+        s
+    }
+
+    /// Mirrors the origin's state (live, reconnecting) on a replica.
+    pub(super) fn mirror(&mut self, info: &StreamInfo) {
+        self.status = info.status;
+        self.started_at = info.started_at;
+        self.meta.title.clone_from(&info.title);
+    }
+
+    /// Relays a frame the origin cut and numbered (this stream is a replica). A jump in `seq`
+    /// or a new epoch is a gap: encoded-video viewers restart at the next keyframe. A frame
+    /// older than the last one relayed (the catch-up read and the live read overlap) is
+    /// skipped.
+    pub(super) fn ingest(
+        &mut self,
+        f: Forwarded,
+        limits: &RelayLimits,
+        group: &impl GroupSink<S>,
+        now: Instant,
+    ) -> Result<Delivery, PublishError> {
+        let same_epoch = f.epoch == self.epoch;
+        if same_epoch && f.seq < self.next_seq {
+            return Ok(Delivery::empty(f.seq, self.media.mode));
+        }
+        let known = self.next_seq > 0;
+        let gap = known && (!same_epoch || f.seq != self.next_seq);
+        if gap {
+            self.stats.gaps += 1;
+            for v in &mut self.viewers {
+                v.lose_sync();
+            }
+        }
+        self.epoch = f.epoch;
+        self.next_seq = f.seq + 1;
+        let size = f.data.len();
+        let raw = match self
+            .media
+            .forwarded(f.media, &f.data, f.init_len, f.config.as_ref())
+        {
+            Ok(raw) => raw,
+            Err(e) => {
+                self.stats.dropped_bad_media += 1;
+                return Err(PublishError::BadMedia(e));
+            }
+        };
+        let started = self.start(f.timestamp).then(|| self.info());
+        self.count_in(size, now);
+        let frame = Arc::new(Frame {
+            data: f.data,
+            timestamp: f.timestamp,
+            seq: f.seq,
+            media: f.media,
+            kind: f.kind,
+            init: f.init_len.is_some(),
+            init_len: f.init_len.unwrap_or(0),
+            chunk: f.chunk,
+            config: f.config,
+            out: Default::default(),
+        });
+        let mut delivery = Delivery::empty(f.seq, f.media);
+        delivery.epoch = self.epoch;
+        delivery.gap = gap;
+        self.keep(&frame, raw.clone(), limits);
+        self.deliver(&frame, raw, limits, group, now, &mut delivery);
+        delivery.started = started;
+        Ok(delivery)
+    }
+
+    /// Seeds a replica's WebM init segment.
+    pub(super) fn seed_init(&mut self, init: bytes::Bytes, text: bool) {
+        self.media.seed_webm_init(init, text);
+    }
+
+    /// The origin becomes a replica (its streamer resumed on another node). Returns false if
+    /// it was one already.
+    pub(super) fn demote(&mut self, epoch: u64) -> bool {
+        if self.replica {
+            return false;
+        }
+        self.replica = true;
+        self.owner = None;
+        self.orphaned_at = None;
+        self.epoch = epoch;
+        // The new origin's first frame continues the numbering: no gap unless one happens.
+        true
+    }
+
+    /// A replica becomes the origin: its streamer resumed on this node. Numbering goes on
+    /// from the last frame relayed, in a new epoch.
+    pub(super) fn take_over(&mut self, conn: &str, epoch: u64, next_seq: u64) {
+        self.replica = false;
+        self.epoch = epoch;
+        self.next_seq = self.next_seq.max(next_seq).max(1);
+        self.owner = Some(conn.to_owned());
+        self.orphaned_at = None;
+        self.status = if self.started_at.is_some() {
+            StreamStatus::Live
+        } else {
+            StreamStatus::Created
+        };
     }
 
     /// The streamer stopped: relays what the WebM parser still holds (a recording ends with a

@@ -61,6 +61,13 @@ impl<S: ViewerSink> Viewer<S> {
         }
     }
 
+    /// Data went missing before it reached this node (a replica's gap): an encoded-video
+    /// viewer waits for the next keyframe and restarts there.
+    pub(super) fn lose_sync(&mut self) {
+        self.waiting_key = true;
+        self.resync_pending = true;
+    }
+
     /// Whether this viewer gets `frame` at its current state and level.
     pub(super) fn wants(&self, frame: &Frame) -> bool {
         match frame.media {

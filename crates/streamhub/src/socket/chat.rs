@@ -4,11 +4,13 @@ use std::time::Instant;
 
 use streamhub_protocol::client::{ChatSend, ReactionSend};
 use streamhub_protocol::server::{self, ChatMessage, ChatSent, Empty, Reaction};
-use streamhub_protocol::{ErrorCode, events, validate};
+use streamhub_protocol::{ErrorCode, validate};
 
-use super::{Ctx, Handled, Refusal, emit_room};
+use super::cluster::fanout;
+use super::{Ctx, Handled, Refusal};
 use crate::bus::HubEvent;
 use crate::clock::now_ms;
+use crate::cluster::Control;
 use crate::ids;
 
 /// The sender and the stream, when the sender owns or watches it.
@@ -52,7 +54,12 @@ pub(super) async fn chat(ctx: &mut Ctx<'_>, r: ChatSend) -> Handled<ChatSent> {
         message,
         timestamp: now_ms(),
     };
-    emit_room(ctx.io, &key, events::CHAT_MESSAGE, &msg).await;
+    if let Some(cluster) = &ctx.hub.cluster
+        && let Err(e) = cluster.push_chat(&stream.streamer.username, &msg).await
+    {
+        tracing::debug!(stream = key, error = %e, "chat not kept in the cluster's history");
+    }
+    fanout(ctx.hub, ctx.io, &key, Control::Chat { msg: msg.clone() }).await;
     // History belongs to the streamer's channel; published before the ack, so a clean
     // shutdown writes it.
     let channel = stream.streamer.username;
@@ -93,7 +100,15 @@ pub(super) async fn reaction(ctx: &mut Ctx<'_>, r: ReactionSend) -> Handled<Empt
         user,
         timestamp: now_ms(),
     };
-    emit_room(ctx.io, &key, events::REACTION, &reaction).await;
+    fanout(
+        ctx.hub,
+        ctx.io,
+        &key,
+        Control::Reaction {
+            reaction: reaction.clone(),
+        },
+    )
+    .await;
     ctx.hub.bus.publish(HubEvent::Reaction { key, kind });
     Ok(Empty {})
 }

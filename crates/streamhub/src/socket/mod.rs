@@ -10,10 +10,11 @@
 //! never arrive before they exist.
 
 mod chat;
+pub(crate) mod cluster;
 mod stream;
 mod user;
 
-pub(crate) use stream::announce_end;
+pub(crate) use stream::{announce_end, announce_local_end};
 
 use std::convert::Infallible;
 use std::str::FromStr;
@@ -447,12 +448,19 @@ pub(crate) async fn ticker(hub: Arc<Hub>, io: SocketIo, shutdown: CancellationTo
             _ = shutdown.cancelled() => break,
             _ = interval.tick() => {}
         }
-        for (key, viewer_count) in hub.relay.take_viewer_count_changes() {
-            let payload = server::Viewers {
-                stream_key: key.clone(),
-                viewer_count,
-            };
-            emit_room(&io, &key, events::STREAM_VIEWERS, &payload).await;
+        let changes = hub.relay.take_viewer_count_changes();
+        if hub.cluster.is_some() {
+            // Every node then shows the cluster-wide total (`cluster::deliver`).
+            cluster::counts_changed(&hub, &io, &changes).await;
+            cluster::unfollow_unwatched(&hub).await;
+        } else {
+            for (key, viewer_count) in changes {
+                let payload = server::Viewers {
+                    stream_key: key.clone(),
+                    viewer_count,
+                };
+                emit_room(&io, &key, events::STREAM_VIEWERS, &payload).await;
+            }
         }
         for ended in hub.relay.expire_orphans(Instant::now()) {
             stream::announce_end(&hub, &io, &ended, server::EndReason::StreamerGone).await;

@@ -12,9 +12,11 @@ use streamhub_protocol::server::{
 };
 use streamhub_protocol::{ErrorCode, events, validate};
 
+use super::cluster::{self as remote, fanout};
 use super::{Ctx, Handled, Refusal, Session, emit, emit_room, refuse, room};
 use crate::bus::{HubEvent, StreamTotals};
 use crate::clock::{now_ms, now_us};
+use crate::cluster::Control;
 use crate::hub::Hub;
 use crate::ids;
 use crate::metrics::{DropReason, StreamTap};
@@ -69,6 +71,7 @@ pub(super) async fn create_for(ctx: &mut Ctx<'_>, title: Option<String>) -> Hand
         ));
     }
     let publish_token = ids::token();
+    let epoch = crate::cluster::next_epoch(now_ms(), None);
     let title = title.unwrap_or_else(|| format!("{}'s stream", user.username));
     let new = |key: &str| NewStream {
         key: key.to_owned(),
@@ -80,6 +83,7 @@ pub(super) async fn create_for(ctx: &mut Ctx<'_>, title: Option<String>) -> Hand
         owner: conn.clone(),
         publish_token: publish_token.clone(),
         created_at: now_ms(),
+        epoch,
     };
     // A key in use is refused, not replaced; a second draw settles what can only be a fluke.
     let mut key = ids::stream_key();
@@ -93,6 +97,7 @@ pub(super) async fn create_for(ctx: &mut Ctx<'_>, title: Option<String>) -> Hand
     }?;
     ctx.hub.taps.create(&key);
     ctx.s.join(room(&key));
+    remote::register(ctx.hub, &stream, &publish_token, epoch).await;
     ctx.hub.bus.publish(HubEvent::StreamCreated {
         key,
         streamer: user.username,
@@ -109,12 +114,13 @@ pub(super) async fn create(ctx: &mut Ctx<'_>, r: Create) -> Handled<Created> {
     Ok(created)
 }
 
-async fn announce_start(hub: &Hub, io: &SocketIo, stream: &server::StreamInfo) {
-    emit_room(
+async fn announce_start(hub: &Arc<Hub>, io: &SocketIo, stream: &server::StreamInfo) {
+    remote::update(hub, stream, None).await;
+    fanout(
+        hub,
         io,
         &stream.stream_key,
-        events::STREAM_STARTED,
-        &StreamEnvelope {
+        Control::Started {
             stream: stream.clone(),
         },
     )
@@ -189,6 +195,14 @@ pub(super) async fn data(ctx: &mut Ctx<'_>, r: DataSend, ack: AckSender) {
         }
     };
     ctx.hub.metrics.frame_in(size);
+    if let Some(cluster) = &ctx.hub.cluster {
+        let keep_from = delivery
+            .frames
+            .iter()
+            .rev()
+            .find_map(|f| crate::cluster::Cluster::catch_up_start(f));
+        cluster.forward(k, delivery.epoch, &delivery.frames, keep_from);
+    }
     let tap = session_tap(ctx.hub, ctx.session, k);
     if let Some(stream) = &delivery.started {
         announce_start(ctx.hub, ctx.io, stream).await;
@@ -238,6 +252,42 @@ async fn settle(
     }
 }
 
+/// What a frame relayed from another node did here (this node follows the stream): counted,
+/// levels told, stalled viewers evicted; a keyframe wanted is asked of the origin.
+pub(super) async fn settle_remote(
+    hub: &Hub,
+    io: &SocketIo,
+    key: &str,
+    delivery: Delivery,
+    wall: streamhub_protocol::Millis,
+) {
+    let keyframe = delivery.keyframe_wanted;
+    let tap = hub.taps.get(key);
+    let delay_us = now_us().saturating_sub(wall.saturating_mul(1000));
+    hub.metrics.delivered(
+        &tap,
+        delivery.frames_out,
+        delivery.bytes_out,
+        delivery.dropped_slow,
+        delay_us,
+    );
+    for (conn, level) in &delivery.level_changes {
+        if let Some(viewer) = super::socket_by_conn(io, conn) {
+            let payload = server::Level {
+                stream_key: key.to_owned(),
+                level: *level,
+            };
+            emit(&viewer, events::STREAM_LEVEL, &payload);
+        }
+    }
+    for conn in &delivery.evicted {
+        evict(hub, io, key, conn).await;
+    }
+    if keyframe {
+        remote::request_keyframe(hub, key, "resync").await;
+    }
+}
+
 /// Answers a refused frame.
 fn refuse_frame(ctx: &mut Ctx<'_>, ack: AckSender, e: PublishError, now: Instant) {
     let event = events::STREAM_DATA_SEND;
@@ -277,7 +327,7 @@ fn session_tap(hub: &Hub, session: &mut Session, key: &str) -> Arc<StreamTap> {
 }
 
 /// Asks the streamer's encoder for a keyframe (throttled by the relay).
-fn request_keyframe(owner: &SocketRef, key: &str, reason: &'static str) {
+pub(super) fn request_keyframe(owner: &SocketRef, key: &str, reason: &'static str) {
     emit(
         owner,
         events::STREAM_KEYFRAME_REQUEST,
@@ -359,6 +409,16 @@ pub(super) async fn join(ctx: &mut Ctx<'_>, r: StreamRef) -> Handled<server::Joi
             format!("this connection already watches {max} streams; leave one first"),
         ));
     }
+    if ctx.hub.cluster.is_some() && ctx.hub.relay.epoch(key).is_none() {
+        // Another node's stream: this node starts following it (a no-op if it is nowhere).
+        if let Err(e) = remote::follow(ctx.hub, key).await {
+            tracing::warn!(stream = key, error = %e, "cannot follow a stream of another node");
+            return Err(Refusal::new(
+                ErrorCode::ServerFull,
+                "the stream is on another node, which this node cannot reach right now",
+            ));
+        }
+    }
     let sink = SocketSink::new(ctx.s.clone(), ctx.hub.media.get(conn));
     let uses_media = sink.uses_media();
     let for_welcome = sink.clone();
@@ -371,11 +431,15 @@ pub(super) async fn join(ctx: &mut Ctx<'_>, r: StreamRef) -> Handled<server::Joi
             .add_viewer(key, conn, sink, Instant::now(), now_ms(), |admitted| {
                 welcome(&s, &for_welcome, key, admitted)
             })?;
-    if admitted.keyframe_wanted
-        && let Some(owner) = &admitted.owner
-        && let Some(owner) = super::socket_by_conn(ctx.io, owner)
-    {
-        request_keyframe(&owner, key, "join");
+    if admitted.keyframe_wanted {
+        match &admitted.owner {
+            Some(owner) => {
+                if let Some(owner) = super::socket_by_conn(ctx.io, owner) {
+                    request_keyframe(&owner, key, "join");
+                }
+            }
+            None => remote::request_keyframe(ctx.hub, key, "join").await,
+        }
     }
     if admitted.new {
         ctx.s.join(room(key));
@@ -397,16 +461,40 @@ pub(super) async fn join(ctx: &mut Ctx<'_>, r: StreamRef) -> Handled<server::Joi
     }
     // An existing viewer keeps the sink it joined with; this join's flag says where its
     // frames go only when it is new.
+    let viewer_count = cluster_count(ctx.hub, key, admitted.viewer_count);
     Ok(server::Joined {
-        stream: admitted.stream,
-        viewer_count: admitted.viewer_count,
+        stream: server::StreamInfo {
+            viewer_count,
+            ..admitted.stream
+        },
+        viewer_count,
         media: Some(uses_media),
+    })
+}
+
+/// A stream's viewers on every node, given this node's `local` count.
+fn cluster_count(hub: &Hub, key: &str, local: usize) -> usize {
+    hub.cluster.as_ref().map_or(local, |c| {
+        let others: usize = c
+            .by_node(key)
+            .iter()
+            .filter(|(n, _)| *n != c.node)
+            .map(|(_, n)| n)
+            .sum();
+        others + local
     })
 }
 
 /// The channel's recent chat: from memory, or (first time after a restart) merged with the
 /// database's. Only joins read the database, on the joiner's own connection.
 async fn chat_history(hub: &Hub, channel: &str) -> Vec<server::ChatMessage> {
+    // The cluster's history is every node's: read from Redis when it answers.
+    if let Some(cluster) = &hub.cluster {
+        match cluster.recent_chat(channel).await {
+            Ok(msgs) => return msgs,
+            Err(e) => tracing::debug!(channel, error = %e, "cluster chat history unavailable"),
+        }
+    }
     if let Some(recent) = hub.chat.recent(channel) {
         return recent;
     }
@@ -470,21 +558,46 @@ pub(super) async fn end(ctx: &mut Ctx<'_>, r: StreamRef) -> Handled<server::Left
 pub(super) async fn resume(ctx: &mut Ctx<'_>, r: Resume) -> Handled<StreamEnvelope> {
     ctx.session.streamer()?;
     let key = key(&r.stream_key)?;
-    let stream = ctx
+    let local = ctx
         .hub
         .relay
-        .resume(key, &r.publish_token, &ctx.session.conn)?;
+        .epoch(key)
+        .is_some_and(|(_, replica)| !replica);
+    let stream = if local || ctx.hub.cluster.is_none() {
+        ctx.hub
+            .relay
+            .resume(key, &r.publish_token, &ctx.session.conn)?
+    } else {
+        // The stream's origin is another node (dead, or left behind by this streamer): it
+        // moves here.
+        match remote::take_over(ctx.hub, key, &r.publish_token, &ctx.session.conn).await {
+            Ok(Some(stream)) => stream,
+            Ok(None) => {
+                return Err(Refusal::new(
+                    ErrorCode::StreamNotFound,
+                    "no stream with this key (it may have ended)",
+                ));
+            }
+            Err(remote::TakeOverError::Token) => {
+                return Err(Refusal::new(
+                    ErrorCode::InvalidToken,
+                    format!("wrong publish token for stream {key}"),
+                ));
+            }
+            Err(e) => return Err(Refusal::new(ErrorCode::ServerFull, e.to_string())),
+        }
+    };
+    remote::update(ctx.hub, &stream, None).await;
     ctx.s.join(room(key));
     let reply = StreamEnvelope {
         stream: stream.clone(),
     };
     emit(ctx.s, events::STREAM_RESUMED, &reply);
-    emit_room(
+    fanout(
+        ctx.hub,
         ctx.io,
         key,
-        events::STREAM_STATUS,
-        &server::Status {
-            stream_key: key.to_owned(),
+        Control::Status {
             status: stream.status,
             grace_ms: None,
         },
@@ -498,7 +611,7 @@ pub(super) async fn resume(ctx: &mut Ctx<'_>, r: Resume) -> Handled<StreamEnvelo
 
 pub(super) fn list(ctx: &mut Ctx<'_>) -> Handled<StreamList> {
     let list = StreamList {
-        streams: ctx.hub.relay.list(),
+        streams: ctx.hub.streams(),
     };
     emit(ctx.s, events::STREAM_LIST, &list);
     Ok(list)
@@ -508,6 +621,20 @@ pub(super) fn list(ctx: &mut Ctx<'_>) -> Handled<StreamList> {
 /// publishes its end with its lifetime totals.
 pub(crate) async fn announce_end(hub: &Hub, io: &SocketIo, ended: &Ended, reason: EndReason) {
     let key = ended.info.stream_key.as_str();
+    announce_local_end(hub, io, key, reason).await;
+    // Every other node ends its part too.
+    remote::unregister(hub, key, reason).await;
+    hub.bus.publish(HubEvent::StreamEnded {
+        key: key.to_owned(),
+        reason,
+        totals: StreamTotals::from(&ended.stats),
+        at: now_ms(),
+    });
+}
+
+/// Tells this node's participants a stream is over and empties its room (a replica ends this
+/// way alone; the origin also records the session).
+pub(crate) async fn announce_local_end(hub: &Hub, io: &SocketIo, key: &str, reason: EndReason) {
     emit_room(
         io,
         key,
@@ -522,12 +649,6 @@ pub(crate) async fn announce_end(hub: &Hub, io: &SocketIo, ended: &Ended, reason
         tracing::debug!(stream = key, error = %e, "emptying room failed");
     }
     hub.taps.remove(key);
-    hub.bus.publish(HubEvent::StreamEnded {
-        key: key.to_owned(),
-        reason,
-        totals: StreamTotals::from(&ended.stats),
-        at: now_ms(),
-    });
 }
 
 /// Removes a viewer that stopped reading. The relay already stopped routing frames to it; the
@@ -557,16 +678,18 @@ async fn evict(hub: &Hub, io: &SocketIo, key: &str, conn: &str) {
 
 /// The connection is gone: it leaves every stream it watched; its own streams wait for a
 /// resume.
-pub(super) async fn disconnected(hub: &Hub, io: &SocketIo, session: &Session) {
+pub(super) async fn disconnected(hub: &Arc<Hub>, io: &SocketIo, session: &Session) {
     hub.media.remove(&session.conn);
     hub.leave_everywhere(&session.conn, |_| true);
     for orphan in hub.relay.owner_disconnected(&session.conn, Instant::now()) {
-        emit_room(
+        if let Some(info) = hub.relay.info_of(&orphan.key) {
+            remote::update(hub, &info, Some(now_ms())).await;
+        }
+        fanout(
+            hub,
             io,
             &orphan.key,
-            events::STREAM_STATUS,
-            &server::Status {
-                stream_key: orphan.key.clone(),
+            Control::Status {
                 status: StreamStatus::Reconnecting,
                 grace_ms: Some(orphan.grace.as_millis() as u64),
             },

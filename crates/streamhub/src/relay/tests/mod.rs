@@ -18,6 +18,7 @@ mod publish;
 mod rates;
 mod reconnect;
 mod registry;
+mod replica;
 mod shared_send;
 mod slow_viewers;
 mod viewers;
@@ -370,6 +371,9 @@ fn open(limits: RelayLimits) -> (MediaRelay, Instant) {
     (d, t0)
 }
 
+/// The numbering epoch of the streams the kit registers.
+const EPOCH: u64 = 1_700_000_000_000;
+
 fn new_stream(key: &str, owner: &str) -> NewStream {
     NewStream {
         key: key.to_owned(),
@@ -381,6 +385,7 @@ fn new_stream(key: &str, owner: &str) -> NewStream {
         owner: owner.to_owned(),
         publish_token: TOKEN.to_owned(),
         created_at: 1_000,
+        epoch: EPOCH,
     }
 }
 

@@ -157,7 +157,12 @@ fn orphans_expire_only_after_the_grace_period() {
 
     let expired = d.expire_orphans(t0 + secs(35));
     assert_eq!(keys(&expired), ["a"]);
-    let Ended { info, stats } = &expired[0];
+    let Ended {
+        info,
+        stats,
+        replica,
+    } = &expired[0];
+    assert!(!replica, "the node's own stream");
     assert_eq!(info.status, StreamStatus::Ended);
     assert_eq!(info.started_at, Some(1));
     assert_eq!((stats.frames_in, stats.frames_out), (1, 1));
