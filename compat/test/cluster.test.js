@@ -242,6 +242,28 @@ describe('cluster', { timeout: 120_000 }, () => {
     assert.equal(refused.error.code, 'INVALID_TOKEN');
   });
 
+  test('an origin restarted without its stream: its viewers elsewhere hear reconnecting, and the streamer resumes', async (t) => {
+    t.after(teardown);
+    const [a, b] = await cluster(2);
+    const s = await registerStreamer(a.url, 'again');
+    await startStream(s.socket, s.streamKey);
+    const v = await registerViewer(b.url, 'vb');
+    await joinStream(v.socket, s.streamKey);
+    await sendText(s, 2, 'first');
+    await v.rec.waitCount('stream:data', 2, 5000);
+    a.proc.kill('SIGKILL');
+    // Back at once, same id: the cluster sees node a alive, without the stream.
+    const a2 = await startServer(['--redis-url', redis.url, '--node-id', 'a']);
+    a2.id = 'a';
+    nodes = [a2, b];
+    await v.rec.wait('stream:status', { filter: (p) => p.status === 'reconnecting', timeoutMs: 6000 });
+    const s2 = await registerStreamer(a2.url, 'again');
+    const resumed = await emitAck(s2.socket, 'stream:resume', { streamKey: s.streamKey, publishToken: s.publishToken });
+    assert.equal(resumed.ok, true, show(resumed));
+    await emitAck(s2.socket, 'stream:data:send', { streamKey: s.streamKey, data: 'second life' });
+    await until(() => v.rec.all('stream:data').some((f) => f.data === 'second life'), 5000, 'frames again');
+  });
+
   test('Redis goes away: every node serves its own streams, /healthz says degraded, and delivery across nodes heals when Redis is back', async (t) => {
     t.after(teardown);
     const [a, b] = await cluster(2);

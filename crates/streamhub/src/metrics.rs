@@ -291,9 +291,19 @@ impl Metrics {
         }
     }
 
-    /// Registers the cluster's metrics (cluster mode) and hands back its counters.
-    pub(crate) fn cluster(&self) -> crate::cluster::ClusterCounters {
+    /// Registers the cluster's metrics (cluster mode, node `node`) and hands back its counters.
+    pub(crate) fn cluster(&self, node: &str) -> crate::cluster::ClusterCounters {
         let r = &self.registry;
+        let info = IntGaugeVec::new(
+            Opts::new(
+                "streamhub_cluster_node_info",
+                "This node's id in the cluster; the value is 1.",
+            ),
+            &["node"],
+        )
+        .unwrap_or_else(|e| unreachable!("node info: {e}"));
+        info.with_label_values(&[node]).set(1);
+        reg(r, info);
         *self.cluster.lock() = Some(ClusterGauges {
             nodes: gauge(
                 r,

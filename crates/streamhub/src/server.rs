@@ -204,7 +204,7 @@ async fn connect_cluster(
             queue_bytes: settings.queue_bytes,
             buffer_frames: config.relay.buffer_frames,
         },
-        metrics.cluster(),
+        metrics.cluster(&node_id),
     )
     .context("setting up the cluster's Redis client")?;
     if cluster.wait_connected(Duration::from_secs(2)).await {

@@ -13,6 +13,7 @@ use streamhub_protocol::server::{self, EndReason, MediaMode, StreamStatus};
 use streamhub_protocol::{Millis, events};
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::{emit_room, stream};
 use crate::clock::now_ms;
@@ -115,12 +116,30 @@ pub(crate) async fn run(hub: Arc<Hub>, io: SocketIo, shutdown: CancellationToken
     let Some(cluster) = hub.cluster.clone() else {
         return;
     };
-    let writer = tokio::spawn(write_frames(Arc::clone(&cluster), shutdown.child_token()));
-    let dispatcher = tokio::spawn(dispatch(
-        Arc::clone(&hub),
-        io.clone(),
-        shutdown.child_token(),
-    ));
+    // Every log line of the cluster's tasks names this node.
+    let span = tracing::info_span!("cluster", node = %cluster.node);
+    let writer = tokio::spawn(
+        write_frames(Arc::clone(&cluster), shutdown.child_token()).instrument(span.clone()),
+    );
+    let dispatcher = tokio::spawn(
+        dispatch(Arc::clone(&hub), io.clone(), shutdown.child_token()).instrument(span.clone()),
+    );
+    maintain_loop(&hub, &io, &cluster, shutdown)
+        .instrument(span)
+        .await;
+    writer.abort();
+    dispatcher.abort();
+    let _ = writer.await;
+    let _ = dispatcher.await;
+}
+
+/// Every tick, [`maintain`]; tells when the bus goes down and comes back.
+async fn maintain_loop(
+    hub: &Arc<Hub>,
+    io: &SocketIo,
+    cluster: &Arc<Cluster>,
+    shutdown: CancellationToken,
+) {
     if let Err(e) = cluster.subscribe_registry().await {
         tracing::warn!(error = %e, "cannot subscribe to registry changes yet");
     }
@@ -133,19 +152,15 @@ pub(crate) async fn run(hub: Arc<Hub>, io: SocketIo, shutdown: CancellationToken
             () = shutdown.cancelled() => break,
             _ = tick.tick() => {}
         }
-        let up = maintain(&hub, &io, &cluster, &mut orphans).await;
+        let up = maintain(hub, io, cluster, &mut orphans).await;
         if up && !was_up {
             tracing::info!("cluster bus is back");
-            heal(&hub, &cluster).await;
+            heal(hub, cluster).await;
         } else if !up && was_up {
             tracing::warn!("cluster bus is down: serving local streams only");
         }
         was_up = up;
     }
-    writer.abort();
-    dispatcher.abort();
-    let _ = writer.await;
-    let _ = dispatcher.await;
 }
 
 /// One tick: heartbeat, the registry mirror, this node's records, and streams whose origin
@@ -186,7 +201,15 @@ async fn maintain(
     let mut seen = HashSet::new();
     for record in cluster.records() {
         let key = record.info.stream_key.clone();
-        if record.origin == cluster.node || cluster.is_alive(&record.origin) {
+        // A record naming this node for a stream it does not have is from before a restart
+        // of this node: that origin is gone as surely as a dead node's.
+        let mine = record.origin == cluster.node;
+        let gone = if mine {
+            hub.relay.epoch(&key).is_none_or(|(_, replica)| replica)
+        } else {
+            !cluster.is_alive(&record.origin)
+        };
+        if !gone {
             orphans.remove(&key);
             continue;
         }
@@ -221,6 +244,17 @@ async fn maintain(
                 r.info.status = StreamStatus::Reconnecting;
                 r.orphaned_at = Some(wall);
                 let _ = cluster.put(&r).await;
+                // Every node's participants hear it, also where the origin looks alive (it
+                // restarted without the stream).
+                let _ = cluster
+                    .publish(
+                        &key,
+                        &Control::Status {
+                            status: StreamStatus::Reconnecting,
+                            grace_ms: Some(grace.as_millis() as u64),
+                        },
+                    )
+                    .await;
             }
         }
         if now.saturating_duration_since(since) >= grace {
@@ -431,10 +465,18 @@ fn start_reader(hub: &Arc<Hub>, key: &str, after: Option<String>) {
     let hub = Arc::clone(hub);
     let key = key.to_owned();
     let io = hub.io.get();
-    tokio::spawn(async move {
-        let Some(io) = io else { return };
-        read_frames(&hub, &io, &key, after, stop).await;
-    });
+    let span = tracing::info_span!(
+        "follow",
+        node = hub.cluster.as_ref().map_or("", |c| c.node.as_str()),
+        stream = %key
+    );
+    tokio::spawn(
+        async move {
+            let Some(io) = io else { return };
+            read_frames(&hub, &io, &key, after, stop).await;
+        }
+        .instrument(span),
+    );
 }
 
 /// Reads a followed stream's frames and relays them to this node's viewers, until stopped.

@@ -232,7 +232,7 @@ impl FromMessageParts<LocalAdapter> for Enqueue {
             let Ok(State(hub)) = State::<Arc<Hub>>::from_message_parts(s, v, ack_id) else {
                 return Ok(Enqueue);
             };
-            let _span = conn_span(&socket).entered();
+            let _span = conn_span(&hub, &socket).entered();
             refuse(
                 &hub,
                 &socket,
@@ -417,7 +417,7 @@ async fn on_connect(s: SocketRef, State(hub): State<Arc<Hub>>) -> Result<(), Con
 async fn on_connected(s: SocketRef, io: SocketIo, State(hub): State<Arc<Hub>>) {
     let rx = s.extensions.get::<Parked>().and_then(|p| p.0.lock().take());
     if let Some(rx) = rx {
-        let span = conn_span(&s);
+        let span = conn_span(&hub, &s);
         actor(hub, io, s, rx).instrument(span).await;
     }
 }
@@ -425,8 +425,17 @@ async fn on_connected(s: SocketRef, io: SocketIo, State(hub): State<Arc<Hub>>) {
 /// The span every log line of one connection is in. It names the connection by a short label
 /// ([`ids::conn_label`]), never by its Socket.IO id: that id opens the connection's media
 /// channel.
-pub(crate) fn conn_span(s: &SocketRef) -> tracing::Span {
-    tracing::info_span!("conn", id = %ids::conn_label(s.id.as_str()))
+/// In cluster mode the span names the node too.
+pub(crate) fn conn_span(hub: &Hub, s: &SocketRef) -> tracing::Span {
+    let span = tracing::info_span!(
+        "conn",
+        node = tracing::field::Empty,
+        id = %ids::conn_label(s.id.as_str())
+    );
+    if let Some(cluster) = &hub.cluster {
+        span.record("node", cluster.node.as_str());
+    }
+    span
 }
 
 /// Attaches StreamHub's handlers to the default namespace.
