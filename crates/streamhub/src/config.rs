@@ -165,6 +165,12 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u32).range(10..=60_000))]
     pub viewer_count_interval_ms: u32,
 
+    /// Threads serving connections [default: one per CPU]. Fewer leave cores to other
+    /// processes on the machine (several nodes of a cluster on one box, say).
+    #[arg(long, env = "STREAMHUB_WORKER_THREADS",
+          value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub worker_threads: Option<u32>,
+
     /// Redis to share streams with other nodes through (`redis://HOST:PORT`): turns on
     /// cluster mode. Without it the server is one node and needs nothing else.
     #[arg(long, env = "STREAMHUB_REDIS_URL", value_parser = redis_url)]
@@ -252,6 +258,8 @@ pub struct Config {
     pub max_chat_chars: usize,
     pub tick: Duration,
     pub cluster: Option<ClusterSettings>,
+    /// `None`: one per CPU (tokio's default).
+    pub worker_threads: Option<usize>,
 }
 
 /// A setting that cannot work, from the command line, the environment or the config file.
@@ -434,6 +442,7 @@ impl ServeArgs {
             max_title_chars: self.max_title_chars as usize,
             max_chat_chars: self.max_chat_chars as usize,
             tick: Duration::from_millis(self.viewer_count_interval_ms.into()),
+            worker_threads: self.worker_threads.map(|n| n as usize),
             cluster: self.redis_url.map(|redis_url| ClusterSettings {
                 redis_url,
                 node_id: self.node_id,
