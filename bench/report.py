@@ -304,7 +304,9 @@ def metrics(r):
         "cpu": srv.get("cpu_cores"),
         "rss_peak_kb": srv.get("rss_peak_kb"),
         "bench_cpu": (rep.get("bench") or {}).get("cpu_cores"),
-        "other_cpu": (rep.get("bench") or {}).get("other_cores"),
+        # Work beside the server and the load generator; a cluster run's other nodes and
+        # Redis are part of the run, not other work.
+        "other_cpu": r.get("other_cores", (rep.get("bench") or {}).get("other_cores")),
         "send_fps": fr.get("send_fps"),
         "phase_ms": con.get("phase_ms"),
         "notes": notes,

@@ -504,6 +504,16 @@ mod tests {
             Config::defaults().cluster.is_none(),
             "single node unless asked"
         );
+        assert_eq!(
+            Config::defaults().worker_threads,
+            None,
+            "one per CPU unless asked"
+        );
+        let c =
+            Cli::try_parse_from(["streamhub", "serve", "--worker-threads", "1"]).expect("parses");
+        let Command::Serve(args) = c.command;
+        assert_eq!(args.validate().worker_threads, Some(1));
+        assert!(Cli::try_parse_from(["streamhub", "serve", "--worker-threads", "0"]).is_err());
     }
 
     #[test]
