@@ -170,6 +170,20 @@ describe('cluster', { timeout: 120_000 }, () => {
     assert.equal(one.body.stream.streamKey, s.streamKey);
     const list = await emitAck(vc.socket, 'stream:list');
     assert.ok(list.streams.some((x) => x.streamKey === s.streamKey), show(list));
+    // The dashboard's data names the nodes and where the stream's viewers are.
+    const snap = await until(
+      async () => {
+        const { body: d } = await getJson(a.url, '/api/dashboard');
+        const st = d?.streams?.find((x) => x.streamKey === s.streamKey);
+        return d?.cluster?.nodes?.length === 3 && st?.byNode?.length === 2 ? { d, st } : false;
+      },
+      5000,
+      "the dashboard's cluster view",
+    );
+    assert.equal(snap.d.cluster.node, 'a');
+    assert.equal(snap.st.origin, 'a');
+    assert.deepEqual(snap.st.byNode.map((n) => `${n.node}:${n.viewers}`).sort(), ['b:1', 'c:1']);
+    assert.equal(snap.st.viewers, 2);
   });
 
   test('a node receives no frame bytes of a stream it has no viewer of, and does once one joins', async (t) => {
