@@ -1,4 +1,4 @@
-//! Engine.IO v4 / Socket.IO v5 framing over a websocket, just enough for a load generator.
+//! Engine.IO v4 / Socket.IO v5 parsing over a websocket, just enough for a load generator.
 //!
 //! On a websocket every Engine.IO packet is one websocket message: a text message starts with
 //! the Engine.IO type digit (`0` open, `1` close, `2` ping, `3` pong, `4` message, `6` noop);
@@ -8,10 +8,9 @@
 //! `451-["name",{..."data":{"_placeholder":true,"num":0}...}]` followed by one binary
 //! message per attachment.
 //!
+//! Encoding is the protocol crate's (`streamhub_protocol::engine_io`), shared with the server.
 //! Parsing borrows from the message text and never decodes JSON: the hot path (`stream:data`,
 //! 13 KB of base64 per message) only needs the event name and where the data field starts.
-
-use serde::Serialize;
 
 use crate::error::ProtocolError;
 
@@ -169,48 +168,11 @@ pub fn data_placeholder(body: &str) -> Option<usize> {
     digits[..n].parse().ok()
 }
 
-/// `42["name",payload]`.
-pub fn encode_event<T: Serialize + ?Sized>(name: &str, payload: &T) -> String {
-    encode_packet(name, payload, 0, None)
-}
-
-/// `45<n>-["name",payload]` where `payload` already holds `n` placeholders.
-pub fn encode_binary_event<T: Serialize + ?Sized>(
-    name: &str,
-    payload: &T,
-    attachments: usize,
-) -> String {
-    encode_packet(name, payload, attachments, None)
-}
-
-/// Any event: `42[<ack id>]["name",payload]`, or `45<n>-[<ack id>]["name",payload]` when
-/// `payload` holds `n` placeholders. With an ack id the server answers `43<id>[...]`.
-pub fn encode_packet<T: Serialize + ?Sized>(
-    name: &str,
-    payload: &T,
-    attachments: usize,
-    ack: Option<u64>,
-) -> String {
-    use std::fmt::Write as _;
-    // Serializing a (&str, &T) tuple cannot fail for our payload types (no maps with
-    // non-string keys); fall back to an empty array rather than panic.
-    let json = serde_json::to_string(&(name, payload)).unwrap_or_else(|_| "[]".into());
-    let mut s = String::with_capacity(json.len() + 24);
-    if attachments == 0 {
-        s.push_str("42");
-    } else {
-        let _ = write!(s, "45{attachments}-");
-    }
-    if let Some(id) = ack {
-        let _ = write!(s, "{id}");
-    }
-    s.push_str(&json);
-    s
-}
+pub use streamhub_protocol::engine_io::{encode_binary_event, encode_event, encode_packet};
 
 /// The placeholder that stands for binary attachment `num` in a payload.
 pub fn placeholder(num: usize) -> serde_json::Value {
-    serde_json::json!({"_placeholder": true, "num": num})
+    serde_json::json!(streamhub_protocol::engine_io::Placeholder(num))
 }
 
 /// The attachment index a placeholder value stands for, if `v` is one.
@@ -409,28 +371,6 @@ mod tests {
         };
         assert_eq!(attachments, 1);
         assert_eq!(data_placeholder(body), Some(0));
-    }
-
-    #[test]
-    fn acks_and_attachments_are_encoded_before_the_json() {
-        let p = serde_json::json!({"streamKey": "k"});
-        assert_eq!(
-            encode_packet(events::STREAM_START, &p, 0, Some(7)),
-            r#"427["stream:start",{"streamKey":"k"}]"#
-        );
-        assert_eq!(
-            encode_packet(events::STREAM_DATA_SEND, &p, 1, Some(12)),
-            r#"451-12["stream:data:send",{"streamKey":"k"}]"#
-        );
-        let text = encode_packet(events::STREAM_DATA_SEND, &p, 2, Some(3));
-        assert_eq!(
-            parse(&text).expect("parses"),
-            Packet::BinaryEvent {
-                attachments: 2,
-                ack: Some(3),
-                body: r#"["stream:data:send",{"streamKey":"k"}]"#
-            }
-        );
     }
 
     #[test]

@@ -121,18 +121,21 @@ mod tests {
     }
 }
 
-/// A frame's payload as it goes out in `stream:data`, encoded as JSON at most once per frame.
+/// A frame's payload as it goes out in `stream:data`, encoded at most once per frame and
+/// shared by every viewer: the `data` JSON, and the whole message as each path sends it.
 ///
-/// Text frames (the seed's base64) are written into every viewer's packet. Escaping the
-/// string on each emit was 42% of the server's CPU at 2000 viewers (perf, 13 KB base64
-/// frames, `serde_json::ser::format_escaped_str`); the first emit escapes it into a
-/// [`RawValue`] here and every later one copies the bytes as they are.
+/// Text frames (the seed's base64) are escaped once: escaping the string on each emit was 42%
+/// of the server's CPU at 2000 viewers (perf, 13 KB base64 frames,
+/// `serde_json::ser::format_escaped_str`). The framed Socket.IO packet and the media-channel
+/// message are kept in two forms each, plain and with `resync` set, the one flag that differs
+/// between viewers of the same frame.
 #[derive(Default)]
 pub struct OutgoingData {
     json: std::sync::OnceLock<Box<serde_json::value::RawValue>>,
-    /// The frame as a media-channel message ([`crate::media_channel::encode`]), shared by every
-    /// media-channel viewer.
-    media: std::sync::OnceLock<Bytes>,
+    /// `stream:data` framed for Socket.IO ([`crate::engine_io::Framed`]), by `resync`.
+    socket_io: [std::sync::OnceLock<crate::engine_io::Framed>; 2],
+    /// The frame as a media-channel message ([`crate::media_channel::encode`]), by `resync`.
+    media: [std::sync::OnceLock<Bytes>; 2],
 }
 
 impl OutgoingData {
@@ -151,20 +154,38 @@ impl OutgoingData {
             Err(_) => DataRef::Frame(frame),
         }
     }
-}
 
-impl OutgoingData {
-    /// The frame's media-channel message: `encode` runs on the first call only.
-    pub fn media(&self, encode: impl FnOnce() -> Bytes) -> Bytes {
-        self.media.get_or_init(encode).clone()
+    /// The frame's Socket.IO packet with `resync` as given: `frame` runs on the first call for
+    /// each value only.
+    pub fn socket_io(
+        &self,
+        resync: bool,
+        frame: impl FnOnce() -> crate::engine_io::Framed,
+    ) -> crate::engine_io::Framed {
+        self.socket_io[usize::from(resync)]
+            .get_or_init(frame)
+            .clone()
+    }
+
+    /// The frame's media-channel message with `resync` as given: `encode` runs on the first
+    /// call for each value only.
+    pub fn media(&self, resync: bool, encode: impl FnOnce() -> Bytes) -> Bytes {
+        self.media[usize::from(resync)].get_or_init(encode).clone()
     }
 }
 
 impl std::fmt::Debug for OutgoingData {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OutgoingData")
-            .field("encoded", &self.json.get().is_some())
-            .field("media", &self.media.get().is_some())
+            .field("escaped", &self.json.get().is_some())
+            .field(
+                "socket_io",
+                &self.socket_io.iter().filter(|c| c.get().is_some()).count(),
+            )
+            .field(
+                "media",
+                &self.media.iter().filter(|c| c.get().is_some()).count(),
+            )
             .finish()
     }
 }
@@ -190,6 +211,8 @@ pub enum DataRef<'a> {
     Frame(&'a FrameData),
     /// A text frame's JSON string, escaped once and copied from then on.
     Json(&'a serde_json::value::RawValue),
+    /// Binary data sent as an attachment of a message framed by the caller.
+    Attachment(crate::engine_io::Placeholder),
 }
 
 impl Serialize for DataRef<'_> {
@@ -197,6 +220,7 @@ impl Serialize for DataRef<'_> {
         match self {
             Self::Frame(f) => f.serialize(serializer),
             Self::Json(raw) => raw.serialize(serializer),
+            Self::Attachment(p) => p.serialize(serializer),
         }
     }
 }

@@ -12,12 +12,14 @@
 //! (`src/typescript.rs`, with `ts-rs` as a dev-dependency): after a change here, run
 //! `UPDATE_GENERATED=1 cargo test -p streamhub-protocol typescript` and commit the file.
 //!
-//! The crate depends on `serde`, `serde_json`, `bytes`, `strum` and `thiserror` only, so it knows
+//! The crate depends on `serde`, `serde_json`, `bytes`, `strum`, `thiserror` and
+//! `engineioxide-core` (for the shared framing type, [`engine_io::FramedText`]) only, so it knows
 //! nothing of sockets.
 
 #![warn(missing_docs)]
 
 pub mod client;
+pub mod engine_io;
 mod error;
 mod frame;
 pub mod media_channel;

@@ -83,6 +83,14 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u32).range(4..=4096))]
     pub viewer_queue: u32,
 
+    /// Bytes queued per viewer before frames are dropped for it (images: newest wins; encoded
+    /// video: it waits for the next keyframe), on the Socket.IO path and the media channel
+    /// alike; the catch-up sent on join counts too. A frame larger than this still goes into
+    /// an empty queue.
+    #[arg(long, env = "STREAMHUB_VIEWER_QUEUE_BYTES", default_value_t = 1024 * 1024,
+          value_parser = clap::value_parser!(u32).range(16 * 1024..=256 * 1024 * 1024))]
+    pub viewer_queue_bytes: u32,
+
     /// A viewer whose queue stays full this long is evicted.
     #[arg(long, env = "STREAMHUB_STALL_TIMEOUT_SECS", default_value_t = 10,
           value_parser = clap::value_parser!(u32).range(1..=300))]
@@ -244,6 +252,7 @@ pub struct Config {
     pub publish_secret: Option<String>,
     pub relay: RelayLimits,
     pub viewer_queue: usize,
+    pub viewer_queue_bytes: usize,
     pub tcp_user_timeout: Option<Duration>,
     pub tcp_send_buffer: Option<usize>,
     pub chat_burst: u32,
@@ -428,6 +437,7 @@ impl ServeArgs {
                 max_gop_bytes: self.max_gop_bytes as usize,
             },
             viewer_queue: self.viewer_queue as usize,
+            viewer_queue_bytes: self.viewer_queue_bytes as usize,
             tcp_user_timeout: (self.tcp_user_timeout_secs > 0)
                 .then(|| Duration::from_secs(self.tcp_user_timeout_secs.into())),
             tcp_send_buffer: (self.tcp_send_buffer > 0).then_some(self.tcp_send_buffer as usize),

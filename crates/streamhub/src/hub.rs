@@ -21,12 +21,12 @@ use crate::config::Config;
 use crate::dashboard::Feed;
 use crate::metrics::{Gauges, Metrics, Taps};
 use crate::relay::{Distributor, LEVELS};
-use crate::sink::{IoSlot, MediaChannels, RoomGroup, SocketSink};
+use crate::sink::{IoSlot, MediaChannels, SocketSink};
 use crate::store::Store;
 
 /// The relay as the server runs it: viewers are Socket.IO connections (or their media
 /// channels), picture viewers at level 0 share one room broadcast.
-pub(crate) type Relay = Distributor<SocketSink, RoomGroup>;
+pub(crate) type Relay = Distributor<SocketSink>;
 
 /// Shared server state.
 #[derive(Debug)]
@@ -103,7 +103,7 @@ impl Hub {
             readers: parking_lot::Mutex::default(),
             unwatched: parking_lot::Mutex::default(),
             follows: parking_lot::Mutex::default(),
-            relay: Distributor::new(config.relay.clone(), RoomGroup::new(Arc::clone(&io))),
+            relay: Distributor::new(config.relay.clone()),
             dashboard: Feed::new(config.dashboard_clients),
             config,
             bus: Bus::new(),
@@ -203,6 +203,7 @@ impl Hub {
                 .stream_count()
                 .saturating_sub(live + reconnecting),
             viewers: streams.iter().map(|(i, _)| i.viewer_count).sum(),
+            queued_bytes: self.relay.viewer_queues().iter().sum(),
             levels,
             cluster: self
                 .cluster

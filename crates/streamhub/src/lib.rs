@@ -41,18 +41,18 @@
 //! 2. The streamer's connection actor (`socket::stream::data`) reads the clock and calls
 //!    `relay::Distributor::publish`: ownership, size and rate checks, a `seq` and the server
 //!    `timestamp`, the catch-up (30-frame ring, or the GOP of encoded video).
-//! 3. The relay offers the frame to each viewer. Viewers that opened a media channel get it
-//!    through their `sink::SocketSink`: the frame's one media message (encoded once, cached
-//!    on the frame) into that channel's bounded queue. On Socket.IO, picture viewers at level
-//!    0 get it by one shared send (`sink::RoomGroup`, a room broadcast: encoded once, the same
-//!    bytes queued for each); everyone else, and everyone on every 32nd frame, through the
-//!    socket sink, which emits `stream:data` into that viewer's bounded socketioxide queue. A
-//!    full queue drops the frame for that viewer only; full for too long: evicted.
+//! 3. The relay offers the frame to each viewer's `sink::SocketSink`, under that viewer's
+//!    policy (level, resync, eviction) and byte budget (`--viewer-queue-bytes`). The frame's
+//!    wire form is built once and cached on it (`OutgoingData`): for a media-channel viewer
+//!    one media message, for a Socket.IO viewer one complete websocket frame of the Engine.IO
+//!    packet (plus its binary attachment); each viewer's bounded queue gets a `Bytes` clone. A
+//!    full queue or budget drops the frame for that viewer only; full for too long: evicted.
 //! 4. The relay returns a `relay::Delivery`: what it sent, dropped and evicted. The actor
 //!    records it in the metrics once (atomics), tells viewers their new delivery level, and
 //!    evicts the stalled ones.
-//! 5. Each connection's websocket writer drains its queue. Nothing on this path awaits a
-//!    database, a metric, or another stream's lock.
+//! 5. Each connection's websocket writer drains its queue (on Socket.IO, our patched
+//!    engineioxide writer, `vendor/README.md`: a shared frame goes out in one write). Nothing
+//!    on this path awaits a database, a metric, or another stream's lock.
 
 mod api_error;
 mod bus;

@@ -20,19 +20,17 @@ use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use socketioxide::socket::Sid;
 use streamhub_protocol::ErrorCode;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::api_error::error;
 use crate::hub::Hub;
 use crate::ids;
-use crate::sink::SocketSink;
+use crate::sink::{MediaRx, MediaTx, SocketSink};
 
 /// What viewers may send on the channel: nothing but control frames.
 const MAX_INCOMING: usize = 1024;
@@ -67,7 +65,7 @@ pub(crate) async fn upgrade(
         );
     }
     // The registry holds the only sender until a join hands clones to viewer sinks.
-    let (tx, rx) = mpsc::channel(hub.config.viewer_queue);
+    let (tx, rx) = MediaTx::channel(hub.config.viewer_queue);
     let closed = CancellationToken::new();
     let Some(id) = hub.media.insert(&params.sid, tx, closed.clone()) else {
         return error(
@@ -95,7 +93,7 @@ async fn serve(
     hub: Arc<Hub>,
     sid: String,
     id: u64,
-    mut rx: mpsc::Receiver<Bytes>,
+    mut rx: MediaRx,
     closed: CancellationToken,
     socket: WebSocket,
 ) {

@@ -33,6 +33,11 @@ const DELAY_BUCKETS: [f64; 12] = [
     0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0,
 ];
 
+/// Upper bounds (bytes) of the per-viewer queued bytes histogram: 1 KiB to 16 MiB, by 4.
+const QUEUED_BUCKETS: [f64; 8] = [
+    1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0, 16777216.0,
+];
+
 /// Why a frame did not reach a viewer (or the relay at all): the `reason` label of
 /// `streamhub_frames_dropped_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::VariantArray)]
@@ -42,6 +47,8 @@ pub(crate) enum DropReason {
     RateLimited,
     TooLarge,
     BadMedia,
+    /// Catch-up frames a joiner's byte budget could not hold.
+    CatchUpBudget,
 }
 
 /// Why a database write was lost: the `reason` label of `streamhub_db_writes_dropped_total`.
@@ -66,6 +73,8 @@ pub(crate) struct Metrics {
     pub(crate) bytes_out: IntCounter,
     dropped: [IntCounter; DropReason::VARIANTS.len()],
     pub(crate) queue_delay: Histogram,
+    queued_bytes: IntGauge,
+    queued_sampled: Histogram,
     /// Indexed like `ErrorCode::ALL`.
     pub(crate) errors: [IntCounter; ErrorCode::ALL.len()],
     pub(crate) connections_refused: IntCounter,
@@ -155,7 +164,7 @@ impl Metrics {
         let dropped = counter_vec(
             &r,
             "streamhub_frames_dropped_total",
-            "Frames not delivered, by reason: slow_viewer counts per viewer, the others per frame refused from a streamer.",
+            "Frames not delivered, by reason: slow_viewer (a viewer's queue was full, in packets or bytes) and catch_up_budget (catch-up frames a joiner's byte budget could not hold) count per viewer, the others per frame refused from a streamer.",
             "reason",
         );
         let errors = counter_vec(
@@ -184,7 +193,21 @@ impl Metrics {
             .buckets(DELAY_BUCKETS.to_vec()),
         )
         .unwrap_or_else(|e| unreachable!("histogram: {e}"));
+        let queued_sampled = Histogram::with_opts(
+            HistogramOpts::new(
+                "streamhub_viewer_queued_bytes_sampled",
+                "Per viewer, sampled each second: bytes waiting in its queue (--viewer-queue-bytes is the budget).",
+            )
+            .buckets(QUEUED_BUCKETS.to_vec()),
+        )
+        .unwrap_or_else(|e| unreachable!("histogram: {e}"));
         Self {
+            queued_bytes: gauge(
+                &r,
+                "streamhub_viewer_queued_bytes",
+                "Bytes waiting in viewers' queues, summed over viewers (frames shared by many viewers count once per viewer).",
+            ),
+            queued_sampled: reg(&r, queued_sampled),
             frames_in: counter(
                 &r,
                 "streamhub_frames_in_total",
@@ -354,6 +377,13 @@ impl Metrics {
         &self.dropped[reason as usize]
     }
 
+    /// One second's sample of every viewer's queued bytes.
+    pub(crate) fn sample_queues(&self, queues: &[u64]) {
+        for q in queues {
+            self.queued_sampled.observe(*q as f64);
+        }
+    }
+
     pub(crate) fn db_dropped(&self, why: DbDrop, n: u64) {
         self.db_dropped[why as usize].inc_by(n);
     }
@@ -422,6 +452,8 @@ impl Metrics {
                 .set(n as i64);
         }
         self.viewers.set(g.viewers as i64);
+        self.queued_bytes
+            .set(i64::try_from(g.queued_bytes).unwrap_or(i64::MAX));
         if let (Some(c), Some((nodes, up))) = (&*self.cluster.lock(), g.cluster) {
             c.nodes.set(nodes as i64);
             c.bus_up.set(i64::from(up));
@@ -448,6 +480,8 @@ pub(crate) struct Gauges {
     pub(crate) reconnecting: usize,
     pub(crate) created: usize,
     pub(crate) viewers: usize,
+    /// Bytes waiting in viewers' queues.
+    pub(crate) queued_bytes: u64,
     pub(crate) levels: [usize; LEVELS],
     /// Cluster mode: live nodes, and whether Redis answers.
     pub(crate) cluster: Option<(usize, bool)>,

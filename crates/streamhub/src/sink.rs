@@ -1,23 +1,25 @@
 //! Where frames leave the relay for the network: the [`ViewerSink`] of one viewer (its
-//! Socket.IO connection, or the media channel it opened) and the [`GroupSink`] of a stream's
-//! level-0 picture viewers on Socket.IO (one room broadcast). Sinks only queue: they never
+//! Socket.IO connection, or the media channel it opened). Every viewer of a frame gets the
+//! same encoded bytes (built once per frame and kept on it). Sinks only queue: they never
 //! block, never count (the relay counts what they report), and never await.
 //!
 //! Also the registry of open media channels ([`MediaChannels`]), which a new viewer sink looks
 //! its connection up in, and the slot holding the Socket.IO server handle ([`IoSlot`]).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 use socketioxide::SocketIo;
 use socketioxide::extract::SocketRef;
-use streamhub_protocol::{events, server};
+use streamhub_protocol::engine_io::{Framed, Placeholder};
+use streamhub_protocol::{DataRef, FrameData, events, server};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::relay::{Frame, FrameKind, GroupOffer, GroupSink, Offer, ViewerSink};
+use crate::relay::{Frame, FrameKind, Offer, ViewerSink};
 
 /// The Socket.IO server handle, set once it exists and emptied when the server stops. The
 /// handle's state holds the hub, so the hub must not keep it past the end of `run` (a cycle
@@ -60,19 +62,112 @@ pub(crate) fn stream_data<'a>(
     }
 }
 
+/// The Socket.IO packet of `stream:data` for one frame, framed once per frame (and `resync`
+/// value) and shared by every viewer: a binary frame's data rides as the packet's attachment.
+fn framed(stream_key: &str, frame: &Frame, resync: bool) -> Framed {
+    frame.out.socket_io(resync, || {
+        let mut payload = stream_data(stream_key, frame, resync);
+        let attachment = match &frame.data {
+            FrameData::Binary(b) => {
+                payload.data = DataRef::Attachment(Placeholder(0));
+                Some(b.clone())
+            }
+            FrameData::Text(_) => None,
+        };
+        Framed::event(events::STREAM_DATA, &payload, attachment)
+    })
+}
+
+/// A media channel's queue: frames as shared bytes, and the bytes waiting in it.
+#[derive(Debug, Clone)]
+pub(crate) struct MediaTx {
+    tx: mpsc::Sender<Bytes>,
+    queued: Arc<AtomicU64>,
+}
+
+impl MediaTx {
+    /// A queue of at most `packets` messages, and its receiving end.
+    pub(crate) fn channel(packets: usize) -> (Self, MediaRx) {
+        let (tx, rx) = mpsc::channel(packets);
+        let queued = Arc::new(AtomicU64::new(0));
+        let rx = MediaRx {
+            rx,
+            queued: Arc::clone(&queued),
+        };
+        (Self { tx, queued }, rx)
+    }
+
+    /// Bytes waiting to be written.
+    pub(crate) fn bytes_queued(&self) -> u64 {
+        self.queued.load(Ordering::Relaxed)
+    }
+
+    fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+
+    fn try_send(&self, msg: Bytes) -> Offer {
+        let len = msg.len() as u64;
+        // Counted before it can be taken off, so the count never goes below zero.
+        self.queued.fetch_add(len, Ordering::Relaxed);
+        let refused = match self.tx.try_send(msg) {
+            Ok(()) => return Offer::Sent,
+            Err(mpsc::error::TrySendError::Full(_)) => Offer::Full,
+            Err(mpsc::error::TrySendError::Closed(_)) => Offer::Closed,
+        };
+        self.queued.fetch_sub(len, Ordering::Relaxed);
+        refused
+    }
+}
+
+/// The media channel writer's end of a [`MediaTx`].
+#[derive(Debug)]
+pub(crate) struct MediaRx {
+    rx: mpsc::Receiver<Bytes>,
+    queued: Arc<AtomicU64>,
+}
+
+impl MediaRx {
+    /// The next message, taken off the queue's byte count.
+    pub(crate) async fn recv(&mut self) -> Option<Bytes> {
+        let msg = self.rx.recv().await?;
+        self.queued.fetch_sub(msg.len() as u64, Ordering::Relaxed);
+        Some(msg)
+    }
+
+    /// No more messages; the senders see the channel closed.
+    pub(crate) fn close(&mut self) {
+        self.rx.close();
+    }
+}
+
+/// Whether `len` more bytes fit a viewer's budget of `budget` with `queued` already waiting.
+/// A frame larger than the whole budget still goes into an empty queue, so a stream whose frames
+/// outgrow the budget slows its viewers down instead of starving them: a viewer holds at most
+/// the budget plus one frame.
+fn fits(queued: u64, len: usize, budget: u64) -> bool {
+    queued == 0 || queued.saturating_add(len as u64) <= budget
+}
+
 /// Sends frames to one viewer: into its media channel's queue when it opened one before
-/// joining, else into its socketioxide queue. Both are bounded (`--viewer-queue`) and answer
-/// "full" at once.
+/// joining, else into its socketioxide queue. Both are bounded in packets (`--viewer-queue`)
+/// and in bytes (`--viewer-queue-bytes`) and answer "full" at once.
 #[derive(Debug, Clone)]
 pub(crate) struct SocketSink {
     socket: SocketRef,
-    media: Option<mpsc::Sender<Bytes>>,
+    media: Option<MediaTx>,
+    budget: u64,
 }
 
 impl SocketSink {
-    /// The sink of `socket`'s viewer; its frames go to `media` when given.
-    pub(crate) fn new(socket: SocketRef, media: Option<mpsc::Sender<Bytes>>) -> Self {
-        Self { socket, media }
+    /// The sink of `socket`'s viewer, with a byte budget of `budget`; its frames go to `media`
+    /// when given.
+    pub(crate) fn new(socket: SocketRef, media: Option<MediaTx>, budget: usize) -> Self {
+        Self {
+            socket,
+            media,
+            budget: budget as u64,
+        }
     }
 
     /// Its frames go to a media channel.
@@ -82,110 +177,53 @@ impl SocketSink {
 
     /// Its frames went to a media channel that has closed.
     pub(crate) fn media_closed(&self) -> bool {
-        self.media.as_ref().is_some_and(mpsc::Sender::is_closed)
+        self.media.as_ref().is_some_and(MediaTx::is_closed)
+    }
+
+    /// The newest of `frames` (oldest first) that fit its byte budget now: what a joiner's
+    /// catch-up can hold.
+    pub(crate) fn newest_that_fit<'a>(&self, frames: &'a [Arc<Frame>]) -> &'a [Arc<Frame>] {
+        let queued = self.bytes_queued();
+        let mut taken = 0u64;
+        let mut start = frames.len();
+        for (i, f) in frames.iter().enumerate().rev() {
+            if !fits(queued + taken, f.data.len(), self.budget) {
+                break;
+            }
+            taken += f.data.len() as u64;
+            start = i;
+        }
+        &frames[start..]
     }
 }
 
 impl ViewerSink for SocketSink {
-    fn groupable(&self) -> bool {
-        // The shared send is a Socket.IO room broadcast; media-channel viewers get the shared
-        // bytes through their own queue instead.
-        self.media.is_none()
+    fn bytes_queued(&self) -> u64 {
+        match &self.media {
+            Some(media) => media.bytes_queued(),
+            None => self.socket.bytes_queued(),
+        }
     }
 
     fn offer(&self, stream_key: &str, frame: &Frame, resync: bool) -> Offer {
-        let payload = stream_data(stream_key, frame, resync);
         if let Some(media) = &self.media {
-            let encode = || streamhub_protocol::media_channel::encode(&payload, &frame.data);
-            // Shared by every viewer; a resync message is this viewer's own.
-            let msg = if resync {
-                encode()
-            } else {
-                frame.out.media(encode)
-            };
-            return match media.try_send(msg) {
-                Ok(()) => Offer::Sent,
-                Err(mpsc::error::TrySendError::Full(_)) => Offer::Full,
-                Err(mpsc::error::TrySendError::Closed(_)) => Offer::Closed,
-            };
+            let msg = frame.out.media(resync, || {
+                let payload = stream_data(stream_key, frame, resync);
+                streamhub_protocol::media_channel::encode(&payload, &frame.data)
+            });
+            if !fits(media.bytes_queued(), msg.len(), self.budget) {
+                return Offer::Full;
+            }
+            return media.try_send(msg);
         }
-        match self.socket.emit(events::STREAM_DATA, &payload) {
+        let packet = framed(stream_key, frame, resync);
+        if !fits(self.socket.bytes_queued(), packet.len(), self.budget) {
+            return Offer::Full;
+        }
+        match self.socket.emit_framed(packet.text, packet.attachment) {
             Ok(()) => Offer::Sent,
-            Err(socketioxide::SendError::Socket(
-                socketioxide::SocketError::InternalChannelFull,
-            )) => Offer::Full,
+            Err(socketioxide::SocketError::InternalChannelFull) => Offer::Full,
             Err(_) => Offer::Closed,
-        }
-    }
-}
-
-/// The room of a stream's viewers that get picture frames by one shared send.
-fn media_room(key: &str) -> String {
-    format!("media:{key}")
-}
-
-/// The relay's shared send: a room per stream (`media:KEY`) and one room broadcast per frame.
-/// socketioxide encodes a broadcast packet once and queues the same bytes for every member,
-/// where `emit` to each socket encodes and copies the packet per viewer (see
-/// `docs/architecture.md`, "Fan-out").
-#[derive(Debug)]
-pub(crate) struct RoomGroup {
-    io: std::sync::Arc<IoSlot>,
-}
-
-impl RoomGroup {
-    /// Shared sends start once `io` holds the Socket.IO server.
-    pub(crate) fn new(io: std::sync::Arc<IoSlot>) -> Self {
-        Self { io }
-    }
-}
-
-impl GroupSink<SocketSink> for RoomGroup {
-    fn enabled(&self) -> bool {
-        self.io.0.read().is_some()
-    }
-
-    fn join(&self, stream_key: &str, viewer: &SocketSink) {
-        viewer.socket.join(media_room(stream_key));
-    }
-
-    fn leave(&self, stream_key: &str, viewer: &SocketSink) {
-        viewer.socket.leave(media_room(stream_key));
-    }
-
-    fn broadcast(&self, stream_key: &str, frame: &Frame) -> GroupOffer {
-        use futures_util::FutureExt;
-        use socketioxide::{BroadcastError, SocketError};
-        let guard = self.io.0.read();
-        let Some(io) = guard.as_ref() else {
-            return GroupOffer::default();
-        };
-        let payload = stream_data(stream_key, frame, false);
-        // The local adapter sends before its future is first polled; it is ready at once.
-        match io
-            .to(media_room(stream_key))
-            .emit(events::STREAM_DATA, &payload)
-            .now_or_never()
-        {
-            Some(Ok(())) => GroupOffer::default(),
-            Some(Err(BroadcastError::Socket(errors))) => {
-                let full = errors
-                    .iter()
-                    .filter(|e| matches!(e, SocketError::InternalChannelFull))
-                    .count();
-                GroupOffer {
-                    full,
-                    closed: errors.len() - full,
-                }
-            }
-            Some(Err(e)) => {
-                tracing::warn!(error = %e, stream = stream_key, "shared send failed");
-                GroupOffer::default()
-            }
-            None => {
-                tracing::warn!(stream = stream_key, "shared send did not complete at once");
-                GroupOffer::default()
-            }
         }
     }
 }
@@ -202,14 +240,14 @@ pub(crate) struct MediaChannels {
 #[derive(Debug)]
 struct Channel {
     id: u64,
-    tx: mpsc::Sender<Bytes>,
+    tx: MediaTx,
     /// Ends the writer even while it waits on a viewer that stopped reading.
     closed: CancellationToken,
 }
 
 impl MediaChannels {
     /// The channel of a connection, if it opened one.
-    pub(crate) fn get(&self, sid: &str) -> Option<mpsc::Sender<Bytes>> {
+    pub(crate) fn get(&self, sid: &str) -> Option<MediaTx> {
         self.open
             .lock()
             .get(sid)
@@ -219,12 +257,7 @@ impl MediaChannels {
     }
 
     /// Registers a channel and returns its id; none if the connection already has an open one.
-    pub(crate) fn insert(
-        &self,
-        sid: &str,
-        tx: mpsc::Sender<Bytes>,
-        closed: CancellationToken,
-    ) -> Option<u64> {
+    pub(crate) fn insert(&self, sid: &str, tx: MediaTx, closed: CancellationToken) -> Option<u64> {
         let mut open = self.open.lock();
         if open.get(sid).is_some_and(|c| !c.tx.is_closed()) {
             return None;

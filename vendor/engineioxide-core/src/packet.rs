@@ -29,9 +29,10 @@ pub enum Packet {
     /// Message packet used to send a message to the client
     Message(Str),
     /// A message already framed as an Engine.IO text packet, its type character included
-    /// (`4...`): sent as it is, so one framing can be shared by many sockets without a copy
-    /// each. Not part of the protocol, used internally (StreamHub patch).
-    Framed(Str),
+    /// (`4...`), and as a websocket frame: sent as it is, so one framing can be shared by many
+    /// sockets without a copy each. Not part of the protocol, used internally (StreamHub
+    /// patch).
+    Framed(crate::FramedText),
     /// Upgrade packet to upgrade the connection from polling to websocket
     Upgrade,
 
@@ -153,7 +154,7 @@ impl Packet {
             Packet::PingUpgrade => 6,
             Packet::PongUpgrade => 6,
             Packet::Message(msg) => 1 + msg.len(),
-            Packet::Framed(msg) => msg.len(),
+            Packet::Framed(msg) => msg.text().len(),
             Packet::Upgrade => 1,
             Packet::Noop => 1,
             Packet::Binary(data) => {
@@ -199,7 +200,7 @@ impl From<Packet> for String {
                 buffer.push('4');
                 buffer.push_str(&msg);
             }
-            Packet::Framed(msg) => buffer.push_str(&msg),
+            Packet::Framed(msg) => buffer.push_str(msg.text()),
             Packet::Upgrade => buffer.push('5'),
             Packet::Noop => buffer.push('6'),
             Packet::Binary(data) => {

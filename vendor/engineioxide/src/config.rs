@@ -77,12 +77,6 @@ pub struct EngineIoConfig {
     /// to prevent memory eating by a malicious user.
     pub ws_max_message_size: usize,
 
-    /// The size of the write buffer for the websocket transport: outgoing frames are gathered
-    /// up to this size before a write. Each connection holds up to this much (plus a frame) of
-    /// its own copies while its peer is slow. 0 writes each frame at once. Defaults to 128 KiB
-    /// (tungstenite's default). StreamHub patch.
-    pub ws_write_buffer_size: usize,
-
     /// The maximum size of a single incoming message frame.
     /// The limit is for frame payload NOT including the frame header.
     ///
@@ -106,7 +100,6 @@ impl Default for EngineIoConfig {
             max_payload: 1e5 as u64, // 100kb
             ws_read_buffer_size: 4096,
             ws_max_message_size: 64 << 20,
-            ws_write_buffer_size: 128 * 1024,
             ws_max_frame_size: 16 << 20,
             transports: TransportType::Polling as u8 | TransportType::Websocket as u8,
         }
@@ -233,12 +226,6 @@ impl EngineIoConfigBuilder {
     /// to prevent memory eating by a malicious user.
     pub fn ws_max_message_size(mut self, ws_max_message_size: usize) -> Self {
         self.config.ws_max_message_size = ws_max_message_size;
-        self
-    }
-
-    /// The size of the websocket write buffer (see [`EngineIoConfig::ws_write_buffer_size`]).
-    pub fn ws_write_buffer_size(mut self, ws_write_buffer_size: usize) -> Self {
-        self.config.ws_write_buffer_size = ws_write_buffer_size;
         self
     }
 

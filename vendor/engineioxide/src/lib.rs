@@ -3,6 +3,8 @@
 #![doc = include_str!("../README.md")]
 
 pub use engineioxide_core::{ProtocolVersion, Str, TransportType};
+/// StreamHub patch.
+pub use engineioxide_core::FramedText;
 pub use socket::{DisconnectReason, Socket};
 
 #[doc(hidden)]

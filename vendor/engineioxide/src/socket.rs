@@ -150,9 +150,13 @@ impl Permit<'_> {
     }
 
     /// Consume the permit and emit a message already framed as an Engine.IO text packet
-    /// (`4...`, see [`Packet::Framed`]) with the binary data that follows it, all sent as they
-    /// are: many sockets can share one framing. StreamHub patch.
-    pub fn emit_framed(self, msg: Str, data: impl IntoIterator<Item = Bytes>) {
+    /// (`4...`) and a websocket frame (see [`Packet::Framed`]) with the binary data that
+    /// follows it, all sent as they are: many sockets can share one framing. StreamHub patch.
+    pub fn emit_framed(
+        self,
+        msg: engineioxide_core::FramedText,
+        data: impl IntoIterator<Item = Bytes>,
+    ) {
         let mut packets = SmallVec::new();
         packets.push(Packet::Framed(msg));
         for d in data {
@@ -266,6 +270,13 @@ where
     /// queued, taken off when the transport takes it to write (websocket) or send (polling).
     /// StreamHub patch.
     queued: AtomicU64,
+
+    /// Set with a volatile packet, next to `queued` (which the websocket writer touches anyway):
+    /// checking it costs the writer nothing, where the watch channel's state is a cache miss
+    /// per packet. StreamHub patch.
+    pub(crate) volatile_pending: AtomicBool,
+    /// Wakes the websocket writer when a volatile packet is set (StreamHub patch).
+    pub(crate) volatile_waker: futures_util::task::AtomicWaker,
 }
 
 impl<D> Socket<D>
@@ -306,6 +317,8 @@ where
 
             supports_binary,
             queued: AtomicU64::new(0),
+            volatile_pending: AtomicBool::new(false),
+            volatile_waker: Default::default(),
         }
     }
 
@@ -609,7 +622,10 @@ where
     }
 
     pub(crate) fn send_volatile(&self, packets: PacketBuf) -> bool {
-        self.volatile_tx.send(Some(packets)).is_ok()
+        let sent = self.volatile_tx.send(Some(packets)).is_ok();
+        self.volatile_pending.store(true, Ordering::Release);
+        self.volatile_waker.wake();
+        sent
     }
 }
 
@@ -694,6 +710,8 @@ where
 
             supports_binary: true,
             queued: AtomicU64::new(0),
+            volatile_pending: AtomicBool::new(false),
+            volatile_waker: Default::default(),
         };
         let sock = Arc::new(sock);
 

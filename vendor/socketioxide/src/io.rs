@@ -227,17 +227,6 @@ impl<A: Adapter> SocketIoBuilder<A> {
         self
     }
 
-    /// The size of the websocket write buffer: outgoing frames are gathered up to this size
-    /// before a write, as a private copy per connection. 0 writes each frame at once. Defaults
-    /// to 128 KiB. StreamHub patch.
-    #[inline]
-    pub fn ws_write_buffer_size(mut self, ws_write_buffer_size: usize) -> Self {
-        self.engine_config_builder = self
-            .engine_config_builder
-            .ws_write_buffer_size(ws_write_buffer_size);
-        self
-    }
-
     /// The maximum size of an incoming message
     ///
     /// The default value is 64 MiB which should be reasonably big for all normal use-cases but small enough

@@ -348,9 +348,9 @@ pub mod service;
 pub mod socket;
 
 pub use engineioxide::TransportType;
-/// The text type of [`socket::Socket::emit_framed`]: a UTF-8 string over shared bytes. StreamHub
-/// patch.
-pub use engineioxide::Str;
+/// The packet type of [`socket::Socket::emit_framed`]: an Engine.IO text packet and its
+/// websocket frame, built once and shared. StreamHub patch.
+pub use engineioxide::FramedText;
 pub use errors::{
     AckError, AdapterError, BroadcastError, EmitWithAckError, NsInsertError, ParserError,
     SendError, SocketError,

@@ -699,7 +699,7 @@ impl<A: Adapter> Socket<A> {
     /// [`Socket::emit`] does when the socket's queue is full or it is closed. StreamHub patch.
     pub fn emit_framed(
         &self,
-        framed: engineioxide::Str,
+        framed: engineioxide::FramedText,
         attachments: impl IntoIterator<Item = bytes::Bytes>,
     ) -> Result<(), SocketError> {
         self.reserve()?.emit_framed(framed, attachments);

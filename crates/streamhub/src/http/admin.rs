@@ -76,6 +76,7 @@ pub(crate) async fn sample(hub: Arc<Hub>, shutdown: CancellationToken) {
             _ = interval.tick() => {}
         }
         let now = Instant::now();
+        hub.metrics.sample_queues(&hub.relay.viewer_queues());
         let taps = hub.taps.snapshot();
         let samples = hub
             .relay

@@ -2,8 +2,7 @@
 //!
 //! Sans-IO: no sockets, no clock, no async. Callers pass the time in (`now: Instant` for
 //! durations, `wall: Millis` for timestamps on the wire), and every outgoing frame leaves
-//! through a [`ViewerSink`] (one viewer) or a [`GroupSink`] (one shared send to many), the two
-//! seams to the network. The tests drive it with recording sinks and a made-up clock.
+//! through a [`ViewerSink`] (one viewer), the seam to the network. The tests drive it with recording sinks and a made-up clock.
 //!
 //! Every operation has its own error type, so callers match exhaustively, and its result
 //! carries everything the caller needs next (a publish says the stream's mode and what to
@@ -34,6 +33,7 @@ pub(crate) use rate::TokenBucket;
 use stream::Stream;
 pub(crate) use stream::StreamStats;
 pub(crate) use viewer::LEVELS;
+use viewer::Start;
 
 /// Identifies one client connection.
 pub(crate) type ConnId = String;
@@ -52,49 +52,11 @@ pub(crate) enum Offer {
 /// Where a viewer's frames go. Implementations must not block: a full queue answers
 /// [`Offer::Full`] at once.
 pub(crate) trait ViewerSink: Send + Sync + 'static {
-    /// False: this viewer cannot be a member of a [`GroupSink`] (frames go to it one by one).
-    fn groupable(&self) -> bool {
-        true
-    }
     /// `resync`: this viewer missed data and restarts decoding at this (key)frame.
     fn offer(&self, stream_key: &str, frame: &Frame, resync: bool) -> Offer;
-}
-
-/// One shared send to many viewers of a stream (a Socket.IO room): the frame is encoded once
-/// and every member's queue holds the same bytes, instead of one encoding and copy per viewer.
-/// Members are picture viewers at level 0; the relay decides membership (`join`/`leave`) and
-/// still learns who is slow: after a shared send that found a full queue, the next frame goes
-/// viewer by viewer (see [`PROBE_EVERY`]).
-pub(crate) trait GroupSink<S>: Send + Sync + 'static {
-    /// False: no shared sends; every frame goes viewer by viewer.
-    fn enabled(&self) -> bool {
-        true
-    }
-    fn join(&self, stream_key: &str, viewer: &S);
-    fn leave(&self, stream_key: &str, viewer: &S);
-    /// Sends `frame` to every member of the stream's group.
-    fn broadcast(&self, stream_key: &str, frame: &Frame) -> GroupOffer;
-}
-
-/// What became of one shared send: members whose queue was full, or that were gone.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct GroupOffer {
-    pub(crate) full: usize,
-    pub(crate) closed: usize,
-}
-
-/// No shared sends (every frame viewer by viewer).
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct NoGroup;
-
-impl<S> GroupSink<S> for NoGroup {
-    fn enabled(&self) -> bool {
-        false
-    }
-    fn join(&self, _: &str, _: &S) {}
-    fn leave(&self, _: &str, _: &S) {}
-    fn broadcast(&self, _: &str, _: &Frame) -> GroupOffer {
-        GroupOffer::default()
+    /// Bytes waiting in this viewer's queue (for the metrics).
+    fn bytes_queued(&self) -> u64 {
+        0
     }
 }
 
@@ -368,19 +330,15 @@ pub(crate) struct Orphaned {
 /// poison, and nothing panics while holding one (see the panic policy in
 /// `docs/architecture.md`).
 #[derive(Debug)]
-pub(crate) struct Distributor<S, G = NoGroup> {
+pub(crate) struct Distributor<S> {
     limits: RelayLimits,
-    group: G,
     streams: RwLock<HashMap<String, Arc<Mutex<Stream<S>>>>>,
 }
 
-impl<S: ViewerSink, G: GroupSink<S>> Distributor<S, G> {
-    /// A relay that sends frames to level-0 picture viewers through `group` (or viewer by
-    /// viewer with [`NoGroup`]).
-    pub(crate) fn new(limits: RelayLimits, group: G) -> Self {
+impl<S: ViewerSink> Distributor<S> {
+    pub(crate) fn new(limits: RelayLimits) -> Self {
         Self {
             limits,
-            group,
             streams: RwLock::new(HashMap::new()),
         }
     }
@@ -436,8 +394,8 @@ impl<S: ViewerSink, G: GroupSink<S>> Distributor<S, G> {
         let mut map = self.streams.write();
         let s = Arc::clone(map.get(key).ok_or_else(|| NotFound(key.to_owned()))?);
         let mut stream = s.lock();
-        let tail = stream.flush(conn, &self.limits, &self.group, now, wall)?;
-        let ended = stream.end(&self.group, now);
+        let tail = stream.flush(conn, &self.limits, now, wall)?;
+        let ended = stream.end(now);
         drop(stream);
         map.remove(key);
         Ok(Ending { tail, ended })
@@ -507,10 +465,15 @@ impl<S: ViewerSink, G: GroupSink<S>> Distributor<S, G> {
             owner: s.owner().map(str::to_owned),
         };
         let delivered = welcome(&admitted);
-        let synced = synced && delivered;
+        let start = match (synced, delivered) {
+            (true, true) => Start::Synced,
+            (false, _) => Start::AtFirstKey,
+            (true, false) => Start::Resync,
+        };
         // Nothing to start decoding from (no GOP, or it did not all fit): ask for a keyframe.
-        admitted.keyframe_wanted = !already && !synced && s.keyframe_request_due(now);
-        s.add_viewer(conn, sink, synced);
+        admitted.keyframe_wanted =
+            !already && start != Start::Synced && s.keyframe_request_due(now);
+        s.add_viewer(conn, sink, start);
         Ok(admitted)
     }
 
@@ -518,8 +481,7 @@ impl<S: ViewerSink, G: GroupSink<S>> Distributor<S, G> {
     pub(crate) fn remove_viewer(&self, key: &str, conn: &str) -> Option<usize> {
         let s = self.get(key).ok()?;
         let mut s = s.lock();
-        s.remove_viewer(conn, |_| true, &self.group)
-            .then(|| s.viewer_count())
+        s.remove_viewer(conn, |_| true).then(|| s.viewer_count())
     }
 
     /// Removes connection `conn`'s viewer from every stream where `which` picks its sink (all
@@ -534,7 +496,7 @@ impl<S: ViewerSink, G: GroupSink<S>> Distributor<S, G> {
             .iter()
             .filter_map(|s| {
                 let mut s = s.lock();
-                s.remove_viewer(conn, &which, &self.group)
+                s.remove_viewer(conn, &which)
                     .then(|| (s.meta.key.clone(), s.viewer_count()))
             })
             .collect()
@@ -575,7 +537,7 @@ impl<S: ViewerSink, G: GroupSink<S>> Distributor<S, G> {
     ) -> Result<Delivery, PublishError> {
         let s = self.get(key)?;
         let mut s = s.lock();
-        s.publish(conn, frame, &self.limits, &self.group, now, wall)
+        s.publish(conn, frame, &self.limits, now, wall)
     }
 
     #[cfg(test)]
@@ -632,6 +594,16 @@ impl<S: ViewerSink, G: GroupSink<S>> Distributor<S, G> {
             .filter(|i| i.started_at.is_some())
             .collect();
         out.sort_by_key(|i| std::cmp::Reverse(i.started_at));
+        out
+    }
+
+    /// Bytes waiting in each viewer's queue, over all streams (a connection watching two
+    /// streams counts twice).
+    pub(crate) fn viewer_queues(&self) -> Vec<u64> {
+        let mut out = Vec::new();
+        for s in self.all() {
+            out.extend(s.lock().viewer_queues());
+        }
         out
     }
 
@@ -697,10 +669,7 @@ impl<S: ViewerSink, G: GroupSink<S>> Distributor<S, G> {
                 })
                 .collect()
         };
-        removed
-            .iter()
-            .map(|s| s.lock().end(&self.group, now))
-            .collect()
+        removed.iter().map(|s| s.lock().end(now)).collect()
     }
 
     /// Starts relaying another node's stream here (cluster mode: a viewer of it joined this
@@ -745,7 +714,7 @@ impl<S: ViewerSink, G: GroupSink<S>> Distributor<S, G> {
         if !s.is_replica() {
             return Err(PublishError::NotOwner(key.to_owned()));
         }
-        s.ingest(frame, &self.limits, &self.group, now)
+        s.ingest(frame, &self.limits, now)
     }
 
     /// Mirrors the origin's state (status, start, title) on a followed stream.
@@ -767,7 +736,7 @@ impl<S: ViewerSink, G: GroupSink<S>> Distributor<S, G> {
         });
         if let Some(s) = unwatched.then(|| map.remove(key)).flatten() {
             drop(map);
-            let _ = s.lock().end(&self.group, now);
+            let _ = s.lock().end(now);
         }
         unwatched
     }
@@ -781,7 +750,7 @@ impl<S: ViewerSink, G: GroupSink<S>> Distributor<S, G> {
         }
         let s = map.remove(key)?;
         drop(map);
-        let ended = s.lock().end(&self.group, now);
+        let ended = s.lock().end(now);
         Some(ended)
     }
 
@@ -888,7 +857,7 @@ impl<S: ViewerSink, G: GroupSink<S>> Distributor<S, G> {
     /// Removes every stream (shutdown).
     pub(crate) fn drain(&self, now: Instant) -> Vec<Ended> {
         let all: Vec<_> = self.streams.write().drain().map(|(_, s)| s).collect();
-        all.iter().map(|s| s.lock().end(&self.group, now)).collect()
+        all.iter().map(|s| s.lock().end(now)).collect()
     }
 }
 

@@ -11,10 +11,9 @@ use streamhub_protocol::server::{MediaMode, StreamInfo, StreamStatus};
 
 use super::catchup::{CatchUp, Cut};
 use super::frame::{Forwarded, Frame, FrameKind, Publish};
-use super::viewer::{LEVELS, OfferCtx, Outcome, Viewer};
+use super::viewer::{LEVELS, OfferCtx, Outcome, Start, Viewer};
 use super::{
-    ConnId, Delivery, GroupOffer, GroupSink, NewStream, OwnerError, PublishError, RelayLimits,
-    TokenBucket, ViewerSink,
+    ConnId, Delivery, NewStream, OwnerError, PublishError, RelayLimits, TokenBucket, ViewerSink,
 };
 
 /// What `GET /api/streams/{key}` and the note's `getStreamStats` report.
@@ -49,12 +48,6 @@ pub(crate) struct StreamStats {
 
 /// Least time between two keyframe requests to one streamer.
 const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_secs(1);
-/// A shared send only says how many member queues were full, not whose. After one that found
-/// any full (or gone), the next frame goes viewer by viewer to everyone, members included (a
-/// probe): the slow member is found one frame later and leaves the group. Every this many
-/// frames (by `seq`) a probe goes out anyway, as a safety net (~1 s at 30 fps).
-pub(crate) const PROBE_EVERY: u64 = 32;
-
 /// The rate window behind `fps` and `bitrateKbps`.
 const RATE_WINDOW: Duration = Duration::from_secs(2);
 
@@ -76,8 +69,6 @@ pub(super) struct Stream<S> {
     first_frame_at: Option<Instant>,
     last_keyframe_request: Option<Instant>,
     counted_viewers: usize,
-    /// The last shared send found a member queue full or gone: probe with the next frame.
-    probe_next: bool,
     stats: StreamStats,
     /// This node's numbering of the stream (cluster mode: frames on the bus carry it, and a
     /// new origin after a failover starts a new one).
@@ -108,7 +99,6 @@ impl<S: ViewerSink> Stream<S> {
             first_frame_at: None,
             last_keyframe_request: None,
             counted_viewers: 0,
-            probe_next: false,
             stats: StreamStats {
                 viewer_count: 0,
                 buffer_size: 0,
@@ -182,15 +172,12 @@ impl<S: ViewerSink> Stream<S> {
 
     /// Ends the stream: its viewers are dropped (their sinks hold their sockets). Returns its
     /// last state and lifetime counters, read before the viewers go.
-    pub(super) fn end(&mut self, group: &impl GroupSink<S>, now: Instant) -> super::Ended {
+    pub(super) fn end(&mut self, now: Instant) -> super::Ended {
         let stats = self.stats(now);
         let mut info = self.info();
         info.status = StreamStatus::Ended;
         self.status = StreamStatus::Ended;
         self.owner = None;
-        for v in self.viewers.iter().filter(|v| v.grouped) {
-            group.leave(&self.meta.key, &v.sink);
-        }
         self.viewers.clear();
         super::Ended {
             info,
@@ -228,11 +215,11 @@ impl<S: ViewerSink> Stream<S> {
         }
     }
 
-    pub(super) fn add_viewer(&mut self, conn: &str, sink: S, synced: bool) -> bool {
+    pub(super) fn add_viewer(&mut self, conn: &str, sink: S, start: Start) -> bool {
         if self.has_viewer(conn) {
             return false;
         }
-        self.viewers.push(Viewer::new(conn, sink, synced));
+        self.viewers.push(Viewer::new(conn, sink, start));
         true
     }
 
@@ -262,24 +249,14 @@ impl<S: ViewerSink> Stream<S> {
     }
 
     /// Removes connection `conn`'s viewer if `which` says so of its sink.
-    pub(super) fn remove_viewer(
-        &mut self,
-        conn: &str,
-        which: impl Fn(&S) -> bool,
-        group: &impl GroupSink<S>,
-    ) -> bool {
+    pub(super) fn remove_viewer(&mut self, conn: &str, which: impl Fn(&S) -> bool) -> bool {
         let before = self.viewers.len();
-        let key = &self.meta.key;
-        self.viewers.retain(|v| {
-            if v.conn != conn || !which(&v.sink) {
-                return true;
-            }
-            if v.grouped {
-                group.leave(key, &v.sink);
-            }
-            false
-        });
+        self.viewers.retain(|v| v.conn != conn || !which(&v.sink));
         before != self.viewers.len()
+    }
+
+    pub(super) fn viewer_queues(&self) -> impl Iterator<Item = u64> + '_ {
+        self.viewers.iter().map(|v| v.sink.bytes_queued())
     }
 
     pub(super) fn take_count_change(&mut self) -> Option<usize> {
@@ -295,7 +272,6 @@ impl<S: ViewerSink> Stream<S> {
         conn: &str,
         incoming: Publish,
         limits: &RelayLimits,
-        group: &impl GroupSink<S>,
         now: Instant,
         wall: Millis,
     ) -> Result<Delivery, PublishError> {
@@ -326,7 +302,7 @@ impl<S: ViewerSink> Stream<S> {
         let started = self.start(wall).then(|| self.info());
         self.count_in(size, now);
 
-        let mut delivery = self.relay_cuts(cuts, chunk.as_ref(), limits, group, now, wall);
+        let mut delivery = self.relay_cuts(cuts, chunk.as_ref(), limits, now, wall);
         delivery.started = started;
         delivery.keyframe_wanted = delivery.keyframe_wanted && self.keyframe_request_due(now);
         Ok(delivery)
@@ -338,7 +314,6 @@ impl<S: ViewerSink> Stream<S> {
         cuts: Vec<Cut>,
         chunk: Option<&ChunkInfo>,
         limits: &RelayLimits,
-        group: &impl GroupSink<S>,
         now: Instant,
         wall: Millis,
     ) -> Delivery {
@@ -368,7 +343,7 @@ impl<S: ViewerSink> Stream<S> {
             self.next_seq += 1;
             delivery.seq = frame.seq;
             self.keep(&frame, raw.clone(), limits);
-            self.deliver(&frame, raw, limits, group, now, &mut delivery);
+            self.deliver(&frame, raw, limits, now, &mut delivery);
             delivery.frames.push(frame);
         }
         delivery.media = self.media.mode;
@@ -445,7 +420,6 @@ impl<S: ViewerSink> Stream<S> {
         &mut self,
         f: Forwarded,
         limits: &RelayLimits,
-        group: &impl GroupSink<S>,
         now: Instant,
     ) -> Result<Delivery, PublishError> {
         let same_epoch = f.epoch == self.epoch;
@@ -491,7 +465,7 @@ impl<S: ViewerSink> Stream<S> {
         delivery.epoch = self.epoch;
         delivery.gap = gap;
         self.keep(&frame, raw.clone(), limits);
-        self.deliver(&frame, raw, limits, group, now, &mut delivery);
+        self.deliver(&frame, raw, limits, now, &mut delivery);
         delivery.started = started;
         Ok(delivery)
     }
@@ -536,13 +510,12 @@ impl<S: ViewerSink> Stream<S> {
         &mut self,
         conn: &str,
         limits: &RelayLimits,
-        group: &impl GroupSink<S>,
         now: Instant,
         wall: Millis,
     ) -> Result<Delivery, OwnerError> {
         self.check_owner(conn)?;
         let cuts = self.media.finish();
-        Ok(self.relay_cuts(cuts, None, limits, group, now, wall))
+        Ok(self.relay_cuts(cuts, None, limits, now, wall))
     }
 
     /// WebCodecs streams can be asked for a keyframe (like a WebRTC PLI); at most once a
@@ -559,10 +532,9 @@ impl<S: ViewerSink> Stream<S> {
     }
 
     /// Offers one frame to every viewer, applying each viewer's state and level, then folds
-    /// the outcomes into the stream's counters. Picture frames reach the group members (level
-    /// 0, nothing refused lately) by one shared send, except probe frames (see
-    /// [`PROBE_EVERY`]), which go viewer by viewer to everyone so a member that fell behind
-    /// is found and leaves the group. One thread: serving 2000 viewers from a rayon pool measured
+    /// the outcomes into the stream's counters. Each viewer's sink shares the frame's encoded
+    /// packet (built once, see `sink.rs`), so a send per viewer costs a reference count and a
+    /// queue slot, not an encoding. One thread: serving 2000 viewers from a rayon pool measured
     /// worse on two cores (p99 74 vs 25 ms, 0.85 vs 0.73 cores): the sends wake the viewers' writer
     /// tasks, which need the other core.
     fn deliver(
@@ -570,38 +542,10 @@ impl<S: ViewerSink> Stream<S> {
         frame: &Arc<Frame>,
         raw: Option<bytes::Bytes>,
         limits: &RelayLimits,
-        group: &impl GroupSink<S>,
         now: Instant,
         delivery: &mut Delivery,
     ) {
         let key = &self.meta.key;
-        let pictures = frame.media == MediaMode::Images;
-        let probe = self.probe_next || frame.seq.is_multiple_of(PROBE_EVERY);
-        let shared = group.enabled() && pictures && !probe;
-        let mut members = 0;
-        for v in &mut self.viewers {
-            // On probe frames membership stays as it is; encoded video has no group.
-            let member = if shared {
-                v.shareable(now)
-            } else {
-                v.grouped && pictures
-            };
-            if member != v.grouped {
-                if member {
-                    group.join(key, &v.sink);
-                } else {
-                    group.leave(key, &v.sink);
-                }
-                v.grouped = member;
-            }
-            members += usize::from(member);
-        }
-        let group_offer = if shared && members > 0 {
-            group.broadcast(key, frame)
-        } else {
-            GroupOffer::default()
-        };
-        self.probe_next = group_offer.full + group_offer.closed > 0;
         // WebM viewers restarting at a keyframe need the init segment again (their player
         // resets its parser on `resync`); built once per frame, only when someone needs it.
         let resync_bundle = (frame.media == MediaMode::Webm
@@ -625,68 +569,39 @@ impl<S: ViewerSink> Stream<S> {
             stall_timeout: limits.stall_timeout,
             now,
         };
-        let outcomes: Vec<Outcome> = self
-            .viewers
-            .iter_mut()
-            .map(|v| {
-                if shared && v.grouped {
-                    Outcome::Skipped
-                } else {
-                    offer.to(v)
-                }
-            })
-            .collect();
         let stats = &mut self.stats;
-        let shared_reached = if shared {
-            members.saturating_sub(group_offer.full + group_offer.closed)
-        } else {
-            0
-        };
-        stats.dropped_slow_viewer += group_offer.full as u64;
-        delivery.dropped_slow += group_offer.full as u64;
-        let mut reached = shared_reached;
-        let mut sent_bytes = shared_reached as u64 * frame.data.len() as u64;
-        let mut outcomes = outcomes.into_iter();
-        self.viewers.retain_mut(|v| {
-            let keep = match outcomes.next().unwrap_or(Outcome::Skipped) {
-                Outcome::Skipped => true,
-                Outcome::Sent { announce, bytes } => {
-                    if let Some(level) = announce {
-                        delivery.level_changes.push((v.conn.clone(), level));
-                    }
-                    reached += 1;
-                    sent_bytes += bytes as u64;
-                    true
+        let (mut reached, mut sent_bytes) = (0, 0);
+        self.viewers.retain_mut(|v| match offer.to(v) {
+            Outcome::Skipped => true,
+            Outcome::Sent { announce, bytes } => {
+                if let Some(level) = announce {
+                    delivery.level_changes.push((v.conn.clone(), level));
                 }
-                Outcome::Refused { resync, evict } => {
-                    stats.dropped_slow_viewer += 1;
-                    delivery.dropped_slow += 1;
-                    if resync {
-                        stats.resyncs += 1;
-                        delivery.keyframe_wanted = true;
-                    }
-                    if evict {
-                        stats.evicted += 1;
-                        delivery.evicted.push(v.conn.clone());
-                    }
-                    !evict
-                }
-                Outcome::Closed => false,
-            };
-            // A member a probe found full (or gone) leaves the group at once.
-            if v.grouped && (!keep || !v.shareable(now)) {
-                group.leave(key, &v.sink);
-                v.grouped = false;
+                reached += 1;
+                sent_bytes += bytes as u64;
+                true
             }
-            keep
+            Outcome::Refused { resync, evict } => {
+                stats.dropped_slow_viewer += 1;
+                delivery.dropped_slow += 1;
+                if resync {
+                    stats.resyncs += 1;
+                    delivery.keyframe_wanted = true;
+                }
+                if evict {
+                    stats.evicted += 1;
+                    delivery.evicted.push(v.conn.clone());
+                }
+                !evict
+            }
+            Outcome::Closed => false,
         });
         // The one place a frame sent is counted: the stream's totals and this delivery's.
-        let (frames, bytes) = (reached as u64, sent_bytes);
-        stats.frames_out += frames;
-        stats.bytes_out += bytes;
-        delivery.frames_out += frames;
-        delivery.bytes_out += bytes;
-        delivery.reached = delivery.reached.max(reached);
+        stats.frames_out += reached;
+        stats.bytes_out += sent_bytes;
+        delivery.frames_out += reached;
+        delivery.bytes_out += sent_bytes;
+        delivery.reached = delivery.reached.max(reached as usize);
     }
 
     pub(super) fn stats(&self, now: Instant) -> StreamStats {

@@ -21,6 +21,18 @@ const DROP_WINDOW: Duration = Duration::from_secs(2);
 const ENCODED_DROP_WINDOW: Duration = Duration::from_secs(10);
 /// Time without drops before a viewer moves one level back up.
 const CLEAR_TO_STEP_UP: Duration = Duration::from_secs(5);
+/// Where a new viewer's delivery starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Start {
+    /// Its catch-up went out: every frame from the next one.
+    Synced,
+    /// Nothing to catch up from yet: at the stream's first init and keyframe.
+    AtFirstKey,
+    /// Its catch-up did not go out (whole) or it missed data: at the next keyframe, as a
+    /// fresh start (with the init segment again, for WebM).
+    Resync,
+}
+
 #[derive(Debug)]
 pub(super) struct Viewer<S> {
     pub(super) conn: ConnId,
@@ -39,25 +51,22 @@ pub(super) struct Viewer<S> {
     window_start: Option<Instant>,
     last_change: Option<Instant>,
     last_drop: Option<Instant>,
-    /// Member of the stream's group (gets picture frames by the shared send).
-    pub(super) grouped: bool,
 }
 
 impl<S: ViewerSink> Viewer<S> {
-    pub(super) fn new(conn: &str, sink: S, synced: bool) -> Self {
+    pub(super) fn new(conn: &str, sink: S, start: Start) -> Self {
         Self {
             conn: conn.to_owned(),
             sink,
             full_since: None,
-            waiting_key: !synced,
-            resync_pending: false,
+            waiting_key: start != Start::Synced,
+            resync_pending: start == Start::Resync,
             level: 0,
             announced_level: 0,
             drops_in_window: 0,
             window_start: None,
             last_change: None,
             last_drop: None,
-            grouped: false,
         }
     }
 
@@ -89,17 +98,6 @@ impl<S: ViewerSink> Viewer<S> {
     pub(super) fn resyncs_at(&self, frame: &Frame) -> bool {
         frame.kind == FrameKind::Key
             && (self.resync_pending || (self.level > 0 && frame.media != MediaMode::Images))
-    }
-
-    /// Whether this viewer can take picture frames by the shared send: level 0 and nothing
-    /// refused for [`CLEAR_TO_STEP_UP`].
-    pub(super) fn shareable(&self, now: Instant) -> bool {
-        self.level == 0
-            && self.sink.groupable()
-            && self.full_since.is_none()
-            && self
-                .last_drop
-                .is_none_or(|t| now.saturating_duration_since(t) >= CLEAR_TO_STEP_UP)
     }
 
     fn note_drop(&mut self, now: Instant, media: MediaMode) {

@@ -348,9 +348,15 @@ fn rate_error_due(session: &mut Session, now: Instant) -> bool {
     due
 }
 
-/// Sends a joiner its welcome: `stream:joined`, then the catch-up. Returns whether all of the
-/// catch-up was queued.
-fn welcome(s: &SocketRef, sink: &SocketSink, key: &str, admitted: &crate::relay::Admitted) -> bool {
+/// Sends a joiner its welcome: `stream:joined`, then the catch-up, within the viewer's byte
+/// budget. Returns whether all of the catch-up was queued, and how many of its frames did not
+/// fit.
+fn welcome(
+    s: &SocketRef,
+    sink: &SocketSink,
+    key: &str,
+    admitted: &crate::relay::Admitted,
+) -> (bool, usize) {
     emit(
         s,
         events::STREAM_JOINED,
@@ -360,23 +366,31 @@ fn welcome(s: &SocketRef, sink: &SocketSink, key: &str, admitted: &crate::relay:
             media: None,
         },
     );
+    let fit = sink.newest_that_fit(&admitted.catch_up);
+    let left_out = admitted.catch_up.len() - fit.len();
     if admitted.media != MediaMode::Images {
         // Encoded streams: the decodable catch-up goes out as ordinary `stream:data`, so
         // clients that only append what arrives can start from it. Not counted as frames
-        // sent: it is old by design, and its delay would say nothing about the queue.
-        return admitted
-            .catch_up
+        // sent: it is old by design, and its delay would say nothing about the queue. A GOP
+        // that does not fit whole goes not at all: the viewer starts at the next keyframe.
+        if left_out > 0 {
+            return (false, admitted.catch_up.len());
+        }
+        let sent = fit
             .iter()
-            .all(|frame| sink.offer(key, frame, false) == Offer::Sent);
+            .take_while(|frame| sink.offer(key, frame, false) == Offer::Sent)
+            .count();
+        return (sent == fit.len(), fit.len() - sent);
     }
-    // One message, as the seed expects, unless frames are binary: official clients refuse
-    // more than MAX_ATTACHMENTS_PER_MESSAGE attachments in one message.
-    let per_message = if admitted.catch_up.iter().any(|f| f.data.is_binary()) {
+    // Pictures: the newest that fit, in one message as the seed expects, unless frames are
+    // binary: official clients refuse more than MAX_ATTACHMENTS_PER_MESSAGE attachments in
+    // one message.
+    let per_message = if fit.iter().any(|f| f.data.is_binary()) {
         streamhub_protocol::MAX_ATTACHMENTS_PER_MESSAGE
     } else {
-        admitted.catch_up.len().max(1)
+        fit.len().max(1)
     };
-    for chunk in admitted.catch_up.chunks(per_message) {
+    for chunk in fit.chunks(per_message) {
         let frames = chunk
             .iter()
             .map(|f| BufferedFrame {
@@ -394,7 +408,7 @@ fn welcome(s: &SocketRef, sink: &SocketSink, key: &str, admitted: &crate::relay:
             },
         );
     }
-    true
+    (true, left_out)
 }
 
 pub(super) async fn join(ctx: &mut Ctx<'_>, r: StreamRef) -> Handled<server::Joined> {
@@ -419,18 +433,29 @@ pub(super) async fn join(ctx: &mut Ctx<'_>, r: StreamRef) -> Handled<server::Joi
             ));
         }
     }
-    let sink = SocketSink::new(ctx.s.clone(), ctx.hub.media.get(conn));
+    let sink = SocketSink::new(
+        ctx.s.clone(),
+        ctx.hub.media.get(conn),
+        ctx.hub.config.viewer_queue_bytes,
+    );
     let uses_media = sink.uses_media();
     let for_welcome = sink.clone();
     let s = ctx.s.clone();
     // The welcome goes out under the stream's lock, so no live frame can overtake the
     // catch-up.
+    let mut left_out = 0;
     let admitted =
         ctx.hub
             .relay
             .add_viewer(key, conn, sink, Instant::now(), now_ms(), |admitted| {
-                welcome(&s, &for_welcome, key, admitted)
+                let (complete, dropped) = welcome(&s, &for_welcome, key, admitted);
+                left_out = dropped;
+                complete
             })?;
+    ctx.hub
+        .metrics
+        .dropped(DropReason::CatchUpBudget)
+        .inc_by(left_out as u64);
     if admitted.keyframe_wanted {
         match &admitted.owner {
             Some(owner) => {

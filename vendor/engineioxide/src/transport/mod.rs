@@ -6,6 +6,8 @@ use crate::config::EngineIoConfig;
 
 pub mod polling;
 pub mod ws;
+// StreamHub patch.
+mod writer;
 
 fn make_open_packet(transport: TransportType, id: Sid, config: &EngineIoConfig) -> OpenPacket {
     let upgrades = if transport == TransportType::Polling {

@@ -6,13 +6,10 @@
 
 use std::sync::Arc;
 
-use futures_util::{
-    SinkExt, StreamExt, TryStreamExt,
-    stream::{SplitSink, SplitStream},
-};
+use futures_util::{SinkExt, StreamExt, TryStreamExt};
 use http::{HeaderValue, Request, Response, StatusCode, request::Parts};
 use smallvec::smallvec;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, WriteHalf};
 use tokio_tungstenite::{
     WebSocketStream,
     tungstenite::{
@@ -29,6 +26,9 @@ use crate::{
     DisconnectReason, Socket, body::ResponseBody, config::EngineIoConfig, engine::EngineIo,
     errors::Error, handler::EngineIoHandler, socket::InternalRx, transport::make_open_packet,
 };
+
+// StreamHub patch: the writer below (see `writer.rs`).
+use super::writer::{Outbox, WsIo, write_packets};
 
 /// Create a response for websocket upgrade
 fn ws_response<B>(ws_key: &HeaderValue) -> Response<ResponseBody<B>> {
@@ -119,11 +119,16 @@ where
 {
     let ws_config = WebSocketConfig::default()
         .read_buffer_size(engine.config.ws_read_buffer_size)
-        .write_buffer_size(engine.config.ws_write_buffer_size)
         .max_message_size(Some(engine.config.ws_max_message_size))
         .max_frame_size(Some(engine.config.ws_max_frame_size));
 
-    let ws_init = move || WebSocketStream::from_raw_socket(conn, Role::Server, Some(ws_config));
+    // StreamHub patch: tungstenite reads; the writer task owns the write half and writes each
+    // packet itself (`writer.rs`). What tungstenite writes (handshake packets, pongs, a close
+    // reply) goes through the outbox.
+    let (rd, mut wr) = tokio::io::split(conn);
+    let outbox = Arc::new(Outbox::default());
+    let io = WsIo::new(rd, outbox.clone());
+    let ws_init = move || WebSocketStream::from_raw_socket(io, Role::Server, Some(ws_config));
     let (socket, ws) = if let Some(sid) = sid {
         match engine.get_socket(sid) {
             None => return Err(Error::UnknownSessionID(sid)),
@@ -131,7 +136,7 @@ where
             Some(socket) => {
                 let mut ws = ws_init().await;
 
-                let upgrade_fut = upgrade_handshake::<H, S>(&socket, &mut ws);
+                let upgrade_fut = upgrade_handshake::<H, _, S>(&socket, &mut ws, &outbox, &mut wr);
                 match tokio::time::timeout(engine.config.upgrade_timeout, upgrade_fut)
                     .with_cancellation_token(&socket.cancellation_token)
                     .await
@@ -160,18 +165,21 @@ where
 
         let mut ws = ws_init().await;
         init_handshake(socket.id, &mut ws, &engine.config).await?;
+        outbox.write_to(&mut wr).await.map_err(tungstenite::Error::Io)?;
         socket
             .clone()
             .spawn_heartbeat(engine.config.ping_interval, engine.config.ping_timeout);
         (socket, ws)
     };
-    let (tx, rx) = ws.split();
 
     // Pipe between websocket and internal socket channel.
-    tokio::spawn(forward_to_socket::<H, S>(socket.clone(), tx));
+    tokio::spawn(forward_to_socket::<H, S>(socket.clone(), wr, outbox.clone()));
+    // Whatever ends the reader below (the peer, an error, the session's cancellation) ends
+    // the writer too.
+    let _close_writer = CloseOnDrop(outbox);
 
     // pipe between internal socket channel and websocket
-    match forward_to_handler(&engine, rx, &socket)
+    match forward_to_handler(&engine, ws, &socket)
         .with_cancellation_token(&socket.cancellation_token)
         .await
     {
@@ -196,10 +204,19 @@ where
     Ok(())
 }
 
+/// Closes the outbox when dropped (StreamHub patch).
+struct CloseOnDrop(Arc<Outbox>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
 /// Forwards all packets received from a websocket to a EngineIo [`Socket`]
 async fn forward_to_handler<H: EngineIoHandler, S>(
     engine: &Arc<EngineIo<H>>,
-    mut rx: SplitStream<WebSocketStream<S>>,
+    mut rx: WebSocketStream<S>,
     socket: &Arc<Socket<H::Data>>,
 ) -> Result<(), Error>
 where
@@ -249,12 +266,15 @@ where
     Ok(())
 }
 
-/// Forwards all packets waiting to be sent to the websocket
+/// Forwards all packets waiting to be sent to the websocket.
 ///
-/// The websocket stream is flushed only when the internal channel is drained
+/// StreamHub patch: each packet is written as one websocket frame by a vectored write of its
+/// header and its bytes, which may be shared with other sockets (no copy per socket, no write
+/// buffer); tungstenite's own frames (pongs, a close reply) are written between packets.
 async fn forward_to_socket<H: EngineIoHandler, S>(
     socket: Arc<Socket<H::Data>>,
-    mut tx: SplitSink<WebSocketStream<S>, Message>,
+    mut wr: WriteHalf<S>,
+    outbox: Arc<Outbox>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -274,90 +294,86 @@ async fn forward_to_socket<H: EngineIoHandler, S>(
         ..
     } = &mut *internal_rx;
 
-    // map a packet to a websocket message
-    // It is declared as a macro rather than a closure to avoid ownership issues
-    macro_rules! map_fn {
-            ($item:ident) => {
-                socket.note_dequeued(&$item);
-                let res = match $item {
-                    Packet::Binary(bin) | Packet::BinaryV3(bin) => {
-                        if socket.protocol == ProtocolVersion::V3 {
-                            // v3 protocol requires packet type as the first byte.
-                            // This requires a new buffer. This is OK as it is only for the V3 protocol.
-                            let mut buff = Vec::with_capacity(bin.len() + 1);
-                            buff.push(0x04);
-                            buff.extend(bin);
-                            tx.feed(Message::Binary(buff.into())).await
-                        } else {
-                            tx.feed(Message::Binary(bin)).await
-                        }
-                    }
-                    // A Noop Packet maybe sent by the server to upgrade from a polling connection
-                    // In the case that the packet was not poll in time it will remain in the buffer and therefore
-                    // it should be discarded here
-                    Packet::Noop => Ok(()),
-                    // Shared by many sockets: sent without a copy of its own.
-                    Packet::Framed(msg) => {
-                        // SAFETY: a `Str` is valid UTF-8 by construction.
-                        let text = unsafe {
-                            tokio_tungstenite::tungstenite::Utf8Bytes::from_bytes_unchecked(msg.into())
-                        };
-                        tx.feed(Message::Text(text)).await
-                    }
-                    _ => {
-                        let packet: String = $item.try_into().unwrap();
-                        tx.feed(Message::Text(packet.into())).await
-                    }
-                };
-                if let Err(_e) = res {
-                    #[cfg(feature = "tracing")]
-                    tracing::debug!("[sid={}] error sending packet: {}", socket.id, _e);
-                }
-            };
-        }
-
-    // Forward buffered packets until the channel is closed or the session is cancelled.
+    // Whether the connection ended in the middle of a frame (no close frame can follow).
+    let mut torn = false;
     loop {
-        tokio::select! {
-            biased;
-            items = buffered_rx.recv() => {
-                match items {
-                    Some(packets) => {
-                        for item in packets {
-                            map_fn!(item);
-                        }
-                        while let Ok(packets) = buffered_rx.try_recv() {
-                            for item in packets {
-                                map_fn!(item);
-                            }
-                        }
-                    }
-                    None => break
+        if outbox.write_to(&mut wr).await.is_err() {
+            torn = true;
+            break;
+        }
+        // One hand-written wait on every source, cheapest first: atomics and the queue's own
+        // waker, where `select!` over `cancelled()` and `watch::changed()` futures took a lock
+        // per packet.
+        let next = std::future::poll_fn(|cx| {
+            use std::task::Poll;
+            // Packets queued before the end still go out (a disconnect packet, say).
+            if let Poll::Ready(items) = buffered_rx.poll_recv(cx) {
+                return Poll::Ready(items);
+            }
+            if outbox.is_closed() {
+                return Poll::Ready(None);
+            }
+            socket.volatile_waker.register(cx.waker());
+            if socket.volatile_pending.load(std::sync::atomic::Ordering::Acquire)
+                && socket
+                    .volatile_pending
+                    .swap(false, std::sync::atomic::Ordering::AcqRel)
+                && volatile_rx.has_changed().unwrap_or(false)
+            {
+                if let Some(packets) = volatile_rx.borrow_and_update().clone() {
+                    return Poll::Ready(Some(packets));
                 }
             }
-            _ = socket.cancellation_token.cancelled() => break,
-            Ok(()) = volatile_rx.changed() => {
-                let val = volatile_rx.borrow_and_update().clone();
-                if let Some(packets) = val {
-                    #[cfg(feature = "tracing")]
-                    tracing::debug!(sid = ?socket.id, "ws volatile flush: {} packets", packets.len());
-                    for item in packets {
-                        map_fn!(item);
-                    }
+            match std::pin::pin!(outbox.ready()).poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Some(smallvec::SmallVec::new())),
+                Poll::Pending => Poll::Pending,
+            }
+        });
+        // `None`: the queue or the connection is closed; an empty batch: the outbox has bytes.
+        let Some(packets) = next.await else {
+            break;
+        };
+        let written = async {
+            let mut packets = packets;
+            loop {
+                for item in &packets {
+                    socket.note_dequeued(item);
                 }
-            },
+                write_packets(&mut wr, socket.protocol, packets).await?;
+                match buffered_rx.try_recv() {
+                    Ok(next) => packets = next,
+                    Err(_) => return Ok::<(), std::io::Error>(()),
+                }
+            }
+        };
+        // A peer that stopped reading leaves the write pending: the end of the connection
+        // interrupts it.
+        let res = tokio::select! {
+            biased;
+            res = written => res,
+            _ = outbox.closed() => Err(std::io::ErrorKind::Interrupted.into()),
+        };
+        if let Err(_e) = res {
+            #[cfg(feature = "tracing")]
+            tracing::debug!("[sid={}] error sending packet: {}", socket.id, _e);
+            torn = true;
+            break;
         }
-
-        #[cfg(feature = "tracing")]
-        tracing::trace!(sid = %socket.id, "ws flush");
-        tx.flush().await.ok();
     }
 
     #[cfg(feature = "tracing")]
-    tracing::trace!(sid = %socket.id, "ws closing flush");
-
-    tx.flush().await.ok();
-    tx.close().await.ok();
+    tracing::trace!(sid = %socket.id, "ws closing");
+    if !torn {
+        // A peer that stopped reading does not hold the task: the close frame gets a second.
+        let closing = async {
+            outbox.write_to(&mut wr).await?;
+            super::writer::write_close(&mut wr).await
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(1), closing)
+            .await
+            .ok();
+    }
+    tokio::io::AsyncWriteExt::shutdown(&mut wr).await.ok();
 }
 /// Send a Engine.IO [`OpenPacket`] to initiate a websocket connection
 async fn init_handshake<S>(
@@ -399,14 +415,17 @@ where
 /// ```
 #[cfg_attr(
     feature = "tracing",
-    tracing::instrument(level = "trace", skip(socket, ws))
+    tracing::instrument(level = "trace", skip(socket, ws, outbox, wr))
 )]
-async fn upgrade_handshake<H: EngineIoHandler, S>(
+async fn upgrade_handshake<H: EngineIoHandler, S, W>(
     socket: &Arc<Socket<H::Data>>,
     ws: &mut WebSocketStream<S>,
+    outbox: &Outbox,
+    wr: &mut WriteHalf<W>,
 ) -> Result<(), Error>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    W: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     #[cfg(feature = "tracing")]
     tracing::debug!("starting websocket connection upgrade");
@@ -438,6 +457,7 @@ where
             // Respond with a PongUpgrade packet
             ws.send(Message::Text(String::from(Packet::PongUpgrade).into()))
                 .await?;
+            outbox.write_to(wr).await.map_err(tungstenite::Error::Io)?;
         }
         p => Err(Error::BadPacket(p))?,
     };
@@ -471,86 +491,4 @@ where
 fn ws_bytes_to_str(bytes: tungstenite::Utf8Bytes) -> Str {
     // SAFETY: the bytes are guaranteed to be valid UTF-8 by the tungstenite parser
     unsafe { Str::from_bytes_unchecked(bytes.into()) }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    use bytes::Bytes;
-    use futures_util::StreamExt;
-    use http::Request;
-    use tokio::io::DuplexStream;
-
-    use super::*;
-
-    const TIMEOUT: Duration = Duration::from_secs(1);
-
-    #[derive(Debug)]
-    struct StubHandler;
-    impl EngineIoHandler for StubHandler {
-        type Data = ();
-        fn on_connect(self: Arc<Self>, _: Arc<Socket<()>>) {}
-        fn on_disconnect(&self, _: Arc<Socket<()>>, _: DisconnectReason) {}
-        fn on_message(self: &Arc<Self>, _: Str, _: Arc<Socket<()>>) {}
-        fn on_binary(self: &Arc<Self>, _: Bytes, _: Arc<Socket<()>>) {}
-    }
-
-    fn socket() -> Arc<Socket<()>> {
-        Arc::new(Socket::new(
-            ProtocolVersion::V4,
-            TransportType::Websocket,
-            &EngineIoConfig::default(),
-            Request::<()>::default().into_parts().0,
-            Box::new(|_, _| ()),
-            false,
-        ))
-    }
-
-    async fn ws_pair() -> (WebSocketStream<DuplexStream>, WebSocketStream<DuplexStream>) {
-        let (server, client) = tokio::io::duplex(1024);
-        (
-            WebSocketStream::from_raw_socket(server, Role::Server, None).await,
-            WebSocketStream::from_raw_socket(client, Role::Client, None).await,
-        )
-    }
-
-    /// A polling request can still hold the lock at the end of an upgrade.
-    #[tokio::test]
-    async fn writer_waits_for_the_lock_of_a_polling_request() {
-        let socket = socket();
-        let (server, mut client) = ws_pair().await;
-        let (tx, _rx) = server.split();
-
-        let polling = socket.internal_rx.lock().await;
-        let writer = tokio::spawn(forward_to_socket::<StubHandler, _>(socket.clone(), tx));
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        assert!(!writer.is_finished(), "the writer should wait for the lock");
-
-        drop(polling);
-        socket.emit(Str::from("hello")).unwrap();
-        let msg = tokio::time::timeout(TIMEOUT, client.next())
-            .await
-            .expect("the writer should send the packet")
-            .unwrap()
-            .unwrap();
-        assert_eq!(msg, Message::text("4hello"));
-    }
-
-    #[tokio::test]
-    async fn writer_waiting_for_the_lock_stops_with_the_session() {
-        let socket = socket();
-        let (server, _client) = ws_pair().await;
-        let (tx, _rx) = server.split();
-
-        let _polling = socket.internal_rx.lock().await;
-        let writer = tokio::spawn(forward_to_socket::<StubHandler, _>(socket.clone(), tx));
-        tokio::time::sleep(Duration::from_millis(20)).await;
-
-        socket.cancellation_token.cancel();
-        tokio::time::timeout(TIMEOUT, writer)
-            .await
-            .expect("the writer should stop")
-            .unwrap();
-    }
 }

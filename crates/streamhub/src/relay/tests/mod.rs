@@ -1,7 +1,7 @@
 //! Unit tests for the relay, one file per topic, and the kit they share.
 //!
 //! Viewers are [`Recorder`]s: recording sinks with a bounded queue the test drains by hand.
-//! Shared sends go through [`TestGroup`]. Time is never slept and never read: every call takes
+//! Time is never slept and never read: every call takes
 //! an `Instant` made up from one base `t0` (`origin()` serves only as that origin).
 //!
 //! WebM tests feed the real Chrome `MediaRecorder` captures of `tests/fixtures/` (see
@@ -11,6 +11,7 @@
 // is the point; its `must_use` is for the server's handlers, which must act on it.
 #![allow(unused_must_use)]
 
+mod counts;
 mod gop_cap;
 mod levels;
 mod modes;
@@ -19,7 +20,6 @@ mod rates;
 mod reconnect;
 mod registry;
 mod replica;
-mod shared_send;
 mod slow_viewers;
 mod viewers;
 mod webcodecs;
@@ -113,7 +113,7 @@ struct Recorder<T> {
     refused: Arc<AtomicUsize>,
     closed: Arc<AtomicBool>,
     capacity: usize,
-    /// Answers `groupable() == false` (a media-channel viewer).
+    /// Stands for a media-channel viewer (a transport of its own).
     solo: bool,
 }
 
@@ -138,7 +138,7 @@ impl<T: Record> Recorder<T> {
         }
     }
 
-    /// A viewer that cannot be in a group: every frame is offered to it alone.
+    /// A viewer on a transport of its own (a media channel).
     fn solo() -> Self {
         Self {
             solo: true,
@@ -172,18 +172,9 @@ impl<T: Record> Recorder<T> {
     fn refused(&self) -> usize {
         self.refused.load(Ordering::SeqCst)
     }
-
-    /// Whether `other` is a clone of this viewer.
-    fn is(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.log, &other.log)
-    }
 }
 
 impl<T: Record> ViewerSink for Recorder<T> {
-    fn groupable(&self) -> bool {
-        !self.solo
-    }
-
     fn offer(&self, stream_key: &str, frame: &Frame, resync: bool) -> Offer {
         if self.closed.load(Ordering::SeqCst) {
             return Offer::Closed;
@@ -223,113 +214,12 @@ impl MediaSink {
 // Shared sends: the group double
 // ---------------------------------------------------------------------------------------------
 
-/// A shared send over [`Sink`]s, modelled on socketioxide's room broadcast: members are kept by
-/// (stream, sink); a broadcast offers the frame to each and counts who was full or gone. It
-/// remembers which frames each viewer got this way, and how many full queues it found.
-#[derive(Default)]
-struct TestGroup {
-    members: Mutex<Vec<(String, Sink)>>,
-    /// (viewer index in `sinks`, seq) of every frame a member took from a shared send.
-    via_group: Mutex<Vec<(usize, u64)>>,
-    sinks: Mutex<Vec<Sink>>,
-    full: AtomicUsize,
-}
-
-impl TestGroup {
-    fn index(&self, viewer: &Sink) -> usize {
-        let mut sinks = self.sinks.lock().expect("lock");
-        match sinks.iter().position(|s| s.is(viewer)) {
-            Some(i) => i,
-            None => {
-                sinks.push(viewer.clone());
-                sinks.len() - 1
-            }
-        }
-    }
-
-    fn is_member(&self, viewer: &Sink) -> bool {
-        self.members
-            .lock()
-            .expect("lock")
-            .iter()
-            .any(|(_, s)| s.is(viewer))
-    }
-
-    fn is_empty(&self) -> bool {
-        self.members.lock().expect("lock").is_empty()
-    }
-
-    /// Seqs `viewer` got through the shared send.
-    fn shared_seqs(&self, viewer: &Sink) -> Vec<u64> {
-        let i = self.index(viewer);
-        let got = self.via_group.lock().expect("lock");
-        got.iter()
-            .filter(|(v, _)| *v == i)
-            .map(|(_, q)| *q)
-            .collect()
-    }
-
-    /// Frames members took from shared sends, all viewers together.
-    fn shared_total(&self) -> usize {
-        self.via_group.lock().expect("lock").len()
-    }
-
-    /// Full member queues found by shared sends.
-    fn full_found(&self) -> usize {
-        self.full.load(Ordering::SeqCst)
-    }
-}
-
-impl GroupSink<Sink> for &'static TestGroup {
-    fn join(&self, key: &str, viewer: &Sink) {
-        assert!(!self.is_member(viewer), "joined twice");
-        self.index(viewer);
-        self.members
-            .lock()
-            .expect("lock")
-            .push((key.to_owned(), viewer.clone()));
-    }
-
-    fn leave(&self, key: &str, viewer: &Sink) {
-        let mut m = self.members.lock().expect("lock");
-        let before = m.len();
-        m.retain(|(k, s)| !(k == key && s.is(viewer)));
-        assert_eq!(m.len() + 1, before, "left without being a member");
-    }
-
-    fn broadcast(&self, key: &str, frame: &Frame) -> GroupOffer {
-        let members: Vec<Sink> = self
-            .members
-            .lock()
-            .expect("lock")
-            .iter()
-            .filter(|(k, _)| k == key)
-            .map(|(_, s)| s.clone())
-            .collect();
-        let mut offer = GroupOffer::default();
-        for m in members {
-            match m.offer(key, frame, false) {
-                Offer::Sent => {
-                    let i = self.index(&m);
-                    self.via_group.lock().expect("lock").push((i, frame.seq));
-                }
-                Offer::Full => offer.full += 1,
-                Offer::Closed => offer.closed += 1,
-            }
-        }
-        self.full.fetch_add(offer.full, Ordering::SeqCst);
-        offer
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // Relays, streams, frames
 // ---------------------------------------------------------------------------------------------
 
 /// A relay sending frame by frame to [`Sink`]s.
 type Relay = Distributor<Sink>;
-/// A relay with shared sends.
-type GroupedRelay = Distributor<Sink, &'static TestGroup>;
 /// A relay sending to [`MediaSink`]s.
 type MediaRelay = Distributor<MediaSink>;
 
@@ -355,18 +245,13 @@ fn roomy() -> RelayLimits {
 }
 
 fn relay(limits: RelayLimits) -> Relay {
-    Distributor::new(limits, NoGroup)
-}
-
-fn grouped_relay(limits: RelayLimits) -> (GroupedRelay, &'static TestGroup) {
-    let group: &'static TestGroup = Box::leak(Box::default());
-    (Distributor::new(limits, group), group)
+    Distributor::new(limits)
 }
 
 /// A media relay with one stream, [`KEY`], owned by [`OWNER`]; and the time it was opened.
 fn open(limits: RelayLimits) -> (MediaRelay, Instant) {
     let t0 = origin();
-    let d = Distributor::new(limits, NoGroup);
+    let d = Distributor::new(limits);
     register(&d, KEY, OWNER, t0);
     (d, t0)
 }
@@ -389,12 +274,7 @@ fn new_stream(key: &str, owner: &str) -> NewStream {
     }
 }
 
-fn register<S: ViewerSink, G: GroupSink<S>>(
-    d: &Distributor<S, G>,
-    key: &str,
-    owner: &str,
-    now: Instant,
-) -> StreamInfo {
+fn register<S: ViewerSink>(d: &Distributor<S>, key: &str, owner: &str, now: Instant) -> StreamInfo {
     d.register_stream(new_stream(key, owner), now)
         .expect("register_stream")
 }
@@ -422,8 +302,8 @@ impl Payload for Publish {
 }
 
 /// The owner publishes one frame (wall clock 0).
-fn try_publish<S: ViewerSink, G: GroupSink<S>>(
-    d: &Distributor<S, G>,
+fn try_publish<S: ViewerSink>(
+    d: &Distributor<S>,
     key: &str,
     frame: impl Payload,
     now: Instant,
@@ -432,8 +312,8 @@ fn try_publish<S: ViewerSink, G: GroupSink<S>>(
 }
 
 /// The owner publishes one frame (wall clock 0), which the relay takes.
-fn publish<S: ViewerSink, G: GroupSink<S>>(
-    d: &Distributor<S, G>,
+fn publish<S: ViewerSink>(
+    d: &Distributor<S>,
     key: &str,
     frame: impl Payload,
     now: Instant,
@@ -442,8 +322,8 @@ fn publish<S: ViewerSink, G: GroupSink<S>>(
 }
 
 /// `conn` joins with `sink` at `now` and takes the whole catch-up.
-fn join<S: ViewerSink + Clone, G: GroupSink<S>>(
-    d: &Distributor<S, G>,
+fn join<S: ViewerSink + Clone>(
+    d: &Distributor<S>,
     key: &str,
     conn: &str,
     sink: &S,
@@ -453,20 +333,16 @@ fn join<S: ViewerSink + Clone, G: GroupSink<S>>(
         .expect("add_viewer")
 }
 
-fn stats<S: ViewerSink, G: GroupSink<S>>(
-    d: &Distributor<S, G>,
-    key: &str,
-    now: Instant,
-) -> StreamStats {
+fn stats<S: ViewerSink>(d: &Distributor<S>, key: &str, now: Instant) -> StreamStats {
     d.get_stream_stats(key, now).expect("stream exists")
 }
 
-fn status<S: ViewerSink, G: GroupSink<S>>(d: &Distributor<S, G>, key: &str) -> StreamStatus {
+fn status<S: ViewerSink>(d: &Distributor<S>, key: &str) -> StreamStatus {
     d.stream_info(key).expect("stream exists").status
 }
 
 /// The owner ends the stream.
-fn end<S: ViewerSink, G: GroupSink<S>>(d: &Distributor<S, G>, key: &str, now: Instant) -> Ending {
+fn end<S: ViewerSink>(d: &Distributor<S>, key: &str, now: Instant) -> Ending {
     d.end_stream(key, OWNER, now, 0).expect("owner ends")
 }
 

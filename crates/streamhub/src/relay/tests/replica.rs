@@ -73,7 +73,7 @@ fn chunk(epoch: u64, seq: u64, kind: FrameKind) -> Forwarded {
 }
 
 fn follower(now: Instant) -> Relay {
-    let d = Distributor::new(roomy(), NoGroup);
+    let d = Distributor::new(roomy());
     assert!(d.follow(&remote_info(), 7, now).expect("follow"));
     d
 }
@@ -131,7 +131,7 @@ fn frames_the_replica_already_has_are_skipped() {
 #[test]
 fn a_gap_or_a_new_epoch_restarts_encoded_viewers_at_the_next_keyframe() {
     let t0 = origin();
-    let d: MediaRelay = Distributor::new(roomy(), NoGroup);
+    let d: MediaRelay = Distributor::new(roomy());
     d.follow(&remote_info(), 7, t0).expect("follow");
     let v = MediaSink::unbounded();
     let _ = d.ingest(KEY, chunk(7, 1, FrameKind::Key), t0).expect("key");
@@ -165,7 +165,7 @@ fn a_gap_or_a_new_epoch_restarts_encoded_viewers_at_the_next_keyframe() {
 #[test]
 fn a_webm_replica_seeded_with_the_init_segment_gives_joiners_init_and_gop() {
     let t0 = origin();
-    let d: MediaRelay = Distributor::new(roomy(), NoGroup);
+    let d: MediaRelay = Distributor::new(roomy());
     d.follow(&remote_info(), 7, t0).expect("follow");
     let init = Bytes::from_static(b"\x1a\x45\xdf\xa3-init");
     d.seed_init(KEY, init.clone(), false);
@@ -242,7 +242,7 @@ fn a_replica_whose_streamer_resumes_here_becomes_the_origin_and_numbers_on() {
 #[test]
 fn a_take_over_of_a_stream_this_node_did_not_follow_registers_it() {
     let t0 = origin();
-    let d: Relay = Distributor::new(roomy(), NoGroup);
+    let d: Relay = Distributor::new(roomy());
     d.take_over(&remote_info(), TOKEN, OWNER, 8, 15, t0)
         .expect("take over");
     assert_eq!(publish(&d, KEY, text("first"), t0).seq, 15);
@@ -251,7 +251,7 @@ fn a_take_over_of_a_stream_this_node_did_not_follow_registers_it() {
 #[test]
 fn an_origin_demoted_keeps_its_viewers_as_a_replica() {
     let t0 = origin();
-    let d: Relay = Distributor::new(roomy(), NoGroup);
+    let d: Relay = Distributor::new(roomy());
     register(&d, KEY, OWNER, t0);
     let v = Sink::unbounded();
     join(&d, KEY, "v", &v, t0);
@@ -286,7 +286,7 @@ fn only_unwatched_replicas_are_unfollowed() {
 #[test]
 fn an_origins_delivery_carries_its_numbered_frames_and_epoch() {
     let t0 = origin();
-    let d: Relay = Distributor::new(roomy(), NoGroup);
+    let d: Relay = Distributor::new(roomy());
     register(&d, KEY, OWNER, t0);
     let delivery = publish(&d, KEY, text("x"), t0);
     assert_eq!(delivery.epoch, EPOCH);

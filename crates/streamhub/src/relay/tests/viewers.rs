@@ -199,11 +199,8 @@ fn remove_viewer_everywhere_takes_only_the_sinks_it_picks() {
     join(&d, "a", "v", &Sink::solo(), t0);
     join(&d, "b", "v", &Sink::unbounded(), t0);
 
-    let left = d.remove_viewer_everywhere("v", |s| !s.groupable());
+    let left = d.remove_viewer_everywhere("v", |s| s.solo);
     assert_eq!(left, [("a".to_owned(), 0)]);
     assert_eq!(d.joined_by("v"), ["b"]);
-    assert!(
-        d.remove_viewer_everywhere("v", |s| !s.groupable())
-            .is_empty()
-    );
+    assert!(d.remove_viewer_everywhere("v", |s| s.solo).is_empty());
 }
