@@ -27,11 +27,17 @@ SCENARIOS = {
     "binary2000": ("2000 viewers, binary", 2000),
     "cluster": ("2000 viewers, base64, cluster (streamer on a, viewers on b and c)", 2000),
     "stalled": ("1000 viewers + 200 never reading", 1000),
+    "slow": ("1000 viewers + 200 reading a quarter of the frames", 1000),
+    "hostile": ("10 viewers + 200 never reading, 1 MB binary frames at 10 fps", 10),
     "burst": ("1000 viewers connecting at once", 1000),
     "idle": ("idle viewers joined, no frames", None),
 }
 ORDER = list(SCENARIOS)
-SERVERS = ["streamhub", "streamhub-sio", "node", "floor"]
+# The Socket.IO path first: it is the one the design note's pages and any socket.io client use.
+SERVERS = ["streamhub-sio", "streamhub", "node", "floor"]
+# The pinned sweep's audiences (scenario "pinned<N>").
+PINNED = [1000, 2000, 3000, 4000, 5000, 6000]
+PINNED_P99_MS = 100
 SERVER_NAMES = {
     "streamhub": "StreamHub",
     "streamhub-sio": "StreamHub, Socket.IO path",
@@ -40,7 +46,7 @@ SERVER_NAMES = {
 }
 COLORS = {"streamhub": "#d9480f", "streamhub-sio": "#f08c00", "node": "#1971c2", "floor": "#495057"}
 # Servers with viewers (the floor has none to evict, connect or keep idle).
-VIEWER_SERVERS = ["streamhub", "streamhub-sio", "node"]
+VIEWER_SERVERS = ["streamhub-sio", "streamhub", "node"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -203,7 +209,9 @@ def collect(a):
             "server_under_test": base.get("server_under_test"),
         }
         updates = list(base.get("updates") or [])
-    order = {k: i for i, k in enumerate(["v1000", "v2000", "v5000", "binary2000", "cluster", "stalled", "burst", "idle"])}
+    order = {k: i for i, k in enumerate(
+        ["v1000", "v2000", "v5000", "binary2000"] + [f"pinned{n}" for n in PINNED]
+        + ["cluster", "stalled", "slow", "hostile", "burst", "idle"])}
     srv_order = {srv: i for i, srv in enumerate(SERVERS)}
     runs.sort(key=lambda r: (order.get(r.get("scenario"), 99), srv_order.get(r.get("server"), 9)))
     with open("/proc/loadavg") as f:
@@ -295,7 +303,7 @@ def metrics(r):
         notes.append("streamer: " + fr["streamer_problem"])
     return {
         "joined": con["joined"],
-        "of": con["viewers"] + con["stalled"],
+        "of": con["viewers"] + con["stalled"] + con.get("slow", 0),
         "delivered": d.get("fraction"),
         "p50": lat.get("p50_ms"),
         "p90": lat.get("p90_ms"),
@@ -542,6 +550,84 @@ def svg_stalled(doc):
 # render: page
 
 
+def gbits(r, mm):
+    """Bits per second delivered to viewers over the window, in Gbit/s."""
+    if not mm or "error" in mm:
+        return None
+    if "floor" in r:
+        fl = r["floor"]
+        return fl["client"]["received"] / fl["seconds"] * fl["bytes"] * 8 / 1e9
+    rep = mm["report"]
+    d = rep.get("delivery") or {}
+    if not d.get("fraction"):
+        return None
+    return d["fraction"] * d["healthy_viewers"] * rep["fps"] * rep["wire_data_bytes"] * 8 / 1e9
+
+
+def pinned(doc):
+    """{server: [(n, metrics, Gbit/s)]} of the pinned sweep, and viewers per core per server."""
+    out, per_core = {}, {}
+    for srv in SERVERS:
+        rows = []
+        for n in PINNED:
+            r = run_of(doc, f"pinned{n}", srv)
+            if r is None:
+                continue
+            mm = metrics(r)
+            rows.append((n, mm, gbits(r, mm)))
+        if not rows:
+            continue
+        out[srv] = rows
+        good = [n for n, mm, _ in rows if "error" not in mm and mm["p99"] is not None
+                and mm["p99"] <= PINNED_P99_MS and (mm["delivered"] or 0) >= 0.999]
+        per_core[srv] = max(good) if good else 0
+    return out, per_core
+
+
+def targets13(doc):
+    """(scenario, [(check, measured, ok)]) of issue 13's targets, for the Socket.IO path."""
+    def m(s, srv="streamhub-sio"):
+        return metrics(run_of(doc, s, srv))
+
+    def val(mm, key):
+        return None if not mm or "error" in mm else mm.get(key)
+
+    def ratio(a, b):
+        return a / b if a is not None and b else None
+
+    def check(text, a, b, limit, fmt):
+        r = ratio(a, b)
+        return (text, f"{fmt(a)} vs {fmt(b)} = {r:.2f}×" if r is not None else "–",
+                None if r is None else r <= limit)
+
+    rows = []
+    sio, fl = m("v2000"), m("v2000", "floor")
+    d = val(sio, "delivered")
+    rows.append(("v2000", [
+        ("delivered 100%", fpct(d), None if d is None else d >= 1.0),
+        check("p99 ≤ 1.5 × the floor's", val(sio, "p99"), val(fl, "p99"), 1.5, fdur),
+        check("server CPU ≤ 1.3 × the floor's", val(sio, "cpu"), val(fl, "cpu"), 1.3, fcores),
+    ]))
+    sio, fl = m("v5000"), m("v5000", "floor")
+    d, df = val(sio, "delivered"), val(fl, "delivered")
+    rss = val(sio, "rss_peak_kb")
+    rows.append(("v5000", [
+        ("delivered ≥ the floor's", f"{fpct(d)} vs {fpct(df)}",
+         None if d is None or df is None else d >= df),
+        check("p99 ≤ 1.5 × the floor's", val(sio, "p99"), val(fl, "p99"), 1.5, fdur),
+        ("peak RSS ≤ 400 MB", fmb(rss), None if rss is None else rss <= 400 * 1024),
+    ]))
+    rows.append(("stalled", [
+        check("healthy p99 ≤ 1.2 × the run without them", val(m("stalled"), "p99"),
+              val(m("v1000"), "p99"), 1.2, fdur),
+    ]))
+    rss = val(m("hostile"), "rss_peak_kb")
+    rows.append(("hostile", [
+        ("peak RSS ≤ 300 MB", fmb(rss), None if rss is None else rss <= 300 * 1024),
+    ]))
+    return rows
+
+
 def targets(doc):
     """(scenario, target text, [(check text, measured text, ok or None)]) for StreamHub."""
     rows = []
@@ -658,6 +744,8 @@ def render(a):
     warm = next((r["warmup_s"] for r in reps), 2)
     dur = next((r["duration_s"] for r in reps if r["mode"] == "frames" and not r["connect"]["stalled"]), 10)
     stall_dur = next((r["duration_s"] for r in reps if r["connect"]["stalled"]), 40)
+    dur = next((r["duration_s"] for r in reps if r["mode"] == "frames" and not r["connect"]["stalled"]
+                and not r["connect"].get("slow")), dur)
     rel_results = os.path.relpath(os.path.abspath(a.results), ROOT)
     svg_rel = os.path.relpath(os.path.abspath(a.svg), os.path.dirname(os.path.abspath(a.md)))
     L = []
@@ -817,6 +905,94 @@ def render(a):
     w("")
     w(f"![p99 latency vs viewers]({svg_rel})")
     w("")
+
+    # Issue 13: the Socket.IO path against the floor.
+    w("## Issue 13 targets: the Socket.IO path against the floor (same run)")
+    w("")
+    w("| scenario | target | measured | met |")
+    w("|---|---|---|---|")
+    for scen, checks in targets13(doc):
+        name = SCENARIOS[scen][0]
+        for text, measured, okv in checks:
+            mark = "–" if okv is None else ("yes" if okv else "**no**")
+            w(f"| {name} | {text} | {measured} | {mark} |")
+    w("")
+
+    sweep, per_core = pinned(doc)
+    if sweep:
+        w("## Pinned: the server on one core, the load generator on the other")
+        w("")
+        w(
+            "`taskset -c 0` for the server (the floor's server), `taskset -c 1` for the load "
+            "generator (the floor's client): a load generator that has a core to itself cannot "
+            f"flatter the server. Audiences grow by 1000 until p99 passes {PINNED_P99_MS} ms or "
+            "a frame in a thousand goes missing. **Viewers per core** is the largest audience "
+            f"within both; **CPU per Gbit/s** is server cores over the bits delivered per second."
+        )
+        w("")
+        w("| server | viewers per core (p99 ≤ 100 ms) | " + " | ".join(f"{n}: delivered, p99, cores, cores per Gbit/s" for n in PINNED if any(n == x for rows in sweep.values() for x, _, _ in rows)) + " |")
+        shown = [n for n in PINNED if any(n == x for rows in sweep.values() for x, _, _ in rows)]
+        w("|---|---|" + "---|" * len(shown))
+        for srv, rows in sweep.items():
+            cells = []
+            by_n = {n: (mm, g) for n, mm, g in rows}
+            for n in shown:
+                if n not in by_n:
+                    cells.append("–")
+                    continue
+                mm, g = by_n[n]
+                if "error" in mm:
+                    cells.append("failed")
+                    continue
+                cpg = (mm["cpu"] / g) if mm["cpu"] is not None and g else None
+                cells.append(f"{fpct(mm['delivered'])}, {fdur(mm['p99'])}, {fcores(mm['cpu'])}, "
+                             + (f"{cpg:.2f}" if cpg is not None else "–"))
+            w(f"| {SERVER_NAMES[srv]} | {per_core.get(srv, 0) or '< 1000'} | " + " | ".join(cells) + " |")
+        w("")
+
+    rows = []
+    for srv in VIEWER_SERVERS:
+        m = metrics(run_of(doc, "slow", srv))
+        if not m or "error" in m:
+            continue
+        base = metrics(run_of(doc, "v1000", srv))
+        sl = m["report"].get("slow") or {}
+        lost = sl.get("lost", 0)
+        rows.append(
+            f"| {SERVER_NAMES[srv]} | {fpct(m['delivered'])} | {fdur(m['p99'])} | "
+            + (fdur(base["p99"]) if base and "error" not in base else "–")
+            + f" | {sl.get('joined', 0)} of {sl.get('viewers', 0)} | {fpct(sl.get('received_fraction'))} | "
+            + (f"{lost}: " + ", ".join(f"{k} {v}" for k, v in (sl.get("lost_reasons") or {}).items()) if lost else "0")
+            + f" | {fcores(m['cpu'])} | {fmb(m['rss_peak_kb'])} |"
+        )
+    if rows:
+        w("## Viewers that read slowly")
+        w("")
+        w("200 viewers read a quarter of the frames (each pauses 4 frame intervals after every frame it gets), beside 1000 healthy ones. They should get frames at their pace (newest first, levels), cost the server a bounded amount, and not slow the others.")
+        w("")
+        w("| server | healthy delivered | healthy p99 | p99 without them (v1000) | slow joined | frames the slow got | slow disconnected | server CPU | server RSS peak |")
+        w("|---|---|---|---|---|---|---|---|---|")
+        L.extend(rows)
+        w("")
+    rows = []
+    for srv in VIEWER_SERVERS:
+        m = metrics(run_of(doc, "hostile", srv))
+        if not m or "error" in m:
+            continue
+        sr = m["report"].get("stalled") or {}
+        rows.append(
+            f"| {SERVER_NAMES[srv]} | {fpct(m['delivered'])} | {fdur(m['p99'])} | {sr.get('evicted', 0)} of {sr.get('joined', 0)} | "
+            f"{fmb(m['rss_peak_kb'])} | {fcores(m['cpu'])} |"
+        )
+    if rows:
+        w("## Hostile memory: 1 MB frames and viewers that never read")
+        w("")
+        w("10 viewers read, 200 join and never read, the streamer sends 1 MB binary frames at 10 fps: what each never-reading viewer can make the server hold.")
+        w("")
+        w("| server | healthy delivered | healthy p99 | never-reading closed | server RSS peak | server CPU |")
+        w("|---|---|---|---|---|---|")
+        L.extend(rows)
+        w("")
 
     # Targets.
     w("## Issue 5 targets (StreamHub)")

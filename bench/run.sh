@@ -15,10 +15,10 @@ ORIG_ARGS="$*"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
-ALL_SCENARIOS="v1000,v2000,v5000,binary2000,cluster,stalled,burst,idle"
+ALL_SCENARIOS="v1000,v2000,v5000,binary2000,pinned,cluster,stalled,slow,hostile,burst,idle"
 QUICK_SCENARIOS="v1000,v2000,binary2000,burst,idle"
 SCENARIOS=""
-SERVERS="streamhub,streamhub-sio,node,floor"
+SERVERS="streamhub-sio,streamhub,node,floor"
 QUICK=0
 BUILD=1
 REPORT=1
@@ -39,14 +39,20 @@ usage: bench/run.sh [--quick] [--scenarios LIST] [--servers LIST] [--no-build] [
   --scenarios LIST   comma-separated subset of: $ALL_SCENARIOS
                        v1000, v2000, v5000  N viewers, base64 text frames
                        binary2000           2000 viewers, binary frames
+                       pinned               server on core 0, load generator on core 1 (taskset):
+                                            1000, 2000, ... viewers until p99 > 100 ms; viewers
+                                            per core and CPU per delivered Gbit/s
                        stalled              1000 viewers + 200 that never read (40 s window)
+                       slow                 1000 viewers + 200 that read a quarter of the frames
+                       hostile              10 viewers + 200 that never read, 1 MB binary frames
+                                            at 10 fps: the server's peak RSS
                        burst                1000 viewers connecting at once
                        idle                 10,000 viewers joined, no frames: RSS per viewer
-  --servers LIST     comma-separated subset of: streamhub,streamhub-sio,node,floor
-                       streamhub      viewers read frames on the media channel (--media), as
-                                      StreamHub's own viewer page does
-                       streamhub-sio  the same server, viewers read stream:data over Socket.IO
-                                      (the design note's pages, any socket.io client)
+  --servers LIST     comma-separated subset of: streamhub-sio,streamhub,node,floor
+                       streamhub-sio  viewers read stream:data over Socket.IO (the design
+                                      note's pages, any socket.io client)
+                       streamhub      the same server, viewers read frames on the media
+                                      channel (--media), as StreamHub's own viewer page does
   --no-build         use the binaries and node_modules already there
   --no-report        do not regenerate docs/benchmarks.md
   --out FILE         results file (default bench/results/<date>-<time>.json)
@@ -80,7 +86,7 @@ for s in ${SCENARIOS//,/ }; do
   [[ ",$ALL_SCENARIOS," == *",$s,"* ]] || { echo "unknown scenario: $s" >&2; exit 2; }
 done
 for s in ${SERVERS//,/ }; do
-  [[ ",streamhub,streamhub-sio,node,floor," == *",$s,"* ]] || { echo "unknown server: $s" >&2; exit 2; }
+  [[ ",streamhub-sio,streamhub,node,floor," == *",$s,"* ]] || { echo "unknown server: $s" >&2; exit 2; }
 done
 has() { [[ ",$1," == *",$2,"* ]]; }
 
@@ -164,6 +170,15 @@ fi
 PORT=21000
 next_port() { PORT=$((PORT + 1)); }
 
+# The pinned scenario: the server (or the floor's server) on core 0, the load generator (or the
+# floor's client) on core 1, so a load generator that is fast because it has a core to itself
+# does not flatter the server. Empty otherwise.
+PIN_SERVER=()
+PIN_LOAD=()
+pin() {
+  if [[ "$1" == 1 ]]; then PIN_SERVER=(taskset -c 0); PIN_LOAD=(taskset -c 1); else PIN_SERVER=(); PIN_LOAD=(); fi
+}
+
 # Waits until FILE contains PATTERN (the server's "listening" line), at most 15 s.
 wait_for_line() {
   local file="$1" pattern="$2" pid="$3"
@@ -181,12 +196,12 @@ start_server() { # start_server streamhub|node -> SERVER_PID, URL
   local out="$WORK/server-$kind-$PORT.log"
   case "$kind" in
     streamhub | streamhub-sio)
-      RUST_LOG=warn "$HUB" serve --bind "127.0.0.1:$PORT" --db "$WORK/hub-$PORT.db" >"$out" 2>&1 &
+      RUST_LOG=warn "${PIN_SERVER[@]}" "$HUB" serve --bind "127.0.0.1:$PORT" --db "$WORK/hub-$PORT.db" >"$out" 2>&1 &
       SERVER_PID=$!
       wait_for_line "$out" "streamhub listening" "$SERVER_PID" || { cat "$out" >&2; return 1; }
       ;;
     node)
-      PORT=$PORT HOST=127.0.0.1 node "$NODE_DIR/server.js" >"$out" 2>&1 &
+      PORT=$PORT HOST=127.0.0.1 "${PIN_SERVER[@]}" node "$NODE_DIR/server.js" >"$out" 2>&1 &
       SERVER_PID=$!
       wait_for_line "$out" "listening" "$SERVER_PID" || { cat "$out" >&2; return 1; }
       ;;
@@ -250,8 +265,8 @@ bench_once() {
   local out="$WORK/$scenario-$kind.json" err="$WORK/$scenario-$kind.progress"
   # StreamHub's own viewers take their frames from the media channel.
   [[ $kind == streamhub ]] && set -- --media "$@"
-  local cmd=("$BENCH" --url "$URL" --server-pid "$SERVER_PID" --json --label "$scenario/$kind" "$@")
-  record_cmd "streamhub-bench --url $URL --server-pid \$PID $*   # $scenario, $kind"
+  local cmd=("${PIN_LOAD[@]}" "$BENCH" --url "$URL" --server-pid "$SERVER_PID" --json --label "$scenario/$kind" "$@")
+  record_cmd "${PIN_LOAD[*]}${PIN_LOAD:+ }streamhub-bench --url $URL --server-pid \$PID $*   # $scenario, $kind${PIN_SERVER:+ (server: ${PIN_SERVER[*]})}"
   log "$scenario/$kind: ${*}"
   local rc=0
   if [[ $VERBOSE == 1 ]]; then
@@ -291,12 +306,12 @@ floor_once() {
   wait_quiet
   next_port
   local sout="$WORK/floor-$scenario.server" cout="$WORK/floor-$scenario.client"
-  record_cmd "fanout-floor server $PORT $bytes 30 $secs $n & fanout-floor client $PORT $n $bytes   # $scenario, floor"
+  record_cmd "${PIN_SERVER[*]}${PIN_SERVER:+ }fanout-floor server $PORT $bytes 30 $secs $n & ${PIN_LOAD[*]}${PIN_LOAD:+ }fanout-floor client $PORT $n $bytes   # $scenario, floor"
   log "$scenario/floor: $n sockets, $bytes B, 30 fps, ${secs}s"
   rm -f "$WORK/floor-$scenario.rss"
   local t0 b0
   t0=$(date +%s.%N); b0=$(busy_ticks)
-  "$FLOOR" server "$PORT" "$bytes" 30 "$secs" "$n" >"$sout" 2>&1 &
+  "${PIN_SERVER[@]}" "$FLOOR" server "$PORT" "$bytes" 30 "$secs" "$n" >"$sout" 2>&1 &
   local spid=$!
   sleep 0.3
   (
@@ -309,7 +324,7 @@ floor_once() {
   ) &
   local watcher=$!
   local rc=0
-  timeout -k 5 $((secs + 60)) "$FLOOR" client "$PORT" "$n" "$bytes" >"$cout" 2>&1 || rc=$?
+  timeout -k 5 $((secs + 60)) "${PIN_LOAD[@]}" "$FLOOR" client "$PORT" "$n" "$bytes" >"$cout" 2>&1 || rc=$?
   kill "$spid" 2>/dev/null || true
   wait "$spid" 2>/dev/null || true
   wait "$watcher" 2>/dev/null || true
@@ -457,6 +472,34 @@ for scenario in ${SCENARIOS//,/ }; do
       binary2000)
         if [[ $kind == floor ]]; then point floor_once "$scenario" 2000 "$SIZE" $((WARM + DUR)); continue; fi
         point bench_once "$scenario" "$kind" "${COMMON[@]}" --viewers 2000 --binary --duration "$DUR" --ramp 1000
+        ;;
+      pinned)
+        # Larger and larger audiences until p99 passes 100 ms or frames go missing; the last
+        # one within both is the viewers one core serves.
+        pin 1
+        for n in 1000 2000 3000 4000 5000 6000; do
+          if [[ $kind == floor ]]; then
+            point floor_once "pinned$n" "$n" "$B64_BYTES" $((WARM + DUR))
+          else
+            point bench_once "pinned$n" "$kind" "${COMMON[@]}" --viewers "$n" --duration "$DUR" --ramp 1000
+          fi
+          tail -n 1 "$RUNS" | jq -e 'if .server == "floor" then
+              (.floor.client.p99_ms // 1e9) <= 100 and (.floor.client.received // 0) >= 0.999 * .floor.expected
+            else
+              (.report.latency.p99_ms // 1e9) <= 100 and (.report.delivery.fraction // 0) >= 0.999
+            end' >/dev/null || break
+        done
+        pin 0
+        ;;
+      slow)
+        [[ $kind == floor ]] && continue
+        point bench_once "$scenario" "$kind" "${COMMON[@]}" --viewers 1000 --slow 200 --slow-fraction 0.25 \
+          --duration "$STALL_DUR" --ramp 1000
+        ;;
+      hostile)
+        [[ $kind == floor ]] && continue
+        point bench_once "$scenario" "$kind" --fps 10 --frame-size 1000000 --binary --warmup "$WARM" \
+          --drain 5 --connect-timeout 30 --viewers 10 --stalled 200 --duration "$STALL_DUR" --ramp 1000
         ;;
       stalled)
         [[ $kind == floor ]] && continue # the floor has no notion of a viewer to evict

@@ -4,7 +4,7 @@
 // quickly with a message saying what was awaited, instead of hanging the run.
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -524,4 +524,29 @@ export async function expectRefusal(socket, rec, event, payload, code, { timeout
   assert.equal(typeof error.message, 'string', `${event} ${sent}: error event message must be a string: ${show(error)}`);
   assert.equal(error.event, event, `${event} ${sent}: error event "event" field: ${show(error)}`);
   return { ack, error };
+}
+
+const PROMTOOL = process.env.PROMTOOL ?? 'promtool';
+
+/** Fetches /metrics, has promtool check it, and returns {text, value(name, labels)}. */
+export async function scrape(url) {
+  const res = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(5000) });
+  assert.equal(res.status, 200);
+  assert.match(res.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
+  const text = await res.text();
+  const check = spawnSync(PROMTOOL, ['check', 'metrics'], { input: text, encoding: 'utf8', timeout: 20_000 });
+  if (check.error) throw new Error(`cannot run ${PROMTOOL} (install Debian's prometheus package): ${check.error.message}`);
+  assert.equal(check.status, 0, `promtool check metrics failed:\n${check.stdout}${check.stderr}\n--- metrics ---\n${text}`);
+  const samples = new Map();
+  for (const line of text.split('\n')) {
+    if (!line || line.startsWith('#')) continue;
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\{[^}]*\})?) (\S+)$/.exec(line);
+    assert.ok(m, `unparsable sample line: ${line}`);
+    samples.set(m[1], Number(m[2]));
+  }
+  const value = (series) => {
+    assert.ok(samples.has(series), `no series ${series} in:\n${text}`);
+    return samples.get(series);
+  };
+  return { text, value };
 }

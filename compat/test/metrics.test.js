@@ -3,35 +3,10 @@
 // chat and refusals flow through the real server.
 
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { describe, test } from 'node:test';
-import { BIN, diag, emitAck, liveStream, until, withServer } from '../helpers.js';
+import { BIN, diag, emitAck, liveStream, scrape, until, withServer } from '../helpers.js';
 
-const PROMTOOL = process.env.PROMTOOL ?? 'promtool';
-
-/** Fetches /metrics, has promtool check it, and returns {text, value(name, labels)}. */
-async function scrape(url) {
-  const res = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(5000) });
-  assert.equal(res.status, 200);
-  assert.match(res.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
-  const text = await res.text();
-  const check = spawnSync(PROMTOOL, ['check', 'metrics'], { input: text, encoding: 'utf8', timeout: 20_000 });
-  if (check.error) throw new Error(`cannot run ${PROMTOOL} (install Debian's prometheus package): ${check.error.message}`);
-  assert.equal(check.status, 0, `promtool check metrics failed:\n${check.stdout}${check.stderr}\n--- metrics ---\n${text}`);
-  const samples = new Map();
-  for (const line of text.split('\n')) {
-    if (!line || line.startsWith('#')) continue;
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\{[^}]*\})?) (\S+)$/.exec(line);
-    assert.ok(m, `unparsable sample line: ${line}`);
-    samples.set(m[1], Number(m[2]));
-  }
-  const value = (series) => {
-    assert.ok(samples.has(series), `no series ${series} in:\n${text}`);
-    return samples.get(series);
-  };
-  return { text, value };
-}
 
 describe('/metrics', () => {
   const server = withServer();

@@ -54,6 +54,15 @@ pub struct Args {
     #[arg(long, default_value_t = 0)]
     pub stalled: usize,
 
+    /// Extra viewers that read, but only a fraction of the stream's frames per second
+    /// (`--slow-fraction`): they pause after each frame they get.
+    #[arg(long, default_value_t = 0)]
+    pub slow: usize,
+
+    /// The share of the stream's frame rate a slow viewer reads (0 < F < 1).
+    #[arg(long, default_value_t = 0.25)]
+    pub slow_fraction: f64,
+
     /// New connections per second while connecting (0 = all at once).
     #[arg(long, default_value_t = 1000.0)]
     pub ramp: f64,
@@ -120,6 +129,10 @@ impl Args {
             "--connect-timeout must be positive"
         );
         anyhow::ensure!(self.settle >= 0.0, "--settle must not be negative");
+        anyhow::ensure!(
+            self.slow_fraction > 0.0 && self.slow_fraction < 1.0,
+            "--slow-fraction must be between 0 and 1"
+        );
         Ok(())
     }
 }

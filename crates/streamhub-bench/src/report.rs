@@ -32,6 +32,7 @@ pub struct Report {
     /// Latency per second of send time (seconds since the first frame, warm-up included).
     pub latency_timeline: Vec<SecondSummary>,
     pub stalled: Option<StalledReport>,
+    pub slow: Option<SlowReport>,
     pub server: Option<ServerReport>,
     /// `--watch` processes (other cluster nodes, redis-server) over the measured window.
     pub watched: Vec<WatchedReport>,
@@ -58,6 +59,8 @@ pub struct ConnectReport {
     pub viewers: usize,
     /// Stalled viewers asked for.
     pub stalled: usize,
+    /// Slow viewers asked for.
+    pub slow: usize,
     /// Viewers (healthy + stalled) that completed each step.
     pub connected: u64,
     pub registered: u64,
@@ -104,6 +107,20 @@ pub struct DeliveryReport {
     pub out_of_order: u64,
     /// Seconds waited after the last frame for frames in flight.
     pub drain_s: f64,
+}
+
+/// Viewers that read at a fraction of the stream's rate (`--slow`).
+#[derive(Debug, Clone, Serialize)]
+pub struct SlowReport {
+    pub viewers: usize,
+    pub joined: u64,
+    /// The share of the stream's frame rate they read at.
+    pub read_fraction: f64,
+    /// Frames of the window they got, over what the stream sent them all.
+    pub received_fraction: Option<f64>,
+    /// Slow viewers whose connection ended before the run did, and why.
+    pub lost: u64,
+    pub lost_reasons: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]

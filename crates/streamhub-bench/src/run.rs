@@ -78,6 +78,8 @@ struct Shared {
     failed: AtomicU64,
     /// Measured frames received by healthy viewers.
     measured: AtomicU64,
+    /// Slow viewers that joined (they read on, but are not expected to get every frame).
+    slow_joined: AtomicU64,
     /// Frames the streamer has sent.
     sent: AtomicU64,
     /// Healthy viewers still reading.
@@ -106,6 +108,7 @@ impl Shared {
 #[derive(Debug, Default)]
 struct ViewerOutcome {
     stalled: bool,
+    slow: bool,
     joined_after: Option<Duration>,
     failure: Option<&'static str>,
     measured: u64,
@@ -127,7 +130,7 @@ pub async fn run(args: Args) -> anyhow::Result<Report> {
         .collect::<Result<Vec<_>, _>>()?;
     let run_start = Instant::now();
     let server = args.server_pid.map(Pid::Other);
-    let total_viewers = args.viewers + args.stalled;
+    let total_viewers = args.viewers + args.slow + args.stalled;
     let shared = Arc::new(Shared {
         target,
         viewer_targets,
@@ -140,6 +143,7 @@ pub async fn run(args: Args) -> anyhow::Result<Report> {
         joined: AtomicU64::new(0),
         failed: AtomicU64::new(0),
         measured: AtomicU64::new(0),
+        slow_joined: AtomicU64::new(0),
         sent: AtomicU64::new(0),
         lost: AtomicU64::new(0),
         stalled_ports: Mutex::new(Vec::new()),
@@ -222,7 +226,7 @@ pub async fn run(args: Args) -> anyhow::Result<Report> {
     }
     let rss_start = server.and_then(procfs::memory).map(|m| m.rss_kb);
 
-    // 2. Connect phase: healthy viewers, then stalled ones, `ramp` per second.
+    // 2. Connect phase: healthy viewers, then slow ones, then stalled ones, `ramp` per second.
     shared.phase.store(Phase::Connect as u8, Relaxed);
     let connect_start = Instant::now();
     let connect_timeout = Duration::from_secs_f64(args.connect_timeout);
@@ -233,11 +237,20 @@ pub async fn run(args: Args) -> anyhow::Result<Report> {
         } else {
             Duration::ZERO
         };
-        let stalled = i >= args.viewers;
+        let kind = if i < args.viewers {
+            Kind::Healthy
+        } else if i < args.viewers + args.slow {
+            // Each pauses after a frame for as long as `1/fraction` frames last.
+            Kind::Slow(Duration::from_secs_f64(
+                1.0 / (f64::from(args.fps) * args.slow_fraction),
+            ))
+        } else {
+            Kind::Stalled
+        };
         viewers.push(tokio::spawn(viewer(
             Arc::clone(&shared),
             i,
-            stalled,
+            kind,
             connect_start + delay,
             connect_timeout,
         )));
@@ -398,7 +411,8 @@ pub async fn run(args: Args) -> anyhow::Result<Report> {
                 .stalled_ports
                 .lock()
                 .map(|p| p.len() as u64)
-                .unwrap_or(0),
+                .unwrap_or(0)
+                + shared.slow_joined.load(Relaxed),
         );
         let expected = healthy * window.map(|w| w.1).unwrap_or(0);
         let t = Instant::now();
@@ -505,7 +519,7 @@ fn build_report(
         if let Some(j) = o.joined_after {
             join.record_us(j.as_micros() as u64);
         }
-        if o.stalled || o.joined_after.is_none() {
+        if o.stalled || o.slow || o.joined_after.is_none() {
             continue;
         }
         healthy += 1;
@@ -522,7 +536,7 @@ fn build_report(
     let (lat, timeline) = stats::aggregate(
         outcomes
             .iter()
-            .filter(|o| !o.stalled && o.joined_after.is_some())
+            .filter(|o| !o.stalled && !o.slow && o.joined_after.is_some())
             .map(|o| o.samples.as_slice()),
         shared.warmup_frames,
         args.fps,
@@ -588,6 +602,26 @@ fn build_report(
         rss_end_kb: m.rss_end.map(|r| r.rss_kb),
         rss_timeline: m.timeline.clone(),
     });
+    let slow = (args.slow > 0).then(|| {
+        let slow: Vec<&ViewerOutcome> = outcomes
+            .iter()
+            .filter(|o| o.slow && o.joined_after.is_some())
+            .collect();
+        let mut lost_reasons = BTreeMap::new();
+        for r in slow.iter().filter_map(|o| o.lost) {
+            *lost_reasons.entry(r.to_owned()).or_insert(0) += 1;
+        }
+        let got: u64 = slow.iter().map(|o| o.measured).sum();
+        SlowReport {
+            viewers: args.slow,
+            joined: slow.len() as u64,
+            read_fraction: args.slow_fraction,
+            received_fraction: (measured_frames > 0 && !slow.is_empty())
+                .then(|| got as f64 / (measured_frames * slow.len() as u64) as f64),
+            lost: slow.iter().filter(|o| o.lost.is_some()).count() as u64,
+            lost_reasons,
+        }
+    });
     let stalled = m.stalled.map(|mut s| {
         s.rss_end_kb = m.rss_end.map(|r| r.rss_kb);
         s
@@ -607,6 +641,7 @@ fn build_report(
         connect: ConnectReport {
             viewers: args.viewers,
             stalled: args.stalled,
+            slow: args.slow,
             connected: shared.connected.load(Relaxed),
             registered: shared.registered.load(Relaxed),
             joined: shared.joined.load(Relaxed),
@@ -620,6 +655,7 @@ fn build_report(
         latency: lat.summary(),
         latency_timeline: timeline,
         stalled,
+        slow,
         server,
         idle: m.idle,
         bench: BenchReport {
@@ -636,17 +672,33 @@ fn build_report(
     }
 }
 
-/// A viewer: connect, register, join, then read frames until told to stop (or, when
-/// `stalled`, never read again).
+/// How a viewer reads.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    /// Every frame, as fast as it can.
+    Healthy,
+    /// Pauses this long after each frame.
+    Slow(Duration),
+    /// Never reads again once joined.
+    Stalled,
+}
+
+/// A viewer: connect, register, join, then read frames as its `kind` says until told to stop.
 async fn viewer(
     shared: Arc<Shared>,
     index: usize,
-    stalled: bool,
+    kind: Kind,
     start_at: Instant,
     timeout: Duration,
 ) -> ViewerOutcome {
+    let stalled = matches!(kind, Kind::Stalled);
+    let pause = match kind {
+        Kind::Slow(p) => Some(p),
+        _ => None,
+    };
     let mut out = ViewerOutcome {
         stalled,
+        slow: pause.is_some(),
         ..Default::default()
     };
     tokio::select! {
@@ -661,7 +713,14 @@ async fn viewer(
         };
         let mut c = Client::connect_within(target, timeout).await?;
         shared.connected.fetch_add(1, Relaxed);
-        let name = format!("{}{index}", if stalled { "stall" } else { "v" });
+        let name = format!(
+            "{}{index}",
+            match kind {
+                Kind::Healthy => "v",
+                Kind::Slow(_) => "slow",
+                Kind::Stalled => "stall",
+            }
+        );
         c.register(&name, Role::Viewer).await?;
         shared.registered.fetch_add(1, Relaxed);
         // The media channel must be open before the join for the join's frames to use it.
@@ -707,6 +766,9 @@ async fn viewer(
         return out;
     }
     shared.joined.fetch_add(1, Relaxed);
+    if pause.is_some() {
+        shared.slow_joined.fetch_add(1, Relaxed);
+    }
     if shared.collect.load(Relaxed) {
         out.samples.reserve_exact(shared.latency_capacity);
     }
@@ -714,6 +776,7 @@ async fn viewer(
         &shared,
         &mut conn,
         media.map(client::MediaChannel::into_ws),
+        pause,
         &mut out,
     )
     .await;
@@ -747,10 +810,13 @@ fn media_stamp(msg: &[u8], binary: bool) -> Option<Stamp> {
 
 /// The hot loop: one websocket message at a time, stamps out of `stream:data` (or the media
 /// channel's frames) without decoding JSON.
+/// With `pause`, it waits that long after each frame (a slow viewer: the frames pile up in the
+/// kernel's buffers and then the server's queue, as for a reader on a slow link).
 async fn read_frames(
     shared: &Shared,
     conn: &mut Client,
     mut media: Option<client::Ws>,
+    pause: Option<Duration>,
     out: &mut ViewerOutcome,
 ) {
     const FAST: &str = "42[\"stream:data\",";
@@ -760,7 +826,10 @@ async fn read_frames(
     let mut index = 0usize;
     let mut last_seq = 0u64;
     let warmup = shared.warmup_frames;
+    // Set by a frame, taken by the next turn of the loop (a local flag the closure shares).
+    let paused_due = std::sync::atomic::AtomicBool::new(false);
     let mut on_stamp = |stamp: Stamp, out: &mut ViewerOutcome| {
+        paused_due.store(pause.is_some(), Relaxed);
         let lat = stamp.latency_us(now_us());
         if stamp.seq <= last_seq {
             out.out_of_order += 1;
@@ -772,10 +841,20 @@ async fn read_frames(
         });
         if stamp.seq > warmup {
             out.measured += 1;
-            shared.measured.fetch_add(1, Relaxed);
+            if pause.is_none() {
+                shared.measured.fetch_add(1, Relaxed);
+            }
         }
     };
     loop {
+        if let Some(pause) = pause
+            && paused_due.swap(false, Relaxed)
+        {
+            tokio::select! {
+                _ = shared.stop.cancelled() => return,
+                _ = tokio::time::sleep(pause) => {}
+            }
+        }
         let msg = tokio::select! {
             biased;
             _ = shared.stop.cancelled() => return,

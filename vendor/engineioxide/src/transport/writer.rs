@@ -3,9 +3,10 @@
 //! tungstenite copies every outgoing message into a write buffer of its own before writing it,
 //! one copy per socket: for a packet many sockets share (a live video frame sent to thousands
 //! of viewers) that copy was 11% of the server's CPU, and a slow peer's unsent frames piled up
-//! there as private copies. Here each packet is written as one websocket frame by a vectored
-//! write of its header (2 to 10 bytes) and its bytes, which stay shared; nothing is buffered
-//! per socket but the header. tungstenite still reads the connection and writes its own
+//! there as private copies. Here a packet framed once for many sockets (`Packet::Framed`) is
+//! written as it is, with one plain write of the shared bytes; any other packet as one
+//! websocket frame by a vectored write of its header (2 to 10 bytes) and its bytes. Nothing is
+//! copied or buffered per socket but that header. tungstenite still reads the connection and writes its own
 //! control frames (the handshake packets, pongs to websocket pings, the reply to a close):
 //! those go to an [`Outbox`] that the writer task writes between packets.
 
@@ -23,7 +24,6 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf, ReadHalf};
 /// Most bytes of control frames waiting for the writer. A ping carries at most 125 bytes; a
 /// peer that makes the outbox overflow (pings faster than it reads) is disconnected.
 const MAX_OUTBOX: usize = 64 * 1024;
-
 
 /// What tungstenite wrote, waiting for the writer task; and whether the connection is over.
 #[derive(Debug, Default)]
