@@ -2,10 +2,9 @@
 //! instead of its Socket.IO connection (`docs/protocol.md`, "Media channel").
 //!
 //! Socket.IO stays the control channel (register, join, chat, levels, errors); only frames
-//! move. The server writes each frame to every media channel as the same shared bytes, and
-//! its websocket writer sends each message at once instead of gathering up to 128 KiB per
-//! connection first (what the Socket.IO path's writer does and we cannot configure): with 5000
-//! viewers that buffer alone held about 700 MB (`docs/architecture.md`, "Fan-out").
+//! move. The server writes each frame to every media channel as the same shared bytes, with no
+//! base64 or JSON around the payload (`docs/architecture.md`, "The Socket.IO path", for how
+//! the Socket.IO path shares bytes the same way).
 //!
 //! Wire format, server → client only, one binary message per frame:
 //! `[header length: u32, big-endian][header: JSON][payload]`. The header is the `stream:data`

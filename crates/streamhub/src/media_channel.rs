@@ -5,12 +5,11 @@
 //! that sends the frames here, encoded once per frame ([`streamhub_protocol::media_channel`]) and
 //! queued as the same shared bytes for every viewer. The writer sends each message at once
 //! (`write_buffer_size` 0), so a viewer that reads slowly leaves its unsent frames in its
-//! bounded queue (shared bytes) and the kernel, not in a private copy per connection; the
-//! Socket.IO path's writer gathers up to 128 KiB per connection first, which we cannot set
-//! (numbers in `docs/architecture.md`, "Fan-out").
+//! bounded queue (shared bytes) and the kernel, not in a private copy per connection (why:
+//! `docs/architecture.md`, "The Socket.IO path").
 //!
 //! Limits: one channel per Socket.IO connection (so at most `--max-connections`), a queue of
-//! `--viewer-queue` frames (a full queue drops the frame for that viewer, counted like on the
+//! `--viewer-queue` frames and `--viewer-queue-bytes` bytes (a full queue drops the frame for that viewer, counted like on the
 //! Socket.IO path), and nothing accepted from the client but control frames (1 KiB at most).
 
 use std::str::FromStr;

@@ -287,3 +287,38 @@ impl MediaChannels {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_frame_fits_within_the_budget_or_into_an_empty_queue() {
+        assert!(fits(0, 10, 100));
+        assert!(fits(90, 10, 100));
+        assert!(!fits(91, 10, 100));
+        assert!(
+            fits(0, 1000, 100),
+            "larger than the budget, but the queue is empty"
+        );
+        assert!(!fits(1, 1000, 100));
+        assert!(!fits(u64::MAX, 1, 100), "no overflow");
+    }
+
+    #[tokio::test]
+    async fn a_media_queue_counts_its_bytes_in_and_out() {
+        let (tx, mut rx) = MediaTx::channel(2);
+        assert_eq!(tx.try_send(Bytes::from_static(b"abc")), Offer::Sent);
+        assert_eq!(tx.try_send(Bytes::from_static(b"defgh")), Offer::Sent);
+        assert_eq!(tx.bytes_queued(), 8);
+        assert_eq!(tx.try_send(Bytes::from_static(b"x")), Offer::Full);
+        assert_eq!(tx.bytes_queued(), 8, "a refused message is not counted");
+        assert_eq!(rx.recv().await.as_deref(), Some(&b"abc"[..]));
+        assert_eq!(tx.bytes_queued(), 5);
+        rx.close();
+        assert_eq!(tx.try_send(Bytes::from_static(b"y")), Offer::Closed);
+        assert_eq!(tx.bytes_queued(), 5, "what still waits stays counted");
+        assert_eq!(rx.recv().await.as_deref(), Some(&b"defgh"[..]));
+        assert_eq!(tx.bytes_queued(), 0);
+    }
+}

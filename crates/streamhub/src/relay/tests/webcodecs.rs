@@ -215,3 +215,37 @@ fn webcodecs_overflow_resyncs_at_the_next_key_and_requests_one_at_most_each_seco
     assert_eq!(st.resyncs, 3);
     assert_eq!(st.dropped_slow_viewer, 3);
 }
+
+#[test]
+fn a_joiner_whose_catch_up_did_not_fit_starts_at_the_next_key_with_resync() {
+    let (d, t0) = open(roomy());
+    publish(&d, KEY, wc(ChunkKind::Key, 1, Some(config("vp8"))), t0);
+    publish(&d, KEY, delta(2), t0 + ms(33));
+
+    // The welcome could not send the GOP (the viewer's byte budget): it answers `false`.
+    let v = MediaSink::unbounded();
+    let admitted = d
+        .add_viewer(KEY, "v", v.clone(), t0 + ms(40), 0, |_| false)
+        .expect("add_viewer");
+    assert_eq!(admitted.catch_up.len(), 2, "the GOP was offered");
+    assert!(
+        admitted.keyframe_wanted,
+        "the streamer is asked for a key at once"
+    );
+
+    // Deltas after a GOP it never got cannot decode: none reach it.
+    publish(&d, KEY, delta(3), t0 + ms(66));
+    assert!(v.received().is_empty());
+    // The next key does, as a restart.
+    publish(&d, KEY, key(4), t0 + ms(99));
+    publish(&d, KEY, delta(5), t0 + ms(132));
+    assert_eq!(v.seqs(), [4, 5]);
+    assert!(v.received()[0].resync, "the key restarts its decoder");
+    assert!(!v.received()[1].resync);
+
+    // A joiner whose catch-up went out whole is synced: the next delta reaches it.
+    let w = MediaSink::unbounded();
+    join(&d, KEY, "w", &w, t0 + ms(140));
+    publish(&d, KEY, delta(6), t0 + ms(165));
+    assert_eq!(w.seqs(), [6]);
+}
