@@ -801,7 +801,7 @@ def render(a):
     w("## How to run")
     w("")
     w("```sh")
-    w("bench/run.sh                          # the whole matrix (~9 min), then this page")
+    w("bench/run.sh                          # the whole matrix (~18 min), then this page")
     w("bench/run.sh --quick                  # fewer, shorter points (~4 min)")
     w("bench/run.sh --scenarios v2000,stalled --servers streamhub,node")
     w("bench/run.sh --wait-quiet            # wait for other work to pause; repeat disturbed runs (slower)")
@@ -874,6 +874,14 @@ def render(a):
     w(
         "- **Idle**: viewers join, no frame is sent; RSS per idle viewer = (server RSS 3 s after "
         "the last join − RSS before the first viewer) / viewers joined."
+    )
+    w(
+        "- **Slow viewers** read a frame, then pause for 1 / (0.25 × 30 fps) before reading on "
+        "(`--slow 200 --slow-fraction 0.25`); they are left out of the healthy figures and "
+        "reported on their own. **Hostile**: 10 reading viewers and 200 that never read, 1 MB "
+        "binary frames at 10 fps; what counts is the server's peak RSS. **Pinned**: `taskset` "
+        "puts the server on core 0 and the load generator on core 1 (the floor's server and "
+        "client likewise)."
     )
     w("")
 

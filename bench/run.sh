@@ -2,7 +2,7 @@
 # StreamHub vs the Node.js baseline (the design note's server as written) vs the raw-TCP floor,
 # one streamer and N viewers at 30 fps with 10 KB frames, all on this machine.
 #
-#   bench/run.sh                     the whole matrix (~9 min on 2 cores), then docs/benchmarks.md
+#   bench/run.sh                     the whole matrix (~18 min on 2 cores), then docs/benchmarks.md
 #   bench/run.sh --quick             fewer, shorter points (~4 min)
 #   bench/run.sh --scenarios v2000,stalled --servers streamhub,node
 #   bench/run.sh --help
