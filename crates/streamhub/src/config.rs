@@ -83,6 +83,13 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u32).range(4..=4096))]
     pub viewer_queue: u32,
 
+    /// Packets per connection kept for acks and events beyond the frames' share
+    /// (`--viewer-queue`): control messages are never dropped for frames, only when this is
+    /// full too (a client that stopped reading; counted).
+    #[arg(long, env = "STREAMHUB_CONTROL_QUEUE", default_value_t = 1024,
+          value_parser = clap::value_parser!(u32).range(16..=65536))]
+    pub control_queue: u32,
+
     /// Bytes queued per viewer before frames are dropped for it (images: newest wins; encoded
     /// video: it waits for the next keyframe), on the Socket.IO path and the media channel
     /// alike; the catch-up sent on join counts too. A frame larger than this still goes into
@@ -253,6 +260,7 @@ pub struct Config {
     pub relay: RelayLimits,
     pub viewer_queue: usize,
     pub viewer_queue_bytes: usize,
+    pub control_queue: usize,
     pub tcp_user_timeout: Option<Duration>,
     pub tcp_send_buffer: Option<usize>,
     pub chat_burst: u32,
@@ -438,6 +446,7 @@ impl ServeArgs {
             },
             viewer_queue: self.viewer_queue as usize,
             viewer_queue_bytes: self.viewer_queue_bytes as usize,
+            control_queue: self.control_queue as usize,
             tcp_user_timeout: (self.tcp_user_timeout_secs > 0)
                 .then(|| Duration::from_secs(self.tcp_user_timeout_secs.into())),
             tcp_send_buffer: (self.tcp_send_buffer > 0).then_some(self.tcp_send_buffer as usize),

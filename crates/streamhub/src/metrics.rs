@@ -82,6 +82,8 @@ pub(crate) struct Metrics {
     pub(crate) reactions: IntCounter,
     pub(crate) streams_started: IntCounter,
     streams_ended: [IntCounter; EndReason::ALL.len()],
+    /// Acks and events a connection's queue could not take (see `socket::emit`).
+    pub(crate) control_dropped: IntCounter,
     pub(crate) viewers_evicted: IntCounter,
     bus_lagged: IntCounterVec,
     pub(crate) db_writes: IntCounter,
@@ -248,6 +250,11 @@ impl Metrics {
                 "Streams that went live.",
             ),
             streams_ended: children(&ended, EndReason::ALL),
+            control_dropped: counter(
+                &r,
+                "streamhub_control_dropped_total",
+                "Acks and events not queued for a connection: its control queue (--control-queue, beyond the frames' share) was full, or it was gone.",
+            ),
             viewers_evicted: counter(
                 &r,
                 "streamhub_viewers_evicted_total",

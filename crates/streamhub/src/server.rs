@@ -91,7 +91,9 @@ async fn run_with(
     let cfg = &hub.config;
     let max_msg = cfg.max_message_bytes();
     let (layer, io) = SocketIo::builder()
-        .max_buffer_size(cfg.viewer_queue)
+        // Frames may take `viewer_queue` packets of it (see `sink::SocketSink`); the rest is
+        // for acks and events, so frames never crowd them out.
+        .max_buffer_size(cfg.viewer_queue + cfg.control_queue)
         // Allocated per connection up front; viewers only send small events. 4 KiB (the
         // default) → 1 KiB: 38.6 → 36.1 KB of RSS per idle viewer (4000 viewers). A streamer's
         // large frames just take more reads.

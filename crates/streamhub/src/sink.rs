@@ -156,16 +156,24 @@ fn fits(queued: u64, len: usize, budget: u64) -> bool {
 pub(crate) struct SocketSink {
     socket: SocketRef,
     media: Option<MediaTx>,
+    /// The frames' share of the socket's queue, in packets: the rest is for acks and events.
+    packets: usize,
     budget: u64,
 }
 
 impl SocketSink {
-    /// The sink of `socket`'s viewer, with a byte budget of `budget`; its frames go to `media`
-    /// when given.
-    pub(crate) fn new(socket: SocketRef, media: Option<MediaTx>, budget: usize) -> Self {
+    /// The sink of `socket`'s viewer: frames take at most `packets` of its queue and `budget`
+    /// bytes; they go to `media` when given.
+    pub(crate) fn new(
+        socket: SocketRef,
+        media: Option<MediaTx>,
+        packets: usize,
+        budget: usize,
+    ) -> Self {
         Self {
             socket,
             media,
+            packets,
             budget: budget as u64,
         }
     }
@@ -217,7 +225,9 @@ impl ViewerSink for SocketSink {
             return media.try_send(msg);
         }
         let packet = framed(stream_key, frame, resync);
-        if !fits(self.socket.bytes_queued(), packet.len(), self.budget) {
+        if self.socket.packets_queued() >= self.packets
+            || !fits(self.socket.bytes_queued(), packet.len(), self.budget)
+        {
             return Offer::Full;
         }
         match self.socket.emit_framed(packet.text, packet.attachment) {

@@ -351,6 +351,12 @@ where
         self.queued.load(Ordering::Relaxed)
     }
 
+    /// Packets waiting in the queue, of at most the configured `max_buffer_size`: a sender
+    /// can keep part of the queue for some messages (StreamHub patch).
+    pub fn packets_queued(&self) -> usize {
+        self.internal_tx.max_capacity() - self.internal_tx.capacity()
+    }
+
     /// Sends a packet to the connection.
     pub(crate) fn send(&self, packet: Packet) -> Result<(), TrySendError<Packet>> {
         #[cfg(feature = "tracing")]

@@ -712,6 +712,11 @@ impl<A: Adapter> Socket<A> {
         self.esocket.bytes_queued()
     }
 
+    /// Packets waiting in this socket's queue (see `max_buffer_size`). StreamHub patch.
+    pub fn packets_queued(&self) -> usize {
+        self.esocket.packets_queued()
+    }
+
     /// Get the socket.io [`ProtocolVersion`](crate::ProtocolVersion) used by the client to connect with this [`Socket`].
     ///
     /// It can also be accessed as an extractor:

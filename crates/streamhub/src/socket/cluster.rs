@@ -93,6 +93,7 @@ async fn deliver(hub: &Arc<Hub>, io: &SocketIo, key: &str, control: Control) {
                 && let Some(owner) = super::socket_by_conn(io, &owner)
             {
                 stream::request_keyframe(
+                    hub,
                     &owner,
                     key,
                     if reason == "join" { "join" } else { "resync" },

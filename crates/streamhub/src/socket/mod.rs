@@ -251,7 +251,15 @@ impl FromMessageParts<LocalAdapter> for Enqueue {
 /// Sends the `error` event and, when the client asked for one, a failed ack.
 pub(crate) fn refuse(hub: &Hub, s: &SocketRef, ack: AckSender, event: &str, r: Refusal) {
     error_event(hub, s, event, &r);
-    let _ = ack.send(&Ack::<Empty>::err(r.code, r.message));
+    send_ack(hub, ack, &Ack::<Empty>::err(r.code, r.message));
+}
+
+/// Sends an ack; one the connection's queue cannot take is counted, never silently lost.
+pub(crate) fn send_ack<T: Serialize>(hub: &Hub, ack: AckSender, reply: &T) {
+    if let Err(e) = ack.send(reply) {
+        hub.metrics.control_dropped.inc();
+        tracing::debug!(error = %e, "ack not queued");
+    }
 }
 
 /// Sends the `error` event alone (for refusals of work the client did not ask for directly).
@@ -259,6 +267,7 @@ pub(crate) fn error_event(hub: &Hub, s: &SocketRef, event: &str, r: &Refusal) {
     hub.counters.refused(r.code);
     tracing::debug!(event, code = %r.code, message = %r.message, "refused");
     emit(
+        hub,
         s,
         events::ERROR,
         &ErrorEvent {
@@ -273,15 +282,18 @@ pub(crate) fn error_event(hub: &Hub, s: &SocketRef, event: &str, r: &Refusal) {
 fn answer<T: Serialize>(hub: &Hub, s: &SocketRef, ack: AckSender, event: &str, result: Handled<T>) {
     match result {
         Ok(payload) => {
-            let _ = ack.send(&Ack::ok(payload));
+            send_ack(hub, ack, &Ack::ok(payload));
         }
         Err(r) => refuse(hub, s, ack, event, r),
     }
 }
 
-/// Emits to one socket; a full or closed socket loses only this message.
-pub(crate) fn emit<T: Serialize + ?Sized>(s: &SocketRef, event: &str, payload: &T) {
+/// Emits to one socket. Control events have the connection's queue beyond the frames' share
+/// (`--control-queue`); one that still does not fit (a client that stopped reading) is
+/// counted, and only this message is lost.
+pub(crate) fn emit<T: Serialize + ?Sized>(hub: &Hub, s: &SocketRef, event: &str, payload: &T) {
     if let Err(e) = s.emit(event, payload) {
+        hub.metrics.control_dropped.inc();
         tracing::debug!(event, error = %e, "emit failed");
     }
 }

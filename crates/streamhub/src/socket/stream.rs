@@ -13,7 +13,7 @@ use streamhub_protocol::server::{
 use streamhub_protocol::{ErrorCode, events, validate};
 
 use super::cluster::{self as remote, fanout};
-use super::{Ctx, Handled, Refusal, Session, emit, emit_room, refuse, room};
+use super::{Ctx, Handled, Refusal, Session, emit, emit_room, refuse, room, send_ack};
 use crate::bus::{HubEvent, StreamTotals};
 use crate::clock::{now_ms, now_us};
 use crate::cluster::Control;
@@ -110,7 +110,7 @@ pub(super) async fn create_for(ctx: &mut Ctx<'_>, title: Option<String>) -> Hand
 
 pub(super) async fn create(ctx: &mut Ctx<'_>, r: Create) -> Handled<Created> {
     let created = create_for(ctx, r.title).await?;
-    emit(ctx.s, events::STREAM_CREATED, &created);
+    emit(ctx.hub, ctx.s, events::STREAM_CREATED, &created);
     Ok(created)
 }
 
@@ -144,6 +144,7 @@ pub(super) async fn start(ctx: &mut Ctx<'_>, r: StreamRef) -> Handled<StreamEnve
         announce_start(ctx.hub, ctx.io, &stream).await;
     } else {
         emit(
+            ctx.hub,
             ctx.s,
             events::STREAM_STARTED,
             &StreamEnvelope {
@@ -212,7 +213,7 @@ pub(super) async fn data(ctx: &mut Ctx<'_>, r: DataSend, ack: AckSender) {
         viewers: delivery.reached,
     };
     settle(ctx.hub, ctx.io, ctx.s, k, delivery, wall, &tap).await;
-    let _ = ack.send(&Ack::ok(published));
+    send_ack(ctx.hub, ack, &Ack::ok(published));
 }
 
 /// Acts on what a published frame did: records it in the metrics, asks the streamer (`owner`)
@@ -236,7 +237,7 @@ async fn settle(
         delay_us,
     );
     if delivery.keyframe_wanted {
-        request_keyframe(owner, key, "resync");
+        request_keyframe(hub, owner, key, "resync");
     }
     for (conn, level) in &delivery.level_changes {
         if let Some(viewer) = super::socket_by_conn(io, conn) {
@@ -244,7 +245,7 @@ async fn settle(
                 stream_key: key.to_owned(),
                 level: *level,
             };
-            emit(&viewer, events::STREAM_LEVEL, &payload);
+            emit(hub, &viewer, events::STREAM_LEVEL, &payload);
         }
     }
     for conn in &delivery.evicted {
@@ -277,7 +278,7 @@ pub(super) async fn settle_remote(
                 stream_key: key.to_owned(),
                 level: *level,
             };
-            emit(&viewer, events::STREAM_LEVEL, &payload);
+            emit(hub, &viewer, events::STREAM_LEVEL, &payload);
         }
     }
     for conn in &delivery.evicted {
@@ -296,10 +297,11 @@ fn refuse_frame(ctx: &mut Ctx<'_>, ack: AckSender, e: PublishError, now: Instant
         // an error per frame. The ack (if any) always says what happened.
         let refusal = Refusal::from(e);
         ctx.hub.counters.refused(refusal.code);
-        let _ = ack.send(&Ack::<server::Empty>::err(
-            refusal.code,
-            refusal.message.clone(),
-        ));
+        send_ack(
+            ctx.hub,
+            ack,
+            &Ack::<server::Empty>::err(refusal.code, refusal.message.clone()),
+        );
         if rate_error_due(ctx.session, now) {
             super::error_event(ctx.hub, ctx.s, event, &refusal);
         }
@@ -327,8 +329,9 @@ fn session_tap(hub: &Hub, session: &mut Session, key: &str) -> Arc<StreamTap> {
 }
 
 /// Asks the streamer's encoder for a keyframe (throttled by the relay).
-pub(super) fn request_keyframe(owner: &SocketRef, key: &str, reason: &'static str) {
+pub(super) fn request_keyframe(hub: &Hub, owner: &SocketRef, key: &str, reason: &'static str) {
     emit(
+        hub,
         owner,
         events::STREAM_KEYFRAME_REQUEST,
         &server::KeyframeRequest {
@@ -352,12 +355,14 @@ fn rate_error_due(session: &mut Session, now: Instant) -> bool {
 /// budget. Returns whether all of the catch-up was queued, and how many of its frames did not
 /// fit.
 fn welcome(
+    hub: &Hub,
     s: &SocketRef,
     sink: &SocketSink,
     key: &str,
     admitted: &crate::relay::Admitted,
 ) -> (bool, usize) {
     emit(
+        hub,
         s,
         events::STREAM_JOINED,
         &server::Joined {
@@ -400,6 +405,7 @@ fn welcome(
             })
             .collect();
         emit(
+            hub,
             s,
             events::STREAM_BUFFER,
             &server::Buffer {
@@ -436,6 +442,7 @@ pub(super) async fn join(ctx: &mut Ctx<'_>, r: StreamRef) -> Handled<server::Joi
     let sink = SocketSink::new(
         ctx.s.clone(),
         ctx.hub.media.get(conn),
+        ctx.hub.config.viewer_queue,
         ctx.hub.config.viewer_queue_bytes,
     );
     let uses_media = sink.uses_media();
@@ -448,7 +455,7 @@ pub(super) async fn join(ctx: &mut Ctx<'_>, r: StreamRef) -> Handled<server::Joi
         ctx.hub
             .relay
             .add_viewer(key, conn, sink, Instant::now(), now_ms(), |admitted| {
-                let (complete, dropped) = welcome(&s, &for_welcome, key, admitted);
+                let (complete, dropped) = welcome(ctx.hub, &s, &for_welcome, key, admitted);
                 left_out = dropped;
                 complete
             })?;
@@ -460,7 +467,7 @@ pub(super) async fn join(ctx: &mut Ctx<'_>, r: StreamRef) -> Handled<server::Joi
         match &admitted.owner {
             Some(owner) => {
                 if let Some(owner) = super::socket_by_conn(ctx.io, owner) {
-                    request_keyframe(&owner, key, "join");
+                    request_keyframe(ctx.hub, &owner, key, "join");
                 }
             }
             None => remote::request_keyframe(ctx.hub, key, "join").await,
@@ -471,6 +478,7 @@ pub(super) async fn join(ctx: &mut Ctx<'_>, r: StreamRef) -> Handled<server::Joi
         let history = chat_history(ctx.hub, &admitted.stream.streamer.username).await;
         if !history.is_empty() {
             emit(
+                ctx.hub,
                 ctx.s,
                 events::CHAT_HISTORY,
                 &server::ChatHistory {
@@ -550,7 +558,7 @@ pub(super) async fn leave(ctx: &mut Ctx<'_>, r: StreamRef) -> Handled<server::Le
     let left = server::Left {
         stream_key: key.to_owned(),
     };
-    emit(ctx.s, events::STREAM_LEFT, &left);
+    emit(ctx.hub, ctx.s, events::STREAM_LEFT, &left);
     ctx.hub.bus.publish(HubEvent::ViewerLeft {
         key: key.to_owned(),
         viewers,
@@ -617,7 +625,7 @@ pub(super) async fn resume(ctx: &mut Ctx<'_>, r: Resume) -> Handled<StreamEnvelo
     let reply = StreamEnvelope {
         stream: stream.clone(),
     };
-    emit(ctx.s, events::STREAM_RESUMED, &reply);
+    emit(ctx.hub, ctx.s, events::STREAM_RESUMED, &reply);
     fanout(
         ctx.hub,
         ctx.io,
@@ -638,7 +646,7 @@ pub(super) fn list(ctx: &mut Ctx<'_>) -> Handled<StreamList> {
     let list = StreamList {
         streams: ctx.hub.streams(),
     };
-    emit(ctx.s, events::STREAM_LIST, &list);
+    emit(ctx.hub, ctx.s, events::STREAM_LIST, &list);
     Ok(list)
 }
 
@@ -689,6 +697,7 @@ async fn evict(hub: &Hub, io: &SocketIo, key: &str, conn: &str) {
     };
     s.leave(room(key));
     emit(
+        hub,
         &s,
         events::STREAM_EVICTED,
         &server::Evicted {

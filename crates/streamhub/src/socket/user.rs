@@ -40,11 +40,11 @@ pub(super) async fn register(ctx: &mut Ctx<'_>, r: Register) -> Handled<Register
     };
     ctx.session.user = Some(user.clone());
     let reply = Registered { user };
-    emit(ctx.s, events::USER_REGISTERED, &reply);
+    emit(ctx.hub, ctx.s, events::USER_REGISTERED, &reply);
     if r.role == Role::Streamer {
         // The seed's streamer page waits for `stream:created` right after registering.
         match stream::create_for(ctx, None).await {
-            Ok(created) => emit(ctx.s, events::STREAM_CREATED, &created),
+            Ok(created) => emit(ctx.hub, ctx.s, events::STREAM_CREATED, &created),
             Err(refusal) => super::error_event(ctx.hub, ctx.s, events::STREAM_CREATE, &refusal),
         }
     }
