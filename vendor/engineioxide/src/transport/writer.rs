@@ -19,7 +19,7 @@ use std::task::{Context, Poll};
 use bytes::{Bytes, BytesMut};
 use engineioxide_core::{Packet, ProtocolVersion, WS_BINARY, WS_CLOSE, WS_TEXT, ws_header};
 use futures_util::task::AtomicWaker;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf, ReadHalf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 /// Most bytes of control frames waiting for the writer. A ping carries at most 125 bytes; a
 /// peer that makes the outbox overflow (pings faster than it reads) is disconnected.
@@ -104,18 +104,18 @@ impl Outbox {
 /// The connection as tungstenite sees it: it reads the read half; what it writes goes to the
 /// outbox.
 #[derive(Debug)]
-pub(crate) struct WsIo<S> {
-    rd: ReadHalf<S>,
+pub(crate) struct WsIo<R> {
+    rd: R,
     outbox: std::sync::Arc<Outbox>,
 }
 
-impl<S> WsIo<S> {
-    pub(crate) fn new(rd: ReadHalf<S>, outbox: std::sync::Arc<Outbox>) -> Self {
+impl<R> WsIo<R> {
+    pub(crate) fn new(rd: R, outbox: std::sync::Arc<Outbox>) -> Self {
         Self { rd, outbox }
     }
 }
 
-impl<S: AsyncRead> AsyncRead for WsIo<S> {
+impl<R: AsyncRead + Unpin> AsyncRead for WsIo<R> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -125,7 +125,7 @@ impl<S: AsyncRead> AsyncRead for WsIo<S> {
     }
 }
 
-impl<S> AsyncWrite for WsIo<S> {
+impl<R: Unpin> AsyncWrite for WsIo<R> {
     fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         Poll::Ready(self.outbox.push(buf).map(|()| buf.len()))
     }
