@@ -39,6 +39,8 @@ pub(crate) struct Hub {
     /// Cancelled once the server has closed every connection: the connections' tasks end.
     pub(crate) stopped: CancellationToken,
     pub(crate) counters: Counters,
+    /// Wrong publish secrets per client address.
+    pub(crate) secret_attempts: crate::attempts::SecretAttempts,
     pub(crate) chat: ChatLog,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) taps: Taps,
@@ -111,6 +113,7 @@ impl Hub {
             shutting_down: AtomicBool::new(false),
             stopped: CancellationToken::new(),
             counters: Counters::new(&metrics),
+            secret_attempts: Default::default(),
             chat: ChatLog::default(),
             metrics,
             taps: Taps::default(),

@@ -27,6 +27,7 @@
 //! - `store`: the storage interface and its SQLite backend; `store::writer` feeds it from
 //!   the bus through a bounded queue in batches, and flushes it on shutdown.
 //! - `metrics`: Prometheus counters and gauges; `dashboard`: the dashboard's snapshots.
+//! - `attempts`: wrong publish secrets per client address (sans-IO backoff).
 //! - `chatlog`: recent chat per channel for late joiners. `ids`: keys, tokens, connection
 //!   labels, the one constant-time secret comparison. `clock`: the wall clock, read only at
 //!   the edges. [`config`]: flags, environment and TOML, validated at start. `web`: the
@@ -55,6 +56,7 @@
 //!    on this path awaits a database, a metric, or another stream's lock.
 
 mod api_error;
+mod attempts;
 mod bus;
 mod chatlog;
 mod clock;

@@ -158,6 +158,9 @@ async fn run_with(
     let drain_hub = Arc::clone(&hub);
     let drained = CancellationToken::new();
     let drained_signal = drained.clone();
+    // The client's address reaches the handlers (`ConnectInfo`): wrong publish secrets count per
+    // address.
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown.cancelled().await;
         drain(&drain_hub, io).await;

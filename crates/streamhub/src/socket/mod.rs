@@ -104,6 +104,10 @@ enum Command {
 #[derive(Debug)]
 pub(crate) struct Session {
     pub(crate) conn: String,
+    /// The client's address, when the server knows it (wrong publish secrets count per address).
+    pub(crate) addr: Option<std::net::IpAddr>,
+    /// Wrong publish secrets this connection sent.
+    pub(crate) secret_failures: u32,
     pub(crate) user: Option<server::User>,
     pub(crate) chat: TokenBucket,
     pub(crate) reactions: TokenBucket,
@@ -348,6 +352,12 @@ async fn actor(hub: Arc<Hub>, io: SocketIo, s: SocketRef, mut rx: mpsc::Receiver
     let now = Instant::now();
     let mut session = Session {
         conn: s.id.to_string(),
+        addr: s
+            .req_parts()
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip()),
+        secret_failures: 0,
         user: None,
         chat: TokenBucket::new(hub.config.chat_burst, hub.config.chat_per_sec, now),
         reactions: TokenBucket::new(hub.config.reaction_burst, hub.config.reaction_per_sec, now),
