@@ -73,6 +73,12 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u32).range(0..=1000))]
     pub buffer_frames: u32,
 
+    /// Bytes the catch-up buffer of a stream may hold (the newest frame is always kept): a
+    /// streamer sending 2 MiB frames cannot make a stream hold 30 of them.
+    #[arg(long, env = "STREAMHUB_BUFFER_BYTES", default_value_t = 16 * 1024 * 1024,
+          value_parser = clap::value_parser!(u32).range(64 * 1024..=1024 * 1024 * 1024))]
+    pub buffer_bytes: u32,
+
     /// Largest GOP (bytes since the latest keyframe) kept per encoded stream for late joiners.
     #[arg(long, env = "STREAMHUB_MAX_GOP_BYTES", default_value_t = 8 * 1024 * 1024,
           value_parser = clap::value_parser!(u32).range(1024..=256 * 1024 * 1024))]
@@ -437,6 +443,7 @@ impl ServeArgs {
             publish_secret: self.publish_secret.filter(|s| !s.is_empty()),
             relay: RelayLimits {
                 buffer_frames: self.buffer_frames as usize,
+                buffer_bytes: self.buffer_bytes as usize,
                 max_frame_bytes: self.max_frame_bytes as usize,
                 max_fps: self.max_fps,
                 stall_timeout: Duration::from_secs(self.stall_timeout_secs.into()),

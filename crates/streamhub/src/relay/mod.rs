@@ -65,6 +65,8 @@ pub(crate) trait ViewerSink: Send + Sync + 'static {
 pub struct RelayLimits {
     /// Frames kept for late joiners (the seed's 30).
     pub buffer_frames: usize,
+    /// Bytes those frames may hold at most (the newest frame is always kept).
+    pub buffer_bytes: usize,
     pub max_frame_bytes: usize,
     /// Publish rate per stream; the bucket holds one second's worth.
     pub max_fps: u32,
@@ -82,6 +84,7 @@ impl Default for RelayLimits {
     fn default() -> Self {
         Self {
             buffer_frames: 30,
+            buffer_bytes: 16 * 1024 * 1024,
             max_frame_bytes: 2 * 1024 * 1024,
             max_fps: 60,
             stall_timeout: Duration::from_secs(10),

@@ -63,6 +63,8 @@ pub(super) struct Stream<S> {
     media: CatchUp,
     ring: VecDeque<Arc<Frame>>,
     ring_cap: usize,
+    /// Bytes of the frames in the ring (bounded by `RelayLimits::buffer_bytes`).
+    ring_bytes: usize,
     next_seq: u64,
     rate: TokenBucket,
     window: VecDeque<(Instant, usize)>,
@@ -93,6 +95,7 @@ impl<S: ViewerSink> Stream<S> {
             media: CatchUp::default(),
             ring: VecDeque::with_capacity(limits.buffer_frames),
             ring_cap: limits.buffer_frames,
+            ring_bytes: 0,
             next_seq: 1,
             rate: TokenBucket::new(limits.max_fps, f64::from(limits.max_fps), now),
             window: VecDeque::new(),
@@ -354,13 +357,20 @@ impl<S: ViewerSink> Stream<S> {
     fn keep(&mut self, frame: &Arc<Frame>, raw: Option<bytes::Bytes>, limits: &RelayLimits) {
         if self.media.mode == MediaMode::Images {
             if self.ring_cap > 0 {
-                if self.ring.len() == self.ring_cap {
-                    self.ring.pop_front();
-                }
                 self.ring.push_back(Arc::clone(frame));
+                self.ring_bytes += frame.data.len();
+                // Within the frame count and the byte cap, the newest frame always kept.
+                while self.ring.len() > self.ring_cap
+                    || (self.ring_bytes > limits.buffer_bytes && self.ring.len() > 1)
+                {
+                    if let Some(old) = self.ring.pop_front() {
+                        self.ring_bytes -= old.data.len();
+                    }
+                }
             }
         } else {
             self.ring.clear();
+            self.ring_bytes = 0;
             self.media.remember(frame, raw, limits.max_gop_bytes);
         }
     }

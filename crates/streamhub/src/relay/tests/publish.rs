@@ -275,6 +275,39 @@ fn stats_track_viewer_count_and_buffer_size() {
 }
 
 #[test]
+fn the_catch_up_buffer_is_bounded_in_bytes_and_keeps_the_newest_frame() {
+    let t0 = origin();
+    let d = relay(RelayLimits {
+        buffer_frames: 30,
+        buffer_bytes: 2500,
+        ..roomy()
+    });
+    register(&d, "a", OWNER, t0);
+    for i in 0..10u8 {
+        publish(&d, "a", FrameData::Binary(Bytes::from(vec![i; 1000])), t0);
+    }
+    // Two 1000-byte frames fit in 2500 bytes, the newest ones.
+    let v = Sink::unbounded();
+    let joined = join(&d, "a", "v", &v, t0);
+    assert_eq!(
+        joined.catch_up.iter().map(|f| f.seq).collect::<Vec<_>>(),
+        [9, 10]
+    );
+    assert_eq!(stats(&d, "a", t0).buffer_size, 2);
+    // A frame larger than the cap is still kept, alone.
+    publish(&d, "a", FrameData::Binary(Bytes::from(vec![0; 5000])), t0);
+    assert_eq!(stats(&d, "a", t0).buffer_size, 1);
+    publish(&d, "a", FrameData::Binary(Bytes::from(vec![0; 1000])), t0);
+    assert_eq!(
+        stats(&d, "a", t0).buffer_size,
+        1,
+        "5000 + 1000 bytes do not fit"
+    );
+    publish(&d, "a", FrameData::Binary(Bytes::from(vec![0; 1000])), t0);
+    assert_eq!(stats(&d, "a", t0).buffer_size, 2);
+}
+
+#[test]
 fn stats_serialize_camel_case() {
     let t0 = origin();
     let d = relay(roomy());
