@@ -35,6 +35,22 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// collect queued packets on their next request, get `stream:ended` too.
 const DRAIN_FLUSH: Duration = Duration::from_millis(500);
 
+/// Headers every response carries: no referrer leaves our pages (their URLs hold stream
+/// keys), and browsers do not sniff content types.
+async fn security_headers(mut res: axum::response::Response) -> axum::response::Response {
+    use axum::http::{HeaderValue, header};
+    let h = res.headers_mut();
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    res
+}
+
 /// Binds and listens on `addr` with [`LISTEN_BACKLOG`] (must run inside the tokio runtime).
 pub fn listen(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
     use socket2::{Domain, Protocol, Socket, Type};
@@ -143,7 +159,8 @@ async fn run_with(
             &format!("/{}", web::CLIENT_BUNDLE),
             axum::routing::get(web::client_bundle),
         )
-        .fallback_service(http::router(Arc::clone(&hub), extra).layer(layer));
+        .fallback_service(http::router(Arc::clone(&hub), extra).layer(layer))
+        .layer(axum::middleware::map_response(security_headers));
     let addr = listener.local_addr().context("reading the bound address")?;
     let (user_timeout, send_buffer) = (cfg.tcp_user_timeout, cfg.tcp_send_buffer);
     let listener = listener.tap_io(move |tcp| {

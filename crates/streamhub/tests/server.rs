@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{TestResult, http_get, start};
+use common::{TestResult, http_get, http_raw, start};
 use serde_json::json;
 use streamhub_bench::Client;
 use streamhub_protocol::client::Role;
@@ -76,6 +76,19 @@ async fn register_create_publish_join_and_buffer() -> TestResult {
     assert_eq!(health["connections"], 2);
     let (_, list) = http_get(server.addr, "/api/streams").await;
     assert_eq!(list["streams"][0]["streamKey"], key.as_str());
+    // Every response, pages, API and errors alike, keeps stream keys out of referrers.
+    for path in ["/healthz", "/viewer.html", "/no/such/page"] {
+        let head = http_raw(server.addr, path).await.to_ascii_lowercase();
+        let head = head.split("\r\n\r\n").next().unwrap_or_default();
+        assert!(
+            head.contains("\r\nreferrer-policy: no-referrer"),
+            "{path}: {head}"
+        );
+        assert!(
+            head.contains("\r\nx-content-type-options: nosniff"),
+            "{path}: {head}"
+        );
+    }
 
     server.shutdown.cancel();
     let ended = viewer.wait_for("stream:ended").await?;

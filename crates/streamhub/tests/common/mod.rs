@@ -67,14 +67,19 @@ impl Server {
 
 /// A plain HTTP/1.1 GET, enough for our JSON API.
 pub(crate) async fn http_get(addr: SocketAddr, path: &str) -> (u16, Value) {
+    let text = http_raw(addr, path).await;
+    let status: u16 = text[9..12].parse().unwrap();
+    let body = text.split_once("\r\n\r\n").unwrap().1;
+    (status, serde_json::from_str(body).unwrap())
+}
+
+/// The whole response to `GET path`, head and body, as text.
+pub(crate) async fn http_raw(addr: SocketAddr, path: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut tcp = TcpStream::connect(addr).await.unwrap();
     let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
     tcp.write_all(req.as_bytes()).await.unwrap();
     let mut buf = Vec::new();
     tcp.read_to_end(&mut buf).await.unwrap();
-    let text = String::from_utf8(buf).unwrap();
-    let status: u16 = text[9..12].parse().unwrap();
-    let body = text.split_once("\r\n\r\n").unwrap().1;
-    (status, serde_json::from_str(body).unwrap())
+    String::from_utf8_lossy(&buf).into_owned()
 }
