@@ -125,6 +125,12 @@ fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
     reg(r, g)
 }
 
+fn histogram(r: &Registry, name: &str, help: &str, buckets: &[f64]) -> Histogram {
+    let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets.to_vec()))
+        .unwrap_or_else(|e| unreachable!("{name}: {e}"));
+    reg(r, h)
+}
+
 fn counter_vec(r: &Registry, name: &str, help: &str, label: &str) -> IntCounterVec {
     let c = IntCounterVec::new(Opts::new(name, help), &[label])
         .unwrap_or_else(|e| unreachable!("{name}: {e}"));
@@ -187,29 +193,18 @@ impl Metrics {
             "Database writes lost: queue_full (--db-queue), bus_lagged (events lost before queueing), write_failed.",
             "reason",
         );
-        let queue_delay = Histogram::with_opts(
-            HistogramOpts::new(
-                "streamhub_viewer_queue_delay_seconds",
-                "Per viewer and frame: time from the frame's server timestamp to the end of the fan-out that queued it for the viewer (an upper bound for each viewer; 1 ms resolution).",
-            )
-            .buckets(DELAY_BUCKETS.to_vec()),
-        )
-        .unwrap_or_else(|e| unreachable!("histogram: {e}"));
-        let queued_sampled = Histogram::with_opts(
-            HistogramOpts::new(
-                "streamhub_viewer_queued_bytes_sampled",
-                "Per viewer, sampled each second: bytes waiting in its queue (--viewer-queue-bytes is the budget).",
-            )
-            .buckets(QUEUED_BUCKETS.to_vec()),
-        )
-        .unwrap_or_else(|e| unreachable!("histogram: {e}"));
         Self {
             queued_bytes: gauge(
                 &r,
                 "streamhub_viewer_queued_bytes",
                 "Bytes waiting in viewers' queues, summed over viewers (frames shared by many viewers count once per viewer).",
             ),
-            queued_sampled: reg(&r, queued_sampled),
+            queued_sampled: histogram(
+                &r,
+                "streamhub_viewer_queued_bytes_sampled",
+                "Per viewer, sampled each second: bytes waiting in its queue (--viewer-queue-bytes is the budget).",
+                &QUEUED_BUCKETS,
+            ),
             frames_in: counter(
                 &r,
                 "streamhub_frames_in_total",
@@ -231,7 +226,12 @@ impl Metrics {
                 "Payload bytes of the frames queued to viewers.",
             ),
             dropped: children(&dropped, DropReason::VARIANTS),
-            queue_delay: reg(&r, queue_delay),
+            queue_delay: histogram(
+                &r,
+                "streamhub_viewer_queue_delay_seconds",
+                "Per viewer and frame: time from the frame's server timestamp to the end of the fan-out that queued it for the viewer (an upper bound for each viewer; 1 ms resolution).",
+                &DELAY_BUCKETS,
+            ),
             errors: children(&errors, ErrorCode::ALL),
             connections_refused: counter(
                 &r,
