@@ -123,6 +123,25 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u32).range(0..=16_777_216))]
     pub tcp_send_buffer: u32,
 
+    /// A connection must send its request headers within this many seconds of opening (or of
+    /// its previous response), else it is closed: slow-header clients, sockets that never
+    /// send a byte, idle keep-alive connections. Open websockets are not affected.
+    #[arg(long, env = "STREAMHUB_HEADER_READ_TIMEOUT_SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..=300))]
+    pub header_read_timeout_secs: u32,
+
+    /// TCP connections one client address may hold open at once (pages, Socket.IO,
+    /// media channels); more are answered 429 and closed (0 = no limit). A viewer's tab
+    /// needs about 3; many viewers may share an address behind NAT.
+    #[arg(long, env = "STREAMHUB_MAX_CONNECTIONS_PER_IP", default_value_t = 256,
+          value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    pub max_connections_per_ip: u32,
+
+    /// Apply `--max-connections-per-ip` to loopback addresses too (they are exempt by
+    /// default, so local load tests and a reverse proxy on the same host work).
+    #[arg(long, env = "STREAMHUB_LIMIT_LOOPBACK")]
+    pub limit_loopback: bool,
+
     /// How long a stream waits for its streamer to reconnect (`stream:resume`).
     #[arg(long, env = "STREAMHUB_GRACE_SECS", default_value_t = 30,
           value_parser = clap::value_parser!(u32).range(0..=3600))]
@@ -269,6 +288,10 @@ pub struct Config {
     pub control_queue: usize,
     pub tcp_user_timeout: Option<Duration>,
     pub tcp_send_buffer: Option<usize>,
+    pub header_read_timeout: Duration,
+    /// `None`: no limit.
+    pub max_connections_per_ip: Option<usize>,
+    pub limit_loopback: bool,
     pub chat_burst: u32,
     pub chat_per_sec: f64,
     pub reaction_burst: u32,
@@ -457,6 +480,10 @@ impl ServeArgs {
             tcp_user_timeout: (self.tcp_user_timeout_secs > 0)
                 .then(|| Duration::from_secs(self.tcp_user_timeout_secs.into())),
             tcp_send_buffer: (self.tcp_send_buffer > 0).then_some(self.tcp_send_buffer as usize),
+            header_read_timeout: Duration::from_secs(self.header_read_timeout_secs.into()),
+            max_connections_per_ip: (self.max_connections_per_ip > 0)
+                .then_some(self.max_connections_per_ip as usize),
+            limit_loopback: self.limit_loopback,
             chat_burst: self.chat_burst,
             chat_per_sec: self.chat_per_sec,
             reaction_burst: self.reaction_burst,

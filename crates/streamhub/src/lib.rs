@@ -7,7 +7,8 @@
 //! # Modules
 //! Running the server:
 //! - [`server`]: bind, assemble routes and the Socket.IO layer, start the background tasks,
-//!   serve, drain on shutdown (`run`, `listen`).
+//!   serve, drain on shutdown (`run`, `listen`). `accept`: the accept loop (connections per
+//!   address, header-read timeout, HTTP/1.1 with upgrades).
 //! - `socket`: Socket.IO glue: one ordered actor per connection turning events into relay
 //!   calls and replies into emits; the periodic ticker (viewer counts, expired streams).
 //! - `media_channel`: `GET /media`, the viewers' plain-WebSocket frame channel.
@@ -55,6 +56,7 @@
 //!    engineioxide writer, `vendor/README.md`: a shared frame goes out in one write). Nothing
 //!    on this path awaits a database, a metric, or another stream's lock.
 
+mod accept;
 mod api_error;
 mod attempts;
 mod bus;

@@ -15,6 +15,7 @@
 use std::str::FromStr;
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -26,6 +27,7 @@ use streamhub_protocol::ErrorCode;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::accept::ConnSlot;
 use crate::api_error::error;
 use crate::hub::Hub;
 use crate::ids;
@@ -43,6 +45,7 @@ pub(crate) struct Params {
 pub(crate) async fn upgrade(
     State(hub): State<Arc<Hub>>,
     Query(params): Query<Params>,
+    slot: Option<Extension<ConnSlot>>,
     ws: WebSocketUpgrade,
 ) -> Response {
     if hub.draining() {
@@ -82,7 +85,12 @@ pub(crate) async fn upgrade(
         .on_failed_upgrade(move |_| failed.0.media.remove_exact(&failed.1, id))
         .on_upgrade(move |socket| {
             let span = tracing::info_span!("media", id = %ids::conn_label(&sid));
-            serve(hub, sid, id, rx, closed, socket).instrument(span)
+            async move {
+                // The connection counts against its address's limit for as long as it is open.
+                let _slot = slot;
+                serve(hub, sid, id, rx, closed, socket).await;
+            }
+            .instrument(span)
         })
 }
 

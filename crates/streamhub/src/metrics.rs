@@ -63,6 +63,17 @@ pub(crate) enum DbDrop {
     WriteFailed,
 }
 
+/// Why the accept loop closed a TCP connection itself: the `reason` label of
+/// `streamhub_tcp_closed_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::VariantArray)]
+#[strum(serialize_all = "snake_case")]
+pub(crate) enum TcpClosed {
+    /// Its address had `--max-connections-per-ip` open already (answered 429).
+    PerIpLimit,
+    /// Its request headers did not arrive within `--header-read-timeout-secs`.
+    HeaderTimeout,
+}
+
 /// Every metric StreamHub exports, registered once.
 #[derive(Debug)]
 pub(crate) struct Metrics {
@@ -78,6 +89,9 @@ pub(crate) struct Metrics {
     /// Indexed like `ErrorCode::ALL`.
     pub(crate) errors: [IntCounter; ErrorCode::ALL.len()],
     pub(crate) connections_refused: IntCounter,
+    /// TCP connections open (HTTP, polling, websockets), counted by the accept loop.
+    pub(crate) tcp_connections: IntGauge,
+    tcp_closed: [IntCounter; TcpClosed::VARIANTS.len()],
     pub(crate) chat_messages: IntCounter,
     pub(crate) reactions: IntCounter,
     pub(crate) streams_started: IntCounter,
@@ -187,6 +201,12 @@ impl Metrics {
             "Streams ended, by reason.",
             "reason",
         );
+        let tcp_closed = counter_vec(
+            &r,
+            "streamhub_tcp_closed_total",
+            "TCP connections the server closed itself: per_ip_limit (--max-connections-per-ip, answered 429), header_timeout (request headers not sent within --header-read-timeout-secs, including sockets that never sent a byte).",
+            "reason",
+        );
         let db_dropped = counter_vec(
             &r,
             "streamhub_db_writes_dropped_total",
@@ -238,6 +258,12 @@ impl Metrics {
                 "streamhub_connections_refused_total",
                 "Socket.IO connections refused at connect time (limit reached or draining).",
             ),
+            tcp_connections: gauge(
+                &r,
+                "streamhub_tcp_connections",
+                "TCP connections open (pages, polling, websockets, media channels).",
+            ),
+            tcp_closed: children(&tcp_closed, TcpClosed::VARIANTS),
             chat_messages: counter(
                 &r,
                 "streamhub_chat_messages_total",
@@ -389,6 +415,10 @@ impl Metrics {
         for q in queues {
             self.queued_sampled.observe(*q as f64);
         }
+    }
+
+    pub(crate) fn tcp_closed(&self, why: TcpClosed) {
+        self.tcp_closed[why as usize].inc();
     }
 
     pub(crate) fn db_dropped(&self, why: DbDrop, n: u64) {

@@ -6,12 +6,12 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use axum::serve::ListenerExt;
 use socketioxide::{ParserConfig, SocketIo};
 use streamhub_protocol::server::EndReason;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::accept;
 use crate::bus::{self, HubEvent};
 use crate::config::Config;
 use crate::http;
@@ -162,34 +162,42 @@ async fn run_with(
         .fallback_service(http::router(Arc::clone(&hub), extra).layer(layer))
         .layer(axum::middleware::map_response(security_headers));
     let addr = listener.local_addr().context("reading the bound address")?;
-    let (user_timeout, send_buffer) = (cfg.tcp_user_timeout, cfg.tcp_send_buffer);
-    let listener = listener.tap_io(move |tcp| {
-        if let Err(e) = tune(tcp, user_timeout, send_buffer) {
-            tracing::debug!(error = %e, "could not tune an accepted socket");
-        }
-    });
     // A stable line scripts wait for (tests, benchmarks).
     println!("streamhub listening on http://{addr}");
     tracing::info!(%addr, db = %hub.config.db.display(), "streamhub listening");
 
+    let limits = accept::ConnLimits {
+        header_read_timeout: cfg.header_read_timeout,
+        max_per_ip: cfg.max_connections_per_ip,
+        limit_loopback: cfg.limit_loopback,
+        tcp_user_timeout: cfg.tcp_user_timeout,
+        tcp_send_buffer: cfg.tcp_send_buffer,
+    };
     let drain_hub = Arc::clone(&hub);
     let drained = CancellationToken::new();
     let drained_signal = drained.clone();
-    // The client's address reaches the handlers (`ConnectInfo`): wrong publish secrets count per
-    // address.
-    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+    let stop_accepting = CancellationToken::new();
+    let stop = stop_accepting.clone();
+    tokio::spawn(async move {
         shutdown.cancelled().await;
         drain(&drain_hub, io).await;
+        stop.cancel();
         drained_signal.cancel();
     });
-    let server = tokio::spawn(async move { server.await });
+    let server = accept::serve(
+        listener,
+        app,
+        limits,
+        Arc::clone(&hub.metrics),
+        stop_accepting,
+    );
+    let server = tokio::spawn(server);
     let finished = async {
         drained.cancelled().await;
         tokio::time::sleep(DRAIN_TIMEOUT).await;
     };
     tokio::select! {
-        res = server => res.context("server task")?.context("serving HTTP")?,
+        res = server => res.context("server task")?,
         () = finished => tracing::warn!("connections still open after the drain timeout; exiting anyway"),
     }
     for task in tasks {
@@ -270,24 +278,6 @@ async fn drain(hub: &Arc<Hub>, io: SocketIo) {
     }
     io.close().await;
     hub.stopped.cancel();
-}
-
-fn tune(
-    tcp: &tokio::net::TcpStream,
-    user_timeout: Option<Duration>,
-    send_buffer: Option<usize>,
-) -> std::io::Result<()> {
-    tcp.set_nodelay(true)?;
-    if let Some(bytes) = send_buffer {
-        socket2::SockRef::from(tcp).set_send_buffer_size(bytes)?;
-    }
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    if let Some(t) = user_timeout {
-        socket2::SockRef::from(tcp).set_tcp_user_timeout(Some(t))?;
-    }
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    let _ = user_timeout;
-    Ok(())
 }
 
 /// The bus's first subscriber: a log line per lifecycle event.
