@@ -1,4 +1,4 @@
-// The media channel (GET /media?sid=SID, docs/protocol.md "Media channel"): a plain
+// The media channel (media:token, then GET /media?token=TOKEN, docs/protocol.md "Media channel"): a plain
 // WebSocket that carries one viewer's stream:data instead of its Socket.IO connection.
 
 import assert from 'node:assert/strict';
@@ -27,9 +27,17 @@ function decode(buf) {
   return { header, payload: buf.subarray(4 + len) };
 }
 
-/** Opens the media channel of `sid`; resolves to {ws, frames} once open, or rejects with the HTTP refusal. */
-function openMedia(url, sid) {
-  const ws = new WebSocket(`${url.replace(/^http/, 'ws')}/media?sid=${encodeURIComponent(sid)}`);
+/** Opens the media channel of a Socket.IO connection: asks it for a token, then opens the channel with it. */
+async function openMedia(url, socket) {
+  const ack = await emitAck(socket, 'media:token');
+  assert.equal(ack.ok, true, JSON.stringify(ack));
+  assert.ok(ack.expiresInMs > 0, JSON.stringify(ack));
+  return openMediaQuery(url, `token=${encodeURIComponent(ack.token)}`);
+}
+
+/** Opens `GET /media?QUERY`; resolves to {ws, frames} once open, or rejects with the HTTP refusal. */
+function openMediaQuery(url, query) {
+  const ws = new WebSocket(`${url.replace(/^http/, 'ws')}/media?${query}`);
   const frames = [];
   ws.on('message', (data, isBinary) => frames.push(isBinary ? decode(data) : { text: data.toString() }));
   return new Promise((resolve, reject) => {
@@ -61,7 +69,7 @@ describe('media channel', () => {
 
         const v = await registerViewer(url, 'media-viewer', { socketOpts: { transports: ['websocket'] } });
         const plain = await registerViewer(url, 'plain-viewer', { socketOpts: { transports: ['websocket'] } });
-        const media = await openMedia(url, v.socket.id);
+        const media = await openMedia(url, v.socket);
         const ackMedia = await joinStream(v.socket, key);
         const ackPlain = await joinStream(plain.socket, key);
         // The ack says which path the join's frames take.
@@ -122,30 +130,63 @@ describe('media channel', () => {
   );
 
   test(
-    'refusals: unknown sid, a second channel, a viewer that sends data',
+    'refusals: no token, a second channel, a viewer that sends data',
     { timeout: 30_000 },
     diag(
       () => server,
       async () => {
         const url = server.url;
-        await assert.rejects(openMedia(url, 'not-a-sid'), (e) => e.status === 404 && e.body.error.code === 'NOT_FOUND');
-        await assert.rejects(openMedia(url, ''), (e) => e.status === 404);
+        await assert.rejects(openMediaQuery(url, 'token=not-a-token'), (e) => e.status === 401 && e.body.error.code === 'INVALID_TOKEN');
+        await assert.rejects(openMediaQuery(url, ''), (e) => e.status === 401);
         const v = await registerViewer(url, 'twice', { socketOpts: { transports: ['websocket'] } });
-        const one = await openMedia(url, v.socket.id);
-        await assert.rejects(openMedia(url, v.socket.id), (e) => e.status === 409 && e.body.error.code === 'ALREADY_REGISTERED');
+        const one = await openMedia(url, v.socket);
+        await assert.rejects(openMedia(url, v.socket), (e) => e.status === 409 && e.body.error.code === 'ALREADY_REGISTERED');
         // Data from the viewer is not part of the protocol: the server closes the channel.
         const closed = new Promise((r) => one.ws.once('close', r));
         one.ws.send('hello');
         await closed;
         // The connection may open a new one afterwards, and it still works.
-        const again = await until(() => openMedia(url, v.socket.id).catch(() => null), 5000, 'reopen after close');
+        const again = await until(() => openMedia(url, v.socket).catch(() => null), 5000, 'reopen after close');
         again.ws.close();
         // Disconnecting Socket.IO closes its media channel.
         const w = await registerViewer(url, 'gone', { socketOpts: { transports: ['websocket'] } });
-        const m = await openMedia(url, w.socket.id);
+        const m = await openMedia(url, w.socket);
         const wClosed = new Promise((r) => m.ws.once('close', r));
         w.socket.disconnect();
         await wClosed;
+      },
+    ),
+  );
+});
+
+describe('media channel credentials (issue 14, hole 1)', () => {
+  const server = withServer();
+
+  test(
+    "a connection's id alone opens nothing: the victim keeps its channel and its frames",
+    { timeout: 30_000 },
+    diag(
+      () => server,
+      async () => {
+        const url = server.url;
+        const s = await registerStreamer(url, 'hijack-host');
+        await startStream(s.socket, s.streamKey);
+        const victim = await registerViewer(url, 'victim', { socketOpts: { transports: ['websocket'] } });
+        // The attack: the victim's id, as polling URLs and proxy logs show it. The previous
+        // server opened the victim's channel for whoever sent it first.
+        await assert.rejects(
+          openMediaQuery(url, `sid=${encodeURIComponent(victim.socket.id)}`),
+          (e) => e.status === 401 && e.body.error.code === 'INVALID_TOKEN' && /media:token/.test(e.body.error.message),
+        );
+        // A token seen once (a log line of the victim's own request) does not open it again.
+        const ack = await emitAck(victim.socket, 'media:token');
+        const mine = await openMediaQuery(url, `token=${encodeURIComponent(ack.token)}`);
+        await assert.rejects(openMediaQuery(url, `token=${encodeURIComponent(ack.token)}`), (e) => e.status === 401);
+        // The victim's channel carries its frames.
+        await joinStream(victim.socket, s.streamKey);
+        await emitAck(s.socket, 'stream:data:send', { streamKey: s.streamKey, data: Buffer.from([1, 2, 3]) });
+        await until(() => mine.frames.length > 0, 5000, 'a frame on the victim\'s channel');
+        mine.ws.close();
       },
     ),
   );
@@ -167,8 +208,8 @@ describe('media channel of a viewer that stops reading', () => {
         const opts = { socketOpts: { transports: ['websocket'] } };
         const healthy = await registerViewer(url, 'healthy-media', opts);
         const stalled = await registerViewer(url, 'stalled-media', opts);
-        const hm = await openMedia(url, healthy.socket.id);
-        const sm = await openMedia(url, stalled.socket.id);
+        const hm = await openMedia(url, healthy.socket);
+        const sm = await openMedia(url, stalled.socket);
         await joinStream(healthy.socket, key);
         await joinStream(stalled.socket, key);
         const closed = new Promise((r) => sm.ws.once('close', r));

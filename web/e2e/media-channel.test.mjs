@@ -1,8 +1,8 @@
-// The viewer's media channel (GET /media?sid=<socket.id>, docs/protocol.md "Media channel"):
+// The viewer's media channel (GET /media?token=<media:token>, docs/protocol.md "Media channel"):
 // when the server refuses it the viewer joins over Socket.IO alone; when it closes while
 // watching the viewer reopens it and joins again, and after three refused reopens it falls
 // back to Socket.IO. The refusals are real ones: an init script (mediaSwitch) sends the page's
-// /media request with an unknown sid, which the server answers with HTTP 404. 16c: a channel
+// /media request with an unknown token, which the server answers with HTTP 401. 16c: a channel
 // that opens on the server after the page gave up waiting.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -37,7 +37,7 @@ after(async () => {
 /**
  * Init script: wraps WebSocket so the test can see the page's media sockets
  * (window.__media.sockets) and make the next ones be refused (window.__media.block = true
- * sends them with an unknown sid). Socket.IO's own websocket passes through untouched.
+ * sends them with an unknown token). Socket.IO's own websocket passes through untouched.
  */
 function mediaSwitch(block) {
   const Native = window.WebSocket;
@@ -46,7 +46,7 @@ function mediaSwitch(block) {
     constructor(url, protocols) {
       const u = String(url);
       const media = new URL(u, location.href).pathname === '/media';
-      super(media && window.__media.block ? u.replace(/sid=[^&]*/, 'sid=refused-by-test') : u, protocols);
+      super(media && window.__media.block ? u.replace(/token=[^&]*/, 'token=refused-by-test') : u, protocols);
       if (media) window.__media.sockets.push(this);
     }
   };

@@ -497,10 +497,29 @@ impl Client {
         .into_ok()
     }
 
-    /// Opens this connection's media channel (`GET /media?sid=SID`). Open it before joining:
-    /// only joins made while it is open deliver their frames there.
-    pub async fn open_media(&self) -> Result<MediaChannel, ProtocolError> {
-        MediaChannel::open_at(self.addr, &self.ws_base, &self.sid, self.timeout).await
+    /// Opens this connection's media channel (`media:token`, then `GET /media?token=TOKEN`).
+    /// Open it before joining: only joins made while it is open deliver their frames there.
+    pub async fn open_media(&mut self) -> Result<MediaChannel, ProtocolError> {
+        let token = self.media_token().await?;
+        let query = format!("{}={token}", media_channel::TOKEN_PARAM);
+        MediaChannel::open_at(self.addr, &self.ws_base, &query, self.timeout).await
+    }
+
+    /// A single-use credential for this connection's media channel (`media:token`).
+    pub async fn media_token(&mut self) -> Result<String, ProtocolError> {
+        let reply = self
+            .request(
+                streamhub_protocol::events::MEDIA_TOKEN,
+                &serde_json::json!({}),
+            )
+            .await?;
+        reply["token"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| ProtocolError::Unexpected {
+                expected: "a media:token ack with a token",
+                got: reply.to_string(),
+            })
     }
 
     /// The next packet: an event or an ack, attachments read.
@@ -609,19 +628,19 @@ pub struct MediaChannel {
 }
 
 impl MediaChannel {
-    /// Opens the media channel of Socket.IO connection `sid` (which need not exist: the
-    /// server's refusal comes back as [`ProtocolError::Rejected`]).
-    pub async fn open(target: &Target, sid: &str) -> Result<MediaChannel, ProtocolError> {
-        MediaChannel::open_at(target.addr, &target.ws_base, sid, DEFAULT_TIMEOUT).await
+    /// Opens `GET /media?QUERY` (`token=TOKEN`, or anything a test wants to try: the server's
+    /// refusal comes back as [`ProtocolError::Rejected`]).
+    pub async fn open(target: &Target, query: &str) -> Result<MediaChannel, ProtocolError> {
+        MediaChannel::open_at(target.addr, &target.ws_base, query, DEFAULT_TIMEOUT).await
     }
 
     async fn open_at(
         addr: SocketAddr,
         ws_base: &str,
-        sid: &str,
+        query: &str,
         timeout: Duration,
     ) -> Result<MediaChannel, ProtocolError> {
-        let url = format!("{ws_base}{}?sid={sid}", media_channel::PATH);
+        let url = format!("{ws_base}{}?{query}", media_channel::PATH);
         let (ws, local_port) = dial(addr, &url).await?;
         Ok(MediaChannel {
             ws,

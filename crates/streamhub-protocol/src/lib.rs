@@ -98,6 +98,9 @@ pub mod events {
             CHAT_SEND = "chat:send",
             /// `{streamKey, type}`: one reaction from [`crate::REACTIONS`].
             REACTION_SEND = "reaction:send",
+            /// No payload: a single-use credential for this connection's media channel
+            /// (`GET /media?token=TOKEN`), valid for a few seconds.
+            MEDIA_TOKEN = "media:token",
         }
 
         /// Events the server emits (`docs/protocol.md`, "Server → client").

@@ -18,8 +18,12 @@ use serde_json::value::RawValue;
 use crate::Millis;
 use crate::server::{MediaMode, StreamData};
 
-/// `GET /media?sid=SID`: the websocket upgrade. `SID` is the viewer's Socket.IO connection id.
+/// `GET /media?token=TOKEN`: the websocket upgrade. `TOKEN` comes from the `media:token` ack
+/// on the viewer's Socket.IO connection; the channel belongs to that connection.
 pub const PATH: &str = "/media";
+
+/// The query parameter carrying the `media:token` credential.
+pub const TOKEN_PARAM: &str = "token";
 
 /// Largest header the decoder accepts (a WebCodecs decoder config is the biggest part).
 pub const MAX_HEADER: usize = 64 * 1024;

@@ -117,6 +117,18 @@ pub struct Joined {
     pub media: Option<bool>,
 }
 
+/// The `media:token` ack: what opens this connection's media channel.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+pub struct MediaToken {
+    /// Open `GET /media?token=TOKEN` with it, once, before it expires. A new `media:token`
+    /// replaces the connection's previous one.
+    pub token: String,
+    /// How long it stays valid, from the ack.
+    pub expires_in_ms: u64,
+}
+
 /// How a stream's frames are to be decoded.
 #[derive(
     Debug,

@@ -87,6 +87,7 @@ fn decls() -> Vec<Decl> {
         decl::<server::Empty>(&cfg),
         decl::<server::Published>(&cfg),
         decl::<server::ChatSent>(&cfg),
+        decl::<server::MediaToken>(&cfg),
         // The media channel.
         decl::<media_channel::Header>(&cfg),
         decl::<media_channel::Payload>(&cfg),
@@ -208,7 +209,7 @@ fn generate() -> String {
     doc(
         &mut out,
         "",
-        &["The media channel's path: a WebSocket to `PATH?sid=<socket.id>`."],
+        &["The media channel's path: a WebSocket to `PATH?token=<the media:token ack's token>`."],
     );
     let _ = writeln!(
         out,

@@ -142,6 +142,12 @@ pub struct ServeArgs {
     #[arg(long, env = "STREAMHUB_LIMIT_LOOPBACK")]
     pub limit_loopback: bool,
 
+    /// Web origins (`https://host[:port]`, comma-separated) whose pages may open Socket.IO
+    /// connections and media channels, besides the server's own. Unset (the default): any
+    /// origin may, so the design note's pages work from wherever they are served.
+    #[arg(long, env = "STREAMHUB_ALLOWED_ORIGINS", value_delimiter = ',', value_parser = origin)]
+    pub allowed_origins: Vec<String>,
+
     /// How long a stream waits for its streamer to reconnect (`stream:resume`).
     #[arg(long, env = "STREAMHUB_GRACE_SECS", default_value_t = 30,
           value_parser = clap::value_parser!(u32).range(0..=3600))]
@@ -240,6 +246,27 @@ fn redis_url(raw: &str) -> Result<String, String> {
     Ok(raw.to_owned())
 }
 
+/// A web origin: `http://` or `https://`, a host, an optional port, nothing after; kept in
+/// lower case as browsers send it.
+fn origin(raw: &str) -> Result<String, String> {
+    let o = raw.trim().trim_end_matches('/').to_ascii_lowercase();
+    let rest = o
+        .strip_prefix("https://")
+        .or_else(|| o.strip_prefix("http://"))
+        .ok_or_else(|| String::from("must start with https:// or http://"))?;
+    let ok = !rest.is_empty()
+        && rest
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
+    if ok {
+        Ok(o)
+    } else {
+        Err(String::from(
+            "must be an origin like https://example.com or http://10.0.0.5:3000 (no path)",
+        ))
+    }
+}
+
 /// A node id: 1 to 64 letters, digits and `.-_:`.
 fn node_id(raw: &str) -> Result<String, String> {
     let ok = !raw.is_empty()
@@ -289,6 +316,8 @@ pub struct Config {
     pub tcp_user_timeout: Option<Duration>,
     pub tcp_send_buffer: Option<usize>,
     pub header_read_timeout: Duration,
+    /// `None`: any origin may connect.
+    pub allowed_origins: Option<Vec<String>>,
     /// `None`: no limit.
     pub max_connections_per_ip: Option<usize>,
     pub limit_loopback: bool,
@@ -481,6 +510,7 @@ impl ServeArgs {
                 .then(|| Duration::from_secs(self.tcp_user_timeout_secs.into())),
             tcp_send_buffer: (self.tcp_send_buffer > 0).then_some(self.tcp_send_buffer as usize),
             header_read_timeout: Duration::from_secs(self.header_read_timeout_secs.into()),
+            allowed_origins: (!self.allowed_origins.is_empty()).then_some(self.allowed_origins),
             max_connections_per_ip: (self.max_connections_per_ip > 0)
                 .then_some(self.max_connections_per_ip as usize),
             limit_loopback: self.limit_loopback,
@@ -537,6 +567,33 @@ mod tests {
         ] {
             assert!(redis_url(bad).is_err(), "{bad} accepted");
         }
+        assert_eq!(
+            origin("HTTPS://Live.Example/").as_deref(),
+            Ok("https://live.example")
+        );
+        assert!(origin("http://10.0.0.5:3000").is_ok());
+        for bad in [
+            "live.example",
+            "ftp://x",
+            "https://",
+            "https://a/b",
+            "https://a b",
+        ] {
+            assert!(origin(bad).is_err(), "{bad} accepted");
+        }
+        let c = Cli::try_parse_from([
+            "streamhub",
+            "serve",
+            "--allowed-origins",
+            "https://a.example,http://b.example:8080",
+        ])
+        .expect("parses");
+        let Command::Serve(args) = c.command;
+        assert_eq!(args.validate().allowed_origins.map(|o| o.len()), Some(2));
+        assert!(
+            Config::defaults().allowed_origins.is_none(),
+            "open by default"
+        );
         assert!(node_id("node-a.eu:3000").is_ok());
         for bad in ["", "a b", "ä", &"x".repeat(65)] {
             assert!(node_id(bad).is_err(), "{bad:?} accepted");
@@ -621,6 +678,23 @@ mod tests {
             c.relay.buffer_frames, 30,
             "untouched settings keep their default"
         );
+    }
+
+    #[test]
+    fn a_list_in_the_file_is_comma_separated() {
+        let (_dir, path) =
+            with_file("allowed_origins = \"https://a.example, https://b.example\"\n");
+        let c = load(["streamhub", "serve", "--config", &path]).expect("valid file");
+        assert_eq!(
+            c.allowed_origins,
+            Some(vec![
+                String::from("https://a.example"),
+                String::from("https://b.example")
+            ])
+        );
+        let (_dir, path) = with_file("allowed_origins = \"example.com\"\n");
+        let err = load(["streamhub", "serve", "--config", &path]).expect_err("not an origin");
+        assert!(err.to_string().contains("`allowed_origins`"), "{err}");
     }
 
     #[test]

@@ -21,7 +21,7 @@ use crate::config::Config;
 use crate::dashboard::Feed;
 use crate::metrics::{Gauges, Metrics, Taps};
 use crate::relay::{Distributor, LEVELS};
-use crate::sink::{IoSlot, MediaChannels, SocketSink};
+use crate::sink::{IoSlot, MediaChannels, MediaTokens, SocketSink};
 use crate::store::Store;
 
 /// The relay as the server runs it: viewers are Socket.IO connections (or their media
@@ -48,6 +48,8 @@ pub(crate) struct Hub {
     pub(crate) dashboard: Feed,
     /// Viewers' media channels (`GET /media`), by Socket.IO connection id.
     pub(crate) media: MediaChannels,
+    /// Outstanding `media:token` credentials.
+    pub(crate) media_tokens: MediaTokens,
     /// The Socket.IO server, while it runs (the media channel looks connections up there).
     pub(crate) io: Arc<IoSlot>,
     /// Cluster mode (`--redis-url`): the bus and this node's view of the other nodes.
@@ -119,6 +121,7 @@ impl Hub {
             taps: Taps::default(),
             store,
             media: MediaChannels::default(),
+            media_tokens: MediaTokens::default(),
             io,
         }
     }

@@ -28,6 +28,11 @@ pub(crate) fn token() -> String {
     random("pt_", 32)
 }
 
+/// 32 alphanumerics: a media channel's single-use credential.
+pub(crate) fn media_token() -> String {
+    random("mt_", 32)
+}
+
 pub(crate) fn user_id() -> String {
     random("u_", 12)
 }

@@ -1,7 +1,7 @@
-//! The media channel (`GET /media?sid=SID`, `docs/protocol.md` "Media channel"): a plain
+//! The media channel (`GET /media?token=TOKEN`, `docs/protocol.md` "Media channel"): a plain
 //! WebSocket that carries one viewer's `stream:data` instead of its Socket.IO connection.
 //!
-//! A viewer opens it with its Socket.IO connection id before `stream:join`; every join after
+//! A viewer asks for a token (`media:token`) and opens it before `stream:join`; every join after
 //! that sends the frames here, encoded once per frame ([`streamhub_protocol::media_channel`]) and
 //! queued as the same shared bytes for every viewer. The writer sends each message at once
 //! (`write_buffer_size` 0), so a viewer that reads slowly leaves its unsent frames in its
@@ -38,10 +38,12 @@ const MAX_INCOMING: usize = 1024;
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct Params {
-    sid: String,
+    token: Option<String>,
 }
 
-/// `GET /media?sid=SID`: upgrades to the media channel of Socket.IO connection `SID`.
+/// `GET /media?token=TOKEN`: upgrades to the media channel of the Socket.IO connection that
+/// asked for `TOKEN` (`media:token`). The connection id alone (the old `?sid=`) opens nothing:
+/// it shows in polling URLs and proxy logs, and whoever held it could take a viewer's channel.
 pub(crate) async fn upgrade(
     State(hub): State<Arc<Hub>>,
     Query(params): Query<Params>,
@@ -55,7 +57,17 @@ pub(crate) async fn upgrade(
             "the server is shutting down",
         );
     }
-    let connected = Sid::from_str(&params.sid)
+    let Some(sid) = params
+        .token
+        .and_then(|t| hub.media_tokens.redeem(&t, std::time::Instant::now()))
+    else {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::InvalidToken,
+            "the media channel needs a fresh token: emit media:token on your Socket.IO connection, then open /media?token=<token> within 10 s (each token works once)",
+        );
+    };
+    let connected = Sid::from_str(&sid)
         .ok()
         .and_then(|sid| hub.io.get()?.get_socket(sid))
         .is_some();
@@ -63,20 +75,19 @@ pub(crate) async fn upgrade(
         return error(
             StatusCode::NOT_FOUND,
             ErrorCode::NotFound,
-            "no Socket.IO connection with this sid: connect first, then open /media?sid=<socket.id>",
+            "the Socket.IO connection this token was issued to is gone",
         );
     }
     // The registry holds the only sender until a join hands clones to viewer sinks.
     let (tx, rx) = MediaTx::channel(hub.config.viewer_queue);
     let closed = CancellationToken::new();
-    let Some(id) = hub.media.insert(&params.sid, tx, closed.clone()) else {
+    let Some(id) = hub.media.insert(&sid, tx, closed.clone()) else {
         return error(
             StatusCode::CONFLICT,
             ErrorCode::AlreadyRegistered,
             "this connection already has a media channel",
         );
     };
-    let sid = params.sid;
     let failed = (Arc::clone(&hub), sid.clone());
     ws.read_buffer_size(MAX_INCOMING)
         .max_message_size(MAX_INCOMING)

@@ -160,6 +160,10 @@ async fn run_with(
             axum::routing::get(web::client_bundle),
         )
         .fallback_service(http::router(Arc::clone(&hub), extra).layer(layer))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&hub),
+            http::origin::check,
+        ))
         .layer(axum::middleware::map_response(security_headers));
     let addr = listener.local_addr().context("reading the bound address")?;
     // A stable line scripts wait for (tests, benchmarks).

@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
@@ -238,6 +239,76 @@ impl ViewerSink for SocketSink {
     }
 }
 
+/// How long a `media:token` stays valid: long enough for a page to open a websocket on a slow
+/// network, short enough that one seen in a proxy's log is stale.
+pub(crate) const MEDIA_TOKEN_TTL: Duration = Duration::from_secs(10);
+
+/// The outstanding media channel credentials (`media:token`): single-use, bound to the
+/// Socket.IO connection that asked, expiring after [`MEDIA_TOKEN_TTL`]. At most one per
+/// connection (a new one replaces the old), so bounded by the connections; expired ones are
+/// swept by the ticker. Sans clock: callers pass `now`.
+#[derive(Debug, Default)]
+pub(crate) struct MediaTokens {
+    inner: Mutex<TokenTable>,
+}
+
+#[derive(Debug, Default)]
+struct TokenTable {
+    /// token → (connection id, expiry).
+    by_token: HashMap<String, (String, Instant)>,
+    /// connection id → its outstanding token.
+    by_conn: HashMap<String, String>,
+}
+
+impl MediaTokens {
+    /// A new token for connection `sid`, replacing the one it had.
+    pub(crate) fn issue(&self, sid: &str, now: Instant) -> String {
+        let token = crate::ids::media_token();
+        let mut t = self.inner.lock();
+        if let Some(old) = t.by_conn.insert(sid.to_owned(), token.clone()) {
+            t.by_token.remove(&old);
+        }
+        t.by_token
+            .insert(token.clone(), (sid.to_owned(), now + MEDIA_TOKEN_TTL));
+        token
+    }
+
+    /// The connection `token` was issued to, if it is valid now; it cannot be used again.
+    pub(crate) fn redeem(&self, token: &str, now: Instant) -> Option<String> {
+        let mut t = self.inner.lock();
+        let (sid, expires) = t.by_token.remove(token)?;
+        t.by_conn.remove(&sid);
+        (now < expires).then_some(sid)
+    }
+
+    /// Forgets a connection's token (it disconnected).
+    pub(crate) fn forget(&self, sid: &str) {
+        let mut t = self.inner.lock();
+        if let Some(token) = t.by_conn.remove(sid) {
+            t.by_token.remove(&token);
+        }
+    }
+
+    /// Drops the expired tokens.
+    pub(crate) fn sweep(&self, now: Instant) {
+        let mut t = self.inner.lock();
+        let TokenTable { by_token, by_conn } = &mut *t;
+        by_token.retain(|_, (sid, expires)| {
+            let keep = now < *expires;
+            if !keep {
+                by_conn.remove(sid.as_str());
+            }
+            keep
+        });
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> (usize, usize) {
+        let t = self.inner.lock();
+        (t.by_token.len(), t.by_conn.len())
+    }
+}
+
 /// The open media channels, by Socket.IO connection id. Each entry has an id, so a channel
 /// that ends forgets itself and not a newer one of the same connection. Bounded by the
 /// connections: one channel per Socket.IO connection.
@@ -313,6 +384,32 @@ mod tests {
         );
         assert!(!fits(1, 1000, 100));
         assert!(!fits(u64::MAX, 1, 100), "no overflow");
+    }
+
+    #[test]
+    fn a_media_token_opens_its_connection_once_and_only_in_time() {
+        let tokens = MediaTokens::default();
+        let t0 = Instant::now();
+        let a = tokens.issue("conn-a", t0);
+        assert_eq!(tokens.redeem(&a, t0).as_deref(), Some("conn-a"));
+        assert_eq!(tokens.redeem(&a, t0), None, "single use");
+        assert_eq!(
+            tokens.redeem("conn-a", t0),
+            None,
+            "the connection id is no token"
+        );
+        let late = tokens.issue("conn-a", t0);
+        assert_eq!(tokens.redeem(&late, t0 + MEDIA_TOKEN_TTL), None, "expired");
+        let old = tokens.issue("conn-b", t0);
+        let new = tokens.issue("conn-b", t0);
+        assert_eq!(tokens.redeem(&old, t0), None, "replaced by the newer one");
+        assert_eq!(tokens.redeem(&new, t0).as_deref(), Some("conn-b"));
+        tokens.issue("conn-c", t0);
+        tokens.issue("conn-d", t0 + Duration::from_secs(5));
+        tokens.forget("conn-c");
+        assert_eq!(tokens.len(), (1, 1));
+        tokens.sweep(t0 + MEDIA_TOKEN_TTL + Duration::from_secs(5));
+        assert_eq!(tokens.len(), (0, 0), "expired tokens swept");
     }
 
     #[tokio::test]

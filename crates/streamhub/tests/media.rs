@@ -94,19 +94,48 @@ async fn frames_go_over_the_media_channel_and_not_over_socket_io() -> TestResult
 }
 
 #[tokio::test]
-async fn unknown_sids_and_second_channels_are_refused() -> TestResult {
+async fn a_connection_id_opens_nothing_and_tokens_work_once() -> TestResult {
     let server = start(|_| {}).await;
-    let vi = Client::viewer(&server.target, "Vi").await?;
-    // A well-formed sid that no connection has (ours, reversed), and a malformed one.
-    let unknown: String = vi.sid.chars().rev().collect();
-    assert_ne!(unknown, vi.sid);
-    for sid in [unknown.as_str(), "nope"] {
-        let (status, body) = refusal(MediaChannel::open(&server.target, sid).await);
-        assert_eq!(status, 404, "{sid}: {body}");
-        assert_eq!(body["error"]["code"], "NOT_FOUND", "{sid}");
-        assert!(body["error"]["message"].is_string(), "{body}");
+    let mut vi = Client::viewer(&server.target, "Vi").await?;
+    // The attack (issue 14, hole 1): the victim's connection id shows in polling URLs and proxy
+    // logs. With it alone, the previous server handed the attacker the victim's channel.
+    for query in [
+        format!("sid={}", vi.sid),
+        String::from("sid=nope"),
+        String::new(),
+    ] {
+        let (status, body) = refusal(MediaChannel::open(&server.target, &query).await);
+        assert_eq!(status, 401, "{query}: {body}");
+        assert_eq!(body["error"]["code"], "INVALID_TOKEN", "{query}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("media:token")
+        );
     }
+    let (status, _) = refusal(MediaChannel::open(&server.target, "token=mt_madeup").await);
+    assert_eq!(status, 401, "a made-up token");
+    // A token opens its own connection's channel, once.
+    let token = vi.media_token().await?;
+    let query = format!("token={token}");
+    let first = MediaChannel::open(&server.target, &query).await?;
+    let (status, _) = refusal(MediaChannel::open(&server.target, &query).await);
+    assert_eq!(status, 401, "a token works once");
+    first.close().await?;
+    // A newer token replaces the connection's older one.
+    let older = vi.media_token().await?;
+    let _newer = vi.media_token().await?;
+    let (status, _) = refusal(MediaChannel::open(&server.target, &format!("token={older}")).await);
+    assert_eq!(status, 401, "a replaced token");
+    server.stop().await;
+    Ok(())
+}
 
+#[tokio::test]
+async fn second_channels_are_refused_and_a_closed_one_makes_room() -> TestResult {
+    let server = start(|_| {}).await;
+    let mut vi = Client::viewer(&server.target, "Vi").await?;
     let first = vi.open_media().await?;
     let (status, body) = refusal(vi.open_media().await);
     assert_eq!(status, 409, "{body}");

@@ -29,6 +29,11 @@ export const CLIENT_EVENTS = {
   CHAT_SEND: "chat:send",
   /** `{streamKey, type}`: one reaction from `REACTIONS`. */
   REACTION_SEND: "reaction:send",
+  /**
+   * No payload: a single-use credential for this connection's media channel
+   * (`GET /media?token=TOKEN`), valid for a few seconds.
+   */
+  MEDIA_TOKEN: "media:token",
 } as const;
 
 /** Events the server emits (docs/protocol.md, "Server → client"). */
@@ -116,7 +121,7 @@ export const REACTIONS = ["👍", "❤️", "😂", "😮", "😢", "🔥", "�
  */
 export const MAX_ATTACHMENTS_PER_MESSAGE = 10;
 
-/** The media channel's path: a WebSocket to `PATH?sid=<socket.id>`. */
+/** The media channel's path: a WebSocket to `PATH?token=<the media:token ack's token>`. */
 export const MEDIA_CHANNEL_PATH = "/media";
 
 /** Largest media-channel header the decoders accept, in bytes. */
@@ -513,6 +518,17 @@ export type Published = {
 export type ChatSent = {
   /** The message's id, as `chat:message` will carry it. */
   id: string;
+};
+
+/** The `media:token` ack: what opens this connection's media channel. */
+export type MediaToken = {
+  /**
+   * Open `GET /media?token=TOKEN` with it, once, before it expires. A new `media:token`
+   * replaces the connection's previous one.
+   */
+  token: string;
+  /** How long it stays valid, from the ack. */
+  expiresInMs: number;
 };
 
 /**

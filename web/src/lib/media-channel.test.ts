@@ -87,9 +87,9 @@ describe('decodeMediaMessage', () => {
 });
 
 describe('mediaUrl and reopenDelay', () => {
-  it('uses the page origin, ws or wss, and escapes the sid', () => {
-    expect(mediaUrl({ protocol: 'http:', host: '127.0.0.1:3000' }, 'abc')).toBe('ws://127.0.0.1:3000/media?sid=abc');
-    expect(mediaUrl({ protocol: 'https:', host: 'live.example' }, 'a+b/c=')).toBe('wss://live.example/media?sid=a%2Bb%2Fc%3D');
+  it('uses the page origin, ws or wss, and escapes the token', () => {
+    expect(mediaUrl({ protocol: 'http:', host: '127.0.0.1:3000' }, 'abc')).toBe('ws://127.0.0.1:3000/media?token=abc');
+    expect(mediaUrl({ protocol: 'https:', host: 'live.example' }, 'a+b/c=')).toBe('wss://live.example/media?token=a%2Bb%2Fc%3D');
   });
 
   it('backs off 1 s, 2 s, 4 s, ... up to 10 s', () => {

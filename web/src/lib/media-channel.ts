@@ -1,5 +1,5 @@
 // The media channel (docs/protocol.md, "Media channel"): a plain WebSocket,
-// `ws(s)://HOST/media?sid=<socket.id>`, that carries one viewer's `stream:data` instead of its
+// `ws(s)://HOST/media?token=<the media:token ack's token>`, that carries one viewer's `stream:data` instead of its
 // Socket.IO connection. Socket.IO stays the control channel (register, join, chat, levels).
 // The server writes each frame to every media channel from one shared encoding, at once,
 // where the Socket.IO path buffers up to 128 KiB per connection: this is what keeps its
@@ -56,10 +56,10 @@ export function decodeMediaMessage(msg: ArrayBuffer): DecodeResult {
   return { ok: true, frame };
 }
 
-/** The media channel's URL for Socket.IO connection `sid`, on the page's own origin. */
-export function mediaUrl(loc: Pick<Location, 'protocol' | 'host'>, sid: string): string {
+/** The media channel's URL for a `media:token` credential, on the page's own origin. */
+export function mediaUrl(loc: Pick<Location, 'protocol' | 'host'>, token: string): string {
   const scheme = loc.protocol === 'https:' ? 'wss:' : 'ws:';
-  return `${scheme}//${loc.host}${MEDIA_CHANNEL_PATH}?sid=${encodeURIComponent(sid)}`;
+  return `${scheme}//${loc.host}${MEDIA_CHANNEL_PATH}?token=${encodeURIComponent(token)}`;
 }
 
 /** Wait before reopen attempt `attempt` (1-based): 1 s, 2 s, 4 s, ... at most 10 s. */

@@ -15,6 +15,7 @@ import type {
   Joined,
   Level,
   MediaMode,
+  MediaToken,
   Reaction,
   Registered,
   Status,
@@ -209,14 +210,13 @@ function run(e: Effect): void {
       localStorage.removeItem(NAME_KEY);
       break;
     case 'open-media': {
-      const sid = socket.id;
-      if (!sid) {
-        dispatch({ type: 'media-opened', session: e.session, purpose: e.purpose, ok: false, reason: null });
-        break;
-      }
-      void mediaCh.open(mediaUrl(location, sid)).then((r) =>
-        dispatch({ type: 'media-opened', session: e.session, purpose: e.purpose, ok: r.ok, reason: r.ok ? null : r.reason }),
-      );
+      // The channel opens with a single-use token only this connection is given (the
+      // connection id alone opens nothing: it shows in URLs and proxy logs).
+      void request<MediaToken>(socket, EVENTS.MEDIA_TOKEN)
+        .then((reply) => (reply.ok ? mediaCh.open(mediaUrl(location, reply.token)) : { ok: false as const, reason: reply.error.message }))
+        .then((r) =>
+          dispatch({ type: 'media-opened', session: e.session, purpose: e.purpose, ok: r.ok, reason: r.ok ? null : r.reason }),
+        );
       break;
     }
     case 'close-media':

@@ -3,6 +3,7 @@
 //! top.
 
 pub(crate) mod admin;
+pub(crate) mod origin;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;

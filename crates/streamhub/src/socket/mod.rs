@@ -88,6 +88,7 @@ pub(crate) enum Request {
     List,
     Chat(client::ChatSend),
     Reaction(client::ReactionSend),
+    MediaToken,
 }
 
 /// What the actor receives.
@@ -199,6 +200,7 @@ fn parse_request(
         events::STREAM_LIST => Request::List,
         events::CHAT_SEND => Request::Chat(parse(s, v, ack, event)?),
         events::REACTION_SEND => Request::Reaction(parse(s, v, ack, event)?),
+        events::MEDIA_TOKEN => Request::MediaToken,
         _ => {
             return Err(Refusal::new(
                 ErrorCode::UnknownEvent,
@@ -345,6 +347,20 @@ async fn dispatch(ctx: &mut Ctx<'_>, event: &str, ack: AckSender, request: Reque
         Request::List => answer(ctx.hub, &s, ack, event, stream::list(ctx)),
         Request::Chat(r) => answer(ctx.hub, &s, ack, event, chat::chat(ctx, r).await),
         Request::Reaction(r) => answer(ctx.hub, &s, ack, event, chat::reaction(ctx, r).await),
+        Request::MediaToken => answer(ctx.hub, &s, ack, event, Ok(media_token(ctx))),
+    }
+}
+
+/// `media:token`: a credential for this connection's media channel. Only the connection's
+/// own client learns it (in the ack), so knowing the connection's id, which shows in URLs and
+/// proxy logs, opens nothing.
+fn media_token(ctx: &Ctx<'_>) -> server::MediaToken {
+    server::MediaToken {
+        token: ctx
+            .hub
+            .media_tokens
+            .issue(&ctx.session.conn, Instant::now()),
+        expires_in_ms: crate::sink::MEDIA_TOKEN_TTL.as_millis() as u64,
     }
 }
 
@@ -393,6 +409,7 @@ async fn actor(hub: Arc<Hub>, io: SocketIo, s: SocketRef, mut rx: mpsc::Receiver
             Command::Disconnected => break,
         }
     }
+    hub.media_tokens.forget(&session.conn);
     stream::disconnected(&hub, &io, &session).await;
     hub.connections.fetch_sub(1, Ordering::Relaxed);
 }
@@ -493,6 +510,7 @@ pub(crate) async fn ticker(hub: Arc<Hub>, io: SocketIo, shutdown: CancellationTo
                 emit_room(&io, &key, events::STREAM_VIEWERS, &payload).await;
             }
         }
+        hub.media_tokens.sweep(Instant::now());
         for ended in hub.relay.expire_orphans(Instant::now()) {
             stream::announce_end(&hub, &io, &ended, server::EndReason::StreamerGone).await;
         }
