@@ -498,9 +498,12 @@ export function ensureImgDir() {
  * [fn, arg]` adds another init script; `beforeStart(key)` runs once the stream exists, before it
  * goes live.
  */
+// Streamer names claim their channel (each page is a fresh browser profile): one name per stream.
+let streamerCount = 0;
+
 export async function startVideoStream(
   env,
-  { mode, codec, base64 = false, preset, fps, noisy = false, initScript, username = `${mode}-streamer`, name = `${mode} streamer`, beforeStart } = {},
+  { mode, codec, base64 = false, preset, fps, noisy = false, initScript, username = `${mode}-streamer-${++streamerCount}`, name = `${mode} streamer`, beforeStart } = {},
 ) {
   const page = await env.page(name);
   if (noisy) await page.addInitScript(noisyCamera);

@@ -317,3 +317,18 @@ test('6. stop on the streamer: every viewer shows ended', { timeout: TEST_MS }, 
     () => !!document.querySelector('[data-testid="empty-state"]') && !document.querySelector('[data-testid="stream-card"]'),
   );
 });
+
+test("7. a claimed name: another browser cannot go live as 'alice'; the owner's reload can", { timeout: TEST_MS }, async () => {
+  const other = await env.page('impostor', '/streamer.html');
+  await other.fill(byTestId('username'), 'Alice');
+  await other.click(byTestId('register'));
+  await waitState(other, 'error');
+  await waitFor(other, 'the NAME_TAKEN explanation', () =>
+    (document.querySelector('[data-testid="error"]')?.textContent ?? '').includes("another streamer's channel"),
+  );
+  // The owner's browser kept the channel token: registering again there works.
+  await streamer.reload({ waitUntil: 'load' });
+  await streamer.fill(byTestId('username'), 'alice');
+  await streamer.click(byTestId('register'));
+  await waitState(streamer, 'ready');
+});

@@ -17,6 +17,17 @@ pub struct Register {
     #[serde(default)]
     #[cfg_attr(test, ts(optional))]
     pub secret: Option<String>,
+    /// `STREAMER` only: claim the name as this streamer's channel if nobody has (the ack then
+    /// carries its `channelToken`). The design note's pages never claim, and unclaimed names
+    /// work as they always did.
+    #[serde(default)]
+    #[cfg_attr(test, ts(optional))]
+    pub claim: Option<bool>,
+    /// `STREAMER` only: the `channelToken` of a claimed name; without it the name is refused
+    /// with `NAME_TAKEN`.
+    #[serde(default, rename = "channelToken")]
+    #[cfg_attr(test, ts(optional, rename = "channelToken"))]
+    pub channel_token: Option<String>,
 }
 
 /// A user's role, as the seed spells it.

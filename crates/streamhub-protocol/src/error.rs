@@ -53,6 +53,8 @@ pub enum ErrorCode {
     UnknownEvent,
     /// HTTP: no such route.
     NotFound,
+    /// The name is a claimed channel: registering it as STREAMER needs its `channelToken`.
+    NameTaken,
 }
 
 impl std::fmt::Display for ErrorCode {

@@ -77,9 +77,16 @@ pub struct StreamInfo {
 /// `user:registered`.
 #[derive(Debug, Clone, Serialize)]
 #[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
 pub struct Registered {
     /// The user this connection now is.
     pub user: User,
+    /// Present once, when this registration claimed the name (`claim: true`): keep it, and send
+    /// it as `channelToken` with every later STREAMER registration of the name. The server
+    /// keeps only its hash.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
+    pub channel_token: Option<String>,
 }
 
 /// `stream:created`.

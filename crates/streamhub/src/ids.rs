@@ -28,6 +28,26 @@ pub(crate) fn token() -> String {
     random("pt_", 32)
 }
 
+/// 32 alphanumerics: what proves a streamer owns a claimed channel name.
+pub(crate) fn channel_token() -> String {
+    random("ct_", 32)
+}
+
+/// What the server keeps of a channel token: its SHA-256, hex.
+pub(crate) fn token_hash(token: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Whether `given` is the token whose hash is `hash`, compared in constant time.
+pub(crate) fn token_matches(given: &str, hash: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    token_hash(given).as_bytes().ct_eq(hash.as_bytes()).into()
+}
+
 /// 32 alphanumerics: a media channel's single-use credential.
 pub(crate) fn media_token() -> String {
     random("mt_", 32)

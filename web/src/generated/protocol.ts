@@ -110,6 +110,7 @@ export const ERROR_CODES = {
   SHUTTING_DOWN: "SHUTTING_DOWN",
   UNKNOWN_EVENT: "UNKNOWN_EVENT",
   NOT_FOUND: "NOT_FOUND",
+  NAME_TAKEN: "NAME_TAKEN",
 } as const;
 
 /** The reactions the server accepts (`reaction:send`'s `type`). */
@@ -156,7 +157,8 @@ export type ErrorCode =
   | "SERVER_FULL"
   | "SHUTTING_DOWN"
   | "UNKNOWN_EVENT"
-  | "NOT_FOUND";
+  | "NOT_FOUND"
+  | "NAME_TAKEN";
 
 /** A user's role, as the seed spells it. */
 export type Role = "STREAMER" | "VIEWER";
@@ -200,6 +202,17 @@ export type Register = {
   role: Role;
   /** Needed for `STREAMER` when the server runs with a publish secret. */
   secret?: string;
+  /**
+   * `STREAMER` only: claim the name as this streamer's channel if nobody has (the ack then
+   * carries its `channelToken`). The design note's pages never claim, and unclaimed names
+   * work as they always did.
+   */
+  claim?: boolean;
+  /**
+   * `STREAMER` only: the `channelToken` of a claimed name; without it the name is refused
+   * with `NAME_TAKEN`.
+   */
+  channelToken?: string;
 };
 
 /** `stream:create`. The payload itself is optional: `socket.emit('stream:create')` works. */
@@ -293,6 +306,12 @@ export type StreamInfo = {
 export type Registered = {
   /** The user this connection now is. */
   user: User;
+  /**
+   * Present once, when this registration claimed the name (`claim: true`): keep it, and send
+   * it as `channelToken` with every later STREAMER registration of the name. The server
+   * keeps only its hash.
+   */
+  channelToken?: string;
 };
 
 /** `stream:created`. */

@@ -28,6 +28,14 @@ describe('renderChatMessage', () => {
     expect(node.querySelector('.chat-user')!.textContent).toBe('<b onmouseover=x>bob</b>');
   });
 
+  it("tags the streamer by user id, not by name: a viewer using the streamer's name gets no tag", () => {
+    const streamer = renderChatMessage(msg({ user: { id: 'owner', username: 'carol' } }), null, 'owner');
+    expect(streamer.querySelector('[data-testid=chat-owner-tag]')?.textContent).toBe('streamer');
+    const impostor = renderChatMessage(msg({ user: { id: 'someone', username: 'carol' } }), null, 'owner');
+    expect(impostor.querySelector('[data-testid=chat-owner-tag]')).toBeNull();
+    expect(impostor.classList.contains('owner')).toBe(false);
+  });
+
   it('marks own messages', () => {
     expect(renderChatMessage(msg(), 'u1').classList.contains('mine')).toBe(true);
     expect(renderChatMessage(msg(), 'other').classList.contains('mine')).toBe(false);

@@ -12,14 +12,19 @@ export function formatClock(ts: number): string {
 /**
  * One chat line. Username and message are user text: they are set as text nodes, so
  * "<img src=x onerror=alert(1)>" shows as those characters and never becomes markup.
+ * Display names are not unique: the stream's streamer (by user id, `ownerId`) gets a
+ * "streamer" tag, so a viewer who took the streamer's name cannot pass for them.
  */
-export function renderChatMessage(msg: ChatMessage, ownUserId?: string | null): HTMLElement {
+export function renderChatMessage(msg: ChatMessage, ownUserId?: string | null, ownerId?: string | null): HTMLElement {
   const mine = ownUserId != null && msg.user?.id === ownUserId;
+  const owner = ownerId != null && msg.user?.id === ownerId;
+  const classes = ['chat-msg', mine ? 'mine' : '', owner ? 'owner' : ''].filter(Boolean).join(' ');
   return el(
     'div',
-    { class: mine ? 'chat-msg mine' : 'chat-msg', 'data-testid': 'chat-message', 'data-id': msg.id },
+    { class: classes, 'data-testid': 'chat-message', 'data-id': msg.id },
     el('time', { class: 'chat-time', datetime: new Date(msg.timestamp).toISOString() }, formatClock(msg.timestamp)),
     el('span', { class: 'chat-user' }, String(msg.user?.username ?? '?')),
+    ...(owner ? [el('span', { class: 'chat-tag', 'data-testid': 'chat-owner-tag' }, 'streamer')] : []),
     el('span', { class: 'chat-text' }, String(msg.message ?? '')),
   );
 }
@@ -40,6 +45,7 @@ export class ChatLog {
     readonly root: HTMLElement,
     private ownUserId: () => string | null = () => null,
     readonly max = CHAT_HISTORY,
+    private ownerId: () => string | null = () => null,
   ) {}
 
   add(msg: ChatMessage): void {
@@ -47,7 +53,7 @@ export class ChatLog {
       if (this.seen.has(msg.id)) return;
       this.seen.add(msg.id);
     }
-    this.append(renderChatMessage(msg, this.ownUserId()));
+    this.append(renderChatMessage(msg, this.ownUserId(), this.ownerId()));
   }
 
   notice(text: string): void {

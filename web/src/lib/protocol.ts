@@ -28,6 +28,8 @@ export function describeError(e: ErrorBody | undefined | null): string {
       return 'Choose a name of 1 to 32 characters, without control characters.';
     case 'INVALID_TITLE':
       return 'The title can have at most 100 characters, without control characters.';
+    case 'NAME_TAKEN':
+      return 'This name is another streamer\'s channel. Pick another name (or go live from the browser that claimed it).';
     case 'FORBIDDEN':
       return 'This server needs a publish secret to go live (see "Advanced").';
     case 'RATE_LIMITED':

@@ -21,6 +21,7 @@ import { describeError, EVENTS } from '../lib/protocol';
 import { byTestId, setText, showBanner } from '../lib/dom';
 import { connect, engineWriteBuffer, request, UNREACHABLE_TEXT } from '../lib/socket';
 import { buildShareLink, copyText } from '../lib/share';
+import { claimFields, keepChannelToken } from '../lib/channel';
 import { ChatLog } from '../lib/chat';
 import { showReactionItem } from '../lib/reactions';
 import { buildLadder, describeLevel, QualityController, type PresetName } from '../lib/quality';
@@ -124,7 +125,7 @@ const uplink = new Uplink(socket, () => {
   // A refused chunk leaves a hole in the GOP for every viewer: start again on a keyframe.
   publisher?.requestKeyframe();
 });
-const chat = new ChatLog(chatLogEl, () => user?.id ?? null);
+const chat = new ChatLog(chatLogEl, () => user?.id ?? null, undefined, () => user?.id ?? null);
 const controller = new QualityController(buildLadder(preset(), fps()));
 
 function preset(): PresetName {
@@ -291,9 +292,10 @@ socket.on(EVENTS.REACTION, (r: Reaction) => {
 // ---- register / create ------------------------------------------------------------------
 async function register(name: string, again = false): Promise<void> {
   if (!again) setStatus('registering');
-  const payload: Register = { username: name, role: 'STREAMER' };
+  const payload: Register = { username: name, role: 'STREAMER', ...claimFields(localStorage, name) };
   if (secretIn.value) payload.secret = secretIn.value;
   const res = await request<Registered>(socket, EVENTS.USER_REGISTER, payload);
+  if (res.ok) keepChannelToken(localStorage, name, res.channelToken);
   if (!res.ok) {
     if (!again) {
       setStatus('error', 'Registration failed');

@@ -128,7 +128,7 @@ const renderer = new ImageRenderer(canvas, () => {
 });
 let mse: MsePlayer | null = null;
 let wc: WebCodecsPlayer | null = null;
-const chat = new ChatLog(chatLogEl, () => vs.user?.id ?? null);
+const chat = new ChatLog(chatLogEl, () => vs.user?.id ?? null, undefined, () => vs.stream?.streamer?.id ?? null);
 const socket = connect();
 
 // ---- state --------------------------------------------------------------------------------

@@ -799,6 +799,26 @@ impl Cluster {
         Ok(msgs)
     }
 
+    // -- channel claims -------------------------------------------------------------------
+
+    /// The token hash of a claimed channel name, cluster-wide (`None`: unclaimed).
+    pub(crate) async fn channel_claim(&self, name: &str) -> Result<Option<String>, ClusterError> {
+        self.ready()?;
+        let r: Result<Option<String>, _> = self.client.hget(keys::claims(), name).await;
+        self.mark(r)
+    }
+
+    /// Claims `name` unless some node's streamer has; whether this call did (atomic in Redis).
+    pub(crate) async fn claim_channel(
+        &self,
+        name: &str,
+        token_hash: &str,
+    ) -> Result<bool, ClusterError> {
+        self.ready()?;
+        let r: Result<bool, _> = self.client.hsetnx(keys::claims(), name, token_hash).await;
+        self.mark(r)
+    }
+
     /// Closes the connections (shutdown).
     pub(crate) async fn quit(&self) {
         let _ = self.subscriber.quit().await;

@@ -62,6 +62,11 @@ pub(crate) mod keys {
     pub(crate) fn chat(channel: &str) -> String {
         format!("{PREFIX}chat:{channel}")
     }
+    /// HASH: claimed channel name (lower case) → the SHA-256 (hex) of its channel token.
+    /// An operator releases one with `HDEL sh:claims NAME`.
+    pub(crate) fn claims() -> String {
+        format!("{PREFIX}claims")
+    }
     /// STRING: a WebM stream's init segment (binary), for new followers.
     pub(crate) fn init(key: &str) -> String {
         format!("{PREFIX}init:{key}")

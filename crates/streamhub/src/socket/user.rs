@@ -5,6 +5,7 @@ use streamhub_protocol::server::{Registered, User};
 use streamhub_protocol::{ErrorCode, events, validate};
 
 use super::{Ctx, Handled, Refusal, emit, stream};
+use crate::hub::Hub;
 use crate::{attempts, ids};
 
 pub(super) async fn register(ctx: &mut Ctx<'_>, r: Register) -> Handled<Registered> {
@@ -26,13 +27,27 @@ pub(super) async fn register(ctx: &mut Ctx<'_>, r: Register) -> Handled<Register
     {
         check_secret(ctx, secret, r.secret.as_deref())?;
     }
+    let channel_token = if r.role == Role::Streamer {
+        check_claim(
+            ctx.hub,
+            &username,
+            r.claim == Some(true),
+            r.channel_token.as_deref(),
+        )
+        .await?
+    } else {
+        None
+    };
     let user = User {
         id: ids::user_id(),
         username,
         role: r.role,
     };
     ctx.session.user = Some(user.clone());
-    let reply = Registered { user };
+    let reply = Registered {
+        user,
+        channel_token,
+    };
     emit(ctx.hub, ctx.s, events::USER_REGISTERED, &reply);
     if r.role == Role::Streamer {
         // The seed's streamer page waits for `stream:created` right after registering.
@@ -42,6 +57,71 @@ pub(super) async fn register(ctx: &mut Ctx<'_>, r: Register) -> Handled<Register
         }
     }
     Ok(reply)
+}
+
+/// Owned channel names: a STREAMER registration of a claimed name needs its channel token
+/// (else `NAME_TAKEN`); one that asks (`claim`) for an unclaimed name claims it and gets the
+/// token back (`Some`), once. Names are compared in lower case, so `Carol` cannot pose as
+/// `carol`. Claims live where every node sees them: Redis in cluster mode, else SQLite.
+async fn check_claim(
+    hub: &Hub,
+    username: &str,
+    claim: bool,
+    given: Option<&str>,
+) -> Handled<Option<String>> {
+    let name = username.to_lowercase();
+    let unavailable = |e: &dyn std::fmt::Display| {
+        tracing::warn!(error = %e, "channel claims unavailable");
+        Refusal::new(
+            ErrorCode::ServerFull,
+            "channel names cannot be checked right now (storage unavailable); try again",
+        )
+    };
+    let held = match &hub.cluster {
+        Some(c) => c.channel_claim(&name).await.map_err(|e| unavailable(&e))?,
+        None => hub
+            .store
+            .channel_claim(&name)
+            .await
+            .map_err(|e| unavailable(&e))?,
+    };
+    let taken = || {
+        Refusal::new(
+            ErrorCode::NameTaken,
+            format!(
+                "\"{username}\" is a claimed channel: registering it as STREAMER needs its channelToken (pick another name, or use the browser that claimed it)"
+            ),
+        )
+    };
+    if let Some(hash) = held {
+        return if given.is_some_and(|t| ids::token_matches(t, &hash)) {
+            Ok(None)
+        } else {
+            Err(taken())
+        };
+    }
+    if !claim {
+        return Ok(None);
+    }
+    let token = ids::channel_token();
+    let hash = ids::token_hash(&token);
+    let claimed = match &hub.cluster {
+        Some(c) => c
+            .claim_channel(&name, &hash)
+            .await
+            .map_err(|e| unavailable(&e))?,
+        None => hub
+            .store
+            .claim_channel(&name, &hash, crate::clock::now_ms())
+            .await
+            .map_err(|e| unavailable(&e))?,
+    };
+    // Another registration claimed it between the read and the write.
+    if claimed {
+        Ok(Some(token))
+    } else {
+        Err(taken())
+    }
 }
 
 /// Checks a STREAMER's publish secret. Wrong ones count per client address: past

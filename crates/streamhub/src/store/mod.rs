@@ -116,6 +116,16 @@ pub(crate) trait Store: Send + Sync + std::fmt::Debug {
     ) -> StoreFuture<'a, Vec<ChatRecord>>;
     /// The newest `limit` sessions, newest first.
     fn sessions(&self, limit: usize) -> StoreFuture<'_, Vec<SessionRecord>>;
+    /// The token hash of a claimed channel name (`None`: unclaimed). Read at once, not
+    /// through the write queue: a registration waits for it.
+    fn channel_claim<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<String>>;
+    /// Claims `name` with `token_hash` unless it is claimed already; whether this call did.
+    fn claim_channel<'a>(
+        &'a self,
+        name: &'a str,
+        token_hash: &'a str,
+        at: Millis,
+    ) -> StoreFuture<'a, bool>;
     /// Flushes and closes; later calls fail.
     fn close(&self) -> StoreFuture<'_, ()>;
 }

@@ -10,6 +10,7 @@ use sqlx::sqlite::{
 };
 
 use super::{ChatRecord, SessionRecord, Store, StoreError, StoreFuture, Write};
+use streamhub_protocol::Millis;
 
 /// Connections in the pool: the writer's plus a few readers (WAL lets them run alongside).
 const POOL_SIZE: u32 = 4;
@@ -242,6 +243,36 @@ impl Store for SqliteStore {
         Box::pin(self.list_sessions(limit))
     }
 
+    fn channel_claim<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<String>> {
+        Box::pin(async move {
+            let hash = sqlx::query_scalar("SELECT token_hash FROM channel_claims WHERE name = ?")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?;
+            Ok(hash)
+        })
+    }
+
+    fn claim_channel<'a>(
+        &'a self,
+        name: &'a str,
+        token_hash: &'a str,
+        at: Millis,
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let done = sqlx::query(
+                "INSERT OR IGNORE INTO channel_claims (name, token_hash, claimed_at) \
+                 VALUES (?, ?, ?)",
+            )
+            .bind(name)
+            .bind(token_hash)
+            .bind(int(at))
+            .execute(&self.pool)
+            .await?;
+            Ok(done.rows_affected() == 1)
+        })
+    }
+
     fn close(&self) -> StoreFuture<'_, ()> {
         Box::pin(async move {
             self.pool.close().await;
@@ -266,6 +297,23 @@ mod tests {
             message: format!("hello {i}"),
             at: 1000 + i,
         })
+    }
+
+    #[tokio::test]
+    async fn a_claim_is_taken_once_and_survives_reopening_the_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("c.db");
+        let store = SqliteStore::open(&path).await.expect("open");
+        assert_eq!(store.channel_claim("carol").await.expect("read"), None);
+        assert!(store.claim_channel("carol", "h1", 1).await.expect("claim"));
+        assert!(!store.claim_channel("carol", "h2", 2).await.expect("second"));
+        store.close().await.expect("close");
+        let store = SqliteStore::open(&path).await.expect("reopen");
+        assert_eq!(
+            store.channel_claim("carol").await.expect("read").as_deref(),
+            Some("h1"),
+            "the first claim stands"
+        );
     }
 
     #[tokio::test]

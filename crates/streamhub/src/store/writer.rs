@@ -382,6 +382,20 @@ mod tests {
         ) -> super::super::StoreFuture<'_, Vec<super::super::SessionRecord>> {
             Box::pin(async { Ok(Vec::new()) })
         }
+        fn channel_claim<'a>(
+            &'a self,
+            _: &'a str,
+        ) -> super::super::StoreFuture<'a, Option<String>> {
+            Box::pin(std::future::pending())
+        }
+        fn claim_channel<'a>(
+            &'a self,
+            _: &'a str,
+            _: &'a str,
+            _: u64,
+        ) -> super::super::StoreFuture<'a, bool> {
+            Box::pin(std::future::pending())
+        }
         fn close(&self) -> super::super::StoreFuture<'_, ()> {
             Box::pin(async { Ok(()) })
         }
