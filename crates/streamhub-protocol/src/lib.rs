@@ -227,6 +227,6 @@ mod wire_name_tests {
             server::EndReason::index,
         );
         assert_eq!(server::MediaMode::ALL.len(), 3);
-        assert_eq!(ErrorCode::ALL.len(), 21);
+        assert_eq!(ErrorCode::ALL.len(), 22);
     }
 }
