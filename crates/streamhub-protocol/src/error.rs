@@ -49,6 +49,9 @@ pub enum ErrorCode {
     ServerFull,
     /// The server is shutting down.
     ShuttingDown,
+    /// The server could not store the chat message (its database is busy or failing): the
+    /// message was not sent to anyone; the client may send it again.
+    StorageUnavailable,
     /// The event name is not part of the protocol.
     UnknownEvent,
     /// HTTP: no such route.

@@ -66,10 +66,16 @@ pub(crate) enum HubEvent {
         key: String,
         kind: &'static str,
     },
+    /// This node's live streams and their totals so far (every
+    /// `store::writer::CHECKPOINT_INTERVAL`), for the session records.
+    Checkpoint {
+        at: Millis,
+        streams: Vec<(String, StreamTotals)>,
+    },
 }
 
-/// A finished stream's counters, carried by [`HubEvent::StreamEnded`] because the relay has
-/// forgotten the stream by the time the event is read.
+/// A stream's counters, carried by [`HubEvent::StreamEnded`] (the relay has forgotten the
+/// stream by the time the event is read) and, while it runs, by [`HubEvent::Checkpoint`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct StreamTotals {
     pub(crate) frames_in: u64,

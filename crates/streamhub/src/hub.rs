@@ -14,7 +14,7 @@ use streamhub_protocol::ErrorCode;
 use streamhub_protocol::server::StreamStatus;
 use tokio_util::sync::CancellationToken;
 
-use crate::bus::{Bus, HubEvent};
+use crate::bus::{Bus, HubEvent, StreamTotals};
 use crate::chatlog::ChatLog;
 use crate::cluster::Cluster;
 use crate::config::Config;
@@ -23,6 +23,7 @@ use crate::metrics::{Gauges, Metrics, Taps};
 use crate::relay::{Distributor, LEVELS};
 use crate::sink::{IoSlot, MediaChannels, MediaTokens, SocketSink};
 use crate::store::Store;
+use crate::store::writer::WriteQueue;
 
 /// The relay as the server runs it: viewers are Socket.IO connections (or their media
 /// channels), picture viewers at level 0 share one room broadcast.
@@ -45,6 +46,8 @@ pub(crate) struct Hub {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) taps: Taps,
     pub(crate) store: Arc<dyn Store>,
+    /// The database writer's queue: chat messages go in and wait for their commit.
+    pub(crate) writes: WriteQueue,
     pub(crate) dashboard: Feed,
     /// Viewers' media channels (`GET /media`), by Socket.IO connection id.
     pub(crate) media: MediaChannels,
@@ -98,6 +101,7 @@ impl Hub {
     pub(crate) fn new(
         config: Config,
         store: Arc<dyn Store>,
+        writes: WriteQueue,
         metrics: Arc<Metrics>,
         cluster: Option<Cluster>,
     ) -> Self {
@@ -120,6 +124,7 @@ impl Hub {
             metrics,
             taps: Taps::default(),
             store,
+            writes,
             media: MediaChannels::default(),
             media_tokens: MediaTokens::default(),
             io,
@@ -186,6 +191,24 @@ impl Hub {
         let mut stats = record.stats.unwrap_or_else(|| serde_json::json!({}));
         stats["viewerCount"] = total.into();
         Some((info, stats))
+    }
+
+    /// Publishes the running totals of this node's live streams (not the replicas of other
+    /// nodes' streams), for the session records: a crash then loses at most the time since.
+    pub(crate) fn checkpoint_sessions(&self) {
+        let streams: Vec<_> = self
+            .relay
+            .snapshot_origins(Instant::now())
+            .into_iter()
+            .filter(|(info, _)| info.started_at.is_some())
+            .map(|(info, stats)| (info.stream_key, StreamTotals::from(&stats)))
+            .collect();
+        if !streams.is_empty() {
+            self.bus.publish(HubEvent::Checkpoint {
+                at: crate::clock::now_ms(),
+                streams,
+            });
+        }
     }
 
     /// The gauges `/metrics` reports, read now.

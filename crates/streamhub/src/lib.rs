@@ -26,7 +26,8 @@
 //! - `bus`: the internal bus (the note's Pub/Sub) for lifecycle events; persistence, metrics
 //!   and the log listen there, never on the frame path.
 //! - `store`: the storage interface and its SQLite backend; `store::writer` feeds it from
-//!   the bus through a bounded queue in batches, and flushes it on shutdown.
+//!   the bus (and chat handlers, which wait for the commit before acking) through a bounded
+//!   queue in batches, and flushes it on shutdown.
 //! - `metrics`: Prometheus counters and gauges; `dashboard`: the dashboard's snapshots.
 //! - `attempts`: wrong publish secrets per client address (sans-IO backoff).
 //! - `chatlog`: recent chat per channel for late joiners. `ids`: keys, tokens, connection

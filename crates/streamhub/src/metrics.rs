@@ -61,6 +61,9 @@ pub(crate) enum DbDrop {
     BusLagged,
     /// The database refused the batch.
     WriteFailed,
+    /// A chat message whose sender stopped waiting for its commit (and was told it failed)
+    /// before the writer reached it.
+    Abandoned,
 }
 
 /// Why the accept loop closed a TCP connection itself: the `reason` label of
@@ -210,7 +213,7 @@ impl Metrics {
         let db_dropped = counter_vec(
             &r,
             "streamhub_db_writes_dropped_total",
-            "Database writes lost: queue_full (--db-queue), bus_lagged (events lost before queueing), write_failed.",
+            "Database writes lost or refused: queue_full (--db-queue), bus_lagged (events lost before queueing), write_failed, abandoned (a chat message that timed out waiting).",
             "reason",
         );
         Self {

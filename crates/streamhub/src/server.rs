@@ -20,7 +20,7 @@ use crate::media_channel;
 use crate::metrics;
 use crate::socket;
 use crate::store::sqlite::SqliteStore;
-use crate::store::writer::Persistence;
+use crate::store::writer::{CHECKPOINT_INTERVAL, Persistence, WriteQueue};
 use crate::web;
 
 /// Connections the kernel queues before they are accepted. tokio's `TcpListener::bind` asks
@@ -95,13 +95,21 @@ async fn run_with(
         }
         None => None,
     };
-    let hub = Arc::new(Hub::new(config, Arc::new(store), metrics, cluster));
+    let (writes, receiver) = WriteQueue::new(config.db_queue, Arc::clone(&metrics));
+    let hub = Arc::new(Hub::new(
+        config,
+        Arc::new(store),
+        writes.clone(),
+        metrics,
+        cluster,
+    ));
     watch(&hub);
     // Subscribed before anything can publish, so no event is missed.
     let persistence = Persistence::start(
         Arc::clone(&hub.store),
         hub.bus.subscribe(),
-        hub.config.db_queue,
+        writes,
+        receiver,
         Arc::clone(&hub.metrics),
     );
     let cfg = &hub.config;
@@ -146,6 +154,10 @@ async fn run_with(
             shutdown.child_token(),
         )),
         tokio::spawn(log_events(hub.bus.subscribe(), shutdown.child_token())),
+        tokio::spawn(checkpoint_sessions(
+            Arc::clone(&hub),
+            shutdown.child_token(),
+        )),
     ];
 
     // The seed's pages load `/socket.io/socket.io.js`; that path sits under socketioxide's
@@ -217,7 +229,7 @@ async fn run_with(
     if let Some(cluster) = &hub.cluster {
         cluster.quit().await;
     }
-    // Everything acknowledged was published on the bus before its ack: write it all.
+    // Chat was committed before its ack; sessions' ends and reactions are still on the bus.
     persistence.finish().await;
     tracing::info!("streamhub stopped");
     Ok(())
@@ -284,13 +296,28 @@ async fn drain(hub: &Arc<Hub>, io: SocketIo) {
     hub.stopped.cancel();
 }
 
+/// Every [`CHECKPOINT_INTERVAL`], live sessions' totals go to the database (through the bus
+/// and the persistence collector, which adds the viewer statistics).
+async fn checkpoint_sessions(hub: Arc<Hub>, shutdown: CancellationToken) {
+    let mut interval = tokio::time::interval(CHECKPOINT_INTERVAL);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The first tick is immediate; nothing has run yet.
+    interval.tick().await;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = interval.tick() => hub.checkpoint_sessions(),
+        }
+    }
+}
+
 /// The bus's first subscriber: a log line per lifecycle event.
 async fn log_events(rx: tokio::sync::broadcast::Receiver<HubEvent>, shutdown: CancellationToken) {
     bus::consume(
         rx,
         shutdown,
         |event| match event {
-            HubEvent::Chat { .. } | HubEvent::Reaction { .. } => {}
+            HubEvent::Chat { .. } | HubEvent::Reaction { .. } | HubEvent::Checkpoint { .. } => {}
             event => tracing::info!(?event, "lifecycle"),
         },
         |lost| tracing::warn!(lost, "event log fell behind"),

@@ -1,5 +1,6 @@
 //! What the database keeps across a restart: chat history per channel and finished sessions
-//! with their numbers, written through the bus and flushed on a clean shutdown.
+//! with their numbers, written through the bus and flushed on a clean shutdown; and chat the
+//! database cannot take. `tests/crash.rs` does the same across a `kill -9`.
 
 #![allow(clippy::unwrap_used)]
 
@@ -9,8 +10,7 @@ use common::{TestResult, http_get, start, start_in};
 use serde_json::{Value, json};
 use streamhub_bench::{Client, ProtocolError};
 
-/// Sends a chat line; the ack comes once it is in the channel's history and on its way to
-/// the database.
+/// Sends a chat line; the ack comes once it is stored and in the channel's history.
 async fn chat(client: &mut Client, key: &str, text: &str) -> Result<(), ProtocolError> {
     client
         .request("chat:send", &json!({"streamKey": key, "message": text}))
@@ -99,6 +99,96 @@ async fn chat_and_sessions_survive_a_restart() -> TestResult {
         .map(|m| m["message"].as_str().unwrap())
         .collect();
     assert_eq!(texts, ["hello from before", "after the restart"]);
+    server.stop().await;
+    Ok(())
+}
+
+/// A database that cannot keep up (another process holds SQLite's write lock for a second)
+/// behind a small queue (`--db-queue 16`): the chat messages past what the queue holds are
+/// refused at once with `STORAGE_UNAVAILABLE` and sent to nobody; the others are acknowledged
+/// once stored, and only those reach the room. The old server acknowledged and broadcast all
+/// of them, and the ones that did not fit the queue were silently not stored.
+#[tokio::test]
+async fn chat_the_database_cannot_take_is_refused_and_sent_to_nobody() -> TestResult {
+    use sqlx::Connection;
+    const SENDERS: usize = 40;
+    let server = start(|c| c.db_queue = 16).await;
+    let (mut ana, key) = Client::streamer(&server.target, "Ana").await?;
+    ana.request("stream:start", &json!({"streamKey": key}))
+        .await?;
+    let mut viewers = Vec::new();
+    for i in 0..SENDERS {
+        let mut v = Client::viewer(&server.target, &format!("v{i}")).await?;
+        v.join(&key).await?;
+        viewers.push(v);
+    }
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(server.dir.path().join("streamhub.db"))
+        .busy_timeout(std::time::Duration::from_secs(5));
+    let mut lock = sqlx::SqliteConnection::connect_with(&options)
+        .await
+        .unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut lock)
+        .await
+        .unwrap();
+    let sends: Vec<_> = viewers
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut v)| {
+            let key = key.clone();
+            tokio::spawn(async move {
+                let text = format!("m{i}");
+                let ack = v
+                    .emit_ack("chat:send", &json!({"streamKey": key, "message": text}))
+                    .await;
+                (text, ack, v)
+            })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    sqlx::query("ROLLBACK").execute(&mut lock).await.unwrap();
+    lock.close().await.unwrap();
+    let (mut stored, mut refused) = (Vec::new(), Vec::new());
+    let mut keep = Vec::new();
+    for send in sends {
+        let (text, ack, v) = send.await.unwrap();
+        keep.push(v);
+        match ack?.into_ok() {
+            Ok(_) => stored.push(text),
+            Err(ProtocolError::Server { code, .. }) => {
+                assert_eq!(code, "STORAGE_UNAVAILABLE", "{text}");
+                refused.push(text);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    assert!(!refused.is_empty(), "all {SENDERS} acknowledged");
+    assert!(stored.len() >= 10, "only {} stored", stored.len());
+    // Ana's own message comes back to her before its ack: everything broadcast before is
+    // queued in front of it.
+    ana.request("chat:send", &json!({"streamKey": key, "message": "marker"}))
+        .await?;
+    let mut broadcast: Vec<String> = ana
+        .queued()
+        .iter()
+        .filter(|r| r.event == "chat:message")
+        .map(|r| r.args[0]["message"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(broadcast.pop().as_deref(), Some("marker"));
+    broadcast.sort();
+    stored.sort();
+    assert_eq!(
+        broadcast, stored,
+        "the room got exactly the stored messages"
+    );
+    let (status, sessions) = http_get(server.addr, "/api/sessions").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        session(&sessions, &key)["chatMessages"],
+        json!(stored.len() + 1)
+    );
+    drop(keep);
     server.stop().await;
     Ok(())
 }

@@ -42,6 +42,8 @@ export function describeError(e: ErrorBody | undefined | null): string {
       return 'The server has too many live streams right now. Try again later.';
     case 'SHUTTING_DOWN':
       return 'The server is shutting down.';
+    case 'STORAGE_UNAVAILABLE':
+      return 'The server could not save your message, so nobody got it. Try again.';
     case 'TOO_MANY_STREAMS':
       return 'This connection owns too many streams. Reload the page to start over.';
     case 'FRAME_TOO_LARGE':

@@ -142,14 +142,13 @@ mod tests {
         let store = crate::store::sqlite::SqliteStore::open(&config.db)
             .await
             .expect("store");
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        // No writer drains this queue: these tests do not chat.
+        let (writes, _) =
+            crate::store::writer::WriteQueue::new(config.db_queue, Arc::clone(&metrics));
         (
             dir,
-            Arc::new(Hub::new(
-                config,
-                Arc::new(store),
-                Arc::new(crate::metrics::Metrics::new()),
-                None,
-            )),
+            Arc::new(Hub::new(config, Arc::new(store), writes, metrics, None)),
         )
     }
 

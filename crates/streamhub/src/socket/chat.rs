@@ -1,6 +1,7 @@
 //! Chat and reactions: validated, rate-limited per connection, sent to the stream's room.
+//! A chat message is stored before it is sent or acknowledged.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use streamhub_protocol::client::{ChatSend, ReactionSend};
 use streamhub_protocol::server::{self, ChatMessage, ChatSent, Empty, Reaction};
@@ -12,6 +13,12 @@ use crate::bus::HubEvent;
 use crate::clock::now_ms;
 use crate::cluster::Control;
 use crate::ids;
+use crate::store::{ChatRecord, Write};
+
+/// Longest a chat message waits for the database before it is refused (`STORAGE_UNAVAILABLE`)
+/// instead of acknowledged. The database's own busy timeout is as long, so a locked or stalled
+/// disk turns into a refusal rather than a connection that stops answering.
+const CHAT_COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The sender and the stream, when the sender owns or watches it.
 fn member(ctx: &Ctx<'_>, raw_key: &str) -> Handled<(server::UserRef, server::StreamInfo)> {
@@ -54,16 +61,41 @@ pub(super) async fn chat(ctx: &mut Ctx<'_>, r: ChatSend) -> Handled<ChatSent> {
         message,
         timestamp: now_ms(),
     };
+    // History belongs to the streamer's channel.
+    let channel = stream.streamer.username;
+    // Stored before anyone sees it: the ack (and the broadcast) then mean the message survives
+    // a crash. This connection's actor waits here, bounded, so its later requests keep their
+    // order; other connections' messages share the writer's batches meanwhile.
+    let record = ChatRecord {
+        id: msg.id.clone(),
+        channel: channel.clone(),
+        stream_key: key.clone(),
+        user_id: msg.user.id.clone(),
+        username: msg.user.username.clone(),
+        message: msg.message.clone(),
+        at: msg.timestamp,
+    };
+    if let Err(e) = ctx
+        .hub
+        .writes
+        .commit(Write::Chat(record), CHAT_COMMIT_TIMEOUT)
+        .await
+    {
+        // Counted by code (`streamhub_errors_total`) and by cause (`..._db_writes_dropped_total`).
+        tracing::debug!(stream = key, error = %e, "chat message not stored");
+        return Err(Refusal::new(
+            ErrorCode::StorageUnavailable,
+            format!("message not stored ({e}), so it was not sent to anyone; try again"),
+        ));
+    }
     if let Some(cluster) = &ctx.hub.cluster
-        && let Err(e) = cluster.push_chat(&stream.streamer.username, &msg).await
+        && let Err(e) = cluster.push_chat(&channel, &msg).await
     {
         tracing::debug!(stream = key, error = %e, "chat not kept in the cluster's history");
     }
     fanout(ctx.hub, ctx.io, &key, Control::Chat { msg: msg.clone() }).await;
-    // History belongs to the streamer's channel; published before the ack, so a clean
-    // shutdown writes it.
-    let channel = stream.streamer.username;
     ctx.hub.chat.push(&channel, msg.clone());
+    // For the log and `/metrics`; the database has it already.
     ctx.hub.bus.publish(HubEvent::Chat {
         key,
         channel,

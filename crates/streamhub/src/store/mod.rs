@@ -1,9 +1,9 @@
 //! Storage: past sessions, chat and reaction totals, behind the small [`Store`] interface.
 //!
 //! SQLite ([`sqlite::SqliteStore`]) is the only backend today; a PostgreSQL one for several
-//! nodes implements the same four methods. The server never writes on a request's path:
-//! [`writer`] turns bus events into [`Write`]s, queues them (bounded) and commits them in
-//! batches.
+//! nodes implements the same four methods. One writer task commits every write, in batches:
+//! [`writer`] turns bus events into [`Write`]s and queues them (bounded); a chat message is
+//! queued by its handler, which waits for the commit before anyone sees the message.
 
 pub(crate) mod sqlite;
 pub(crate) mod writer;
@@ -44,11 +44,25 @@ pub(crate) enum Write {
         avg_viewers: f64,
         totals: StreamTotals,
     },
+    /// The running totals of live sessions, so a crash loses at most one checkpoint interval.
+    Checkpoint {
+        at: Millis,
+        sessions: Vec<SessionProgress>,
+    },
     Chat(ChatRecord),
     Reaction {
         key: String,
         kind: &'static str,
     },
+}
+
+/// One live session's numbers so far.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct SessionProgress {
+    pub key: String,
+    pub peak_viewers: usize,
+    pub avg_viewers: f64,
+    pub totals: StreamTotals,
 }
 
 /// A stored chat message.

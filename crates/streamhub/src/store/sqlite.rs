@@ -27,7 +27,8 @@ fn int(v: u64) -> i64 {
 
 impl SqliteStore {
     /// Opens (creating it if needed) and migrates the database file. A session a crash left
-    /// open is closed as `interrupted`: its end time is not known, so it ends when it started.
+    /// open is closed as `interrupted` at its last checkpoint, with the totals checkpointed
+    /// then (at its start, with zeros, if it had none).
     pub(crate) async fn open(path: &Path) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::new()
             .filename(path)
@@ -43,8 +44,8 @@ impl SqliteStore {
             .await?;
         sqlx::migrate!().run(&pool).await?;
         sqlx::query(
-            "UPDATE sessions SET ended_at = started_at, end_reason = 'interrupted' \
-             WHERE ended_at IS NULL",
+            "UPDATE sessions SET ended_at = MAX(started_at, COALESCE(checkpoint_at, started_at)), \
+             end_reason = 'interrupted' WHERE ended_at IS NULL",
         )
         .execute(&pool)
         .await?;
@@ -101,6 +102,28 @@ impl SqliteStore {
                     .bind(key)
                     .execute(&mut *tx)
                     .await?;
+                }
+                Write::Checkpoint { at, sessions } => {
+                    for p in sessions {
+                        // An ended session keeps its final numbers.
+                        sqlx::query(
+                            "UPDATE sessions SET checkpoint_at = ?, mode = ?, peak_viewers = ?, \
+                             avg_viewers = ?, frames_in = ?, bytes_in = ?, frames_out = ?, \
+                             bytes_out = ?, dropped = ? WHERE stream_key = ? AND ended_at IS NULL",
+                        )
+                        .bind(int(at))
+                        .bind(p.totals.mode.as_str())
+                        .bind(int(p.peak_viewers as u64))
+                        .bind(p.avg_viewers)
+                        .bind(int(p.totals.frames_in))
+                        .bind(int(p.totals.bytes_in))
+                        .bind(int(p.totals.frames_out))
+                        .bind(int(p.totals.bytes_out))
+                        .bind(int(p.totals.dropped))
+                        .bind(p.key)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
                 }
                 Write::Chat(c) => {
                     sqlx::query(
@@ -285,6 +308,7 @@ impl Store for SqliteStore {
 mod tests {
     use super::*;
     use crate::bus::StreamTotals;
+    use crate::store::SessionProgress;
     use streamhub_protocol::server::MediaMode;
 
     fn chat(i: u64, channel: &str) -> Write {
@@ -394,5 +418,91 @@ mod tests {
         let s = store.sessions(1).await.expect("sessions");
         assert_eq!(s[0].end_reason.as_deref(), Some("interrupted"));
         assert_eq!(s[0].ended_at, Some(7));
+    }
+
+    fn progress(key: &str, frames: u64) -> SessionProgress {
+        SessionProgress {
+            key: key.into(),
+            peak_viewers: 4,
+            avg_viewers: 2.5,
+            totals: StreamTotals {
+                frames_in: frames,
+                bytes_in: frames * 100,
+                frames_out: frames * 4,
+                bytes_out: frames * 400,
+                dropped: 1,
+                mode: MediaMode::Webm,
+            },
+        }
+    }
+
+    /// A crash after a checkpoint: the session ends at the checkpoint with its totals, not at
+    /// its start with zeros. A checkpoint never reopens or changes an ended session.
+    #[tokio::test]
+    async fn a_crashed_session_ends_at_its_last_checkpoint_with_its_totals() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("t.db");
+        let store = SqliteStore::open(&path).await.expect("open");
+        let started = |key: &str| Write::SessionStarted {
+            key: key.into(),
+            title: "t".into(),
+            streamer: "ana".into(),
+            at: 1_000,
+        };
+        store
+            .write(vec![
+                started("live"),
+                started("done"),
+                Write::SessionEnded {
+                    key: "done".into(),
+                    at: 2_000,
+                    reason: "ended",
+                    peak_viewers: 1,
+                    avg_viewers: 1.0,
+                    totals: progress("done", 7).totals,
+                },
+            ])
+            .await
+            .expect("write");
+        for (at, frames) in [(3_000, 10), (6_000, 20)] {
+            store
+                .write(vec![Write::Checkpoint {
+                    at,
+                    sessions: vec![progress("live", frames), progress("done", 99)],
+                }])
+                .await
+                .expect("checkpoint");
+        }
+        let live = store.sessions(10).await.expect("sessions");
+        let live = live.iter().find(|s| s.stream_key == "live").expect("live");
+        assert_eq!((live.ended_at, live.frames_in), (None, 20), "still running");
+        drop(store);
+
+        let store = SqliteStore::open(&path).await.expect("reopen");
+        let sessions = store.sessions(10).await.expect("sessions");
+        let get = |k: &str| sessions.iter().find(|s| s.stream_key == k).expect(k);
+        let live = get("live");
+        assert_eq!(live.end_reason.as_deref(), Some("interrupted"));
+        assert_eq!(live.ended_at, Some(6_000));
+        assert_eq!(
+            (
+                live.frames_in,
+                live.bytes_in,
+                live.frames_out,
+                live.bytes_out
+            ),
+            (20, 2_000, 80, 8_000)
+        );
+        assert_eq!(
+            (live.peak_viewers, live.dropped, live.mode.as_str()),
+            (4, 1, "webm")
+        );
+        assert!((live.avg_viewers - 2.5).abs() < 1e-9);
+        let done = get("done");
+        assert_eq!(done.ended_at, Some(2_000));
+        assert_eq!(
+            (done.end_reason.as_deref(), done.frames_in),
+            (Some("ended"), 7)
+        );
     }
 }
