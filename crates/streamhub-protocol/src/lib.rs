@@ -230,6 +230,6 @@ mod wire_name_tests {
             server::EndReason::index,
         );
         assert_eq!(server::MediaMode::ALL.len(), 3);
-        assert_eq!(ErrorCode::ALL.len(), 22);
+        assert_eq!(ErrorCode::ALL.len(), 23);
     }
 }

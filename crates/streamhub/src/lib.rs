@@ -34,6 +34,7 @@
 //!   labels, the one constant-time secret comparison. `clock`: the wall clock, read only at
 //!   the edges. [`config`]: flags, environment and TOML, validated at start. `web`: the
 //!   pages, embedded in release builds.
+//! - `fuzzing`: entry points for the fuzz targets (`fuzz/`) and their bounded run on stable.
 //! - Wire types, event names, error codes and validation live in the `streamhub-protocol`
 //!   crate.
 //!
@@ -66,6 +67,8 @@ mod clock;
 mod cluster;
 pub mod config;
 mod dashboard;
+#[doc(hidden)]
+pub mod fuzzing;
 mod http;
 mod hub;
 mod ids;

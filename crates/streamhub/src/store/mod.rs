@@ -25,6 +25,8 @@ pub(crate) enum StoreError {
     Db(#[from] sqlx::Error),
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("this store keeps no {0}")]
+    Unsupported(&'static str),
 }
 
 /// One change to persist.
@@ -131,15 +133,20 @@ pub(crate) trait Store: Send + Sync + std::fmt::Debug {
     /// The newest `limit` sessions, newest first.
     fn sessions(&self, limit: usize) -> StoreFuture<'_, Vec<SessionRecord>>;
     /// The token hash of a claimed channel name (`None`: unclaimed). Read at once, not
-    /// through the write queue: a registration waits for it.
-    fn channel_claim<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<String>>;
+    /// through the write queue: a registration waits for it. A store without claims refuses
+    /// (so a claimed name is never let through unchecked).
+    fn channel_claim<'a>(&'a self, _name: &'a str) -> StoreFuture<'a, Option<String>> {
+        Box::pin(async { Err(StoreError::Unsupported("channel claims")) })
+    }
     /// Claims `name` with `token_hash` unless it is claimed already; whether this call did.
     fn claim_channel<'a>(
         &'a self,
-        name: &'a str,
-        token_hash: &'a str,
-        at: Millis,
-    ) -> StoreFuture<'a, bool>;
+        _name: &'a str,
+        _token_hash: &'a str,
+        _at: Millis,
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(async { Err(StoreError::Unsupported("channel claims")) })
+    }
     /// Flushes and closes; later calls fail.
     fn close(&self) -> StoreFuture<'_, ()>;
 }

@@ -121,9 +121,9 @@ pub(crate) enum Piece {
     Error(WebmError),
 }
 
-#[cfg(test)]
 impl Piece {
-    /// This piece's stream bytes (empty for [`Piece::Error`]).
+    /// This piece's stream bytes (empty for [`Piece::Error`]). Tests and the fuzz targets
+    /// check that these add up to the input.
     pub(crate) fn bytes(&self) -> &[u8] {
         match self {
             Piece::Init(b) | Piece::Data(b) | Piece::ClusterStart { bytes: b, .. } => b,

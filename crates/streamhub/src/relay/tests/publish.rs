@@ -432,3 +432,28 @@ fn publish_rate_allows_a_steady_max_fps() {
     }
     assert_eq!(stats(&d, "a", t0 + secs(10)).dropped_rate_limited, 0);
 }
+
+#[test]
+fn what_a_stream_holds_is_freed_when_it_ends() {
+    let t0 = origin();
+    let d = relay(roomy());
+    register(&d, "a", OWNER, t0);
+    for i in 0..10u8 {
+        publish(&d, "a", FrameData::Binary(Bytes::from(vec![i; 1000])), t0);
+    }
+    // A late joiner's catch-up is the ring itself: every frame the stream holds.
+    let v = Sink::unbounded();
+    let joined = join(&d, "a", "v", &v, t0);
+    let held: Vec<std::sync::Weak<Frame>> = joined.catch_up.iter().map(Arc::downgrade).collect();
+    assert_eq!(held.len(), 10);
+    drop((joined, v));
+    assert!(
+        held.iter().all(|w| w.upgrade().is_some()),
+        "held while live"
+    );
+    end(&d, "a", t0);
+    assert!(
+        held.iter().all(|w| w.upgrade().is_none()),
+        "a frame outlived its ended stream"
+    );
+}
