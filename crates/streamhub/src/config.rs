@@ -49,6 +49,13 @@ pub struct ServeArgs {
     #[arg(long, env = "STREAMHUB_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
 
+    /// Who may show the viewer pages (`/viewer.html`, the seed viewers) in a frame: CSP
+    /// `frame-ancestors` sources, space-separated (`'self'`, `'none'`, `https:`,
+    /// `https://blog.example.com`). Every other page may not be framed at all.
+    #[arg(long, env = "STREAMHUB_FRAME_ANCESTORS", default_value = "'self'",
+          value_parser = crate::csp::parse_frame_ancestors)]
+    pub frame_ancestors: String,
+
     /// Dashboard live feeds (server-sent events) open at once; more are refused with 503.
     #[arg(long, env = "STREAMHUB_DASHBOARD_CLIENTS", default_value_t = 16,
           value_parser = clap::value_parser!(u32).range(1..=1000))]
@@ -280,6 +287,8 @@ pub struct Config {
     pub db: PathBuf,
     pub db_queue: usize,
     pub admin_token: Option<String>,
+    /// CSP `frame-ancestors` of the viewer pages, checked (`csp::parse_frame_ancestors`).
+    pub frame_ancestors: String,
     pub dashboard_clients: usize,
     pub publish_secret: Option<String>,
     pub relay: RelayLimits,
@@ -462,6 +471,7 @@ impl ServeArgs {
             db: self.db,
             db_queue: self.db_queue as usize,
             admin_token: self.admin_token.filter(|s| !s.is_empty()),
+            frame_ancestors: self.frame_ancestors,
             dashboard_clients: self.dashboard_clients as usize,
             publish_secret: self.publish_secret.filter(|s| !s.is_empty()),
             relay: RelayLimits {
@@ -587,6 +597,27 @@ mod tests {
         assert_eq!(c.tcp_send_buffer, Some(256 * 1024));
         assert!(c.publish_secret.is_none());
         assert!(c.admin_token.is_none());
+        assert_eq!(c.frame_ancestors, "'self'");
+    }
+
+    #[test]
+    fn frame_ancestors_come_checked_from_flags_and_files() {
+        let c = load([
+            "streamhub",
+            "serve",
+            "--frame-ancestors",
+            "'self'  https://blog.example",
+        ])
+        .expect("valid");
+        assert_eq!(c.frame_ancestors, "'self' https://blog.example");
+        let err =
+            Cli::try_parse_from(["streamhub", "serve", "--frame-ancestors", "*; script-src *"])
+                .expect_err("a second directive refused");
+        assert!(err.to_string().contains("frame-ancestors"), "{err}");
+        let (_dir, path) =
+            with_file("frame_ancestors = \"https://a.example, https://b.example\"\n");
+        let err = load(["streamhub", "serve", "--config", &path]).expect_err("comma");
+        assert!(err.to_string().contains("`frame_ancestors`"), "{err}");
     }
 
     #[test]

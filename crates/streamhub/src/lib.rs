@@ -32,7 +32,8 @@
 //! - `chatlog`: recent chat per channel for late joiners. `ids`: keys, tokens, connection
 //!   labels, the one constant-time secret comparison. `clock`: the wall clock, read only at
 //!   the edges. [`config`]: flags, environment and TOML, validated at start. `web`: the
-//!   pages, embedded in release builds.
+//!   pages, embedded in release builds; `csp`: their Content-Security-Policy (inline code of
+//!   the design note's pages allowed by hash) and who may frame them.
 //! - Wire types, event names, error codes and validation live in the `streamhub-protocol`
 //!   crate.
 //!
@@ -64,6 +65,7 @@ mod chatlog;
 mod clock;
 mod cluster;
 pub mod config;
+mod csp;
 mod dashboard;
 mod http;
 mod hub;
