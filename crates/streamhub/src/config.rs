@@ -22,6 +22,47 @@ pub struct Cli {
 pub enum Command {
     /// Run the server: Socket.IO, the HTTP API and the web pages on one port.
     Serve(Box<ServeArgs>),
+    /// Show, rotate or clear the admin token stored in the database.
+    ///
+    /// A server started without `--admin-token` on a non-loopback address makes one on its
+    /// first start and stores it there; the dashboard's data and /api/sessions need it.
+    AdminToken(AdminTokenArgs),
+}
+
+/// `streamhub admin-token`: the same database settings as `serve`.
+#[derive(Debug, Clone, Args)]
+pub struct AdminTokenArgs {
+    /// The server's SQLite database file [default: `db` from --config, else streamhub.db].
+    #[arg(long, env = "STREAMHUB_DB")]
+    pub db: Option<PathBuf>,
+
+    /// The server's TOML config file, for its `db` setting.
+    #[arg(long, env = "STREAMHUB_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// Replace the stored token with a new random one and print it. A running server started
+    /// without `--admin-token` takes it within 2 seconds; the old one stops working.
+    #[arg(long, conflicts_with = "clear")]
+    pub rotate: bool,
+
+    /// Delete the stored token. A running server keeps it until it restarts; a server on a
+    /// non-loopback address then makes a new one.
+    #[arg(long)]
+    pub clear: bool,
+}
+
+/// What `streamhub admin-token` runs on.
+#[derive(Debug, Clone)]
+pub struct AdminTokenOptions {
+    pub db: PathBuf,
+    pub action: crate::admin_token::Action,
+}
+
+/// What the command line asks for, validated.
+#[derive(Debug)]
+pub enum Invocation {
+    Serve(Box<Config>),
+    AdminToken(AdminTokenOptions),
 }
 
 /// Every limit has a default that suits a small box; all are per server process.
@@ -45,7 +86,10 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u32).range(16..=1_000_000))]
     pub db_queue: u32,
 
-    /// When set, /api/sessions and the dashboard's data require `Authorization: Bearer TOKEN`.
+    /// Token /api/sessions and the dashboard's data require (`Authorization: Bearer TOKEN`).
+    /// Without it the token stored in the database applies; a server on a non-loopback
+    /// address with none stored makes one and prints it once (`streamhub admin-token` shows
+    /// it). Only a server on loopback with no token anywhere leaves these routes open.
     #[arg(long, env = "STREAMHUB_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
 
@@ -342,6 +386,9 @@ pub enum ConfigError {
         key: String,
         message: String,
     },
+    /// [`load`] was given another subcommand than `serve`.
+    #[error("expected `streamhub serve ...`")]
+    NotServe,
 }
 
 /// Rates (per second) must be finite and between 0.01 and 1000.
@@ -367,7 +414,10 @@ where
 {
     let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
     let first = Cli::try_parse_from(&args)?;
-    let Command::Serve(serve) = &first.command;
+    let Command::Serve(serve) = &first.command else {
+        // `admin-token` reads only `db` from the file (`parse`).
+        return Ok(first);
+    };
     let Some(path) = serve.config.clone() else {
         return Ok(first);
     };
@@ -383,13 +433,49 @@ where
 }
 
 /// Parses and validates everything; the one call `main` makes.
+pub fn parse<I, T>(args: I) -> Result<Invocation, ConfigError>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    match parse_cli(args)?.command {
+        Command::Serve(args) => Ok(Invocation::Serve(Box::new(args.validate()))),
+        Command::AdminToken(args) => {
+            use crate::admin_token::Action;
+            // As for `serve`: the flag (or its environment variable), then the file, then
+            // the default.
+            let from_file = match &args.config {
+                Some(path) => file_defaults(path)?
+                    .into_iter()
+                    .find_map(|(key, value)| (key == "db").then(|| PathBuf::from(value))),
+                None => None,
+            };
+            let db = args
+                .db
+                .or(from_file)
+                .unwrap_or_else(|| PathBuf::from("streamhub.db"));
+            let action = if args.rotate {
+                Action::Rotate
+            } else if args.clear {
+                Action::Clear
+            } else {
+                Action::Show
+            };
+            Ok(Invocation::AdminToken(AdminTokenOptions { db, action }))
+        }
+    }
+}
+
+/// [`parse`] for `streamhub serve ...` alone (tests and embedding programs).
 pub fn load<I, T>(args: I) -> Result<Config, ConfigError>
 where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let Command::Serve(args) = parse_cli(args)?.command;
-    Ok(args.validate())
+    match parse(args)? {
+        Invocation::Serve(config) => Ok(*config),
+        Invocation::AdminToken(_) => Err(ConfigError::NotServe),
+    }
 }
 
 /// Reads the TOML file and checks every key and value against `streamhub serve`'s arguments.
@@ -518,9 +604,10 @@ impl ServeArgs {
 impl Config {
     /// Defaults as `streamhub serve` would have them, for tests and embedding.
     pub fn defaults() -> Self {
-        let cli = Cli::parse_from(["streamhub", "serve"]);
-        let Command::Serve(args) = cli.command;
-        args.validate()
+        match Cli::parse_from(["streamhub", "serve"]).command {
+            Command::Serve(args) => args.validate(),
+            Command::AdminToken(_) => unreachable!("parsed `serve`"),
+        }
     }
 
     /// Largest Socket.IO message the transport accepts: a base64 frame at the frame limit
@@ -560,7 +647,9 @@ mod tests {
             "a",
         ])
         .expect("parses");
-        let Command::Serve(args) = c.command;
+        let Command::Serve(args) = c.command else {
+            panic!("parsed `serve`")
+        };
         let cluster = args.validate().cluster.expect("cluster mode");
         assert_eq!(cluster.node_id.as_deref(), Some("a"));
         assert!(
@@ -574,9 +663,53 @@ mod tests {
         );
         let c =
             Cli::try_parse_from(["streamhub", "serve", "--worker-threads", "1"]).expect("parses");
-        let Command::Serve(args) = c.command;
+        let Command::Serve(args) = c.command else {
+            panic!("parsed `serve`")
+        };
         assert_eq!(args.validate().worker_threads, Some(1));
         assert!(Cli::try_parse_from(["streamhub", "serve", "--worker-threads", "0"]).is_err());
+    }
+
+    #[test]
+    fn admin_token_finds_the_database_like_serve() {
+        use crate::admin_token::Action;
+        let run = |args: &[&str]| match parse(args.iter().copied()).expect("parses") {
+            Invocation::AdminToken(o) => (o.db, o.action),
+            Invocation::Serve(_) => panic!("admin-token parsed as serve"),
+        };
+        // Run where STREAMHUB_DB / STREAMHUB_CONFIG are not set (as in CI).
+        if std::env::var_os("STREAMHUB_DB").is_some()
+            || std::env::var_os("STREAMHUB_CONFIG").is_some()
+        {
+            return;
+        }
+        assert_eq!(
+            run(&["streamhub", "admin-token"]),
+            (PathBuf::from("streamhub.db"), Action::Show)
+        );
+        let (_dir, path) = with_file("db = \"/var/lib/streamhub/x.db\"\nmax_fps = 30\n");
+        assert_eq!(
+            run(&["streamhub", "admin-token", "--config", &path, "--rotate"]),
+            (PathBuf::from("/var/lib/streamhub/x.db"), Action::Rotate)
+        );
+        assert_eq!(
+            run(&[
+                "streamhub",
+                "admin-token",
+                "--config",
+                &path,
+                "--db",
+                "y.db",
+                "--clear"
+            ]),
+            (PathBuf::from("y.db"), Action::Clear),
+            "--db beats the file"
+        );
+        assert!(Cli::try_parse_from(["streamhub", "admin-token", "--rotate", "--clear"]).is_err());
+        assert!(matches!(
+            load(["streamhub", "admin-token"]),
+            Err(ConfigError::NotServe)
+        ));
     }
 
     #[test]

@@ -13,7 +13,9 @@
 //!   calls and replies into emits; the periodic ticker (viewer counts, expired streams).
 //! - `media_channel`: `GET /media`, the viewers' plain-WebSocket frame channel.
 //! - `http`: `/healthz`, the `/api/streams` JSON API, `/metrics`; `http::admin` the
-//!   dashboard's data and `/api/sessions` behind `--admin-token`.
+//!   dashboard's data and `/api/sessions` behind the admin token. [`admin_token`]: which
+//!   token that is (`--admin-token`, stored, or generated on a non-loopback address), and
+//!   the `streamhub admin-token` subcommand.
 //! - `api_error`: the JSON error body every HTTP refusal uses.
 //!
 //! State and its parts:
@@ -58,6 +60,7 @@
 //!    on this path awaits a database, a metric, or another stream's lock.
 
 mod accept;
+pub mod admin_token;
 mod api_error;
 mod attempts;
 mod bus;
