@@ -22,6 +22,47 @@ pub struct Cli {
 pub enum Command {
     /// Run the server: Socket.IO, the HTTP API and the web pages on one port.
     Serve(Box<ServeArgs>),
+    /// Show, rotate or clear the admin token stored in the database.
+    ///
+    /// A server started without `--admin-token` on a non-loopback address makes one on its
+    /// first start and stores it there; the dashboard's data and /api/sessions need it.
+    AdminToken(AdminTokenArgs),
+}
+
+/// `streamhub admin-token`: the same database settings as `serve`.
+#[derive(Debug, Clone, Args)]
+pub struct AdminTokenArgs {
+    /// The server's SQLite database file [default: `db` from --config, else streamhub.db].
+    #[arg(long, env = "STREAMHUB_DB")]
+    pub db: Option<PathBuf>,
+
+    /// The server's TOML config file, for its `db` setting.
+    #[arg(long, env = "STREAMHUB_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// Replace the stored token with a new random one and print it. A running server started
+    /// without `--admin-token` takes it within 2 seconds; the old one stops working.
+    #[arg(long, conflicts_with = "clear")]
+    pub rotate: bool,
+
+    /// Delete the stored token. A running server keeps it until it restarts; a server on a
+    /// non-loopback address then makes a new one.
+    #[arg(long)]
+    pub clear: bool,
+}
+
+/// What `streamhub admin-token` runs on.
+#[derive(Debug, Clone)]
+pub struct AdminTokenOptions {
+    pub db: PathBuf,
+    pub action: crate::admin_token::Action,
+}
+
+/// What the command line asks for, validated.
+#[derive(Debug)]
+pub enum Invocation {
+    Serve(Box<Config>),
+    AdminToken(AdminTokenOptions),
 }
 
 /// Every limit has a default that suits a small box; all are per server process.
@@ -45,9 +86,19 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u32).range(16..=1_000_000))]
     pub db_queue: u32,
 
-    /// When set, /api/sessions and the dashboard's data require `Authorization: Bearer TOKEN`.
+    /// Token /api/sessions and the dashboard's data require (`Authorization: Bearer TOKEN`).
+    /// Without it the token stored in the database applies; a server on a non-loopback
+    /// address with none stored makes one and prints it once (`streamhub admin-token` shows
+    /// it). Only a server on loopback with no token anywhere leaves these routes open.
     #[arg(long, env = "STREAMHUB_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+
+    /// Who may show the viewer pages (`/viewer.html`, the seed viewers) in a frame: CSP
+    /// `frame-ancestors` sources, space-separated (`'self'`, `'none'`, `https:`,
+    /// `https://blog.example.com`). Every other page may not be framed at all.
+    #[arg(long, env = "STREAMHUB_FRAME_ANCESTORS", default_value = "'self'",
+          value_parser = crate::csp::parse_frame_ancestors)]
+    pub frame_ancestors: String,
 
     /// Dashboard live feeds (server-sent events) open at once; more are refused with 503.
     #[arg(long, env = "STREAMHUB_DASHBOARD_CLIENTS", default_value_t = 16,
@@ -307,6 +358,8 @@ pub struct Config {
     pub db: PathBuf,
     pub db_queue: usize,
     pub admin_token: Option<String>,
+    /// CSP `frame-ancestors` of the viewer pages, checked (`csp::parse_frame_ancestors`).
+    pub frame_ancestors: String,
     pub dashboard_clients: usize,
     pub publish_secret: Option<String>,
     pub relay: RelayLimits,
@@ -362,6 +415,9 @@ pub enum ConfigError {
         key: String,
         message: String,
     },
+    /// [`load`] was given another subcommand than `serve`.
+    #[error("expected `streamhub serve ...`")]
+    NotServe,
 }
 
 /// Rates (per second) must be finite and between 0.01 and 1000.
@@ -387,7 +443,10 @@ where
 {
     let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
     let first = Cli::try_parse_from(&args)?;
-    let Command::Serve(serve) = &first.command;
+    let Command::Serve(serve) = &first.command else {
+        // `admin-token` reads only `db` from the file (`parse`).
+        return Ok(first);
+    };
     let Some(path) = serve.config.clone() else {
         return Ok(first);
     };
@@ -403,13 +462,49 @@ where
 }
 
 /// Parses and validates everything; the one call `main` makes.
+pub fn parse<I, T>(args: I) -> Result<Invocation, ConfigError>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    match parse_cli(args)?.command {
+        Command::Serve(args) => Ok(Invocation::Serve(Box::new(args.validate()))),
+        Command::AdminToken(args) => {
+            use crate::admin_token::Action;
+            // As for `serve`: the flag (or its environment variable), then the file, then
+            // the default.
+            let from_file = match &args.config {
+                Some(path) => file_defaults(path)?
+                    .into_iter()
+                    .find_map(|(key, value)| (key == "db").then(|| PathBuf::from(value))),
+                None => None,
+            };
+            let db = args
+                .db
+                .or(from_file)
+                .unwrap_or_else(|| PathBuf::from("streamhub.db"));
+            let action = if args.rotate {
+                Action::Rotate
+            } else if args.clear {
+                Action::Clear
+            } else {
+                Action::Show
+            };
+            Ok(Invocation::AdminToken(AdminTokenOptions { db, action }))
+        }
+    }
+}
+
+/// [`parse`] for `streamhub serve ...` alone (tests and embedding programs).
 pub fn load<I, T>(args: I) -> Result<Config, ConfigError>
 where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let Command::Serve(args) = parse_cli(args)?.command;
-    Ok(args.validate())
+    match parse(args)? {
+        Invocation::Serve(config) => Ok(*config),
+        Invocation::AdminToken(_) => Err(ConfigError::NotServe),
+    }
 }
 
 /// Reads the TOML file and checks every key and value against `streamhub serve`'s arguments.
@@ -491,6 +586,7 @@ impl ServeArgs {
             db: self.db,
             db_queue: self.db_queue as usize,
             admin_token: self.admin_token.filter(|s| !s.is_empty()),
+            frame_ancestors: self.frame_ancestors,
             dashboard_clients: self.dashboard_clients as usize,
             publish_secret: self.publish_secret.filter(|s| !s.is_empty()),
             relay: RelayLimits {
@@ -538,9 +634,10 @@ impl ServeArgs {
 impl Config {
     /// Defaults as `streamhub serve` would have them, for tests and embedding.
     pub fn defaults() -> Self {
-        let cli = Cli::parse_from(["streamhub", "serve"]);
-        let Command::Serve(args) = cli.command;
-        args.validate()
+        match Cli::parse_from(["streamhub", "serve"]).command {
+            Command::Serve(args) => args.validate(),
+            Command::AdminToken(_) => unreachable!("parsed `serve`"),
+        }
     }
 
     /// Largest Socket.IO message the transport accepts: a base64 frame at the frame limit
@@ -588,7 +685,9 @@ mod tests {
             "https://a.example,http://b.example:8080",
         ])
         .expect("parses");
-        let Command::Serve(args) = c.command;
+        let Command::Serve(args) = c.command else {
+            panic!("parsed `serve`")
+        };
         assert_eq!(args.validate().allowed_origins.map(|o| o.len()), Some(2));
         assert!(
             Config::defaults().allowed_origins.is_none(),
@@ -607,7 +706,9 @@ mod tests {
             "a",
         ])
         .expect("parses");
-        let Command::Serve(args) = c.command;
+        let Command::Serve(args) = c.command else {
+            panic!("parsed `serve`")
+        };
         let cluster = args.validate().cluster.expect("cluster mode");
         assert_eq!(cluster.node_id.as_deref(), Some("a"));
         assert!(
@@ -621,9 +722,53 @@ mod tests {
         );
         let c =
             Cli::try_parse_from(["streamhub", "serve", "--worker-threads", "1"]).expect("parses");
-        let Command::Serve(args) = c.command;
+        let Command::Serve(args) = c.command else {
+            panic!("parsed `serve`")
+        };
         assert_eq!(args.validate().worker_threads, Some(1));
         assert!(Cli::try_parse_from(["streamhub", "serve", "--worker-threads", "0"]).is_err());
+    }
+
+    #[test]
+    fn admin_token_finds_the_database_like_serve() {
+        use crate::admin_token::Action;
+        let run = |args: &[&str]| match parse(args.iter().copied()).expect("parses") {
+            Invocation::AdminToken(o) => (o.db, o.action),
+            Invocation::Serve(_) => panic!("admin-token parsed as serve"),
+        };
+        // Run where STREAMHUB_DB / STREAMHUB_CONFIG are not set (as in CI).
+        if std::env::var_os("STREAMHUB_DB").is_some()
+            || std::env::var_os("STREAMHUB_CONFIG").is_some()
+        {
+            return;
+        }
+        assert_eq!(
+            run(&["streamhub", "admin-token"]),
+            (PathBuf::from("streamhub.db"), Action::Show)
+        );
+        let (_dir, path) = with_file("db = \"/var/lib/streamhub/x.db\"\nmax_fps = 30\n");
+        assert_eq!(
+            run(&["streamhub", "admin-token", "--config", &path, "--rotate"]),
+            (PathBuf::from("/var/lib/streamhub/x.db"), Action::Rotate)
+        );
+        assert_eq!(
+            run(&[
+                "streamhub",
+                "admin-token",
+                "--config",
+                &path,
+                "--db",
+                "y.db",
+                "--clear"
+            ]),
+            (PathBuf::from("y.db"), Action::Clear),
+            "--db beats the file"
+        );
+        assert!(Cli::try_parse_from(["streamhub", "admin-token", "--rotate", "--clear"]).is_err());
+        assert!(matches!(
+            load(["streamhub", "admin-token"]),
+            Err(ConfigError::NotServe)
+        ));
     }
 
     #[test]
@@ -644,6 +789,27 @@ mod tests {
         assert_eq!(c.tcp_send_buffer, Some(256 * 1024));
         assert!(c.publish_secret.is_none());
         assert!(c.admin_token.is_none());
+        assert_eq!(c.frame_ancestors, "'self'");
+    }
+
+    #[test]
+    fn frame_ancestors_come_checked_from_flags_and_files() {
+        let c = load([
+            "streamhub",
+            "serve",
+            "--frame-ancestors",
+            "'self'  https://blog.example",
+        ])
+        .expect("valid");
+        assert_eq!(c.frame_ancestors, "'self' https://blog.example");
+        let err =
+            Cli::try_parse_from(["streamhub", "serve", "--frame-ancestors", "*; script-src *"])
+                .expect_err("a second directive refused");
+        assert!(err.to_string().contains("frame-ancestors"), "{err}");
+        let (_dir, path) =
+            with_file("frame_ancestors = \"https://a.example, https://b.example\"\n");
+        let err = load(["streamhub", "serve", "--config", &path]).expect_err("comma");
+        assert!(err.to_string().contains("`frame_ancestors`"), "{err}");
     }
 
     #[test]

@@ -14,6 +14,7 @@ use streamhub_protocol::ErrorCode;
 use streamhub_protocol::server::StreamStatus;
 use tokio_util::sync::CancellationToken;
 
+use crate::admin_token::AdminToken;
 use crate::bus::{Bus, HubEvent, StreamTotals};
 use crate::chatlog::ChatLog;
 use crate::cluster::Cluster;
@@ -33,6 +34,9 @@ pub(crate) type Relay = Distributor<SocketSink>;
 #[derive(Debug)]
 pub(crate) struct Hub {
     pub(crate) config: Config,
+    /// What the admin routes need: `--admin-token`, or the stored token (`admin_token`),
+    /// which a running server follows; `None`: open.
+    pub(crate) admin_token: Arc<AdminToken>,
     pub(crate) relay: Relay,
     pub(crate) bus: Bus,
     pub(crate) connections: AtomicUsize,
@@ -113,6 +117,7 @@ impl Hub {
             follows: parking_lot::Mutex::default(),
             relay: Distributor::new(config.relay.clone()),
             dashboard: Feed::new(config.dashboard_clients),
+            admin_token: Arc::new(AdminToken::new(config.admin_token.as_deref())),
             config,
             bus: Bus::new(),
             connections: AtomicUsize::new(0),

@@ -53,6 +53,11 @@ pub(crate) fn media_token() -> String {
     random("mt_", 32)
 }
 
+/// The admin token a server makes for itself: 32 alphanumerics, about 190 bits.
+pub(crate) fn admin_token() -> String {
+    random("at_", 32)
+}
+
 pub(crate) fn user_id() -> String {
     random("u_", 12)
 }

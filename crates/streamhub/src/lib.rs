@@ -13,7 +13,9 @@
 //!   calls and replies into emits; the periodic ticker (viewer counts, expired streams).
 //! - `media_channel`: `GET /media`, the viewers' plain-WebSocket frame channel.
 //! - `http`: `/healthz`, the `/api/streams` JSON API, `/metrics`; `http::admin` the
-//!   dashboard's data and `/api/sessions` behind `--admin-token`.
+//!   dashboard's data and `/api/sessions` behind the admin token. [`admin_token`]: which
+//!   token that is (`--admin-token`, stored, or generated on a non-loopback address), and
+//!   the `streamhub admin-token` subcommand.
 //! - `api_error`: the JSON error body every HTTP refusal uses.
 //!
 //! State and its parts:
@@ -33,7 +35,8 @@
 //! - `chatlog`: recent chat per channel for late joiners. `ids`: keys, tokens, connection
 //!   labels, the one constant-time secret comparison. `clock`: the wall clock, read only at
 //!   the edges. [`config`]: flags, environment and TOML, validated at start. `web`: the
-//!   pages, embedded in release builds.
+//!   pages, embedded in release builds; `csp`: their Content-Security-Policy (inline code of
+//!   the design note's pages allowed by hash) and who may frame them.
 //! - `fuzzing`: entry points for the fuzz targets (`fuzz/`) and their bounded run on stable.
 //! - Wire types, event names, error codes and validation live in the `streamhub-protocol`
 //!   crate.
@@ -59,6 +62,7 @@
 //!    on this path awaits a database, a metric, or another stream's lock.
 
 mod accept;
+pub mod admin_token;
 mod api_error;
 mod attempts;
 mod bus;
@@ -66,6 +70,7 @@ mod chatlog;
 mod clock;
 mod cluster;
 pub mod config;
+mod csp;
 mod dashboard;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -1,6 +1,6 @@
 use std::process::ExitCode;
 
-use streamhub::config::{self, ConfigError};
+use streamhub::config::{self, AdminTokenOptions, ConfigError, Invocation};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
@@ -11,8 +11,9 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let config = match config::load(std::env::args_os()) {
-        Ok(c) => c,
+    let config = match config::parse(std::env::args_os()) {
+        Ok(Invocation::Serve(c)) => *c,
+        Ok(Invocation::AdminToken(options)) => return admin_token(&options),
         // --help, --version and flag errors, printed the way clap prints them.
         Err(ConfigError::Cli(e)) => e.exit(),
         Err(e) => {
@@ -28,6 +29,35 @@ fn main() -> ExitCode {
         Ok(rt) => rt.block_on(serve(config)),
         Err(e) => {
             eprintln!("streamhub: cannot start the runtime: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// `streamhub admin-token`: the token on stdout (alone, for scripts), notes on stderr.
+fn admin_token(options: &AdminTokenOptions) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("streamhub: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(streamhub::admin_token::command(&options.db, options.action)) {
+        Ok(outcome) => {
+            if let Some(token) = outcome.token {
+                println!("{token}");
+            }
+            if !outcome.note.is_empty() {
+                eprintln!("{}", outcome.note);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("streamhub: {e}");
             ExitCode::from(1)
         }
     }

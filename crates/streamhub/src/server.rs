@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::accept;
+use crate::admin_token;
 use crate::bus::{self, HubEvent};
 use crate::config::Config;
 use crate::http;
@@ -83,6 +84,12 @@ async fn run_with(
     let store = SqliteStore::open(&config.db)
         .await
         .with_context(|| format!("opening the database {}", config.db.display()))?;
+    // Decided on the address actually bound (the listener may differ from `config.bind`).
+    let bound = listener.local_addr().context("reading the bound address")?;
+    let admin = admin_token::resolve(config.admin_token.as_deref(), &store, bound)
+        .await
+        .with_context(|| format!("reading the admin token from {}", config.db.display()))?;
+    let token_store = store.clone();
     let metrics = Arc::new(crate::metrics::Metrics::new());
     let cluster = match &config.cluster {
         Some(c) => {
@@ -103,6 +110,9 @@ async fn run_with(
         metrics,
         cluster,
     ));
+    if let Some(token) = admin.token() {
+        hub.admin_token.set(token);
+    }
     watch(&hub);
     // Subscribed before anything can publish, so no event is missed.
     let persistence = Persistence::start(
@@ -133,7 +143,7 @@ async fn run_with(
     hub.io.set(io.clone());
     socket::attach(&io);
 
-    let tasks = [
+    let mut tasks = vec![
         tokio::spawn(socket::cluster::run(
             Arc::clone(&hub),
             io.clone(),
@@ -159,6 +169,14 @@ async fn run_with(
             shutdown.child_token(),
         )),
     ];
+    if !matches!(admin, admin_token::Resolved::Flag(_)) {
+        // `streamhub admin-token --rotate` applies without a restart.
+        tasks.push(tokio::spawn(admin_token::follow(
+            Arc::clone(&hub.admin_token),
+            token_store,
+            shutdown.child_token(),
+        )));
+    }
 
     // The seed's pages load `/socket.io/socket.io.js`; that path sits under socketioxide's
     // prefix, so it is answered before the Socket.IO layer sees the request.
@@ -177,10 +195,11 @@ async fn run_with(
             http::origin::check,
         ))
         .layer(axum::middleware::map_response(security_headers));
-    let addr = listener.local_addr().context("reading the bound address")?;
+    let addr = bound;
     // A stable line scripts wait for (tests, benchmarks).
     println!("streamhub listening on http://{addr}");
     tracing::info!(%addr, db = %hub.config.db.display(), "streamhub listening");
+    announce_admin_token(&hub.config, &admin);
 
     let limits = accept::ConnLimits {
         header_read_timeout: cfg.header_read_timeout,
@@ -233,6 +252,42 @@ async fn run_with(
     persistence.finish().await;
     tracing::info!("streamhub stopped");
     Ok(())
+}
+
+/// Says which admin token applies. A generated one is printed on stdout, this once only
+/// (never to the log): later starts find it stored and say where.
+fn announce_admin_token(config: &Config, admin: &admin_token::Resolved) {
+    use admin_token::Resolved;
+    let db = config.db.display();
+    match admin {
+        Resolved::Generated(token) => {
+            println!(
+                "streamhub admin token (new; stored in {db}, `streamhub admin-token --db {db}` shows it again): {token}"
+            );
+            tracing::warn!(
+                %db,
+                "listening beyond loopback without --admin-token: generated an admin token \
+                 (printed on stdout); the dashboard and /api/sessions need it"
+            );
+        }
+        Resolved::Stored(_) => tracing::info!(
+            %db,
+            "the dashboard and /api/sessions need the admin token stored in the database \
+             (`streamhub admin-token --db {db}` shows it)"
+        ),
+        Resolved::Flag(_) => {
+            tracing::info!("the dashboard and /api/sessions need --admin-token")
+        }
+        Resolved::Open => tracing::info!(
+            "the dashboard and /api/sessions are open: loopback only, no admin token"
+        ),
+    }
+    if config.cluster.is_some() && matches!(admin, Resolved::Generated(_) | Resolved::Stored(_)) {
+        tracing::warn!(
+            "cluster mode with this node's own stored admin token: give every node the same \
+             --admin-token, or the dashboard fails on whichever node the load balancer picks"
+        );
+    }
 }
 
 /// Connects to the cluster's Redis. A Redis that does not answer yet is not an error: the

@@ -17,20 +17,51 @@ struct Assets;
 /// Where the seed's `<script src="/socket.io/socket.io.js">` is answered from.
 pub(crate) const CLIENT_BUNDLE: &str = "socket.io/socket.io.js";
 
-/// Serves `path` (no leading slash) from the embedded build, `None` when absent.
-pub(crate) fn asset(path: &str) -> Option<Response> {
+/// What a page's headers depend on besides the page: the request's `Host` (for the
+/// policy's websocket sources) and `--frame-ancestors`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PageContext<'a> {
+    pub(crate) host: Option<&'a str>,
+    pub(crate) frame_ancestors: &'a str,
+}
+
+/// Serves `path` (no leading slash) from the embedded build, `None` when absent. HTML pages
+/// get their Content-Security-Policy and framing headers (`csp`) from `page`.
+pub(crate) fn asset(path: &str, page: Option<PageContext<'_>>) -> Option<Response> {
     let path = if path.is_empty() { "index.html" } else { path };
     let file = Assets::get(path)?;
     let mime = file.metadata.mimetype();
+    let html = mime.starts_with("text/html");
     // Vite puts content hashes in assets/ names: those never change. Pages must revalidate.
     let cache = if path.starts_with("assets/") {
         "public, max-age=31536000, immutable"
     } else {
         "no-cache"
     };
+    let mut headers = axum::http::HeaderMap::new();
+    if let (true, Some(ctx)) = (html, page) {
+        crate::csp::page_headers(
+            &mut headers,
+            path,
+            &file.data,
+            file.metadata.sha256_hash(),
+            ctx.host,
+            ctx.frame_ancestors,
+        );
+    }
     let mut res = Response::new(Body::from(file.data.into_owned()));
+    *res.headers_mut() = headers;
     let headers = res.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(mime) {
+    // Every text file of the build is UTF-8, and the design note's pages do not say so
+    // (no `<meta charset>`): without the charset a browser decodes them as windows-1252, and
+    // their inline scripts (Spanish comments) would not match the hashes in their policy.
+    let textual = mime.starts_with("text/") || mime == "application/javascript";
+    let mime = if textual && !mime.contains("charset") {
+        format!("{mime}; charset=utf-8")
+    } else {
+        mime.to_owned()
+    };
+    if let Ok(v) = HeaderValue::from_str(&mime) {
         headers.insert(header::CONTENT_TYPE, v);
     }
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
@@ -48,7 +79,7 @@ pub(crate) fn available() -> bool {
 
 /// The socket.io client bundle for seed pages, taken from the npm package at build time.
 pub(crate) async fn client_bundle() -> Response {
-    asset(CLIENT_BUNDLE).unwrap_or_else(|| {
+    asset(CLIENT_BUNDLE, None).unwrap_or_else(|| {
         (
             StatusCode::NOT_FOUND,
             "socket.io client bundle missing: build the web pages (./scripts/run.sh does)",
@@ -58,12 +89,12 @@ pub(crate) async fn client_bundle() -> Response {
 }
 
 /// Page or asset for any other GET path.
-pub(crate) fn page(uri: &Uri) -> Option<Response> {
+pub(crate) fn page(uri: &Uri, ctx: PageContext<'_>) -> Option<Response> {
     let path = uri.path().trim_start_matches('/');
     if path.contains("..") {
         return None;
     }
-    asset(path).or_else(|| {
+    asset(path, Some(ctx)).or_else(|| {
         (path.is_empty() && !available()).then(|| {
             (
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -34,8 +34,11 @@ export function floatReaction(layer: HTMLElement, r: Pick<Reaction, 'type'> & { 
     'data-testid': 'reaction-float',
     'data-type': r.type,
     title: r.user?.username ?? '',
-    style: `left:${left.toFixed(1)}%;--drift:${drift}px`,
   }, r.type);
+  // Through the CSSOM, not a style attribute: the page's Content-Security-Policy allows no
+  // inline styles, and it does not apply to these.
+  node.style.left = `${left.toFixed(1)}%`;
+  node.style.setProperty('--drift', `${drift}px`);
   const done = () => node.remove();
   node.addEventListener('animationend', done, { once: true });
   setTimeout(done, 4000); // in case animations are off

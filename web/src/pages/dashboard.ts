@@ -1,7 +1,7 @@
 // Dashboard: live charts (uPlot) of the server and every stream, the live streams with their
 // viewers' delivery levels, and past sessions from the database. Snapshots arrive about once a
-// second as server-sent events from /api/dashboard/events; with an admin token set on the
-// server, every request carries `Authorization: Bearer TOKEN` (asked once, kept in
+// second as server-sent events from /api/dashboard/events; when the server has an admin token
+// (--admin-token, or the one a public server makes for itself), every request carries `Authorization: Bearer TOKEN` (asked once, kept in
 // sessionStorage), and a refusal says so instead of showing stale numbers.
 import '../styles.css';
 import 'uplot/dist/uPlot.min.css';
@@ -83,8 +83,8 @@ function refused(used: string): void {
   setText(
     authMessage,
     hadToken
-      ? 'The server refused this admin token. Enter the token StreamHub was started with (--admin-token).'
-      : 'The server refused the dashboard: it needs the admin token StreamHub was started with (--admin-token).',
+      ? 'The server refused this admin token. Enter the one StreamHub was started with (--admin-token), or the one it made for itself: `streamhub admin-token` on the server shows it.'
+      : 'The server refused the dashboard: it needs the admin token. That is the one StreamHub was started with (--admin-token), or the one it made for itself on its first start: `streamhub admin-token` on the server shows it.',
   );
   body.hidden = true;
   tokenForm.hidden = false;

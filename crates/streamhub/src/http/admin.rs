@@ -1,5 +1,6 @@
 //! The admin routes: the dashboard's data (`/api/dashboard`, its server-sent events) and past
-//! sessions (`/api/sessions`). With `--admin-token` set, every route here needs
+//! sessions (`/api/sessions`). With an admin token (`--admin-token`, or the one a server on a
+//! non-loopback address stores for itself: `admin_token`), every route here needs
 //! `Authorization: Bearer TOKEN`. Also the task that samples the server for the dashboard.
 
 use std::convert::Infallible;
@@ -163,9 +164,10 @@ impl IntoResponse for AdminError {
     }
 }
 
-/// `Ok` when no admin token is set or the request carries it.
+/// `Ok` when the server has no admin token (loopback only, none set or stored) or the
+/// request carries it.
 pub(crate) fn authorize(hub: &Hub, headers: &HeaderMap) -> Result<(), AdminError> {
-    let Some(token) = hub.config.admin_token.as_deref() else {
+    let Some(token) = hub.admin_token.get() else {
         return Ok(());
     };
     let given = headers
@@ -173,7 +175,7 @@ pub(crate) fn authorize(hub: &Hub, headers: &HeaderMap) -> Result<(), AdminError
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     match given {
-        Some(g) if secrets_match(token, g.trim()) => Ok(()),
+        Some(g) if secrets_match(&token, g.trim()) => Ok(()),
         Some(_) => Err(AdminError::WrongToken),
         None => Err(AdminError::NoToken),
     }

@@ -12,7 +12,7 @@ use std::time::Instant;
 use axum::Json;
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::{StatusCode, Uri};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
@@ -97,11 +97,16 @@ async fn metrics(State(hub): State<Arc<Hub>>) -> Response {
 }
 
 /// Pages and assets; anything else is a JSON 404 under /api and a plain one elsewhere.
-async fn not_found(uri: Uri) -> Response {
+async fn not_found(State(hub): State<Arc<Hub>>, uri: Uri, headers: HeaderMap) -> Response {
     if uri.path().starts_with("/api/") {
         return error(StatusCode::NOT_FOUND, ErrorCode::NotFound, "no such route");
     }
-    crate::web::page(&uri).unwrap_or_else(|| (StatusCode::NOT_FOUND, "not found").into_response())
+    let ctx = crate::web::PageContext {
+        host: headers.get(header::HOST).and_then(|h| h.to_str().ok()),
+        frame_ancestors: &hub.config.frame_ancestors,
+    };
+    crate::web::page(&uri, ctx)
+        .unwrap_or_else(|| (StatusCode::NOT_FOUND, "not found").into_response())
 }
 
 #[cfg(test)]

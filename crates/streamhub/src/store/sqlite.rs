@@ -30,6 +30,19 @@ impl SqliteStore {
     /// open is closed as `interrupted` at its last checkpoint, with the totals checkpointed
     /// then (at its start, with zeros, if it had none).
     pub(crate) async fn open(path: &Path) -> Result<Self, StoreError> {
+        let store = Self::connect(path).await?;
+        sqlx::query(
+            "UPDATE sessions SET ended_at = MAX(started_at, COALESCE(checkpoint_at, started_at)), \
+             end_reason = 'interrupted' WHERE ended_at IS NULL",
+        )
+        .execute(&store.pool)
+        .await?;
+        Ok(store)
+    }
+
+    /// Opens (creating it if needed) and migrates the database file, and nothing else: for
+    /// `streamhub admin-token`, which may run beside a live server whose sessions are open.
+    pub(crate) async fn connect(path: &Path) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -43,13 +56,50 @@ impl SqliteStore {
             .connect_with(options)
             .await?;
         sqlx::migrate!().run(&pool).await?;
-        sqlx::query(
-            "UPDATE sessions SET ended_at = MAX(started_at, COALESCE(checkpoint_at, started_at)), \
-             end_reason = 'interrupted' WHERE ended_at IS NULL",
-        )
-        .execute(&pool)
-        .await?;
         Ok(Self { pool })
+    }
+
+    /// The stored admin token (`admin_token`), if any.
+    pub(crate) async fn admin_token(&self) -> Result<Option<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT token FROM admin_token WHERE id = 1")
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Stores `token` as the admin token, replacing the stored one only when `replace`;
+    /// returns the token stored afterwards.
+    pub(crate) async fn store_admin_token(
+        &self,
+        token: &str,
+        replace: bool,
+    ) -> Result<String, StoreError> {
+        let sql = if replace {
+            "INSERT INTO admin_token (id, token, created_at) VALUES (1, ?, ?) \
+             ON CONFLICT (id) DO UPDATE SET token = excluded.token, created_at = excluded.created_at"
+        } else {
+            "INSERT OR IGNORE INTO admin_token (id, token, created_at) VALUES (1, ?, ?)"
+        };
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(sql)
+            .bind(token)
+            .bind(int(crate::clock::now_ms()))
+            .execute(&mut *tx)
+            .await?;
+        let stored = sqlx::query_scalar("SELECT token FROM admin_token WHERE id = 1")
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(stored)
+    }
+
+    /// Deletes the stored admin token; whether there was one.
+    pub(crate) async fn clear_admin_token(&self) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM admin_token")
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
     }
 
     async fn write_batch(&self, batch: Vec<Write>) -> Result<(), StoreError> {

@@ -33,12 +33,25 @@ pub(crate) async fn start(tweak: impl FnOnce(&mut Config)) -> Server {
 
 /// [`start`] on the database in `dir` (`streamhub.db`), e.g. one a stopped server left.
 pub(crate) async fn start_in(dir: tempfile::TempDir, tweak: impl FnOnce(&mut Config)) -> Server {
+    start_at("127.0.0.1:0", dir, tweak).await
+}
+
+/// [`start`] listening on `bind` (`0.0.0.0:0`: every interface, as a public server does);
+/// `addr` is still a loopback address to connect to.
+pub(crate) async fn start_on(bind: &str, tweak: impl FnOnce(&mut Config)) -> Server {
+    start_at(bind, tempfile::tempdir().unwrap(), tweak).await
+}
+
+async fn start_at(bind: &str, dir: tempfile::TempDir, tweak: impl FnOnce(&mut Config)) -> Server {
     let mut config = Config::defaults();
     config.db = dir.path().join("streamhub.db");
     tweak(&mut config);
     // The binary's own listener (backlog 4096), on a free port.
-    let listener = streamhub::listen("127.0.0.1:0".parse().unwrap()).unwrap();
-    let addr = listener.local_addr().unwrap();
+    let listener = streamhub::listen(bind.parse().unwrap()).unwrap();
+    let mut addr = listener.local_addr().unwrap();
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
     let shutdown = CancellationToken::new();
     let handle = tokio::spawn(streamhub::run(config, listener, shutdown.clone()));
     Server {
@@ -75,9 +88,20 @@ pub(crate) async fn http_get(addr: SocketAddr, path: &str) -> (u16, Value) {
 
 /// The whole response to `GET path`, head and body, as text.
 pub(crate) async fn http_raw(addr: SocketAddr, path: &str) -> String {
+    http_raw_as(addr, path, None).await
+}
+
+/// The status of `GET path` with `Authorization: Bearer TOKEN` when `token` is given.
+pub(crate) async fn http_status(addr: SocketAddr, path: &str, token: Option<&str>) -> u16 {
+    http_raw_as(addr, path, token).await[9..12].parse().unwrap()
+}
+
+/// [`http_raw`], with `Authorization: Bearer TOKEN` when `token` is given.
+pub(crate) async fn http_raw_as(addr: SocketAddr, path: &str, token: Option<&str>) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut tcp = TcpStream::connect(addr).await.unwrap();
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n");
     tcp.write_all(req.as_bytes()).await.unwrap();
     let mut buf = Vec::new();
     tcp.read_to_end(&mut buf).await.unwrap();
