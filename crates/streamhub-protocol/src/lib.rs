@@ -4,7 +4,8 @@
 //! Everything a client can see on the wire lives here: the Socket.IO event names
 //! ([`events`]), the payloads in both directions ([`client`] for what clients send,
 //! [`server`] for what the server emits), the stable error codes ([`ErrorCode`]) and the
-//! validation rules ([`validate`]), and the media channel's frame format ([`media_channel`]).
+//! validation rules ([`validate`]), the media channel's frame format ([`media_channel`]), and
+//! the HTTP API bodies the pages read ([`api`]).
 //! `docs/protocol.md` documents the same contract for humans; a change to an event is a change
 //! here and there first.
 //!
@@ -18,6 +19,7 @@
 
 #![warn(missing_docs)]
 
+pub mod api;
 pub mod client;
 pub mod engine_io;
 mod error;

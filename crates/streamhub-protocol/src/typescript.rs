@@ -9,7 +9,7 @@ use std::path::Path;
 use ts_rs::{Config, TS};
 
 use crate::events::{CLIENT_TO_SERVER, EventName, SERVER_TO_CLIENT};
-use crate::{ErrorCode, client, media_channel, server};
+use crate::{ErrorCode, api, client, media_channel, server};
 
 /// The generated file, from this crate's directory.
 const OUT: &str = "../../web/src/generated/protocol.ts";
@@ -88,6 +88,14 @@ fn decls() -> Vec<Decl> {
         decl::<server::Published>(&cfg),
         decl::<server::ChatSent>(&cfg),
         decl::<server::MediaToken>(&cfg),
+        // The HTTP API the pages read.
+        decl::<api::Rates>(&cfg),
+        decl::<api::ServerPoint>(&cfg),
+        decl::<api::StreamPoint>(&cfg),
+        decl::<api::NodeViewers>(&cfg),
+        decl::<api::ClusterPoint>(&cfg),
+        decl::<api::Snapshot>(&cfg),
+        decl::<api::SessionRecord>(&cfg),
         // The media channel.
         decl::<media_channel::Header>(&cfg),
         decl::<media_channel::Payload>(&cfg),
@@ -339,14 +347,20 @@ fn layout(decl: &str) -> String {
     }
 }
 
-/// `toks` split at the tokens `at` outside braces.
+/// `toks` split at the tokens `at` outside braces, brackets and parentheses (a tuple's
+/// commas, `[number, number]`, are not field separators).
 fn split_top<'t, 'a>(toks: &'t [Tok<'a>], at: impl Fn(&Tok<'a>) -> bool) -> Vec<&'t [Tok<'a>]> {
     let (mut parts, mut depth, mut start) = (Vec::new(), 0usize, 0);
+    let mut nest = 0i32;
     for (i, t) in toks.iter().enumerate() {
         match t {
             Tok::Open => depth += 1,
             Tok::Close => depth = depth.saturating_sub(1),
-            t if depth == 0 && at(t) => {
+            Tok::Text(text) => {
+                let opens = text.matches(['[', '(']).count() as i32;
+                nest += opens - text.matches([']', ')']).count() as i32;
+            }
+            t if depth == 0 && nest == 0 && at(t) => {
                 parts.push(&toks[start..i]);
                 start = i + 1;
             }
@@ -371,6 +385,9 @@ fn render(toks: &[Tok<'_>], indent: &str) -> String {
                     out.push_str("{}");
                 } else {
                     let inner = format!("{indent}  ");
+                    if out.ends_with(':') {
+                        out.push(' ');
+                    }
                     out.push_str("{\n");
                     for f in fields {
                         let (docs, rest): (Vec<Tok<'_>>, Vec<Tok<'_>>) =

@@ -10,97 +10,20 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
 use streamhub_protocol::Millis;
-use streamhub_protocol::server::{StreamInfo, StreamStatus, UserRef};
+pub(crate) use streamhub_protocol::api::{
+    ClusterPoint, NodeViewers, Rates, ServerPoint, Snapshot, StreamPoint,
+};
+use streamhub_protocol::server::StreamInfo;
 use tokio::sync::{Semaphore, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::bus::StreamTotals;
 use crate::clock::now_ms;
-use crate::relay::{LEVELS, StreamStats};
+use crate::relay::StreamStats;
 
 /// How often a snapshot is taken.
 pub(crate) const INTERVAL: Duration = Duration::from_secs(1);
-
-/// What the server and each stream report alike; rates are over the last interval.
-#[derive(Debug, Clone, Default, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct Rates {
-    pub(crate) kbps_in: f64,
-    pub(crate) kbps_out: f64,
-    pub(crate) drops_per_sec: f64,
-    /// Mean queue delay of the frames sent in the interval, milliseconds.
-    pub(crate) latency_ms: f64,
-    pub(crate) frames_in: u64,
-    pub(crate) frames_out: u64,
-}
-
-/// Server-wide numbers of one snapshot.
-#[derive(Debug, Clone, Default, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct ServerPoint {
-    pub(crate) connections: usize,
-    pub(crate) streams: usize,
-    pub(crate) viewers: usize,
-    pub(crate) fps_in: f64,
-    #[serde(flatten)]
-    pub(crate) rates: Rates,
-    pub(crate) dropped: u64,
-}
-
-/// One live stream in a snapshot.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct StreamPoint {
-    pub(crate) stream_key: String,
-    pub(crate) title: String,
-    pub(crate) streamer: UserRef,
-    pub(crate) status: StreamStatus,
-    pub(crate) media: &'static str,
-    pub(crate) started_at: Option<Millis>,
-    pub(crate) viewers: usize,
-    /// Viewers at each delivery level: every frame, reduced, minimal.
-    pub(crate) levels: [usize; LEVELS],
-    pub(crate) fps: f64,
-    #[serde(flatten)]
-    pub(crate) rates: Rates,
-    /// Cluster mode: the stream's viewers on each node, and the node its streamer publishes
-    /// to.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub(crate) by_node: Vec<NodeViewers>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) origin: Option<String>,
-}
-
-/// One node's viewers of a stream.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct NodeViewers {
-    pub(crate) node: String,
-    pub(crate) viewers: usize,
-}
-
-/// Cluster mode: this node and the others.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct ClusterPoint {
-    /// This node.
-    pub(crate) node: String,
-    /// Live nodes (this one included).
-    pub(crate) nodes: Vec<String>,
-    pub(crate) bus_up: bool,
-}
-
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct Snapshot {
-    pub(crate) at: Millis,
-    pub(crate) server: ServerPoint,
-    pub(crate) streams: Vec<StreamPoint>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) cluster: Option<ClusterPoint>,
-}
 
 /// Where snapshots are published.
 #[derive(Debug)]
@@ -278,7 +201,7 @@ impl Sampler {
                 title: info.title,
                 streamer: info.streamer,
                 status: info.status,
-                media: stats.media.as_str(),
+                media: stats.media,
                 started_at: info.started_at,
                 viewers: stats.viewer_count,
                 levels: stats.levels,
@@ -290,7 +213,7 @@ impl Sampler {
                     stats.frames_in,
                     stats.frames_out,
                 ),
-                by_node,
+                by_node: (!by_node.is_empty()).then_some(by_node),
                 origin,
             });
             next.insert(info.stream_key, cur);

@@ -552,6 +552,154 @@ export type MediaToken = {
   expiresInMs: number;
 };
 
+/** What the server and each stream report alike; rates are over the last interval. */
+export type Rates = {
+  /** Payload received from streamers, kbit/s. */
+  kbpsIn: number;
+  /** Payload sent to viewers, kbit/s. */
+  kbpsOut: number;
+  /** Frames dropped per second (all reasons). */
+  dropsPerSec: number;
+  /** Mean queue delay of the frames sent in the interval, milliseconds. */
+  latencyMs: number;
+  /** Frames received in the interval. */
+  framesIn: number;
+  /** Frames sent in the interval (one per viewer). */
+  framesOut: number;
+};
+
+/** Server-wide numbers of one snapshot. */
+export type ServerPoint = {
+  /** Socket.IO connections open. */
+  connections: number;
+  /** Streams on the server. */
+  streams: number;
+  /** Viewers over all streams. */
+  viewers: number;
+  /** Frames per second received from streamers. */
+  fpsIn: number;
+  /** Frames dropped since the start. */
+  dropped: number;
+  /** Payload received from streamers, kbit/s. */
+  kbpsIn: number;
+  /** Payload sent to viewers, kbit/s. */
+  kbpsOut: number;
+  /** Frames dropped per second (all reasons). */
+  dropsPerSec: number;
+  /** Mean queue delay of the frames sent in the interval, milliseconds. */
+  latencyMs: number;
+  /** Frames received in the interval. */
+  framesIn: number;
+  /** Frames sent in the interval (one per viewer). */
+  framesOut: number;
+};
+
+/** One live stream in a snapshot. */
+export type StreamPoint = {
+  /** The stream's key. */
+  streamKey: string;
+  /** Its title. */
+  title: string;
+  /** Who publishes it. */
+  streamer: UserRef;
+  /** Where it is in its lifecycle. */
+  status: StreamStatus;
+  /** How its frames are encoded. */
+  media: MediaMode;
+  /** When it went live. */
+  startedAt: number | null;
+  /** Its viewers. */
+  viewers: number;
+  /** Viewers at each delivery level: every frame, reduced, minimal. */
+  levels: [number, number, number];
+  /** Frames per second received. */
+  fps: number;
+  /** Cluster mode: the stream's viewers on each node. */
+  byNode?: Array<NodeViewers>;
+  /** Cluster mode: the node its streamer publishes to. */
+  origin?: string;
+  /** Payload received from streamers, kbit/s. */
+  kbpsIn: number;
+  /** Payload sent to viewers, kbit/s. */
+  kbpsOut: number;
+  /** Frames dropped per second (all reasons). */
+  dropsPerSec: number;
+  /** Mean queue delay of the frames sent in the interval, milliseconds. */
+  latencyMs: number;
+  /** Frames received in the interval. */
+  framesIn: number;
+  /** Frames sent in the interval (one per viewer). */
+  framesOut: number;
+};
+
+/** One node's viewers of a stream (cluster mode). */
+export type NodeViewers = {
+  /** The node's id. */
+  node: string;
+  /** Its viewers of the stream. */
+  viewers: number;
+};
+
+/** Cluster mode: the node serving the dashboard and the live nodes. */
+export type ClusterPoint = {
+  /** This node. */
+  node: string;
+  /** Live nodes (this one included). */
+  nodes: Array<string>;
+  /** Whether this node reaches the cluster's Redis. */
+  busUp: boolean;
+};
+
+/** One dashboard snapshot, about once a second. */
+export type Snapshot = {
+  /** When it was taken. */
+  at: number;
+  /** Server-wide numbers. */
+  server: ServerPoint;
+  /** Every live stream. */
+  streams: Array<StreamPoint>;
+  /** Cluster mode only. */
+  cluster?: ClusterPoint;
+};
+
+/** A past (or running) stream, as `GET /api/sessions` reports it. */
+export type SessionRecord = {
+  /** The stream's key. */
+  streamKey: string;
+  /** Its title. */
+  title: string;
+  /** The streamer's name. */
+  streamer: string;
+  /** When it went live. */
+  startedAt: number;
+  /** When it ended (`null` while live). */
+  endedAt: number | null;
+  /** Why it ended (an end reason, or `interrupted` after a crash). */
+  endReason: string | null;
+  /** Its media mode. */
+  mode: string;
+  /** Most viewers at once. */
+  peakViewers: number;
+  /** Viewers on average. */
+  avgViewers: number;
+  /** Frames received. */
+  framesIn: number;
+  /** Payload bytes received. */
+  bytesIn: number;
+  /** Frames sent (one per viewer). */
+  framesOut: number;
+  /** Payload bytes sent. */
+  bytesOut: number;
+  /** Frames dropped. */
+  dropped: number;
+  /** Chat messages stored. */
+  chatMessages: number;
+  /** Reactions by kind. */
+  reactions: {
+    [key in string]: number;
+  };
+};
+
 /**
  * The header of a media-channel message, as a client reads it.
  * Each field is the `StreamData` field of the same name; `data` only says what follows.

@@ -1,58 +1,11 @@
 // Dashboard logic without the DOM: snapshot types, the chart history, the SSE parser and
 // number formatting. Unit-tested in dashboard.test.ts.
 
-/** What the server and each stream report alike; rates are over the last interval. */
-export interface Rates {
-  kbpsIn: number;
-  kbpsOut: number;
-  dropsPerSec: number;
-  latencyMs: number;
-  framesIn: number;
-  framesOut: number;
-}
-
-export interface ServerPoint extends Rates {
-  connections: number;
-  streams: number;
-  viewers: number;
-  fpsIn: number;
-  dropped: number;
-}
-
-export interface StreamPoint extends Rates {
-  streamKey: string;
-  title: string;
-  streamer: { id: string; username: string };
-  status: string;
-  media: string;
-  startedAt: number | null;
-  viewers: number;
-  levels: [number, number, number];
-  fps: number;
-  /** Cluster mode: the stream's viewers on each node, and the node its streamer publishes to. */
-  byNode?: NodeViewers[];
-  origin?: string;
-}
-
-/** One node's viewers of a stream (cluster mode). */
-export interface NodeViewers {
-  node: string;
-  viewers: number;
-}
-
-/** Cluster mode: the node serving this dashboard and the live nodes. */
-export interface ClusterPoint {
-  node: string;
-  nodes: string[];
-  busUp: boolean;
-}
-
-export interface Snapshot {
-  at: number;
-  server: ServerPoint;
-  streams: StreamPoint[];
-  cluster?: ClusterPoint;
-}
+// The snapshot and session types are the server's, generated from crates/streamhub-protocol
+// (`api.rs`) into ../generated/protocol.ts.
+import type { ClusterPoint, ServerPoint, Snapshot, StreamPoint } from './protocol';
+export type { ClusterPoint, NodeViewers, Rates, ServerPoint, Snapshot, StreamPoint } from './protocol';
+export type { SessionRecord as Session } from './protocol';
 
 /** Where a stream's viewers are, e.g. "a (origin) 3 · b 5"; "" on a single node. */
 export function whereText(s: StreamPoint): string {
@@ -69,25 +22,6 @@ export function clusterText(c: ClusterPoint | undefined): string {
   if (!c) return '';
   const nodes = [...c.nodes].sort().join(', ') || c.node;
   return `node ${c.node} of ${nodes} · bus ${c.busUp ? 'up' : 'down (serving local streams only)'}`;
-}
-
-export interface Session {
-  streamKey: string;
-  title: string;
-  streamer: string;
-  startedAt: number;
-  endedAt: number | null;
-  endReason: string | null;
-  mode: string;
-  peakViewers: number;
-  avgViewers: number;
-  framesIn: number;
-  bytesIn: number;
-  framesOut: number;
-  bytesOut: number;
-  dropped: number;
-  chatMessages: number;
-  reactions: Record<string, number>;
 }
 
 /** What a chart plots: one number from the server, one from each stream. */

@@ -11,7 +11,7 @@ use super::{ConnId, Offer, ViewerSink};
 
 /// Delivery levels: 0 every frame; 1 every 2nd picture, or key frames only (encoded video);
 /// 2 every 4th picture.
-pub(crate) const LEVELS: usize = 3;
+pub(crate) const LEVELS: usize = streamhub_protocol::api::DELIVERY_LEVELS;
 /// Drops within the drop window that move a viewer one level down.
 const DROPS_TO_STEP_DOWN: u32 = 3;
 /// Images: refusals are frames, many a second when a viewer is slow.

@@ -8,11 +8,9 @@
 pub(crate) mod sqlite;
 pub(crate) mod writer;
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 
-use serde::Serialize;
 use streamhub_protocol::Millis;
 use streamhub_protocol::server::{ChatMessage, UserRef};
 
@@ -94,27 +92,8 @@ impl From<ChatRecord> for ChatMessage {
     }
 }
 
-/// A past (or running) stream, as `GET /api/sessions` reports it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct SessionRecord {
-    pub stream_key: String,
-    pub title: String,
-    pub streamer: String,
-    pub started_at: Millis,
-    pub ended_at: Option<Millis>,
-    pub end_reason: Option<String>,
-    pub mode: String,
-    pub peak_viewers: u64,
-    pub avg_viewers: f64,
-    pub frames_in: u64,
-    pub bytes_in: u64,
-    pub frames_out: u64,
-    pub bytes_out: u64,
-    pub dropped: u64,
-    pub chat_messages: u64,
-    pub reactions: BTreeMap<String, u64>,
-}
+/// A past (or running) stream, as `GET /api/sessions` reports it (a wire type).
+pub(crate) use streamhub_protocol::api::SessionRecord;
 
 /// What a backend's methods return.
 pub(crate) type StoreFuture<'a, T> =
