@@ -1,7 +1,8 @@
 // HTTPS in the binary (--tls-self-signed): the real socket.io-client reaches the server over
 // https (polling, then the upgrade to wss) and over wss alone, trusting only the certificate
-// the server made, and a viewer receives a frame. The certificate names 127.0.0.1, so the
-// client's hostname check passes too.
+// the server made, and viewers receive a frame, over Socket.IO and over the media channel
+// (wss://.../media). The certificate names 127.0.0.1, so the client's hostname check passes
+// too.
 
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -9,6 +10,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
+import WebSocket from 'ws';
 import {
   closeAll,
   diag,
@@ -56,6 +58,28 @@ describe('HTTPS', () => {
         assert.equal(ack.viewers, 1, show(ack));
         const [got] = await v.rec.waitCount('stream:data', 1);
         assert.ok(Buffer.from(got.data).equals(frame), `frame bytes differ: ${show(got)}`);
+
+        // The media channel over wss: a plain WebSocket on the same TLS port.
+        const m = await registerViewer(server.url, 'tls-media', { socketOpts: { ca, transports: ['websocket'] } });
+        const token = await emitAck(m.socket, 'media:token');
+        assert.equal(token.ok, true, show(token));
+        const ws = new WebSocket(`${server.url.replace(/^https/, 'wss')}/media?token=${encodeURIComponent(token.token)}`, { ca });
+        const messages = [];
+        ws.on('message', (data, isBinary) => isBinary && messages.push(data));
+        await new Promise((resolve, reject) => {
+          ws.once('open', resolve);
+          ws.once('error', reject);
+        });
+        const joined = await joinStream(m.socket, s.streamKey);
+        assert.equal(joined.media, true, show(joined));
+        const second = randomBytes(3000);
+        await emitAck(s.socket, 'stream:data:send', { streamKey: s.streamKey, data: second });
+        await until(() => messages.length >= 1, 5000, 'a frame on the media channel over wss');
+        // [u32 BE header length][header JSON][payload]
+        const msg = messages[0];
+        const payload = msg.subarray(4 + msg.readUInt32BE(0));
+        assert.ok(payload.equals(second), 'media channel frame bytes differ');
+        ws.close();
 
         // A client that does not trust the certificate is refused.
         const refused = await registerViewer(server.url, 'no-ca', { socketOpts: { transports: ['websocket'] } }).then(
