@@ -405,6 +405,7 @@ async fn a_self_signed_certificate_is_made_once_kept_and_its_fingerprint_printed
     // From the environment, as the other settings can be.
     let env = [("STREAMHUB_TLS_SELF_SIGNED", "true")];
 
+    assert!(!cert_path.exists() && !key_path.exists());
     let (child, lines) = spawn(&args, &env, &log);
     let addr = https_addr(&lines, &log);
     let first = printed_fingerprint(&lines);
