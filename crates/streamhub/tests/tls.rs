@@ -275,8 +275,18 @@ async fn a_reload_gives_new_connections_the_new_certificate_and_leaves_open_ones
     server.stop().await;
 }
 
+/// A server process, killed when dropped: a failing assertion does not leave it running.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// `streamhub serve ARGS` with stdout's lines on a channel (stderr to `log`).
-fn spawn(args: &[&str], env: &[(&str, &str)], log: &Path) -> (Child, mpsc::Receiver<String>) {
+fn spawn(args: &[&str], env: &[(&str, &str)], log: &Path) -> (Server, mpsc::Receiver<String>) {
     let mut cmd = Command::new(BIN);
     cmd.arg("serve")
         .args(args)
@@ -297,7 +307,7 @@ fn spawn(args: &[&str], env: &[(&str, &str)], log: &Path) -> (Child, mpsc::Recei
             }
         }
     });
-    (child, rx)
+    (Server(child), rx)
 }
 
 /// The address from `streamhub listening on https://ADDR`, the first line.
@@ -317,9 +327,8 @@ fn https_addr(lines: &mpsc::Receiver<String>, log: &Path) -> SocketAddr {
         .unwrap()
 }
 
-fn stop(mut child: Child) {
-    let _ = child.kill();
-    let _ = child.wait();
+fn stop(server: Server) {
+    drop(server);
 }
 
 /// The real binary and a real SIGHUP (`kill -HUP`).
@@ -352,7 +361,7 @@ async fn the_binary_swaps_its_certificate_on_sighup() {
 
     let b = pki.issue(&cert, &key);
     let hup = Command::new("kill")
-        .args(["-HUP", &child.id().to_string()])
+        .args(["-HUP", &child.0.id().to_string()])
         .status()
         .unwrap();
     assert!(hup.success());
@@ -364,7 +373,7 @@ async fn the_binary_swaps_its_certificate_on_sighup() {
     );
     assert_eq!(peer(&open).as_ref(), a.as_ref());
     assert!(
-        child.try_wait().unwrap().is_none(),
+        child.0.try_wait().unwrap().is_none(),
         "SIGHUP ended the process"
     );
     let logged = std::fs::read_to_string(&log).unwrap();
