@@ -57,7 +57,7 @@ function appendBounded(current, chunk) {
 
 /**
  * Spawns `streamhub serve --bind 127.0.0.1:0 --db <tmp>/streamhub.db ...extraArgs` and waits
- * for `streamhub listening on http://127.0.0.1:PORT` on stdout. `{db}` names the database
+ * for `streamhub listening on http://127.0.0.1:PORT` (`https://` with TLS) on stdout. `{db}` names the database
  * file instead (kept when the server stops, for restart tests).
  *
  * Returns {url, proc, stop(), logs(), exited}. `stop()` sends SIGTERM, escalates to SIGKILL
@@ -118,7 +118,7 @@ export async function startServer(extraArgs = [], env = {}, { db } = {}) {
     const lines = lineBuf.split('\n');
     lineBuf = lines.pop();
     for (const line of lines) {
-      const m = /listening on (http:\/\/\S+)/.exec(line);
+      const m = /listening on (https?:\/\/\S+)/.exec(line);
       if (m) {
         server.url = m[1].replace(/\/+$/, '');
         onUrl(server.url);

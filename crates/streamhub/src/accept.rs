@@ -8,8 +8,14 @@
 //! private type, so a websocket upgraded through it can never be turned back into the plain TCP
 //! stream: engineioxide then splits it behind a lock taken on every read and write (measured:
 //! 4% of the server's CPU at 2000 viewers; `vendor/README.md`). Here the upgraded connection is
-//! the `TcpStream` itself. HTTP/2 is not offered: browsers speak it only over TLS, and
-//! websockets ride HTTP/1.1 anyway.
+//! the `TcpStream` itself. HTTP/2 is not offered: websockets ride HTTP/1.1 anyway, and one
+//! protocol keeps this loop small.
+//!
+//! With TLS (`--tls-cert`, `--tls-self-signed`), an admitted connection first completes its
+//! handshake, within the header-read timeout, then is served the same way over the
+//! `TlsStream`. Its websocket is then not a `TcpStream`, so engineioxide takes its generic
+//! `tokio::io::split` (a lock per read and write; `vendor/README.md`), which costs little
+//! beside the encryption itself.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -21,7 +27,9 @@ use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use parking_lot::Mutex;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower_service::Service;
@@ -140,15 +148,16 @@ fn refuse(tcp: TcpStream, refusing: &Arc<tokio::sync::Semaphore>) {
     });
 }
 
-/// Serves `app` on `listener` until `stop` is cancelled, then asks every connection to finish
-/// its current request and waits for them (upgraded websockets are closed by the caller's
-/// drain, not here).
+/// Serves `app` on `listener` (over TLS when `tls` is given) until `stop` is cancelled, then
+/// asks every connection to finish its current request and waits for them (upgraded
+/// websockets are closed by the caller's drain, not here).
 pub(crate) async fn serve(
     listener: TcpListener,
     app: axum::Router,
     limits: ConnLimits,
     metrics: Arc<Metrics>,
     stop: CancellationToken,
+    tls: Option<TlsAcceptor>,
 ) {
     let table = Arc::new(PerIp {
         counts: Mutex::new(HashMap::new()),
@@ -181,65 +190,105 @@ pub(crate) async fn serve(
         if let Err(e) = tune(&tcp, limits.tcp_user_timeout, limits.tcp_send_buffer) {
             tracing::debug!(error = %e, "could not tune an accepted socket");
         }
-        let conn = serve_connection(
-            tcp,
+        let conn = Conn {
             addr,
             slot,
-            app.clone(),
-            limits.header_read_timeout,
-            Arc::clone(&metrics),
-            stop.clone(),
-        );
-        tracker.spawn(conn);
+            app: app.clone(),
+            header_read_timeout: limits.header_read_timeout,
+            metrics: Arc::clone(&metrics),
+            stop: stop.clone(),
+        };
+        match &tls {
+            Some(acceptor) => tracker.spawn(conn.handshake(tcp, acceptor.clone())),
+            None => tracker.spawn(conn.serve(tcp)),
+        };
     }
     tracker.close();
     tracker.wait().await;
 }
 
-/// One connection, from its first byte to its close or upgrade.
-async fn serve_connection(
-    tcp: TcpStream,
+/// One admitted connection and what serving it needs.
+struct Conn {
     addr: SocketAddr,
     slot: ConnSlot,
     app: axum::Router,
     header_read_timeout: Duration,
     metrics: Arc<Metrics>,
     stop: CancellationToken,
-) {
-    let svc_slot = slot.clone();
-    let svc = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-        // The handlers read the client's address (wrong publish secrets count per address).
-        req.extensions_mut().insert(ConnectInfo(addr));
-        if req.headers().contains_key(hyper::header::UPGRADE) {
-            req.extensions_mut().insert(svc_slot.clone());
-        }
-        let mut app = app.clone();
-        async move { Ok::<_, Infallible>(app.call(req).await.unwrap_or_else(|e| match e {})) }
-    });
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(header_read_timeout);
-    let conn = builder
-        .serve_connection(TokioIo::new(tcp), svc)
-        .with_upgrades();
-    tokio::pin!(conn);
-    let res = tokio::select! {
-        res = conn.as_mut() => res,
-        () = stop.cancelled() => {
-            conn.as_mut().graceful_shutdown();
-            conn.await
-        }
-    };
-    if let Err(e) = res {
-        if e.is_timeout() {
-            metrics.tcp_closed(TcpClosed::HeaderTimeout);
-            tracing::debug!(ip = %addr.ip(), "closed: request headers not sent in time");
-        } else {
-            tracing::debug!(error = %e, "connection ended with an error");
+}
+
+impl Conn {
+    /// The TLS handshake, within the header-read timeout (a socket that never finishes it is
+    /// a slowloris too), then [`Conn::serve`] over the encrypted stream.
+    async fn handshake(self, tcp: TcpStream, acceptor: TlsAcceptor) {
+        let handshake = tokio::time::timeout(self.header_read_timeout, acceptor.accept(tcp));
+        let done = tokio::select! {
+            done = handshake => done,
+            // Nothing was asked of this connection yet: just close it.
+            () = self.stop.cancelled() => return,
+        };
+        match done {
+            Ok(Ok(tls)) => self.serve(tls).await,
+            Ok(Err(e)) => {
+                self.metrics.tcp_closed(TcpClosed::TlsHandshake);
+                tracing::debug!(ip = %self.addr.ip(), error = %e, "closed: TLS handshake failed");
+            }
+            Err(_) => {
+                self.metrics.tcp_closed(TcpClosed::TlsHandshake);
+                tracing::debug!(ip = %self.addr.ip(), "closed: TLS handshake not done in time");
+            }
         }
     }
-    drop(slot);
+
+    /// One connection, from its first byte (after the handshake, with TLS) to its close or
+    /// upgrade.
+    async fn serve<I>(self, io: I)
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let Conn {
+            addr,
+            slot,
+            app,
+            header_read_timeout,
+            metrics,
+            stop,
+        } = self;
+        let svc_slot = slot.clone();
+        let svc = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+            // The handlers read the client's address (wrong publish secrets count per address).
+            req.extensions_mut().insert(ConnectInfo(addr));
+            if req.headers().contains_key(hyper::header::UPGRADE) {
+                req.extensions_mut().insert(svc_slot.clone());
+            }
+            let mut app = app.clone();
+            async move { Ok::<_, Infallible>(app.call(req).await.unwrap_or_else(|e| match e {})) }
+        });
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(header_read_timeout);
+        let conn = builder
+            .serve_connection(TokioIo::new(io), svc)
+            .with_upgrades();
+        tokio::pin!(conn);
+        let res = tokio::select! {
+            res = conn.as_mut() => res,
+            () = stop.cancelled() => {
+                conn.as_mut().graceful_shutdown();
+                conn.await
+            }
+        };
+        if let Err(e) = res {
+            if e.is_timeout() {
+                metrics.tcp_closed(TcpClosed::HeaderTimeout);
+                tracing::debug!(ip = %addr.ip(), "closed: request headers not sent in time");
+            } else {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        }
+        drop(slot);
+    }
 }
 
 fn tune(

@@ -188,6 +188,28 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
     pub max_connections_per_ip: u32,
 
+    /// Serve HTTPS on `--bind` with this PEM certificate chain (the server's certificate
+    /// first); needs `--tls-key`. Read again on SIGHUP: new connections get the new
+    /// certificate, open ones keep theirs.
+    #[arg(long, env = "STREAMHUB_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The PEM private key of `--tls-cert` (PKCS#8, RSA or EC); read again on SIGHUP too.
+    #[arg(long, env = "STREAMHUB_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Serve HTTPS with a self-signed certificate for this machine's host name, `localhost`
+    /// and its IP addresses, made on the first start and kept beside the database
+    /// (`DB.tls-cert.pem`, `DB.tls-key.pem`; delete them to make a new one). Its SHA-256
+    /// fingerprint is printed at every start, to check on the phone. Not with `--tls-cert`.
+    #[arg(long, env = "STREAMHUB_TLS_SELF_SIGNED")]
+    pub tls_self_signed: bool,
+
+    /// With TLS: also listen for plain HTTP on this address (`0.0.0.0:80`, say) and answer
+    /// every request with a redirect (308) to the same path over HTTPS on `--bind`'s port.
+    #[arg(long, env = "STREAMHUB_HTTP_REDIRECT")]
+    pub http_redirect: Option<SocketAddr>,
+
     /// Apply `--max-connections-per-ip` to loopback addresses too (they are exempt by
     /// default, so local load tests and a reverse proxy on the same host work).
     #[arg(long, env = "STREAMHUB_LIMIT_LOOPBACK")]
@@ -334,12 +356,33 @@ fn node_id(raw: &str) -> Result<String, String> {
 
 /// This machine's host name, for the default node id.
 pub(crate) fn host_name() -> String {
+    machine_name()
+        .filter(|h| node_id(h).is_ok())
+        .unwrap_or_else(|| String::from("node"))
+}
+
+/// This machine's host name as the kernel (or `$HOSTNAME`) has it, if it is a DNS name
+/// (letters, digits, `-` and `.`).
+pub(crate) fn machine_name() -> Option<String> {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .or_else(|| std::env::var("HOSTNAME").ok())
         .map(|h| h.trim().to_owned())
-        .filter(|h| node_id(h).is_ok())
-        .unwrap_or_else(|| String::from("node"))
+        .filter(|h| {
+            !h.is_empty()
+                && h.len() <= 253
+                && h.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.'))
+        })
+}
+
+/// Where the HTTPS certificate comes from (`Config::tls`; `None` there: plain HTTP).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsSource {
+    /// `--tls-cert` and `--tls-key`.
+    Files { cert: PathBuf, key: PathBuf },
+    /// `--tls-self-signed`: made on the first start, kept beside the database.
+    SelfSigned,
 }
 
 /// Cluster mode's settings (present when `--redis-url` is given).
@@ -388,6 +431,10 @@ pub struct Config {
     pub cluster: Option<ClusterSettings>,
     /// `None`: one per CPU (tokio's default).
     pub worker_threads: Option<usize>,
+    /// `None`: plain HTTP.
+    pub tls: Option<TlsSource>,
+    /// A plain-HTTP listener redirecting to HTTPS (only with `tls`).
+    pub http_redirect: Option<SocketAddr>,
 }
 
 /// A setting that cannot work, from the command line, the environment or the config file.
@@ -415,6 +462,18 @@ pub enum ConfigError {
         key: String,
         message: String,
     },
+    #[error("--tls-cert and --tls-key go together: {missing} is missing")]
+    TlsHalf { missing: &'static str },
+    #[error(
+        "--tls-self-signed makes its own certificate: give it or --tls-cert/--tls-key, not both"
+    )]
+    TlsBoth,
+    #[error(
+        "--http-redirect redirects to HTTPS: it needs --tls-cert/--tls-key or --tls-self-signed"
+    )]
+    RedirectWithoutTls,
+    #[error("--http-redirect {0} is --bind's address too")]
+    RedirectOnBind(SocketAddr),
     /// [`load`] was given another subcommand than `serve`.
     #[error("expected `streamhub serve ...`")]
     NotServe,
@@ -468,7 +527,7 @@ where
     T: Into<OsString> + Clone,
 {
     match parse_cli(args)?.command {
-        Command::Serve(args) => Ok(Invocation::Serve(Box::new(args.validate()))),
+        Command::Serve(args) => Ok(Invocation::Serve(Box::new(args.validate()?))),
         Command::AdminToken(args) => {
             use crate::admin_token::Action;
             // As for `serve`: the flag (or its environment variable), then the file, then
@@ -548,6 +607,18 @@ fn file_defaults(path: &Path) -> Result<Vec<(String, String)>, ConfigError> {
             key: key.clone(),
             message,
         };
+        // A switch (`--limit-loopback`) takes no value on the command line, so its parser
+        // cannot check one: the file says `true` or `false`.
+        if !arg.get_action().takes_values() {
+            let toml::Value::Boolean(on) = &value else {
+                return Err(bad(format!(
+                    "expected true or false, got {}",
+                    value.type_str()
+                )));
+            };
+            out.push((key, on.to_string()));
+            continue;
+        }
         let raw = match &value {
             toml::Value::String(s) => s.clone(),
             toml::Value::Integer(i) => i.to_string(),
@@ -580,8 +651,34 @@ fn clap_message(e: &clap::Error) -> String {
 }
 
 impl ServeArgs {
-    pub fn validate(self) -> Config {
-        Config {
+    /// The settings as the server uses them; refuses combinations that cannot work (each
+    /// value alone was checked by its parser).
+    pub fn validate(self) -> Result<Config, ConfigError> {
+        let tls = match (self.tls_cert, self.tls_key, self.tls_self_signed) {
+            (Some(cert), Some(key), false) => Some(TlsSource::Files { cert, key }),
+            (None, None, true) => Some(TlsSource::SelfSigned),
+            (None, None, false) => None,
+            (Some(_), None, false) => {
+                return Err(ConfigError::TlsHalf {
+                    missing: "--tls-key",
+                });
+            }
+            (None, Some(_), false) => {
+                return Err(ConfigError::TlsHalf {
+                    missing: "--tls-cert",
+                });
+            }
+            (_, _, true) => return Err(ConfigError::TlsBoth),
+        };
+        match self.http_redirect {
+            Some(_) if tls.is_none() => return Err(ConfigError::RedirectWithoutTls),
+            // Port 0 (tests): each gets its own free port.
+            Some(addr) if addr == self.bind && addr.port() != 0 => {
+                return Err(ConfigError::RedirectOnBind(addr));
+            }
+            _ => {}
+        }
+        Ok(Config {
             bind: self.bind,
             db: self.db,
             db_queue: self.db_queue as usize,
@@ -627,7 +724,9 @@ impl ServeArgs {
                 node_id: self.node_id,
                 queue_bytes: self.cluster_queue_bytes as usize,
             }),
-        }
+            tls,
+            http_redirect: self.http_redirect,
+        })
     }
 }
 
@@ -635,7 +734,9 @@ impl Config {
     /// Defaults as `streamhub serve` would have them, for tests and embedding.
     pub fn defaults() -> Self {
         match Cli::parse_from(["streamhub", "serve"]).command {
-            Command::Serve(args) => args.validate(),
+            Command::Serve(args) => args
+                .validate()
+                .unwrap_or_else(|e| unreachable!("the defaults are valid: {e}")),
             Command::AdminToken(_) => unreachable!("parsed `serve`"),
         }
     }
@@ -688,7 +789,13 @@ mod tests {
         let Command::Serve(args) = c.command else {
             panic!("parsed `serve`")
         };
-        assert_eq!(args.validate().allowed_origins.map(|o| o.len()), Some(2));
+        assert_eq!(
+            args.validate()
+                .expect("valid")
+                .allowed_origins
+                .map(|o| o.len()),
+            Some(2)
+        );
         assert!(
             Config::defaults().allowed_origins.is_none(),
             "open by default"
@@ -709,7 +816,11 @@ mod tests {
         let Command::Serve(args) = c.command else {
             panic!("parsed `serve`")
         };
-        let cluster = args.validate().cluster.expect("cluster mode");
+        let cluster = args
+            .validate()
+            .expect("valid")
+            .cluster
+            .expect("cluster mode");
         assert_eq!(cluster.node_id.as_deref(), Some("a"));
         assert!(
             Config::defaults().cluster.is_none(),
@@ -725,7 +836,7 @@ mod tests {
         let Command::Serve(args) = c.command else {
             panic!("parsed `serve`")
         };
-        assert_eq!(args.validate().worker_threads, Some(1));
+        assert_eq!(args.validate().expect("valid").worker_threads, Some(1));
         assert!(Cli::try_parse_from(["streamhub", "serve", "--worker-threads", "0"]).is_err());
     }
 
@@ -810,6 +921,107 @@ mod tests {
             with_file("frame_ancestors = \"https://a.example, https://b.example\"\n");
         let err = load(["streamhub", "serve", "--config", &path]).expect_err("comma");
         assert!(err.to_string().contains("`frame_ancestors`"), "{err}");
+    }
+
+    #[test]
+    fn tls_settings_come_from_flags_and_files_and_must_fit_together() {
+        let c = load([
+            "streamhub",
+            "serve",
+            "--tls-cert",
+            "/etc/x/fullchain.pem",
+            "--tls-key",
+            "/etc/x/key.pem",
+            "--http-redirect",
+            "0.0.0.0:8080",
+        ])
+        .expect("valid");
+        assert_eq!(
+            c.tls,
+            Some(TlsSource::Files {
+                cert: PathBuf::from("/etc/x/fullchain.pem"),
+                key: PathBuf::from("/etc/x/key.pem"),
+            })
+        );
+        assert_eq!(c.http_redirect, Some("0.0.0.0:8080".parse().expect("addr")));
+        assert!(Config::defaults().tls.is_none(), "plain HTTP by default");
+        assert!(Config::defaults().http_redirect.is_none());
+
+        let (_dir, path) =
+            with_file("tls_self_signed = true\nhttp_redirect = \"127.0.0.1:8080\"\n");
+        let c = load(["streamhub", "serve", "--config", &path]).expect("valid file");
+        assert_eq!(c.tls, Some(TlsSource::SelfSigned));
+        assert_eq!(
+            c.http_redirect,
+            Some("127.0.0.1:8080".parse().expect("addr"))
+        );
+
+        let refused = |args: &[&str]| {
+            let mut all = vec!["streamhub", "serve"];
+            all.extend_from_slice(args);
+            load(all).expect_err("refused")
+        };
+        assert!(matches!(
+            refused(&["--tls-cert", "c.pem"]),
+            ConfigError::TlsHalf {
+                missing: "--tls-key"
+            }
+        ));
+        assert!(matches!(
+            refused(&["--tls-key", "k.pem"]),
+            ConfigError::TlsHalf {
+                missing: "--tls-cert"
+            }
+        ));
+        let e = refused(&[
+            "--tls-self-signed",
+            "--tls-cert",
+            "c.pem",
+            "--tls-key",
+            "k.pem",
+        ]);
+        assert!(matches!(e, ConfigError::TlsBoth), "{e}");
+        // The file and a flag are combined before the check.
+        let e = refused(&[
+            "--config",
+            &path,
+            "--tls-cert",
+            "c.pem",
+            "--tls-key",
+            "k.pem",
+        ]);
+        assert!(matches!(e, ConfigError::TlsBoth), "{e}");
+        let e = refused(&["--http-redirect", "0.0.0.0:80"]);
+        assert!(matches!(e, ConfigError::RedirectWithoutTls), "{e}");
+        assert!(e.to_string().contains("--tls-self-signed"), "{e}");
+        let e = refused(&[
+            "--tls-self-signed",
+            "--bind",
+            "0.0.0.0:3000",
+            "--http-redirect",
+            "0.0.0.0:3000",
+        ]);
+        assert!(matches!(e, ConfigError::RedirectOnBind(_)), "{e}");
+        // Switches in the file (before, `limit_loopback = true` was refused: its flag takes no
+        // value to check).
+        let (_dir, path) = with_file("limit_loopback = true\n");
+        assert!(
+            load(["streamhub", "serve", "--config", &path])
+                .expect("valid")
+                .limit_loopback
+        );
+        let (_dir, path) = with_file("limit_loopback = false\n");
+        assert!(
+            !load(["streamhub", "serve", "--config", &path])
+                .expect("valid")
+                .limit_loopback
+        );
+        let (_dir, path) = with_file("tls_self_signed = \"yes\"\n");
+        let e = load(["streamhub", "serve", "--config", &path]).expect_err("not a boolean");
+        assert!(e.to_string().contains("expected true or false"), "{e}");
+        let (_dir, path) = with_file("http_redirect = \"port 80\"\n");
+        let e = load(["streamhub", "serve", "--config", &path]).expect_err("not an address");
+        assert!(e.to_string().contains("`http_redirect`"), "{e}");
     }
 
     #[test]

@@ -8,7 +8,9 @@
 //! Running the server:
 //! - [`server`]: bind, assemble routes and the Socket.IO layer, start the background tasks,
 //!   serve, drain on shutdown (`run`, `listen`). `accept`: the accept loop (connections per
-//!   address, header-read timeout, HTTP/1.1 with upgrades).
+//!   address, header-read timeout, TLS handshake, HTTP/1.1 with upgrades). [`tls`]: HTTPS
+//!   (`--tls-cert`, `--tls-self-signed`), the certificate swapped on reload (SIGHUP);
+//!   `redirect`: `--http-redirect`'s plain-HTTP listener.
 //! - `socket`: Socket.IO glue: one ordered actor per connection turning events into relay
 //!   calls and replies into emits; the periodic ticker (viewer counts, expired streams).
 //! - `media_channel`: `GET /media`, the viewers' plain-WebSocket frame channel.
@@ -79,12 +81,14 @@ mod hub;
 mod ids;
 mod media_channel;
 mod metrics;
+mod redirect;
 mod relay;
 pub mod server;
 mod sink;
 mod socket;
 mod store;
+pub mod tls;
 mod web;
 mod webm;
 
-pub use server::{listen, run};
+pub use server::{listen, run, run_with_reload};

@@ -1,6 +1,8 @@
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use streamhub::config::{self, AdminTokenOptions, ConfigError, Invocation};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
@@ -73,7 +75,9 @@ async fn serve(config: config::Config) -> ExitCode {
     };
     let shutdown = CancellationToken::new();
     tokio::spawn(on_signal(shutdown.clone()));
-    match streamhub::run(config, listener, shutdown).await {
+    let reload = Arc::new(Notify::new());
+    on_hangup(&reload);
+    match streamhub::run_with_reload(config, listener, shutdown, reload).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("streamhub: {e:#}");
@@ -105,4 +109,26 @@ async fn on_signal(shutdown: CancellationToken) {
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
     shutdown.cancel();
+}
+
+/// SIGHUP notifies `reload` (the server reads its TLS certificate again). Installed before the
+/// server starts: until a handler exists, SIGHUP's default action ends the process.
+fn on_hangup(reload: &Arc<Notify>) {
+    #[cfg(unix)]
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(mut hup) => {
+            let reload = Arc::clone(reload);
+            tokio::spawn(async move {
+                while hup.recv().await.is_some() {
+                    // A permit is kept if the server is busy: no SIGHUP is lost.
+                    reload.notify_one();
+                }
+            });
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "no SIGHUP handler: the TLS certificate is read at start only")
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = reload;
 }

@@ -75,6 +75,9 @@ pub(crate) enum TcpClosed {
     PerIpLimit,
     /// Its request headers did not arrive within `--header-read-timeout-secs`.
     HeaderTimeout,
+    /// With TLS: its handshake failed (plain HTTP to the HTTPS port, a client that refused
+    /// the certificate) or did not finish within `--header-read-timeout-secs`.
+    TlsHandshake,
 }
 
 /// Every metric StreamHub exports, registered once.
@@ -207,7 +210,7 @@ impl Metrics {
         let tcp_closed = counter_vec(
             &r,
             "streamhub_tcp_closed_total",
-            "TCP connections the server closed itself: per_ip_limit (--max-connections-per-ip, answered 429), header_timeout (request headers not sent within --header-read-timeout-secs, including sockets that never sent a byte).",
+            "TCP connections the server closed itself: per_ip_limit (--max-connections-per-ip, answered 429), header_timeout (request headers not sent within --header-read-timeout-secs, including sockets that never sent a byte), tls_handshake (with TLS: a handshake that failed or did not finish within --header-read-timeout-secs).",
             "reason",
         );
         let db_dropped = counter_vec(

@@ -9,6 +9,7 @@ use anyhow::Context;
 use socketioxide::{ParserConfig, SocketIo};
 use streamhub_protocol::server::EndReason;
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::accept;
@@ -19,9 +20,11 @@ use crate::http;
 use crate::hub::Hub;
 use crate::media_channel;
 use crate::metrics;
+use crate::redirect as http_redirect;
 use crate::socket;
 use crate::store::sqlite::SqliteStore;
 use crate::store::writer::{CHECKPOINT_INTERVAL, Persistence, WriteQueue};
+use crate::tls;
 use crate::web;
 
 /// Connections the kernel queues before they are accepted. tokio's `TcpListener::bind` asks
@@ -71,21 +74,46 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    run_with(config, listener, shutdown, |_| {}).await
+    run_with_reload(config, listener, shutdown, Arc::new(Notify::new())).await
 }
 
-/// [`run`], handing the hub to `watch` first (tests check that it is freed on return).
+/// [`run`], reading the TLS certificate again each time `reload` is notified (the binary's
+/// SIGHUP handler does; tests may too). A certificate that does not load is logged and the
+/// previous one kept.
+pub async fn run_with_reload(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+    reload: Arc<Notify>,
+) -> anyhow::Result<()> {
+    run_with(config, listener, shutdown, reload, |_| {}).await
+}
+
+/// [`run_with_reload`], handing the hub to `watch` first (tests check that it is freed on
+/// return).
 async fn run_with(
     config: Config,
     listener: TcpListener,
     shutdown: CancellationToken,
+    reload: Arc<Notify>,
     watch: impl FnOnce(&Arc<Hub>),
 ) -> anyhow::Result<()> {
+    // Decided on the address actually bound (the listener may differ from `config.bind`).
+    let bound = listener.local_addr().context("reading the bound address")?;
+    // First: a certificate that does not load stops the start before anything else runs.
+    let tls = match &config.tls {
+        Some(source) => Some(tls::setup(source, &config.db, bound).context("setting up TLS")?),
+        None => None,
+    };
+    let redirect = match config.http_redirect {
+        Some(addr) => {
+            Some(listen(addr).with_context(|| format!("cannot listen on --http-redirect {addr}"))?)
+        }
+        None => None,
+    };
     let store = SqliteStore::open(&config.db)
         .await
         .with_context(|| format!("opening the database {}", config.db.display()))?;
-    // Decided on the address actually bound (the listener may differ from `config.bind`).
-    let bound = listener.local_addr().context("reading the bound address")?;
     let admin = admin_token::resolve(config.admin_token.as_deref(), &store, bound)
         .await
         .with_context(|| format!("reading the admin token from {}", config.db.display()))?;
@@ -164,6 +192,11 @@ async fn run_with(
             shutdown.child_token(),
         )),
         tokio::spawn(log_events(hub.bus.subscribe(), shutdown.child_token())),
+        tokio::spawn(tls::follow_reloads(
+            tls.as_ref().map(|t| Arc::clone(&t.certs)),
+            reload,
+            shutdown.child_token(),
+        )),
         tokio::spawn(checkpoint_sessions(
             Arc::clone(&hub),
             shutdown.child_token(),
@@ -196,9 +229,19 @@ async fn run_with(
         ))
         .layer(axum::middleware::map_response(security_headers));
     let addr = bound;
-    // A stable line scripts wait for (tests, benchmarks).
-    println!("streamhub listening on http://{addr}");
+    // A stable line scripts wait for (tests, benchmarks), the first the server prints.
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!("streamhub listening on {scheme}://{addr}");
     tracing::info!(%addr, db = %hub.config.db.display(), "streamhub listening");
+    if let Some(s) = tls.as_ref().and_then(|t| t.self_signed.as_ref()) {
+        announce_self_signed(s);
+    }
+    if let Some(from) = redirect.as_ref().and_then(|r| r.local_addr().ok()) {
+        println!(
+            "streamhub redirecting http://{from} to https, port {}",
+            addr.port()
+        );
+    }
     announce_admin_token(&hub.config, &admin);
 
     let limits = accept::ConnLimits {
@@ -219,14 +262,32 @@ async fn run_with(
         stop.cancel();
         drained_signal.cancel();
     });
+    let redirect = redirect.map(|listener| {
+        accept::serve(
+            listener,
+            http_redirect::app(addr),
+            limits.clone(),
+            Arc::clone(&hub.metrics),
+            stop_accepting.clone(),
+            None,
+        )
+    });
     let server = accept::serve(
         listener,
         app,
         limits,
         Arc::clone(&hub.metrics),
         stop_accepting,
+        tls.map(|t| t.acceptor),
     );
-    let server = tokio::spawn(server);
+    let server = tokio::spawn(async move {
+        match redirect {
+            Some(redirect) => {
+                tokio::join!(server, redirect);
+            }
+            None => server.await,
+        }
+    });
     let finished = async {
         drained.cancelled().await;
         tokio::time::sleep(DRAIN_TIMEOUT).await;
@@ -252,6 +313,17 @@ async fn run_with(
     persistence.finish().await;
     tracing::info!("streamhub stopped");
     Ok(())
+}
+
+/// The self-signed certificate's fingerprint, on stdout at every start: a person compares it
+/// with what the phone's browser shows before accepting the certificate.
+fn announce_self_signed(s: &tls::SelfSigned) {
+    let how = if s.created { "made now" } else { "kept" };
+    println!(
+        "streamhub TLS certificate SHA-256 fingerprint: {} (self-signed, {how} in {}; check that the browser shows the same before accepting it)",
+        s.fingerprint,
+        s.cert.display()
+    );
 }
 
 /// Says which admin token applies. A generated one is printed on stdout, this once only
@@ -397,9 +469,16 @@ mod tests {
             let addr = listener.local_addr().expect("addr");
             let shutdown = CancellationToken::new();
             let (tx, rx) = tokio::sync::oneshot::channel();
-            let server = tokio::spawn(run_with(config, listener, shutdown.clone(), move |hub| {
-                let _ = tx.send(Arc::downgrade(hub));
-            }));
+            let reload = Arc::new(Notify::new());
+            let server = tokio::spawn(run_with(
+                config,
+                listener,
+                shutdown.clone(),
+                reload,
+                move |hub| {
+                    let _ = tx.send(Arc::downgrade(hub));
+                },
+            ));
             let hub = rx.await.expect("hub");
             // A streamer, its actor and its socket hold the hub too while it is connected.
             let target =

@@ -20,6 +20,8 @@ pub(crate) struct Server {
     pub addr: SocketAddr,
     pub target: Target,
     pub shutdown: CancellationToken,
+    /// What the binary's SIGHUP handler notifies (the TLS certificate is read again).
+    pub reload: std::sync::Arc<tokio::sync::Notify>,
     pub handle: JoinHandle<anyhow::Result<()>>,
     /// Holds the database file; removed when the server is dropped.
     pub dir: tempfile::TempDir,
@@ -53,11 +55,18 @@ async fn start_at(bind: &str, dir: tempfile::TempDir, tweak: impl FnOnce(&mut Co
         addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }
     let shutdown = CancellationToken::new();
-    let handle = tokio::spawn(streamhub::run(config, listener, shutdown.clone()));
+    let reload = std::sync::Arc::new(tokio::sync::Notify::new());
+    let handle = tokio::spawn(streamhub::run_with_reload(
+        config,
+        listener,
+        shutdown.clone(),
+        std::sync::Arc::clone(&reload),
+    ));
     Server {
         addr,
         target: Target::from(addr),
         shutdown,
+        reload,
         handle,
         dir,
     }
