@@ -112,6 +112,54 @@ impl From<&Error> for Option<DisconnectReason> {
     }
 }
 
+/// A socket queue's byte count and volatile flag, in their own allocation: the websocket
+/// writer touches both for each packet, and a [`FrameQueue`] reaches them in one hop.
+/// StreamHub patch.
+#[derive(Debug, Default)]
+pub(crate) struct QueueCounters {
+    /// Bytes of the packets in the queue, by their unencoded size: added when a packet is
+    /// queued, taken off when the transport takes it to write (websocket) or send (polling).
+    pub(crate) queued: AtomicU64,
+    /// Set with a volatile packet: checking it costs the writer nothing, where the watch
+    /// channel's state is a cache miss per packet.
+    pub(crate) volatile_pending: AtomicBool,
+}
+
+/// A handle on a socket's outgoing queue for a sender that offers one packet to many sockets
+/// in a row (StreamHub patch). It holds the queue's sender and counters themselves, so an offer
+/// reaches them in one hop each instead of three dependent ones (socket, engine socket, then
+/// the queue): with 5000 sockets those hops were cache misses, 11% of the server's CPU.
+/// Offers through it behave exactly like [`Socket::reserve`].
+#[derive(Debug, Clone)]
+pub struct FrameQueue {
+    tx: mpsc::Sender<PacketBuf>,
+    counters: Arc<QueueCounters>,
+}
+
+impl FrameQueue {
+    /// See [`Socket::bytes_queued`].
+    #[inline]
+    pub fn bytes_queued(&self) -> u64 {
+        self.counters.queued.load(Ordering::Relaxed)
+    }
+
+    /// See [`Socket::packets_queued`].
+    #[inline]
+    pub fn packets_queued(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
+    }
+
+    /// See [`Socket::reserve`].
+    #[inline]
+    pub fn reserve(&self) -> Result<Permit<'_>, TrySendError<()>> {
+        let permit = self.tx.try_reserve()?;
+        Ok(Permit {
+            inner: permit,
+            queued: &self.counters.queued,
+        })
+    }
+}
+
 /// A permit to emit a message to the client.
 /// A permit holds a place in the internal channel to send one packet to the client.
 pub struct Permit<'a> {
@@ -266,15 +314,8 @@ where
     /// If the client supports binary packets (via polling XHR2)
     pub(crate) supports_binary: bool,
 
-    /// Bytes of the packets in the queue, by their unencoded size: added when a packet is
-    /// queued, taken off when the transport takes it to write (websocket) or send (polling).
-    /// StreamHub patch.
-    queued: AtomicU64,
-
-    /// Set with a volatile packet, next to `queued` (which the websocket writer touches anyway):
-    /// checking it costs the writer nothing, where the watch channel's state is a cache miss
-    /// per packet. StreamHub patch.
-    pub(crate) volatile_pending: AtomicBool,
+    /// The queue's byte count and volatile flag, shared with [`FrameQueue`]s. StreamHub patch.
+    pub(crate) counters: Arc<QueueCounters>,
     /// Wakes the websocket writer when a volatile packet is set (StreamHub patch).
     pub(crate) volatile_waker: futures_util::task::AtomicWaker,
 }
@@ -316,15 +357,15 @@ where
             req_parts,
 
             supports_binary,
-            queued: AtomicU64::new(0),
-            volatile_pending: AtomicBool::new(false),
+            counters: Arc::default(),
             volatile_waker: Default::default(),
         }
     }
 
     /// Counts packets put in the queue (see [`Socket::bytes_queued`]).
     fn note_queued(&self, packets: &PacketBuf) {
-        self.queued
+        self.counters
+            .queued
             .fetch_add(size_of_packets(packets), Ordering::Relaxed);
     }
 
@@ -332,6 +373,7 @@ where
     pub(crate) fn note_dequeued(&self, packet: &Packet) {
         let size = packet.get_size_hint(false) as u64;
         let _ = self
+            .counters
             .queued
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |q| {
                 Some(q.saturating_sub(size))
@@ -340,7 +382,8 @@ where
 
     /// A packet taken off the queue went back (a polling response could not hold it).
     pub(crate) fn note_requeued(&self, packet: &Packet) {
-        self.queued
+        self.counters
+            .queued
             .fetch_add(packet.get_size_hint(false) as u64, Ordering::Relaxed);
     }
 
@@ -348,7 +391,7 @@ where
     /// [`Packet::get_size_hint`] without base64 (a framed packet by its length). Volatile
     /// packets, which replace each other outside the queue, are not counted. StreamHub patch.
     pub fn bytes_queued(&self) -> u64 {
-        self.queued.load(Ordering::Relaxed)
+        self.counters.queued.load(Ordering::Relaxed)
     }
 
     /// Packets waiting in the queue, of at most the configured `max_buffer_size`: a sender
@@ -370,7 +413,7 @@ where
                 TrySendError::Full(mut p) => TrySendError::Full(p.pop().unwrap()),
                 TrySendError::Closed(mut p) => TrySendError::Closed(p.pop().unwrap()),
             })?;
-        self.queued.fetch_add(size, Ordering::Relaxed);
+        self.counters.queued.fetch_add(size, Ordering::Relaxed);
         Ok(())
     }
     pub(crate) fn is_upgrading(&self) -> bool {
@@ -514,6 +557,14 @@ where
         TransportType::from(self.transport.load(Ordering::Relaxed))
     }
 
+    /// A handle on this socket's outgoing queue (see [`FrameQueue`]). StreamHub patch.
+    pub fn frame_queue(&self) -> FrameQueue {
+        FrameQueue {
+            tx: self.internal_tx.clone(),
+            counters: self.counters.clone(),
+        }
+    }
+
     /// Reserve `n` permits to emit multiple messages and ensure that there is enough
     /// space in the internal chan.
     ///
@@ -524,7 +575,7 @@ where
         let permit = self.internal_tx.try_reserve()?;
         Ok(Permit {
             inner: permit,
-            queued: &self.queued,
+            queued: &self.counters.queued,
         })
     }
 
@@ -629,7 +680,7 @@ where
 
     pub(crate) fn send_volatile(&self, packets: PacketBuf) -> bool {
         let sent = self.volatile_tx.send(Some(packets)).is_ok();
-        self.volatile_pending.store(true, Ordering::Release);
+        self.counters.volatile_pending.store(true, Ordering::Release);
         self.volatile_waker.wake();
         sent
     }
@@ -715,8 +766,7 @@ where
             req_parts: http::Request::<()>::default().into_parts().0,
 
             supports_binary: true,
-            queued: AtomicU64::new(0),
-            volatile_pending: AtomicBool::new(false),
+            counters: Arc::default(),
             volatile_waker: Default::default(),
         };
         let sock = Arc::new(sock);

@@ -342,8 +342,9 @@ async fn forward_to_socket<H: EngineIoHandler, W>(
                 return Poll::Ready(None);
             }
             socket.volatile_waker.register(cx.waker());
-            if socket.volatile_pending.load(std::sync::atomic::Ordering::Acquire)
+            if socket.counters.volatile_pending.load(std::sync::atomic::Ordering::Acquire)
                 && socket
+                    .counters
                     .volatile_pending
                     .swap(false, std::sync::atomic::Ordering::AcqRel)
                 && volatile_rx.has_changed().unwrap_or(false)
