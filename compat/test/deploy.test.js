@@ -1,6 +1,7 @@
 // The deploy files in deploy/, run as a user would run them:
 // - deploy/nginx.conf with a real nginx terminating TLS in front of the real binary, and
-//   deploy/Caddyfile with a real Caddy: the design note's client path through each (the real
+//   deploy/Caddyfile with a real Caddy: the client's Host reaching StreamHub (its origin check
+//   depends on it), the design note's client path through each (the real
 //   socket.io-client on polling, then the upgrade to websocket; a streamer's frames reach a
 //   viewer), the media channel's websocket, a frame at --max-frame-bytes over polling (the
 //   proxy's body limit must let it through), the http:// port's redirect, and nginx's
@@ -76,11 +77,11 @@ async function makeCert(dir) {
 }
 
 /** GET over http or https (trusting `ca`); resolves {status, headers, body}. */
-function get(url, ca) {
+function get(url, ca, headers = {}) {
   const lib = url.startsWith('https:') ? https : http;
   return withTimeout(
     new Promise((resolve, reject) => {
-      const req = lib.get(url, { ca, agent: false }, (res) => {
+      const req = lib.get(url, { ca, headers, agent: false }, (res) => {
         let body = '';
         res.setEncoding('utf8');
         res.on('data', (c) => {
@@ -216,7 +217,10 @@ async function startCaddy(dir, upstream, cert) {
 async function openMedia(url, m, ca) {
   const token = await emitAck(m.socket, 'media:token');
   assert.equal(token.ok, true, show(token));
-  const ws = new WebSocket(`${url.replace(/^https/, 'wss')}/media?token=${encodeURIComponent(token.token)}`, { ca });
+  const ws = new WebSocket(`${url.replace(/^https/, 'wss')}/media?token=${encodeURIComponent(token.token)}`, {
+    ca,
+    origin: url,
+  });
   const messages = [];
   ws.on('message', (data, isBinary) => isBinary && messages.push(data));
   await withTimeout(
@@ -237,8 +241,17 @@ async function openMedia(url, m, ca) {
  * viewer on the media channel; a frame at the frame limit over polling only.
  */
 async function clientPath(url, ca, label) {
-  const s = await registerStreamer(url, `${label}-host`, { socketOpts: { ca } });
-  const v = await registerViewer(url, `${label}-viewer`, { socketOpts: { ca } });
+  // The proxy passes the client's Host on, port included: the server runs with
+  // --allowed-origins naming another site, so a browser's request from the page's own origin
+  // passes only when the Host StreamHub sees is the one the browser used.
+  const poll = `${url}/socket.io/?EIO=4&transport=polling`;
+  const own = await get(poll, ca, { Origin: url });
+  assert.equal(own.status, 200, `${label}: a polling handshake from the proxy's own origin: ${own.status} ${own.body}`);
+  const other = await get(poll, ca, { Origin: 'https://evil.example' });
+  assert.equal(other.status, 403, `${label}: a polling handshake from another origin`);
+  const browser = { ca, extraHeaders: { Origin: url } };
+  const s = await registerStreamer(url, `${label}-host`, { socketOpts: browser });
+  const v = await registerViewer(url, `${label}-viewer`, { socketOpts: browser });
   for (const c of [s, v]) {
     await until(() => c.socket.io.engine.transport.name === 'websocket', 5000, `${label}: the upgrade to websocket`);
   }
@@ -255,7 +268,7 @@ async function clientPath(url, ca, label) {
   got.forEach((g, i) => assert.ok(Buffer.from(g.data).equals(frames[i]), `${label}: frame ${i} differs: ${show(g)}`));
 
   // The media channel: a plain websocket on /media.
-  const m = await registerViewer(url, `${label}-media`, { socketOpts: { ca, transports: ['websocket'] } });
+  const m = await registerViewer(url, `${label}-media`, { socketOpts: { ...browser, transports: ['websocket'] } });
   const media = await openMedia(url, m, ca);
   const joined = await joinStream(m.socket, s.streamKey);
   assert.equal(joined.media, true, show(joined));
@@ -295,7 +308,7 @@ describe('deploy/nginx.conf: nginx terminating TLS in front of StreamHub', () =>
     // nginx's workers (nobody, when the test runs as root) write their temp files under it.
     await chmod(dir, 0o755);
     cert = await makeCert(dir);
-    server = await startServer();
+    server = await startServer(['--allowed-origins', 'https://elsewhere.example']);
     nginx = await startNginx(dir, server.url.replace('http://', ''), cert, { perIp: 6 });
   });
   after(async () => {
@@ -379,7 +392,7 @@ describe('deploy/Caddyfile: Caddy terminating TLS in front of StreamHub', () => 
   before(async () => {
     dir = await mkdtemp(path.join(tmpdir(), 'streamhub-caddy-'));
     cert = await makeCert(dir);
-    server = await startServer();
+    server = await startServer(['--allowed-origins', 'https://elsewhere.example']);
     caddy = await startCaddy(dir, server.url.replace('http://', ''), cert);
   });
   after(async () => {
