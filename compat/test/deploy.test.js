@@ -4,7 +4,8 @@
 //   depends on it), the design note's client path through each (the real
 //   socket.io-client on polling, then the upgrade to websocket; a streamer's frames reach a
 //   viewer), the media channel's websocket, a frame at --max-frame-bytes over polling (the
-//   proxy's body limit must let it through), the http:// port's redirect, and nginx's
+//   proxy's body limit must let it through), the dashboard's server-sent events as they are
+//   sent (no proxy buffering), the http:// port's redirect, and nginx's
 //   per-address connection limit (StreamHub sees only the proxy's loopback address).
 // - deploy/streamhub.service through `systemd-analyze verify` and `security --offline`, and
 //   its flags and environment variables against `streamhub serve --help`.
@@ -295,6 +296,34 @@ async function clientPath(url, ca, label) {
   assert.equal(p.socket.connected, true, `${label}: the polling streamer is still connected`);
 }
 
+/**
+ * Reads the dashboard's server-sent events through `url` until `count` snapshots arrived, and
+ * resolves with the milliseconds that took.
+ */
+function dashboardEvents(url, ca, count) {
+  const started = Date.now();
+  return withTimeout(
+    new Promise((resolve, reject) => {
+      const req = https.get(`${url}/api/dashboard/events`, { ca, agent: false }, (res) => {
+        if (res.statusCode !== 200) reject(new Error(`/api/dashboard/events answered ${res.statusCode}`));
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c) => {
+          text += c;
+          if (text.split('event: snapshot').length - 1 >= count) {
+            req.destroy();
+            resolve(Date.now() - started);
+          }
+        });
+      });
+      req.on('error', (e) => (e.code === 'ECONNRESET' ? null : reject(e)));
+    }),
+    // The server sends one a second: a proxy that buffers them holds them back for longer.
+    count * 1000 + 4000,
+    `${count} dashboard snapshots as they are sent`,
+  );
+}
+
 /** Both the proxy's and the server's logs on failure. */
 const logsOf = (...parts) => ({ logs: () => parts.map((p) => p()?.logs?.() ?? '').join('\n') });
 
@@ -340,6 +369,14 @@ describe('deploy/nginx.conf: nginx terminating TLS in front of StreamHub', () =>
       const health = await get(`${nginx.url}/healthz`, cert.ca);
       assert.equal(health.status, 200);
       assert.match(health.headers['strict-transport-security'] ?? '', /max-age=\d+/);
+    }),
+  );
+
+  test(
+    "the dashboard's server-sent events arrive as they are sent, not buffered",
+    { timeout: 20_000 },
+    diagnose(async () => {
+      await dashboardEvents(nginx.url, cert.ca, 3);
     }),
   );
 
@@ -412,6 +449,14 @@ describe('deploy/Caddyfile: Caddy terminating TLS in front of StreamHub', () => 
       } finally {
         closeAll();
       }
+    }),
+  );
+
+  test(
+    "the dashboard's server-sent events arrive as they are sent, not buffered",
+    { timeout: 20_000 },
+    diagnose(async () => {
+      await dashboardEvents(caddy.url, cert.ca, 3);
     }),
   );
 
