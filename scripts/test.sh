@@ -23,6 +23,11 @@ ensure_promtool
 # Cluster tests start their own redis-server (and, in the browser tests, HAProxy) on free ports.
 ensure_redis
 ensure_haproxy
+# The deploy test runs deploy/nginx.conf and deploy/Caddyfile with real nginx and Caddy on free
+# ports, and checks deploy/streamhub.service with systemd-analyze.
+ensure_nginx
+ensure_caddy
+ensure_systemd_analyze
 (cd compat && STREAMHUB_BIN="$PWD/../target/debug/streamhub" npm test)
 
 step "browser end-to-end tests (headless Chromium)"

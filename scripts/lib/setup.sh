@@ -59,3 +59,25 @@ ensure_haproxy() {
   command -v haproxy >/dev/null && return
   APT_EXTRA=--no-install-recommends install_debian haproxy
 }
+
+# Debian's nginx and openssl (for the test's self-signed certificate): compat/test/deploy.test.js
+# runs deploy/nginx.conf in front of the server. The package's own service is not needed (the
+# test starts nginx on free ports with its own prefix).
+ensure_nginx() {
+  if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
+    APT_EXTRA=--no-install-recommends install_debian nginx
+  fi
+  command -v openssl >/dev/null || APT_EXTRA=--no-install-recommends install_debian openssl
+}
+
+# Debian's Caddy, for deploy/Caddyfile in the same test.
+ensure_caddy() {
+  command -v caddy >/dev/null && return
+  APT_EXTRA=--no-install-recommends install_debian caddy
+}
+
+# systemd-analyze (Debian's systemd package; nothing is started) checks deploy/streamhub.service.
+ensure_systemd_analyze() {
+  command -v systemd-analyze >/dev/null && return
+  APT_EXTRA=--no-install-recommends install_debian systemd
+}
