@@ -1,11 +1,14 @@
-// HTTPS on a name that is not localhost (issue 15): the server with --tls-self-signed, Chromium
-// resolving streamhub.test to 127.0.0.1 and ignoring the self-signed certificate (the
-// certificate names the host name, localhost and the IPs, not streamhub.test). Over https the
-// streamer page is a secure context, so the (fake) camera starts; the viewer opens the link
-// read back from the share panel's QR code, frames come over wss, chat goes both ways. Then a
+// HTTPS on a name that is not localhost (issue 15): the server with --tls-self-signed (and
+// --http-redirect), Chromium resolving streamhub.test to 127.0.0.1 and ignoring the self-signed
+// certificate (it names the host name, localhost and the IPs, not streamhub.test). The
+// certificate the browser got has the fingerprint the server printed. Over https the streamer
+// page is a secure context, so the (fake) camera starts; the viewer opens the link read back
+// from the share panel's QR code, frames come over wss, chat goes both ways; the redirect port
+// leads to the same secure page. Then a
 // second server without TLS serves the same streamer page over plain http on that name: no
 // camera API there, and the page says why and how to fix it, with a link to the README's HTTPS
 // section served by the server. The tests run in order and share the pages.
+import { createHash } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import jsQR from 'jsqr';
@@ -36,14 +39,19 @@ let streamer;
 let viewer;
 let key;
 let shareLink;
+/** The TLS server's --http-redirect port. */
+let redirectPort;
 
 before(async () => {
   env = await setup({
-    serverArgs: ['--tls-self-signed'],
+    serverArgs: ['--tls-self-signed', '--http-redirect', '127.0.0.1:0'],
     browserArgs: [`--host-resolver-rules=MAP ${HOST} 127.0.0.1`, '--ignore-certificate-errors'],
   });
   assert.match(env.url, /^https:\/\/127\.0\.0\.1:\d+$/, 'the server says it listens on https');
   origin = `https://${HOST}:${new URL(env.url).port}`;
+  const redirect = /streamhub redirecting http:\/\/127\.0\.0\.1:(\d+) to https/.exec(env.server.log());
+  assert.ok(redirect, `the server announces its redirect port:\n${env.server.log()}`);
+  redirectPort = redirect[1];
 });
 
 after(async () => {
@@ -59,10 +67,11 @@ function recordCsp(page) {
   });
 }
 
-/** A page in a fresh context that ignores certificate errors, opened at `url`. */
-async function openPage(name, url, opts = {}) {
+/** A page in a fresh context that ignores certificate errors, opened at `url` (after `beforeGoto(page)`). */
+async function openPage(name, url, { beforeGoto, ...opts } = {}) {
   const page = await env.page(name, undefined, { ignoreHTTPSErrors: true, ...opts });
   await recordCsp(page);
+  await beforeGoto?.(page);
   const res = await page.goto(url, { waitUntil: 'load' });
   assert.equal(res.status(), 200, `${url}: HTTP ${res.status()}`);
   return { page, res };
@@ -90,11 +99,29 @@ async function readQr(page, selector) {
 }
 
 test('streamer over https on streamhub.test: secure page, the fake camera starts, goes live', { timeout: TEST_MS }, async () => {
-  const opened = await openPage('streamer', `${origin}/streamer.html`, { deviceScaleFactor: 2 });
+  // Network events on before the page loads: Chromium keeps the certificate for getCertificate.
+  let cdp;
+  const opened = await openPage('streamer', `${origin}/streamer.html`, {
+    deviceScaleFactor: 2,
+    beforeGoto: async (page) => {
+      cdp = await page.context().newCDPSession(page);
+      await cdp.send('Network.enable');
+    },
+  });
   streamer = opened.page;
   const tls = await opened.res.securityDetails();
   assert.ok(tls, 'the page came over TLS');
   assert.match(tls.protocol ?? '', /^TLS 1\.[23]$/, `TLS protocol ${tls.protocol}`);
+  // The certificate the browser got is the one whose fingerprint the server printed: what a
+  // person compares before accepting it.
+  const printed = /streamhub TLS certificate SHA-256 fingerprint: ([0-9A-F:]+) \(self-signed/.exec(env.server.log())?.[1];
+  assert.ok(printed, `the server printed the fingerprint:\n${env.server.log()}`);
+  const { tableNames } = await cdp.send('Network.getCertificate', { origin });
+  assert.ok(tableNames?.length, 'Chromium reports the certificate chain');
+  const seen = createHash('sha256').update(Buffer.from(tableNames[0], 'base64')).digest('hex').toUpperCase().match(/../g).join(':');
+  assert.equal(seen, printed);
+  assert.ok(!tls.sanList?.includes(HOST), `the certificate does not name ${HOST}: certificate errors are really ignored`);
+  await cdp.detach();
   assert.deepEqual(await streamer.evaluate(() => ({ secure: isSecureContext, gum: !!navigator.mediaDevices?.getUserMedia, href: location.href })), {
     secure: true,
     gum: true,
@@ -163,6 +190,13 @@ test('chat both ways over https', { timeout: TEST_MS }, async () => {
   await streamer.click(byTestId('chat-send'));
   assert.equal(await waitChat(viewer, fromStreamer), 'tls-alice');
   await waitChat(streamer, fromStreamer);
+});
+
+test('the plain-http redirect port sends the streamer page to https, where the camera is available', { timeout: TEST_MS }, async () => {
+  const { page } = await openPage('streamer via redirect', `http://${HOST}:${redirectPort}/streamer.html?x=1`);
+  assert.equal(page.url(), `${origin}/streamer.html?x=1`);
+  assert.equal(await page.evaluate(() => isSecureContext && !!navigator.mediaDevices?.getUserMedia), true);
+  assert.equal(await page.isHidden(byTestId('camera-help')), true);
 });
 
 test('the same streamer page over plain http on streamhub.test explains why the camera is off and how to fix it', { timeout: TEST_MS }, async () => {
