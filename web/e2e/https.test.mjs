@@ -16,6 +16,7 @@ import { PNG } from 'pngjs';
 import {
   byTestId,
   MIN_VARIANCE,
+  PHONE,
   pictureChanges,
   readCanvas,
   setup,
@@ -220,6 +221,14 @@ test('the same streamer page over plain http on streamhub.test explains why the 
   assert.equal(await page.getAttribute(byTestId('camera-help-https'), 'href'), `https://${HOST}:${port}/streamer.html`);
   assert.equal(await page.getAttribute(byTestId('camera-help-localhost'), 'href'), `http://localhost:${port}/streamer.html`);
   assert.match(await page.textContent('#preview-msg'), /plain HTTP/);
+  // On a phone (where this happens most) the help fits the width: long addresses wrap.
+  await page.setViewportSize(PHONE);
+  const layout = await page.evaluate(() => ({
+    scrollWidth: document.documentElement.scrollWidth,
+    helpRight: document.querySelector('[data-testid="camera-help"]').getBoundingClientRect().right,
+  }));
+  assert.ok(layout.scrollWidth <= PHONE.width && layout.helpRight <= PHONE.width, `no horizontal scroll on a phone: ${JSON.stringify(layout)}`);
+  assert.equal(await help.isVisible(), true);
 
   // Preview: the capture error points at the help instead of failing silently.
   await page.click(byTestId('preview'));
