@@ -3,6 +3,8 @@ import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
 import type { Connect } from 'vite';
 import { defineConfig, type Plugin } from 'vitest/config';
+import { marked } from 'marked';
+import { helpPageHtml, readmeSection } from './src/lib/help-page.ts';
 
 const require = createRequire(import.meta.url);
 /** The Rust server (`streamhub serve`) the dev server proxies to. */
@@ -40,6 +42,42 @@ function socketIoClientBundle(): Plugin {
   };
 }
 
+/**
+ * Help pages from sections of the repository's README (`help/https.html`: its "HTTPS"
+ * section, linked from the streamer page when the camera is unavailable over plain HTTP),
+ * rendered with `marked` at build time: written into dist/ and answered by the dev server.
+ */
+function readmeHelpPages(): Plugin {
+  const pages = [{ file: 'help/https.html', heading: 'HTTPS' }];
+  const readme = resolve(import.meta.dirname, '..', 'README.md');
+  const render = (heading: string, stylesheet?: string) => {
+    const md = readmeSection(readFileSync(readme, 'utf8'), heading);
+    if (md === null) throw new Error(`README.md has no "## ${heading}" section (the streamer page links to it)`);
+    return helpPageHtml(heading, marked.parse(md, { async: false }), stylesheet);
+  };
+  const serve: Connect.NextHandleFunction = (req, res, next) => {
+    const page = pages.find((p) => req.url?.split('?')[0] === `/${p.file}`);
+    if (!page) return next();
+    res.setHeader('Content-Type', 'text/html; charset=utf-8');
+    res.end(render(page.heading, '/src/styles.css'));
+  };
+  return {
+    name: 'streamhub:readme-help-pages',
+    configureServer(server) {
+      server.middlewares.use(serve);
+    },
+    generateBundle(_options, bundle) {
+      // src/styles.css, under the hashed name Vite gave the chunk that holds it.
+      const css = Object.values(bundle).find(
+        (f) => f.type === 'asset' && f.fileName.endsWith('.css') && String(f.source).includes('.camera-help'),
+      )?.fileName;
+      for (const p of pages) {
+        this.emitFile({ type: 'asset', fileName: p.file, source: render(p.heading, css ? `/${css}` : undefined) });
+      }
+    },
+  };
+}
+
 const proxy = {
   '/socket.io': { target: backend, ws: true, changeOrigin: true },
   '/media': { target: backend, ws: true, changeOrigin: true },
@@ -49,7 +87,7 @@ const proxy = {
 };
 
 export default defineConfig({
-  plugins: [socketIoClientBundle()],
+  plugins: [socketIoClientBundle(), readmeHelpPages()],
   server: { proxy },
   preview: { proxy },
   build: {

@@ -70,7 +70,7 @@ export function ensureBuilt() {
 
 /**
  * Starts `streamhub serve --bind 127.0.0.1:0 --db <tmp>/x.db` and resolves when it prints
- * `streamhub listening on http://127.0.0.1:PORT`. `stop()` sends SIGTERM, then SIGKILL.
+ * `streamhub listening on http(s)://127.0.0.1:PORT`. `stop()` sends SIGTERM, then SIGKILL.
  */
 export async function startServer({ extraArgs = [], timeoutMs = 20_000 } = {}) {
   const bin = serverBinary();
@@ -104,7 +104,7 @@ export async function startServer({ extraArgs = [], timeoutMs = 20_000 } = {}) {
         let buf = '';
         proc.stdout.on('data', (chunk) => {
           buf += String(chunk);
-          const m = /streamhub listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(buf);
+          const m = /streamhub listening on (https?:\/\/127\.0\.0\.1:\d+)/.exec(buf);
           if (m) resolve(m[1]);
         });
         proc.once('error', reject);
@@ -146,10 +146,11 @@ export function chromiumPath() {
   return existsSync('/usr/lib/chromium/chromium') ? '/usr/lib/chromium/chromium' : '/usr/bin/chromium';
 }
 
-export async function launchBrowser() {
+/** `extraArgs`: more Chromium switches (e.g. `--host-resolver-rules`, `--ignore-certificate-errors`). */
+export async function launchBrowser(extraArgs = []) {
   const executablePath = chromiumPath();
   if (!existsSync(executablePath)) throw new Error(`Chromium not found at ${executablePath} (set CHROMIUM_PATH)`);
-  return chromium.launch({ executablePath, headless: true, args: CHROMIUM_ARGS, timeout: 30_000 });
+  return chromium.launch({ executablePath, headless: true, args: [...CHROMIUM_ARGS, ...extraArgs], timeout: 30_000 });
 }
 
 /**
@@ -157,11 +158,11 @@ export async function launchBrowser() {
  * context (its own storage, like another person's browser); console errors and page errors
  * are kept per page and shown when a wait times out.
  */
-export async function setup({ serverArgs = [] } = {}) {
+export async function setup({ serverArgs = [], browserArgs = [] } = {}) {
   const server = await startServer({ extraArgs: serverArgs });
   let browser;
   try {
-    browser = await launchBrowser();
+    browser = await launchBrowser(browserArgs);
   } catch (e) {
     await server.stop();
     throw e;

@@ -38,7 +38,7 @@ export async function acquire(source: Source): Promise<MediaStream> {
   const md = navigator.mediaDevices;
   if (!md) {
     throw new CaptureError(
-      'This page cannot use the camera here: browsers allow it only over HTTPS or on localhost.',
+      'The camera is unavailable on this address: browsers allow it only over HTTPS or on localhost (how to fix it: at the top of the page).',
       'insecure',
     );
   }

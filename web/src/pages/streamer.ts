@@ -21,6 +21,8 @@ import { describeError, EVENTS } from '../lib/protocol';
 import { byTestId, setText, showBanner } from '../lib/dom';
 import { connect, engineWriteBuffer, request, UNREACHABLE_TEXT } from '../lib/socket';
 import { buildShareLink, copyText } from '../lib/share';
+import { showShareQr } from '../lib/share-qr';
+import { cameraAccess, showCameraHelp } from '../lib/secure';
 import { claimFields, keepChannelToken } from '../lib/channel';
 import { ChatLog } from '../lib/chat';
 import { showReactionItem } from '../lib/reactions';
@@ -73,6 +75,7 @@ const stopBtn = $<HTMLButtonElement>('stop');
 const keyEl = $('stream-key');
 const shareEl = $<HTMLAnchorElement>('share-link');
 const copyBtn = $<HTMLButtonElement>('copy-link');
+const shareQr = $('share-qr');
 const viewersEl = $('viewer-count');
 const outFpsEl = $('out-fps');
 const outKbpsEl = $('out-kbps');
@@ -190,11 +193,13 @@ function showStream(s: StreamInfo | null): void {
     const link = buildShareLink(location.origin, s.streamKey);
     shareEl.href = link;
     setText(shareEl, link);
+    showShareQr(shareQr, link);
     if (document.activeElement !== titleIn && !titleIn.value) titleIn.value = s.title ?? '';
   } else {
     setText(keyEl, '–');
     shareEl.removeAttribute('href');
     setText(shareEl, '–');
+    showShareQr(shareQr, null);
   }
   refreshControls();
 }
@@ -763,9 +768,12 @@ void (async () => {
   if (codecSel.options.length === 0) opt?.remove();
   showLevel();
 })();
-if (!window.isSecureContext) {
-  setText(previewMsg, 'Camera needs HTTPS or localhost');
-}
+showCameraHelp(
+  $('camera-help'),
+  previewMsg,
+  cameraAccess({ isSecureContext: window.isSecureContext, hasGetUserMedia: !!navigator.mediaDevices?.getUserMedia }),
+  location,
+);
 setStatus('idle');
 showModeHint();
 showLevel();
