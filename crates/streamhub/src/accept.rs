@@ -13,12 +13,14 @@
 //!
 //! With TLS (`--tls-cert`, `--tls-self-signed`, `--acme-domain`), an admitted connection first
 //! completes its handshake, within the header-read timeout, then is served the same way over
-//! the `TlsStream`. With ACME the ClientHello is read before a configuration is picked: the
-//! CA's TLS-ALPN-01 check (ALPN `acme-tls/1` alone) gets the challenge certificate, finishes
-//! its handshake and is closed without a byte of HTTP; it counts against the same per-address
-//! limit and timeout as any connection. Its websocket is then not a `TcpStream`, so engineioxide takes its generic
+//! the `TlsStream`. Its websocket is then not a `TcpStream`, so engineioxide takes its generic
 //! `tokio::io::split` (a lock per read and write; `vendor/README.md`), which costs little
 //! beside the encryption itself.
+//!
+//! With ACME the ClientHello is read before a configuration is picked: the CA's TLS-ALPN-01
+//! check (ALPN `acme-tls/1` alone) gets the challenge certificate, finishes its handshake and
+//! is closed without a byte of HTTP; it counts against the same per-address limit and timeout
+//! as any connection.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
