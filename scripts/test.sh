@@ -14,6 +14,8 @@ npm_install web
 (cd web && npm run -s build && npm test)
 
 step "Rust unit and integration tests"
+# tests/acme.rs runs a real ACME CA.
+ensure_pebble
 cargo test --workspace --locked
 
 step "Socket.IO compatibility tests (real socket.io-client)"

@@ -81,3 +81,11 @@ ensure_systemd_analyze() {
   command -v systemd-analyze >/dev/null && return
   APT_EXTRA=--no-install-recommends install_debian systemd
 }
+
+# Debian's pebble (Let's Encrypt's ACME test server) and its pebble-challtestsrv (the DNS
+# responder its validator asks), both in /usr/bin, for the ACME test (crates/streamhub/tests/
+# acme.rs, which makes pebble's HTTPS certificate itself: the package ships none).
+ensure_pebble() {
+  if [ -x "${PEBBLE:-/usr/bin/pebble}" ] && [ -x "${PEBBLE_CHALLTESTSRV:-/usr/bin/pebble-challtestsrv}" ]; then return; fi
+  APT_EXTRA=--no-install-recommends install_debian pebble
+}

@@ -11,11 +11,16 @@
 //! the `TcpStream` itself. HTTP/2 is not offered: websockets ride HTTP/1.1 anyway, and one
 //! protocol keeps this loop small.
 //!
-//! With TLS (`--tls-cert`, `--tls-self-signed`), an admitted connection first completes its
-//! handshake, within the header-read timeout, then is served the same way over the
-//! `TlsStream`. Its websocket is then not a `TcpStream`, so engineioxide takes its generic
+//! With TLS (`--tls-cert`, `--tls-self-signed`, `--acme-domain`), an admitted connection first
+//! completes its handshake, within the header-read timeout, then is served the same way over
+//! the `TlsStream`. Its websocket is then not a `TcpStream`, so engineioxide takes its generic
 //! `tokio::io::split` (a lock per read and write; `vendor/README.md`), which costs little
 //! beside the encryption itself.
+//!
+//! With ACME the ClientHello is read before a configuration is picked: the CA's TLS-ALPN-01
+//! check (ALPN `acme-tls/1` alone) gets the challenge certificate, finishes its handshake and
+//! is closed without a byte of HTTP; it counts against the same per-address limit and timeout
+//! as any connection.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -27,14 +32,17 @@ use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use parking_lot::Mutex;
+use tokio::io::AsyncWriteExt;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio_rustls::TlsAcceptor;
+use tokio_rustls::LazyConfigAcceptor;
+use tokio_rustls::server::TlsStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower_service::Service;
 
-use crate::metrics::{Metrics, TcpClosed};
+use crate::metrics::{AcmeEvent, Metrics, TcpClosed};
+use crate::tls::Acceptor;
 
 /// Limits every accepted connection lives under.
 #[derive(Debug, Clone)]
@@ -157,7 +165,7 @@ pub(crate) async fn serve(
     limits: ConnLimits,
     metrics: Arc<Metrics>,
     stop: CancellationToken,
-    tls: Option<TlsAcceptor>,
+    tls: Option<Acceptor>,
 ) {
     let table = Arc::new(PerIp {
         counts: Mutex::new(HashMap::new()),
@@ -220,15 +228,19 @@ struct Conn {
 impl Conn {
     /// The TLS handshake, within the header-read timeout (a socket that never finishes it is
     /// a slowloris too), then [`Conn::serve`] over the encrypted stream.
-    async fn handshake(self, tcp: TcpStream, acceptor: TlsAcceptor) {
-        let handshake = tokio::time::timeout(self.header_read_timeout, acceptor.accept(tcp));
+    async fn handshake(self, tcp: TcpStream, acceptor: Acceptor) {
+        let handshake = tokio::time::timeout(self.header_read_timeout, tls_accept(tcp, acceptor));
         let done = tokio::select! {
             done = handshake => done,
             // Nothing was asked of this connection yet: just close it.
             () = self.stop.cancelled() => return,
         };
         match done {
-            Ok(Ok(tls)) => self.serve(tls).await,
+            Ok(Ok(Handshake::Serve(tls))) => self.serve(*tls).await,
+            Ok(Ok(Handshake::Challenge)) => {
+                self.metrics.acme(AcmeEvent::ChallengeAnswered);
+                tracing::info!(ip = %self.addr.ip(), "ACME: TLS-ALPN-01 check answered");
+            }
             Ok(Err(e)) => {
                 self.metrics.tcp_closed(TcpClosed::TlsHandshake);
                 tracing::debug!(ip = %self.addr.ip(), error = %e, "closed: TLS handshake failed");
@@ -288,6 +300,32 @@ impl Conn {
             }
         }
         drop(slot);
+    }
+}
+
+/// How a connection's handshake ended.
+enum Handshake {
+    /// A client to serve HTTP to.
+    Serve(Box<TlsStream<TcpStream>>),
+    /// The ACME CA's TLS-ALPN-01 check: its handshake was the whole point; closed.
+    Challenge,
+}
+
+async fn tls_accept(tcp: TcpStream, acceptor: Acceptor) -> std::io::Result<Handshake> {
+    match acceptor {
+        Acceptor::Fixed(a) => a.accept(tcp).await.map(|t| Handshake::Serve(Box::new(t))),
+        Acceptor::Acme(acme) => {
+            let start = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), tcp).await?;
+            if crate::acme::is_challenge(&start.client_hello()) {
+                let mut tls = start.into_stream(acme.challenge).await?;
+                // The CA only needed the certificate; a close_notify ends it cleanly.
+                let _ = tls.shutdown().await;
+                Ok(Handshake::Challenge)
+            } else {
+                let tls = start.into_stream(acme.serve).await?;
+                Ok(Handshake::Serve(Box::new(tls)))
+            }
+        }
     }
 }
 

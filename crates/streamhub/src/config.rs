@@ -205,6 +205,35 @@ pub struct ServeArgs {
     #[arg(long, env = "STREAMHUB_TLS_SELF_SIGNED")]
     pub tls_self_signed: bool,
 
+    /// Serve HTTPS with a certificate for this DNS name from an ACME CA (Let's Encrypt by
+    /// default), obtained on the first start and renewed a third before it expires; give it
+    /// once per name (or comma-separated). The CA checks each name with TLS-ALPN-01 on port
+    /// 443 of the address the name points to, which must reach `--bind`. Not with
+    /// `--tls-cert` or `--tls-self-signed`.
+    #[arg(long, env = "STREAMHUB_ACME_DOMAIN", value_delimiter = ',', value_parser = acme_domain)]
+    pub acme_domain: Vec<String>,
+
+    /// Contact address given to the ACME CA with the account (it may send expiry notices).
+    #[arg(long, env = "STREAMHUB_ACME_EMAIL", value_parser = acme_email)]
+    pub acme_email: Option<String>,
+
+    /// Directory keeping the ACME account key and the certificates across restarts (made if
+    /// missing; it holds private keys) [default: beside the database, `DB.acme`].
+    #[arg(long, env = "STREAMHUB_ACME_CACHE")]
+    pub acme_cache: Option<PathBuf>,
+
+    /// The ACME CA's directory URL. Let's Encrypt's staging CA, to try a setup without its
+    /// rate limits: https://acme-staging-v02.api.letsencrypt.org/directory
+    #[arg(long, env = "STREAMHUB_ACME_DIRECTORY", default_value = LETS_ENCRYPT,
+          value_parser = acme_directory)]
+    pub acme_directory: String,
+
+    /// PEM file of the CA certificates that `--acme-directory`'s own HTTPS certificate is
+    /// checked against, instead of the built-in web roots: for a private or test ACME CA
+    /// (pebble, step-ca).
+    #[arg(long, env = "STREAMHUB_ACME_DIRECTORY_CA")]
+    pub acme_directory_ca: Option<PathBuf>,
+
     /// With TLS: also listen for plain HTTP on this address (`0.0.0.0:80`, say) and answer
     /// every request with a redirect (308) to the same path over HTTPS on `--bind`'s port.
     #[arg(long, env = "STREAMHUB_HTTP_REDIRECT")]
@@ -319,7 +348,71 @@ fn redis_url(raw: &str) -> Result<String, String> {
     Ok(raw.to_owned())
 }
 
-/// A web origin: `http://` or `https://`, a host, an optional port, nothing after; kept in
+/// Let's Encrypt's production ACME directory, `--acme-directory`'s default.
+pub const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
+
+/// A name an ACME CA can issue for and check with TLS-ALPN-01: a DNS name with at least two
+/// labels, kept in lower case. Not an IP address (TLS-ALPN-01 here checks DNS names), not a
+/// wildcard (only DNS-01 can prove those).
+fn acme_domain(raw: &str) -> Result<String, String> {
+    let name = raw.trim().trim_end_matches('.').to_ascii_lowercase();
+    if name.starts_with("*.") {
+        return Err(String::from(
+            "wildcard names need the DNS-01 challenge; give each name instead",
+        ));
+    }
+    if name.parse::<std::net::IpAddr>().is_ok() {
+        return Err(String::from(
+            "an IP address cannot get an ACME certificate here; give a DNS name",
+        ));
+    }
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    };
+    if name.len() <= 253 && name.contains('.') && name.split('.').all(label_ok) {
+        Ok(name)
+    } else {
+        Err(String::from(
+            "must be a DNS name like live.example.com (letters, digits, `-`, dots)",
+        ))
+    }
+}
+
+/// A contact address for the ACME account: `who@host`, no spaces (`mailto:` is added).
+fn acme_email(raw: &str) -> Result<String, String> {
+    let email = raw.trim().trim_start_matches("mailto:");
+    match email.split_once('@') {
+        Some((who, host))
+            if !who.is_empty()
+                && host.contains('.')
+                && !email.contains(|c: char| c.is_whitespace() || c == ',') =>
+        {
+            Ok(email.to_owned())
+        }
+        _ => Err(String::from(
+            "must be an email address like ops@example.com",
+        )),
+    }
+}
+
+/// An ACME directory URL: `https://` and a host (RFC 8555 wants HTTPS).
+fn acme_directory(raw: &str) -> Result<String, String> {
+    let rest = raw.strip_prefix("https://").ok_or_else(|| {
+        String::from("must be an https:// URL like https://acme-v02.api.letsencrypt.org/directory")
+    })?;
+    if rest.is_empty() || rest.starts_with(['/', ':']) || rest.contains(char::is_whitespace) {
+        return Err(String::from(
+            "needs a host, as in https://ca.example/directory",
+        ));
+    }
+    Ok(raw.to_owned())
+}
+
+/// A web origin: `http://` or `https://`/// A web origin: `http://` or `https://`, a host, an optional port, nothing after; kept in
 /// lower case as browsers send it.
 fn origin(raw: &str) -> Result<String, String> {
     let o = raw.trim().trim_end_matches('/').to_ascii_lowercase();
@@ -383,6 +476,21 @@ pub enum TlsSource {
     Files { cert: PathBuf, key: PathBuf },
     /// `--tls-self-signed`: made on the first start, kept beside the database.
     SelfSigned,
+    /// `--acme-domain`: obtained from an ACME CA and renewed in the background.
+    Acme(AcmeSettings),
+}
+
+/// `--acme-*`: where a certificate comes from and where it is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcmeSettings {
+    /// DNS names, lower case, each once.
+    pub domains: Vec<String>,
+    pub email: Option<String>,
+    /// The account key and certificates (`--acme-cache`, else `DB.acme`).
+    pub cache: PathBuf,
+    pub directory: String,
+    /// Roots `directory`'s HTTPS is checked against; `None`: the built-in web roots.
+    pub directory_ca: Option<PathBuf>,
 }
 
 /// Cluster mode's settings (present when `--redis-url` is given).
@@ -469,9 +577,13 @@ pub enum ConfigError {
     )]
     TlsBoth,
     #[error(
-        "--http-redirect redirects to HTTPS: it needs --tls-cert/--tls-key or --tls-self-signed"
+        "--http-redirect redirects to HTTPS: it needs --tls-cert/--tls-key, --tls-self-signed or --acme-domain"
     )]
     RedirectWithoutTls,
+    #[error("--acme-domain gets its certificate from an ACME CA: give it or {other}, not both")]
+    AcmeAndTls { other: &'static str },
+    #[error("{flag} is for ACME certificates: it needs --acme-domain")]
+    AcmeWithoutDomain { flag: &'static str },
     #[error("--http-redirect {0} is --bind's address too")]
     RedirectOnBind(SocketAddr),
     /// [`load`] was given another subcommand than `serve`.
@@ -621,6 +733,21 @@ fn file_defaults(path: &Path) -> Result<Vec<(String, String)>, ConfigError> {
         }
         let raw = match &value {
             toml::Value::String(s) => s.clone(),
+            // A list flag (`acme_domain = ["a.example", "b.example"]`): its items joined as
+            // the command line's comma-separated form.
+            toml::Value::Array(items) if arg.get_value_delimiter().is_some() => {
+                let mut joined = Vec::with_capacity(items.len());
+                for item in items {
+                    let toml::Value::String(s) = item else {
+                        return Err(bad(format!(
+                            "expected a list of strings, got a {} in it",
+                            item.type_str()
+                        )));
+                    };
+                    joined.push(s.clone());
+                }
+                joined.join(",")
+            }
             toml::Value::Integer(i) => i.to_string(),
             toml::Value::Float(f) => f.to_string(),
             toml::Value::Boolean(b) => b.to_string(),
@@ -651,9 +778,42 @@ fn clap_message(e: &clap::Error) -> String {
 }
 
 impl ServeArgs {
+    /// `--acme-*` together, or `None` without `--acme-domain` (then every other `--acme-*`
+    /// flag is refused: it would silently do nothing).
+    fn acme_settings(&self) -> Result<Option<AcmeSettings>, ConfigError> {
+        if self.acme_domain.is_empty() {
+            let given = [
+                ("--acme-email", self.acme_email.is_some()),
+                ("--acme-cache", self.acme_cache.is_some()),
+                ("--acme-directory", self.acme_directory != LETS_ENCRYPT),
+                ("--acme-directory-ca", self.acme_directory_ca.is_some()),
+            ];
+            return match given.iter().find(|(_, set)| *set) {
+                Some((flag, _)) => Err(ConfigError::AcmeWithoutDomain { flag }),
+                None => Ok(None),
+            };
+        }
+        let mut domains = self.acme_domain.clone();
+        domains.sort();
+        domains.dedup();
+        let cache = self.acme_cache.clone().unwrap_or_else(|| {
+            let mut name = self.db.as_os_str().to_owned();
+            name.push(".acme");
+            PathBuf::from(name)
+        });
+        Ok(Some(AcmeSettings {
+            domains,
+            email: self.acme_email.clone(),
+            cache,
+            directory: self.acme_directory.clone(),
+            directory_ca: self.acme_directory_ca.clone(),
+        }))
+    }
+
     /// The settings as the server uses them; refuses combinations that cannot work (each
     /// value alone was checked by its parser).
     pub fn validate(self) -> Result<Config, ConfigError> {
+        let acme = self.acme_settings()?;
         let tls = match (self.tls_cert, self.tls_key, self.tls_self_signed) {
             (Some(cert), Some(key), false) => Some(TlsSource::Files { cert, key }),
             (None, None, true) => Some(TlsSource::SelfSigned),
@@ -669,6 +829,20 @@ impl ServeArgs {
                 });
             }
             (_, _, true) => return Err(ConfigError::TlsBoth),
+        };
+        let tls = match (tls, acme) {
+            (tls, None) => tls,
+            (None, Some(acme)) => Some(TlsSource::Acme(acme)),
+            (Some(TlsSource::SelfSigned), Some(_)) => {
+                return Err(ConfigError::AcmeAndTls {
+                    other: "--tls-self-signed",
+                });
+            }
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::AcmeAndTls {
+                    other: "--tls-cert/--tls-key",
+                });
+            }
         };
         match self.http_redirect {
             Some(_) if tls.is_none() => return Err(ConfigError::RedirectWithoutTls),
@@ -1022,6 +1196,133 @@ mod tests {
         let (_dir, path) = with_file("http_redirect = \"port 80\"\n");
         let e = load(["streamhub", "serve", "--config", &path]).expect_err("not an address");
         assert!(e.to_string().contains("`http_redirect`"), "{e}");
+    }
+
+    #[test]
+    fn acme_settings_come_from_flags_and_files_and_must_fit_together() {
+        let c = load([
+            "streamhub",
+            "serve",
+            "--db",
+            "/var/lib/streamhub/hub.db",
+            "--acme-domain",
+            "Live.Example.COM.",
+            "--acme-domain",
+            "b.example.com,live.example.com",
+            "--acme-email",
+            "ops@example.com",
+        ])
+        .expect("valid");
+        let Some(TlsSource::Acme(acme)) = c.tls else {
+            panic!("ACME: {:?}", c.tls)
+        };
+        assert_eq!(acme.domains, ["b.example.com", "live.example.com"]);
+        assert_eq!(acme.email.as_deref(), Some("ops@example.com"));
+        assert_eq!(acme.cache, PathBuf::from("/var/lib/streamhub/hub.db.acme"));
+        assert_eq!(acme.directory, LETS_ENCRYPT);
+        assert_eq!(acme.directory_ca, None);
+
+        let (_dir, path) = with_file(
+            "acme_domain = [\"a.example.com\", \"b.example.com\"]\n\
+             acme_cache = \"/srv/acme\"\n\
+             acme_directory = \"https://127.0.0.1:14000/dir\"\n\
+             acme_directory_ca = \"/srv/pebble.pem\"\n\
+             http_redirect = \"0.0.0.0:8080\"\n",
+        );
+        let c = load(["streamhub", "serve", "--config", &path]).expect("valid file");
+        let Some(TlsSource::Acme(acme)) = c.tls else {
+            panic!("ACME: {:?}", c.tls)
+        };
+        assert_eq!(acme.domains, ["a.example.com", "b.example.com"]);
+        assert_eq!(acme.cache, PathBuf::from("/srv/acme"));
+        assert_eq!(acme.directory, "https://127.0.0.1:14000/dir");
+        assert_eq!(acme.directory_ca, Some(PathBuf::from("/srv/pebble.pem")));
+        assert!(
+            c.http_redirect.is_some(),
+            "ACME is TLS: the redirect may go to it"
+        );
+
+        let (_dir, path) = with_file("acme_domain = [\"a.example.com\", 3]\n");
+        let e = load(["streamhub", "serve", "--config", &path]).expect_err("a number in it");
+        assert!(e.to_string().contains("`acme_domain`"), "{e}");
+        let (_dir, path) = with_file("acme_domain = [\"10.0.0.5\"]\n");
+        let e = load(["streamhub", "serve", "--config", &path]).expect_err("an address");
+        assert!(e.to_string().contains("IP address"), "{e}");
+
+        let refused = |args: &[&str]| {
+            let mut all = vec!["streamhub", "serve"];
+            all.extend_from_slice(args);
+            load(all).expect_err("refused")
+        };
+        let e = refused(&["--acme-domain", "a.example.com", "--tls-self-signed"]);
+        assert!(
+            matches!(
+                e,
+                ConfigError::AcmeAndTls {
+                    other: "--tls-self-signed"
+                }
+            ),
+            "{e}"
+        );
+        let e = refused(&[
+            "--acme-domain",
+            "a.example.com",
+            "--tls-cert",
+            "c.pem",
+            "--tls-key",
+            "k.pem",
+        ]);
+        assert!(matches!(e, ConfigError::AcmeAndTls { .. }), "{e}");
+        for flag in [
+            "--acme-email",
+            "--acme-cache",
+            "--acme-directory",
+            "--acme-directory-ca",
+        ] {
+            let value = match flag {
+                "--acme-email" => "a@example.com",
+                "--acme-directory" => "https://ca.example/dir",
+                _ => "/x",
+            };
+            let e = refused(&[flag, value]);
+            assert!(
+                matches!(e, ConfigError::AcmeWithoutDomain { flag: f } if f == flag),
+                "{flag}: {e}"
+            );
+        }
+        for (bad, flag) in [
+            ("*.example.com", "--acme-domain"),
+            ("example", "--acme-domain"),
+            ("-a.example.com", "--acme-domain"),
+            ("::1", "--acme-domain"),
+        ] {
+            assert!(
+                Cli::try_parse_from(["streamhub", "serve", flag, bad]).is_err(),
+                "{bad} accepted"
+            );
+        }
+        assert!(acme_directory("https://acme-staging-v02.api.letsencrypt.org/directory").is_ok());
+        for bad in [
+            "http://ca.example/dir",
+            "https://",
+            "https:///dir",
+            "ca.example",
+        ] {
+            assert!(acme_directory(bad).is_err(), "{bad} accepted");
+        }
+        assert_eq!(
+            acme_email("mailto:ops@example.com").as_deref(),
+            Ok("ops@example.com")
+        );
+        for bad in [
+            "ops",
+            "@example.com",
+            "ops@localhost",
+            "a b@example.com",
+            "a@b.c,d@e.f",
+        ] {
+            assert!(acme_email(bad).is_err(), "{bad} accepted");
+        }
     }
 
     #[test]

@@ -10,7 +10,8 @@
 //!   serve, drain on shutdown (`run`, `listen`). `accept`: the accept loop (connections per
 //!   address, header-read timeout, TLS handshake, HTTP/1.1 with upgrades). [`tls`]: HTTPS
 //!   (`--tls-cert`, `--tls-self-signed`), the certificate swapped on reload (SIGHUP);
-//!   `redirect`: `--http-redirect`'s plain-HTTP listener.
+//!   `acme`: `--acme-domain`'s certificates (ordered, cached, renewed; the CA's TLS-ALPN-01
+//!   check answered in the accept loop); `redirect`: `--http-redirect`'s plain-HTTP listener.
 //! - `socket`: Socket.IO glue: one ordered actor per connection turning events into relay
 //!   calls and replies into emits; the periodic ticker (viewer counts, expired streams).
 //! - `media_channel`: `GET /media`, the viewers' plain-WebSocket frame channel.
@@ -64,6 +65,7 @@
 //!    on this path awaits a database, a metric, or another stream's lock.
 
 mod accept;
+mod acme;
 pub mod admin_token;
 mod api_error;
 mod attempts;

@@ -80,6 +80,25 @@ pub(crate) enum TcpClosed {
     TlsHandshake,
 }
 
+/// What happened to the ACME certificate (`--acme-domain`): the `event` label of
+/// `streamhub_acme_events_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::VariantArray)]
+#[strum(serialize_all = "snake_case")]
+pub(crate) enum AcmeEvent {
+    /// A certificate from the cache directory is served (at start).
+    DeployedCached,
+    /// A certificate was ordered and is served.
+    DeployedNew,
+    /// An order or renewal failed (retried with backoff).
+    OrderFailed,
+    /// A cached or newly issued certificate could not be parsed.
+    BadCertificate,
+    /// The cache directory could not be read or written.
+    CacheFailed,
+    /// The CA's TLS-ALPN-01 check completed its handshake.
+    ChallengeAnswered,
+}
+
 /// Every metric StreamHub exports, registered once.
 #[derive(Debug)]
 pub(crate) struct Metrics {
@@ -98,6 +117,7 @@ pub(crate) struct Metrics {
     /// TCP connections open (HTTP, polling, websockets), counted by the accept loop.
     pub(crate) tcp_connections: IntGauge,
     tcp_closed: [IntCounter; TcpClosed::VARIANTS.len()],
+    acme: [IntCounter; AcmeEvent::VARIANTS.len()],
     pub(crate) chat_messages: IntCounter,
     pub(crate) reactions: IntCounter,
     pub(crate) streams_started: IntCounter,
@@ -213,6 +233,12 @@ impl Metrics {
             "TCP connections the server closed itself: per_ip_limit (--max-connections-per-ip, answered 429), header_timeout (request headers not sent within --header-read-timeout-secs, including sockets that never sent a byte), tls_handshake (with TLS: a handshake that failed or did not finish within --header-read-timeout-secs).",
             "reason",
         );
+        let acme = counter_vec(
+            &r,
+            "streamhub_acme_events_total",
+            "ACME certificate events (--acme-domain): deployed_cached (served from the cache at start), deployed_new (ordered and served), order_failed (an order or renewal failed; retried with backoff while the current certificate is served), bad_certificate, cache_failed, challenge_answered (the CA's TLS-ALPN-01 check).",
+            "event",
+        );
         let db_dropped = counter_vec(
             &r,
             "streamhub_db_writes_dropped_total",
@@ -270,6 +296,7 @@ impl Metrics {
                 "TCP connections open (pages, polling, websockets, media channels).",
             ),
             tcp_closed: children(&tcp_closed, TcpClosed::VARIANTS),
+            acme: children(&acme, AcmeEvent::VARIANTS),
             chat_messages: counter(
                 &r,
                 "streamhub_chat_messages_total",
@@ -425,6 +452,10 @@ impl Metrics {
 
     pub(crate) fn tcp_closed(&self, why: TcpClosed) {
         self.tcp_closed[why as usize].inc();
+    }
+
+    pub(crate) fn acme(&self, event: AcmeEvent) {
+        self.acme[event as usize].inc();
     }
 
     pub(crate) fn db_dropped(&self, why: DbDrop, n: u64) {

@@ -101,7 +101,7 @@ async fn run_with(
     // Decided on the address actually bound (the listener may differ from `config.bind`).
     let bound = listener.local_addr().context("reading the bound address")?;
     // First: a certificate that does not load stops the start before anything else runs.
-    let tls = match &config.tls {
+    let mut tls = match &config.tls {
         Some(source) => Some(tls::setup(source, &config.db, bound).context("setting up TLS")?),
         None => None,
     };
@@ -193,7 +193,7 @@ async fn run_with(
         )),
         tokio::spawn(log_events(hub.bus.subscribe(), shutdown.child_token())),
         tokio::spawn(tls::follow_reloads(
-            tls.as_ref().map(|t| Arc::clone(&t.certs)),
+            tls.as_ref().and_then(|t| t.certs.clone()),
             reload,
             shutdown.child_token(),
         )),
@@ -202,6 +202,11 @@ async fn run_with(
             shutdown.child_token(),
         )),
     ];
+    if let Some(acme) = tls.as_mut().and_then(|t| t.acme.take()) {
+        tasks.push(tokio::spawn(
+            acme.run(Arc::clone(&hub.metrics), shutdown.child_token()),
+        ));
+    }
     if !matches!(admin, admin_token::Resolved::Flag(_)) {
         // `streamhub admin-token --rotate` applies without a restart.
         tasks.push(tokio::spawn(admin_token::follow(
@@ -235,6 +240,9 @@ async fn run_with(
     tracing::info!(%addr, db = %hub.config.db.display(), "streamhub listening");
     if let Some(s) = tls.as_ref().and_then(|t| t.self_signed.as_ref()) {
         announce_self_signed(s);
+    }
+    if let Some(crate::config::TlsSource::Acme(acme)) = &hub.config.tls {
+        announce_acme(acme, addr);
     }
     if let Some(from) = redirect.as_ref().and_then(|r| r.local_addr().ok()) {
         println!(
@@ -324,6 +332,23 @@ fn announce_self_signed(s: &tls::SelfSigned) {
         s.fingerprint,
         s.cert.display()
     );
+}
+
+/// Where the ACME certificate comes from and where it is kept; and a warning when the CA's
+/// check (always on port 443) cannot reach this port directly.
+fn announce_acme(acme: &crate::config::AcmeSettings, addr: std::net::SocketAddr) {
+    println!(
+        "streamhub ACME certificate for {} from {} (cache {})",
+        acme.domains.join(", "),
+        acme.directory,
+        acme.cache.display()
+    );
+    if addr.port() != 443 {
+        tracing::warn!(
+            port = addr.port(),
+            "ACME: the CA checks each name on port 443 (TLS-ALPN-01); forward port 443 to this one, or the order fails"
+        );
+    }
 }
 
 /// Says which admin token applies. A generated one is printed on stdout, this once only

@@ -2,8 +2,9 @@
 //! self-hoster's phone on the LAN needs TLS, and one binary that does it itself needs no
 //! reverse proxy.
 //!
-//! The certificate comes from PEM files (`--tls-cert`, `--tls-key`) or is made on the first
-//! start (`--tls-self-signed`) and kept beside the database. Either way [`CertStore`] holds it
+//! The certificate comes from PEM files (`--tls-cert`, `--tls-key`), is made on the first
+//! start (`--tls-self-signed`) and kept beside the database, or comes from an ACME CA
+//! (`--acme-domain`, [`crate::acme`], which renews it itself). For the first two [`CertStore`] holds it
 //! and hands it to every handshake; a reload (SIGHUP) reads the files again and swaps it, so
 //! new connections get the new certificate and open ones are left alone. rustls with the
 //! `ring` provider: no OpenSSL, and nothing but a C compiler to build.
@@ -72,6 +73,8 @@ pub enum SetupError {
     },
     #[error("TLS configuration: {0}")]
     Rustls(#[from] rustls::Error),
+    #[error(transparent)]
+    Acme(#[from] crate::acme::AcmeSetupError),
 }
 
 /// The certificate every handshake gets, and where to read it again from.
@@ -153,10 +156,22 @@ fn load(cert: &Path, key: &Path, provider: &CryptoProvider) -> Result<CertifiedK
 
 /// What the server serves TLS with.
 pub(crate) struct ServerTls {
-    pub(crate) acceptor: TlsAcceptor,
-    pub(crate) certs: Arc<CertStore>,
+    pub(crate) acceptor: Acceptor,
+    /// The files SIGHUP reads again (not with ACME, which renews by itself).
+    pub(crate) certs: Option<Arc<CertStore>>,
     /// Set with `--tls-self-signed`: what to print so a person can check the certificate.
     pub(crate) self_signed: Option<SelfSigned>,
+    /// Set with `--acme-domain`: the ordering and renewing to run beside the server.
+    pub(crate) acme: Option<crate::acme::Acme>,
+}
+
+/// How the accept loop does a connection's handshake.
+#[derive(Clone)]
+pub(crate) enum Acceptor {
+    /// One configuration for every connection.
+    Fixed(TlsAcceptor),
+    /// The ClientHello is read first: the CA's TLS-ALPN-01 check gets its own configuration.
+    Acme(crate::acme::AcmeTls),
 }
 
 /// A self-signed certificate kept beside the database.
@@ -193,6 +208,15 @@ pub(crate) fn setup(
             let (cert, key) = self_signed_paths(db);
             (cert, key, true)
         }
+        TlsSource::Acme(settings) => {
+            let acme = crate::acme::setup(settings, provider)?;
+            return Ok(ServerTls {
+                acceptor: Acceptor::Acme(acme.tls.clone()),
+                certs: None,
+                self_signed: None,
+                acme: Some(acme),
+            });
+        }
     };
     let created = self_signed && make_self_signed(&cert, &key, bound)?;
     let certs = Arc::new(CertStore::open(cert.clone(), key, Arc::clone(&provider))?);
@@ -215,9 +239,10 @@ pub(crate) fn setup(
         created,
     });
     Ok(ServerTls {
-        acceptor: TlsAcceptor::from(Arc::new(config)),
-        certs,
+        acceptor: Acceptor::Fixed(TlsAcceptor::from(Arc::new(config))),
+        certs: Some(certs),
         self_signed,
+        acme: None,
     })
 }
 
@@ -344,7 +369,9 @@ pub(crate) async fn follow_reloads(
             () = reload.notified() => {}
         }
         let Some(certs) = &certs else {
-            tracing::info!("reload asked (SIGHUP): no TLS certificate to reload");
+            tracing::info!(
+                "reload asked (SIGHUP): no TLS certificate files to reload (ACME certificates renew by themselves)"
+            );
             continue;
         };
         // Two small files: read in place.
