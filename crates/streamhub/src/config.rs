@@ -1069,6 +1069,36 @@ mod tests {
     }
 
     #[test]
+    fn the_thumbnail_limit_comes_from_files_and_flags_within_its_range() {
+        let (_dir, path) = with_file("max_thumbnail_bytes = 32768\n");
+        let c = load(["streamhub", "serve", "--config", &path]).expect("valid file");
+        assert_eq!(c.max_thumbnail_bytes, 32768);
+        let c = load([
+            "streamhub",
+            "serve",
+            "--max-thumbnail-bytes",
+            "1048576",
+            "--max-frame-bytes",
+            "1024",
+        ])
+        .expect("valid flags");
+        assert_eq!(c.max_thumbnail_bytes, 1024 * 1024);
+        assert!(
+            c.max_message_bytes() > 1024 * 1024 * 4 / 3,
+            "a thumbnail larger than a frame still fits a message"
+        );
+        for bad in ["1023", "1048577"] {
+            assert!(
+                load(["streamhub", "serve", "--max-thumbnail-bytes", bad]).is_err(),
+                "{bad} accepted"
+            );
+        }
+        let (_dir, path) = with_file("max_thumbnail_bytes = 10\n");
+        let err = load(["streamhub", "serve", "--config", &path]).expect_err("out of range");
+        assert!(err.to_string().contains("`max_thumbnail_bytes`"), "{err}");
+    }
+
+    #[test]
     fn a_list_in_the_file_is_comma_separated() {
         let (_dir, path) =
             with_file("allowed_origins = \"https://a.example, https://b.example\"\n");

@@ -290,6 +290,9 @@ mod tests {
             "streamhub_chat_messages_total",
             "streamhub_errors_total{code=\"INVALID_PAYLOAD\"} 1",
             "streamhub_db_writes_dropped_total{reason=\"queue_full\"} 0",
+            "streamhub_thumbnails_accepted_total 0",
+            "streamhub_thumbnails_refused_total{reason=\"cluster\"} 0",
+            "streamhub_thumbnail_bytes 0",
         ] {
             assert!(text.contains(family), "{family} missing from\n{text}");
         }
