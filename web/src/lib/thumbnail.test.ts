@@ -68,6 +68,16 @@ describe('CardThumbnail', () => {
     expect(t.etag).toBeNull();
   });
 
+  it('an answer that arrives after the card went is dropped, its blob never made', async () => {
+    const blob = new Blob([new Uint8Array([0xff, 0xd8, 0xff])], { type: 'image/jpeg' });
+    const { t, img, made } = setup([{ etag: '"1"', blob }]);
+    const pending = t.refresh('k');
+    t.dispose();
+    await pending;
+    expect(made).toEqual([]);
+    expect(img.hidden).toBe(true);
+  });
+
   it('reads the API route of the stream', () => {
     expect(thumbnailUrl('sk_a-1')).toBe('/api/streams/sk_a-1/thumbnail');
     expect(thumbnailUrl('a/b')).toBe('/api/streams/a%2Fb/thumbnail');

@@ -143,6 +143,7 @@ const browserUrls: ObjectUrls = {
 export class CardThumbnail {
   etag: string | null = null;
   private url: string | null = null;
+  private disposed = false;
 
   constructor(
     readonly img: HTMLImageElement,
@@ -154,7 +155,8 @@ export class CardThumbnail {
 
   async refresh(key: string): Promise<void> {
     const got = await this.fetcher(key, this.etag);
-    if (got === 'same') return;
+    // The card went while we asked: its picture must not outlive it (nor its blob URL).
+    if (got === 'same' || this.disposed) return;
     if (got === null) {
       this.clear();
       return;
@@ -165,6 +167,12 @@ export class CardThumbnail {
     this.etag = got.etag;
     this.img.src = url;
     this.img.hidden = false;
+  }
+
+  /** The card is gone: frees the picture, and any answer still on its way is dropped. */
+  dispose(): void {
+    this.disposed = true;
+    this.clear();
   }
 
   /** Back to the initials; frees the picture. */

@@ -86,7 +86,7 @@ function render(streams: StreamInfo[]): void {
   for (const [key, c] of cards) {
     if (!keep.has(key)) {
       c.root.remove();
-      c.picture.clear();
+      c.picture.dispose();
       cards.delete(key);
     }
   }
