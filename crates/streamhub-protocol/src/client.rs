@@ -162,6 +162,17 @@ pub struct ReactionSend {
     pub kind: String,
 }
 
+/// `stream:thumbnail`.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+pub struct ThumbnailSend {
+    /// The sender's own stream.
+    pub stream_key: String,
+    /// A JPEG, as a binary attachment (text is refused with `INVALID_THUMBNAIL`).
+    pub data: FrameData,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -58,6 +58,10 @@ pub enum ErrorCode {
     NotFound,
     /// The name is a claimed channel: registering it as STREAMER needs its `channelToken`.
     NameTaken,
+    /// `stream:thumbnail`: not a JPEG (its first bytes are not `FF D8 FF`), or sent as text.
+    InvalidThumbnail,
+    /// `stream:thumbnail`: larger than the server's thumbnail limit.
+    ThumbnailTooLarge,
 }
 
 impl std::fmt::Display for ErrorCode {

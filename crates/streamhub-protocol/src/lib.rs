@@ -103,6 +103,9 @@ pub mod events {
             /// No payload: a single-use credential for this connection's media channel
             /// (`GET /media?token=TOKEN`), valid for a few seconds.
             MEDIA_TOKEN = "media:token",
+            /// `{streamKey, data}`: the owner's latest JPEG thumbnail (binary) for the lobby
+            /// and link previews; at most one a second per stream.
+            STREAM_THUMBNAIL = "stream:thumbnail",
         }
 
         /// Events the server emits (`docs/protocol.md`, "Server → client").
@@ -155,6 +158,14 @@ pub const REACTIONS: &[&str] = &["👍", "❤️", "😂", "😮", "😢", "🔥
 /// official JavaScript client) drops the connection on more than 10 by default, so the server
 /// splits `stream:buffer` into messages of at most this many frames.
 pub const MAX_ATTACHMENTS_PER_MESSAGE: usize = 10;
+
+/// Thumbnails (`stream:thumbnail`): the largest the server accepts by default
+/// (`--max-thumbnail-bytes`).
+pub const THUMBNAIL_MAX_BYTES: usize = 64 * 1024;
+
+/// Thumbnails: the shortest time between two accepted thumbnails of one stream; one sent
+/// sooner is refused with `RATE_LIMITED`.
+pub const THUMBNAIL_MIN_INTERVAL_MS: u64 = 1000;
 
 /// Milliseconds since the Unix epoch, the unit of every timestamp on the wire.
 pub type Millis = u64;
@@ -232,6 +243,6 @@ mod wire_name_tests {
             server::EndReason::index,
         );
         assert_eq!(server::MediaMode::ALL.len(), 3);
-        assert_eq!(ErrorCode::ALL.len(), 23);
+        assert_eq!(ErrorCode::ALL.len(), 25);
     }
 }

@@ -136,6 +136,14 @@ pub struct MediaToken {
     pub expires_in_ms: u64,
 }
 
+/// The `stream:thumbnail` ack.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct ThumbnailStored {
+    /// The thumbnail's `ETag` as `GET /api/streams/{key}/thumbnail` answers it (quoted).
+    pub etag: String,
+}
+
 /// How a stream's frames are to be decoded.
 #[derive(
     Debug,

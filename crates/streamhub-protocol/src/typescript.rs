@@ -58,6 +58,7 @@ fn decls() -> Vec<Decl> {
         decl::<client::Resume>(&cfg),
         decl::<client::ChatSend>(&cfg),
         decl::<client::ReactionSend>(&cfg),
+        decl::<client::ThumbnailSend>(&cfg),
         // Server → client.
         decl::<server::User>(&cfg),
         decl::<server::UserRef>(&cfg),
@@ -88,6 +89,7 @@ fn decls() -> Vec<Decl> {
         decl::<server::Published>(&cfg),
         decl::<server::ChatSent>(&cfg),
         decl::<server::MediaToken>(&cfg),
+        decl::<server::ThumbnailStored>(&cfg),
         // The HTTP API the pages read.
         decl::<api::Rates>(&cfg),
         decl::<api::ServerPoint>(&cfg),
@@ -233,6 +235,30 @@ fn generate() -> String {
         out,
         "export const MEDIA_MAX_HEADER = {};\n",
         media_channel::MAX_HEADER
+    );
+
+    doc(
+        &mut out,
+        "",
+        &[
+            "Largest `stream:thumbnail` JPEG the server accepts by default (`--max-thumbnail-bytes`),",
+            "in bytes.",
+        ],
+    );
+    let _ = writeln!(
+        out,
+        "export const THUMBNAIL_MAX_BYTES = {};\n",
+        crate::THUMBNAIL_MAX_BYTES
+    );
+    doc(
+        &mut out,
+        "",
+        &["Shortest time between two accepted thumbnails of one stream, in milliseconds."],
+    );
+    let _ = writeln!(
+        out,
+        "export const THUMBNAIL_MIN_INTERVAL_MS = {};\n",
+        crate::THUMBNAIL_MIN_INTERVAL_MS
     );
 
     out.push_str(

@@ -55,6 +55,22 @@ pub fn stream_key(input: &str) -> Result<&str, ErrorCode> {
     Ok(input)
 }
 
+/// A thumbnail (`stream:thumbnail`): binary, 1..=`max` bytes, and a JPEG by its first
+/// bytes (`FF D8 FF`: start of image, then a marker). Only the magic is checked; browsers
+/// show a broken picture for a damaged one, which is the sender's own stream's loss.
+pub fn thumbnail(data: &crate::FrameData, max: usize) -> Result<&[u8], ErrorCode> {
+    let crate::FrameData::Binary(bytes) = data else {
+        return Err(ErrorCode::InvalidThumbnail);
+    };
+    if bytes.len() > max {
+        return Err(ErrorCode::ThumbnailTooLarge);
+    }
+    if !bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        return Err(ErrorCode::InvalidThumbnail);
+    }
+    Ok(bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,5 +122,29 @@ mod tests {
         assert!(stream_key("").is_err());
         assert!(stream_key("a b").is_err());
         assert!(stream_key(&"k".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn thumbnails_are_binary_jpegs_within_the_limit() {
+        use crate::FrameData;
+        use bytes::Bytes;
+        let jpeg = |n: usize| {
+            let mut v = vec![0xFF, 0xD8, 0xFF, 0xE0];
+            v.resize(n, 0);
+            FrameData::Binary(Bytes::from(v))
+        };
+        assert_eq!(thumbnail(&jpeg(100), 100).map(<[u8]>::len), Ok(100));
+        assert_eq!(
+            thumbnail(&jpeg(101), 100),
+            Err(ErrorCode::ThumbnailTooLarge)
+        );
+        let png = FrameData::Binary(Bytes::from_static(b"\x89PNG\r\n\x1a\n"));
+        assert_eq!(thumbnail(&png, 100), Err(ErrorCode::InvalidThumbnail));
+        for short in [&b""[..], &[0xFF][..], &[0xFF, 0xD8][..]] {
+            let data = FrameData::Binary(Bytes::copy_from_slice(short));
+            assert_eq!(thumbnail(&data, 100), Err(ErrorCode::InvalidThumbnail));
+        }
+        let text = FrameData::Text("/9j/4AAQ".into());
+        assert_eq!(thumbnail(&text, 100), Err(ErrorCode::InvalidThumbnail));
     }
 }

@@ -114,6 +114,13 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u32).range(1..=64 * 1024 * 1024))]
     pub max_frame_bytes: u32,
 
+    /// Largest `stream:thumbnail` JPEG, in bytes: one is kept per live stream (and in cluster
+    /// mode in Redis), so the thumbnails held are at most this times --max-streams.
+    #[arg(long, env = "STREAMHUB_MAX_THUMBNAIL_BYTES",
+          default_value_t = streamhub_protocol::THUMBNAIL_MAX_BYTES as u32,
+          value_parser = clap::value_parser!(u32).range(1024..=1024 * 1024))]
+    pub max_thumbnail_bytes: u32,
+
     /// Most frames per second a stream may publish; the excess is dropped and counted.
     #[arg(long, env = "STREAMHUB_MAX_FPS", default_value_t = 60,
           value_parser = clap::value_parser!(u32).range(1..=1000))]
@@ -514,6 +521,7 @@ pub struct Config {
     pub dashboard_clients: usize,
     pub publish_secret: Option<String>,
     pub relay: RelayLimits,
+    pub max_thumbnail_bytes: usize,
     pub viewer_queue: usize,
     pub viewer_queue_bytes: usize,
     pub control_queue: usize,
@@ -870,6 +878,7 @@ impl ServeArgs {
                 max_streams: self.max_streams as usize,
                 max_gop_bytes: self.max_gop_bytes as usize,
             },
+            max_thumbnail_bytes: self.max_thumbnail_bytes as usize,
             viewer_queue: self.viewer_queue as usize,
             viewer_queue_bytes: self.viewer_queue_bytes as usize,
             control_queue: self.control_queue as usize,
@@ -918,7 +927,7 @@ impl Config {
     /// Largest Socket.IO message the transport accepts: a base64 frame at the frame limit
     /// plus room for the envelope.
     pub fn max_message_bytes(&self) -> usize {
-        self.relay.max_frame_bytes / 3 * 4 + 64 * 1024
+        self.relay.max_frame_bytes.max(self.max_thumbnail_bytes) / 3 * 4 + 64 * 1024
     }
 }
 
@@ -1069,6 +1078,7 @@ mod tests {
         assert_eq!(c.relay.max_frame_bytes, 2 * 1024 * 1024);
         assert_eq!(c.relay.grace, Duration::from_secs(30));
         assert_eq!(c.max_chat_chars, 500);
+        assert_eq!(c.max_thumbnail_bytes, 64 * 1024);
         assert_eq!(c.db_queue, 10_000);
         assert_eq!(c.dashboard_clients, 16);
         assert_eq!(c.tcp_send_buffer, Some(256 * 1024));
@@ -1357,6 +1367,36 @@ mod tests {
             c.relay.buffer_frames, 30,
             "untouched settings keep their default"
         );
+    }
+
+    #[test]
+    fn the_thumbnail_limit_comes_from_files_and_flags_within_its_range() {
+        let (_dir, path) = with_file("max_thumbnail_bytes = 32768\n");
+        let c = load(["streamhub", "serve", "--config", &path]).expect("valid file");
+        assert_eq!(c.max_thumbnail_bytes, 32768);
+        let c = load([
+            "streamhub",
+            "serve",
+            "--max-thumbnail-bytes",
+            "1048576",
+            "--max-frame-bytes",
+            "1024",
+        ])
+        .expect("valid flags");
+        assert_eq!(c.max_thumbnail_bytes, 1024 * 1024);
+        assert!(
+            c.max_message_bytes() > 1024 * 1024 * 4 / 3,
+            "a thumbnail larger than a frame still fits a message"
+        );
+        for bad in ["1023", "1048577"] {
+            assert!(
+                load(["streamhub", "serve", "--max-thumbnail-bytes", bad]).is_err(),
+                "{bad} accepted"
+            );
+        }
+        let (_dir, path) = with_file("max_thumbnail_bytes = 10\n");
+        let err = load(["streamhub", "serve", "--config", &path]).expect_err("out of range");
+        assert!(err.to_string().contains("`max_thumbnail_bytes`"), "{err}");
     }
 
     #[test]

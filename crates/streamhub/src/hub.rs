@@ -25,6 +25,7 @@ use crate::relay::{Distributor, LEVELS};
 use crate::sink::{IoSlot, MediaChannels, MediaTokens, SocketSink};
 use crate::store::Store;
 use crate::store::writer::WriteQueue;
+use crate::thumbnails::{Thumbnail, Thumbnails};
 
 /// The relay as the server runs it: viewers are Socket.IO connections (or their media
 /// channels), picture viewers at level 0 share one room broadcast.
@@ -57,6 +58,8 @@ pub(crate) struct Hub {
     pub(crate) media: MediaChannels,
     /// Outstanding `media:token` credentials.
     pub(crate) media_tokens: MediaTokens,
+    /// Every stream's latest thumbnail on this node (`stream:thumbnail`).
+    pub(crate) thumbnails: Thumbnails,
     /// The Socket.IO server, while it runs (the media channel looks connections up there).
     pub(crate) io: Arc<IoSlot>,
     /// Cluster mode (`--redis-url`): the bus and this node's view of the other nodes.
@@ -116,6 +119,11 @@ impl Hub {
             unwatched: parking_lot::Mutex::default(),
             follows: parking_lot::Mutex::default(),
             relay: Distributor::new(config.relay.clone()),
+            thumbnails: Thumbnails::new(
+                config.max_thumbnail_bytes,
+                config.relay.max_streams,
+                metrics.thumbnail_bytes.clone(),
+            ),
             dashboard: Feed::new(config.dashboard_clients),
             admin_token: Arc::new(AdminToken::new(config.admin_token.as_deref())),
             config,
@@ -196,6 +204,25 @@ impl Hub {
         let mut stats = record.stats.unwrap_or_else(|| serde_json::json!({}));
         stats["viewerCount"] = total.into();
         Some((info, stats))
+    }
+
+    /// A stream's latest thumbnail: this node's own stream's from memory; in cluster mode
+    /// another node's from Redis (whichever node answers, the same bytes and ETag).
+    pub(crate) async fn thumbnail(&self, key: &str) -> Option<Arc<Thumbnail>> {
+        let origin_here = self.relay.epoch(key).is_some_and(|(_, replica)| !replica);
+        let Some(cluster) = &self.cluster else {
+            return self.thumbnails.get(key);
+        };
+        if origin_here && let Some(thumb) = self.thumbnails.get(key) {
+            return Some(thumb);
+        }
+        match cluster.thumbnail(key).await {
+            Ok(jpeg) => jpeg.map(|jpeg| Arc::new(Thumbnail::new(jpeg))),
+            Err(e) => {
+                tracing::debug!(stream = key, error = %e, "thumbnail not read from the cluster");
+                self.thumbnails.get(key)
+            }
+        }
     }
 
     /// Publishes the running totals of this node's live streams (not the replicas of other

@@ -35,6 +35,8 @@
 //!   queue in batches, and flushes it on shutdown.
 //! - `metrics`: Prometheus counters and gauges; `dashboard`: the dashboard's snapshots.
 //! - `attempts`: wrong publish secrets per client address (sans-IO backoff).
+//! - `thumbnails`: each stream's latest `stream:thumbnail` JPEG (bounded, rate-limited, gone
+//!   when the stream ends); `preview`: the viewer page's Open Graph tags for link previews.
 //! - `chatlog`: recent chat per channel for late joiners. `ids`: keys, tokens, connection
 //!   labels, the one constant-time secret comparison. `clock`: the wall clock, read only at
 //!   the edges. [`config`]: flags, environment and TOML, validated at start. `web`: the
@@ -83,12 +85,14 @@ mod hub;
 mod ids;
 mod media_channel;
 mod metrics;
+mod preview;
 mod redirect;
 mod relay;
 pub mod server;
 mod sink;
 mod socket;
 mod store;
+mod thumbnails;
 pub mod tls;
 mod web;
 mod webm;

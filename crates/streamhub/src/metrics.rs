@@ -99,6 +99,26 @@ pub(crate) enum AcmeEvent {
     ChallengeAnswered,
 }
 
+/// Why a `stream:thumbnail` was refused or not shared: the `reason` label of
+/// `streamhub_thumbnails_refused_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::VariantArray)]
+#[strum(serialize_all = "snake_case")]
+pub(crate) enum ThumbRefused {
+    /// Not a JPEG, or sent as text.
+    NotJpeg,
+    /// Over `--max-thumbnail-bytes`.
+    TooLarge,
+    /// Within a second of the stream's previous one.
+    RateLimited,
+    /// Not the stream's owner (or no such stream, or not registered).
+    NotOwner,
+    /// The store holds `--max-streams` thumbnails already.
+    Full,
+    /// Accepted here but not written to Redis (cluster mode: the bus was down or failed), so
+    /// the other nodes keep serving the previous one.
+    Cluster,
+}
+
 /// Every metric StreamHub exports, registered once.
 #[derive(Debug)]
 pub(crate) struct Metrics {
@@ -131,6 +151,10 @@ pub(crate) struct Metrics {
     pub(crate) db_batches: IntCounter,
     pub(crate) db_queue_depth: IntGauge,
     pub(crate) dashboard_clients: IntGauge,
+    pub(crate) thumbnails_accepted: IntCounter,
+    thumbnails_refused: [IntCounter; ThumbRefused::VARIANTS.len()],
+    /// Bytes of thumbnails held on this node.
+    pub(crate) thumbnail_bytes: IntGauge,
     connections: IntGauge,
     media_channels: IntGauge,
     streams: IntGaugeVec,
@@ -245,7 +269,24 @@ impl Metrics {
             "Database writes lost or refused: queue_full (--db-queue), bus_lagged (events lost before queueing), write_failed, abandoned (a chat message that timed out waiting).",
             "reason",
         );
+        let thumbs_refused = counter_vec(
+            &r,
+            "streamhub_thumbnails_refused_total",
+            "stream:thumbnail refused or not shared, by reason: not_jpeg, too_large (--max-thumbnail-bytes), rate_limited (one a second per stream), not_owner, full (--max-streams thumbnails held), cluster (accepted here, not written to Redis).",
+            "reason",
+        );
         Self {
+            thumbnails_accepted: counter(
+                &r,
+                "streamhub_thumbnails_accepted_total",
+                "stream:thumbnail JPEGs accepted (each replaces its stream's previous one).",
+            ),
+            thumbnails_refused: children(&thumbs_refused, ThumbRefused::VARIANTS),
+            thumbnail_bytes: gauge(
+                &r,
+                "streamhub_thumbnail_bytes",
+                "Bytes of the streams' latest thumbnails held on this node.",
+            ),
             queued_bytes: gauge(
                 &r,
                 "streamhub_viewer_queued_bytes",
@@ -437,6 +478,10 @@ impl Metrics {
                 "Control messages (chat, counts, status) this node's subscriber fell behind on and lost.",
             ),
         }
+    }
+
+    pub(crate) fn thumbnail_refused(&self, reason: ThumbRefused) -> &IntCounter {
+        &self.thumbnails_refused[reason as usize]
     }
 
     pub(crate) fn dropped(&self, reason: DropReason) -> &IntCounter {

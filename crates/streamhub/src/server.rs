@@ -164,7 +164,10 @@ async fn run_with(
         .ws_max_message_size(max_msg)
         .ws_max_frame_size(max_msg)
         .with_parser(
-            ParserConfig::common().max_incoming_binary_buf_size(cfg.relay.max_frame_bytes + 1024),
+            // Thumbnails are binary attachments too, and may be the larger (a tiny frame limit).
+            ParserConfig::common().max_incoming_binary_buf_size(
+                cfg.relay.max_frame_bytes.max(cfg.max_thumbnail_bytes) + 1024,
+            ),
         )
         .with_state(Arc::clone(&hub))
         .build_layer();

@@ -26,8 +26,9 @@ pub(crate) struct PageContext<'a> {
 }
 
 /// Serves `path` (no leading slash) from the embedded build, `None` when absent. HTML pages
-/// get their Content-Security-Policy and framing headers (`csp`) from `page`.
-pub(crate) fn asset(path: &str, page: Option<PageContext<'_>>) -> Option<Response> {
+/// get their Content-Security-Policy and framing headers (`csp`) from `page`, and `head`
+/// (markup without code: the viewer's link-preview tags) inserted before `</head>`.
+fn asset(path: &str, page: Option<PageContext<'_>>, head: Option<&str>) -> Option<Response> {
     let path = if path.is_empty() { "index.html" } else { path };
     let file = Assets::get(path)?;
     let mime = file.metadata.mimetype();
@@ -49,7 +50,13 @@ pub(crate) fn asset(path: &str, page: Option<PageContext<'_>>) -> Option<Respons
             ctx.frame_ancestors,
         );
     }
-    let mut res = Response::new(Body::from(file.data.into_owned()));
+    // The policy's hashes were computed from the page as built: the inserted tags hold no
+    // code (every value escaped, `crate::preview`), so they leave the inline code unchanged.
+    let body = match head.filter(|_| html) {
+        Some(head) => insert_head(&file.data, head),
+        None => file.data.into_owned(),
+    };
+    let mut res = Response::new(Body::from(body));
     *res.headers_mut() = headers;
     let headers = res.headers_mut();
     // Every text file of the build is UTF-8, and the design note's pages do not say so
@@ -72,6 +79,21 @@ pub(crate) fn asset(path: &str, page: Option<PageContext<'_>>) -> Option<Respons
     Some(res)
 }
 
+/// `html` with `head` inserted before its `</head>` (or left as it is without one).
+fn insert_head(html: &[u8], head: &str) -> Vec<u8> {
+    let Some(at) = html
+        .windows(7)
+        .position(|w| w.eq_ignore_ascii_case(b"</head>"))
+    else {
+        return html.to_vec();
+    };
+    let mut out = Vec::with_capacity(html.len() + head.len());
+    out.extend_from_slice(&html[..at]);
+    out.extend_from_slice(head.as_bytes());
+    out.extend_from_slice(&html[at..]);
+    out
+}
+
 /// Whether the pages were built into (or next to) this binary.
 pub(crate) fn available() -> bool {
     Assets::get("index.html").is_some()
@@ -79,7 +101,7 @@ pub(crate) fn available() -> bool {
 
 /// The socket.io client bundle for seed pages, taken from the npm package at build time.
 pub(crate) async fn client_bundle() -> Response {
-    asset(CLIENT_BUNDLE, None).unwrap_or_else(|| {
+    asset(CLIENT_BUNDLE, None, None).unwrap_or_else(|| {
         (
             StatusCode::NOT_FOUND,
             "socket.io client bundle missing: build the web pages (./scripts/run.sh does)",
@@ -88,13 +110,13 @@ pub(crate) async fn client_bundle() -> Response {
     })
 }
 
-/// Page or asset for any other GET path.
-pub(crate) fn page(uri: &Uri, ctx: PageContext<'_>) -> Option<Response> {
+/// Page or asset for any other GET path; `head` goes into an HTML page's `<head>`.
+pub(crate) fn page(uri: &Uri, ctx: PageContext<'_>, head: Option<&str>) -> Option<Response> {
     let path = uri.path().trim_start_matches('/');
     if path.contains("..") {
         return None;
     }
-    asset(path, Some(ctx)).or_else(|| {
+    asset(path, Some(ctx), head).or_else(|| {
         (path.is_empty() && !available()).then(|| {
             (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -104,4 +126,20 @@ pub(crate) fn page(uri: &Uri, ctx: PageContext<'_>) -> Option<Response> {
                 .into_response()
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn head_markup_goes_before_the_end_of_head() {
+        let html = b"<html><head><title>t</title></HEAD><body></body></html>";
+        let out = insert_head(html, "<meta name=x>");
+        assert_eq!(
+            String::from_utf8(out).expect("utf-8"),
+            "<html><head><title>t</title><meta name=x></HEAD><body></body></html>"
+        );
+        assert_eq!(insert_head(b"<p>no head</p>", "<meta>"), b"<p>no head</p>");
+    }
 }

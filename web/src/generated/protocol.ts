@@ -34,6 +34,11 @@ export const CLIENT_EVENTS = {
    * (`GET /media?token=TOKEN`), valid for a few seconds.
    */
   MEDIA_TOKEN: "media:token",
+  /**
+   * `{streamKey, data}`: the owner's latest JPEG thumbnail (binary) for the lobby
+   * and link previews; at most one a second per stream.
+   */
+  STREAM_THUMBNAIL: "stream:thumbnail",
 } as const;
 
 /** Events the server emits (docs/protocol.md, "Server → client"). */
@@ -112,6 +117,8 @@ export const ERROR_CODES = {
   UNKNOWN_EVENT: "UNKNOWN_EVENT",
   NOT_FOUND: "NOT_FOUND",
   NAME_TAKEN: "NAME_TAKEN",
+  INVALID_THUMBNAIL: "INVALID_THUMBNAIL",
+  THUMBNAIL_TOO_LARGE: "THUMBNAIL_TOO_LARGE",
 } as const;
 
 /** The reactions the server accepts (`reaction:send`'s `type`). */
@@ -128,6 +135,15 @@ export const MEDIA_CHANNEL_PATH = "/media";
 
 /** Largest media-channel header the decoders accept, in bytes. */
 export const MEDIA_MAX_HEADER = 65536;
+
+/**
+ * Largest `stream:thumbnail` JPEG the server accepts by default (`--max-thumbnail-bytes`),
+ * in bytes.
+ */
+export const THUMBNAIL_MAX_BYTES = 65536;
+
+/** Shortest time between two accepted thumbnails of one stream, in milliseconds. */
+export const THUMBNAIL_MIN_INTERVAL_MS = 1000;
 
 // ---- Payloads ----------------------------------------------------------------
 
@@ -160,7 +176,9 @@ export type ErrorCode =
   | "STORAGE_UNAVAILABLE"
   | "UNKNOWN_EVENT"
   | "NOT_FOUND"
-  | "NAME_TAKEN";
+  | "NAME_TAKEN"
+  | "INVALID_THUMBNAIL"
+  | "THUMBNAIL_TOO_LARGE";
 
 /** A user's role, as the seed spells it. */
 export type Role = "STREAMER" | "VIEWER";
@@ -266,6 +284,14 @@ export type ReactionSend = {
   streamKey: string;
   /** One of `REACTIONS`. */
   type: string;
+};
+
+/** `stream:thumbnail`. */
+export type ThumbnailSend = {
+  /** The sender's own stream. */
+  streamKey: string;
+  /** A JPEG, as a binary attachment (text is refused with `INVALID_THUMBNAIL`). */
+  data: FrameData;
 };
 
 /** A registered user as others see it. */
@@ -550,6 +576,12 @@ export type MediaToken = {
   token: string;
   /** How long it stays valid, from the ack. */
   expiresInMs: number;
+};
+
+/** The `stream:thumbnail` ack. */
+export type ThumbnailStored = {
+  /** The thumbnail's `ETag` as `GET /api/streams/{key}/thumbnail` answers it (quoted). */
+  etag: string;
 };
 
 /** What the server and each stream report alike; rates are over the last interval. */

@@ -6,6 +6,7 @@ import { connect, request, UNREACHABLE_TEXT } from '../lib/socket';
 import { buildShareLink, parseStreamKey } from '../lib/share';
 import { formatDuration } from '../lib/stats';
 import { initials, hueOf } from '../lib/avatar';
+import { CardThumbnail, LOBBY_THUMBNAIL_REFRESH_MS } from '../lib/thumbnail';
 
 const REFRESH_MS = 3000;
 
@@ -25,6 +26,8 @@ interface Card {
   time: HTMLElement;
   badge: HTMLElement;
   thumb: HTMLElement;
+  /** The stream's latest picture over the initials, when it has one. */
+  picture: CardThumbnail;
   stream: StreamInfo;
 }
 
@@ -37,6 +40,7 @@ function viewerHref(key: string): string {
 
 function makeCard(s: StreamInfo): Card {
   const thumb = el('div', { class: 'thumb', 'aria-hidden': 'true' });
+  const img = el('img', { class: 'thumb-img', 'data-testid': 'stream-thumbnail', alt: '' });
   const badge = el('span', { class: 'badge badge-live' }, 'LIVE');
   const time = el('span', { class: 'thumb-time' }, '0:00');
   const title = el('h3', { class: 'card-title' });
@@ -45,10 +49,12 @@ function makeCard(s: StreamInfo): Card {
   const root = el(
     'a',
     { class: 'stream-card', 'data-testid': 'stream-card', 'data-key': s.streamKey, href: viewerHref(s.streamKey) },
-    el('div', { class: 'thumb-wrap' }, thumb, badge, time),
+    el('div', { class: 'thumb-wrap' }, thumb, img, badge, time),
     el('div', { class: 'card-body' }, title, el('div', { class: 'card-meta' }, by, viewers)),
   );
-  return { root, title, by, viewers, time, badge, thumb, stream: s };
+  const picture = new CardThumbnail(img);
+  void picture.refresh(s.streamKey);
+  return { root, title, by, viewers, time, badge, thumb, picture, stream: s };
 }
 
 function updateCard(c: Card, s: StreamInfo): void {
@@ -80,6 +86,7 @@ function render(streams: StreamInfo[]): void {
   for (const [key, c] of cards) {
     if (!keep.has(key)) {
       c.root.remove();
+      c.picture.dispose();
       cards.delete(key);
     }
   }
@@ -144,6 +151,10 @@ socket.on(EVENTS.STREAM_LIST, (p: StreamList) => {
 });
 
 setInterval(() => void refresh(), REFRESH_MS);
+// New pictures: each card revalidates its thumbnail (ETag), a new card asks at once.
+setInterval(() => {
+  for (const [key, c] of cards) void c.picture.refresh(key);
+}, LOBBY_THUMBNAIL_REFRESH_MS);
 setInterval(() => {
   const now = Date.now();
   for (const c of cards.values()) tickCard(c, now);

@@ -40,6 +40,7 @@ import { bytesToBase64, dataUrlPayload, RecordingStart } from '../lib/media';
 import { Uplink } from '../lib/uplink';
 import { chunkPayload, codecChoice, CODECS, DEFAULT_CODEC, encoderSettings } from '../lib/webcodecs';
 import { encoderSupports, webCodecsPublishSupported, WebCodecsPublisher } from '../lib/wc-publisher';
+import { ThumbnailSender } from '../lib/thumbnail';
 
 type Status = 'idle' | 'registering' | 'ready' | 'live' | 'ended' | 'error';
 type Mode = 'jpeg' | 'webp' | 'webm' | 'webcodecs';
@@ -130,6 +131,9 @@ const uplink = new Uplink(socket, () => {
 });
 const chat = new ChatLog(chatLogEl, () => user?.id ?? null, undefined, () => user?.id ?? null);
 const controller = new QualityController(buildLadder(preset(), fps()));
+// The lobby's picture of this stream, from the preview whatever the mode.
+const thumbnails = new ThumbnailSender(socket, video, () => (status === 'live' ? (stream?.streamKey ?? null) : null));
+thumbnails.start();
 
 function preset(): PresetName {
   return presetSel.value as PresetName;
@@ -250,6 +254,7 @@ socket.on(EVENTS.ERROR, (e: ErrorEvent) => {
   // Frame refusals are per frame (RATE_LIMITED at most once a second): count, don't shout.
   if (e?.event === EVENTS.STREAM_DATA_SEND && e.code === 'RATE_LIMITED') return;
   if (e?.event === EVENTS.STREAM_RESUME) return; // handled where we asked
+  if (e?.event === EVENTS.STREAM_THUMBNAIL) return; // best effort: another comes 5 s later
   error(describeError(e));
 });
 

@@ -54,6 +54,10 @@ pub(crate) const NODE_TTL: Duration = Duration::from_secs(3);
 /// A stream record expires unless its origin refreshes it: streams of a cluster that went
 /// away entirely do not stay in Redis for ever.
 const RECORD_TTL: Duration = Duration::from_secs(30);
+/// A thumbnail in Redis outlives its last write by this much: the streamer page sends one
+/// every 5 s, so a stream whose streamer stopped sending loses it within a minute, and the
+/// keys of a stream whose origin died without ending it do not stay for ever.
+const THUMBNAIL_TTL: Duration = Duration::from_secs(60);
 /// Longest a Redis command may take before it counts as failed (the bus is then "down").
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a blocking read waits before it looks at whether it should stop.
@@ -333,6 +337,7 @@ impl Cluster {
                 keys::frames(key),
                 keys::viewers(key),
                 keys::init(key),
+                keys::thumbnail(key),
             ])
             .await;
         self.mark(r)?;
@@ -641,6 +646,30 @@ impl Cluster {
     pub(crate) async fn init(&self, key: &str) -> Result<Option<Bytes>, ClusterError> {
         self.ready()?;
         let r: Result<Option<Bytes>, _> = self.client.get(keys::init(key)).await;
+        self.mark(r)
+    }
+
+    /// A stream's latest thumbnail, for every node to serve (one per stream, at most
+    /// `--max-thumbnail-bytes`, expiring after [`THUMBNAIL_TTL`]).
+    pub(crate) async fn put_thumbnail(&self, key: &str, jpeg: Bytes) -> Result<(), ClusterError> {
+        self.ready()?;
+        let ttl = Expiration::PX(THUMBNAIL_TTL.as_millis() as i64);
+        let r: Result<(), _> = self
+            .client
+            .set(
+                keys::thumbnail(key),
+                fred::types::Value::Bytes(jpeg),
+                Some(ttl),
+                None,
+                false,
+            )
+            .await;
+        self.mark(r)
+    }
+
+    pub(crate) async fn thumbnail(&self, key: &str) -> Result<Option<Bytes>, ClusterError> {
+        self.ready()?;
+        let r: Result<Option<Bytes>, _> = self.client.get(keys::thumbnail(key)).await;
         self.mark(r)
     }
 

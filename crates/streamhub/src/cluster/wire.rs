@@ -71,6 +71,10 @@ pub(crate) mod keys {
     pub(crate) fn init(key: &str) -> String {
         format!("{PREFIX}init:{key}")
     }
+    /// STRING with a TTL: a stream's latest thumbnail (a JPEG), written by its origin.
+    pub(crate) fn thumbnail(key: &str) -> String {
+        format!("{PREFIX}thumb:{key}")
+    }
     /// STRING with a TTL: who handles a stream's end or takeover (one node does).
     pub(crate) fn lock(key: &str) -> String {
         format!("{PREFIX}lock:{key}")

@@ -12,7 +12,7 @@ use std::time::Instant;
 use axum::Json;
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
@@ -29,6 +29,7 @@ pub(crate) fn router(hub: Arc<Hub>, extra: Router<Arc<Hub>>) -> Router {
         .route("/healthz", get(healthz))
         .route("/api/streams", get(streams))
         .route("/api/streams/{key}", get(stream))
+        .route("/api/streams/{key}/thumbnail", get(thumbnail))
         .route("/metrics", get(metrics))
         .route("/api/sessions", get(admin::sessions))
         .route("/api/dashboard", get(admin::snapshot))
@@ -84,6 +85,71 @@ async fn stream(State(hub): State<Arc<Hub>>, Path(key): Path<String>) -> Respons
     }
 }
 
+/// How long browsers and previews may use a thumbnail before asking again (with
+/// `If-None-Match`): the streamer page sends a new one every 5 s.
+const THUMBNAIL_CACHE: &str = "public, max-age=5";
+
+/// A stream's latest thumbnail (`stream:thumbnail`), `304` when `If-None-Match` names it.
+async fn thumbnail(
+    State(hub): State<Arc<Hub>>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let Ok(key) = validate::stream_key(&key) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            ErrorCode::StreamNotFound,
+            "no stream with this key (it may have ended)",
+        );
+    };
+    let Some(thumb) = hub.thumbnail(key).await else {
+        return error(
+            StatusCode::NOT_FOUND,
+            ErrorCode::NotFound,
+            "no thumbnail for this stream (it has not sent one, or it ended)",
+        );
+    };
+    let etag = HeaderValue::from_str(&thumb.etag)
+        .unwrap_or_else(|_| unreachable!("an ETag is hex between quotes"));
+    let cache = [
+        (header::ETAG, etag),
+        (
+            header::CACHE_CONTROL,
+            HeaderValue::from_static(THUMBNAIL_CACHE),
+        ),
+    ];
+    let not_modified = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| thumb.matches(v));
+    if not_modified {
+        return (StatusCode::NOT_MODIFIED, cache).into_response();
+    }
+    (
+        cache,
+        [(header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg"))],
+        thumb.jpeg.clone(),
+    )
+        .into_response()
+}
+
+/// The link-preview tags of `/viewer.html?stream=KEY` for a stream that exists.
+async fn preview_head(hub: &Hub, uri: &Uri, host: Option<&str>) -> Option<String> {
+    let key = uri
+        .query()?
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("stream="))?;
+    let key = validate::stream_key(key).ok()?;
+    let (stream, _) = hub.describe(key, Instant::now())?;
+    let thumb = hub.thumbnail(key).await;
+    let origin = crate::preview::origin(host, hub.config.tls.is_some());
+    Some(crate::preview::head(&crate::preview::Preview {
+        stream: &stream,
+        origin: origin.as_deref(),
+        thumbnail_version: thumb.as_ref().map(|t| t.etag.trim_matches('"')),
+    }))
+}
+
 /// Prometheus text format (version 0.0.4).
 async fn metrics(State(hub): State<Arc<Hub>>) -> Response {
     (
@@ -101,11 +167,18 @@ async fn not_found(State(hub): State<Arc<Hub>>, uri: Uri, headers: HeaderMap) ->
     if uri.path().starts_with("/api/") {
         return error(StatusCode::NOT_FOUND, ErrorCode::NotFound, "no such route");
     }
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
     let ctx = crate::web::PageContext {
-        host: headers.get(header::HOST).and_then(|h| h.to_str().ok()),
+        host,
         frame_ancestors: &hub.config.frame_ancestors,
     };
-    crate::web::page(&uri, ctx)
+    // Link previews: crawlers run no scripts, so the viewer page comes with its stream's tags.
+    let head = if uri.path() == "/viewer.html" {
+        preview_head(&hub, &uri, host).await
+    } else {
+        None
+    };
+    crate::web::page(&uri, ctx, head.as_deref())
         .unwrap_or_else(|| (StatusCode::NOT_FOUND, "not found").into_response())
 }
 
@@ -217,6 +290,9 @@ mod tests {
             "streamhub_chat_messages_total",
             "streamhub_errors_total{code=\"INVALID_PAYLOAD\"} 1",
             "streamhub_db_writes_dropped_total{reason=\"queue_full\"} 0",
+            "streamhub_thumbnails_accepted_total 0",
+            "streamhub_thumbnails_refused_total{reason=\"cluster\"} 0",
+            "streamhub_thumbnail_bytes 0",
         ] {
             assert!(text.contains(family), "{family} missing from\n{text}");
         }

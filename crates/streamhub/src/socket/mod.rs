@@ -12,6 +12,7 @@
 mod chat;
 pub(crate) mod cluster;
 mod stream;
+mod thumbnail;
 mod user;
 
 pub(crate) use stream::{announce_end, announce_local_end};
@@ -89,6 +90,7 @@ pub(crate) enum Request {
     Chat(client::ChatSend),
     Reaction(client::ReactionSend),
     MediaToken,
+    Thumbnail(client::ThumbnailSend),
 }
 
 /// What the actor receives.
@@ -201,6 +203,7 @@ fn parse_request(
         events::CHAT_SEND => Request::Chat(parse(s, v, ack, event)?),
         events::REACTION_SEND => Request::Reaction(parse(s, v, ack, event)?),
         events::MEDIA_TOKEN => Request::MediaToken,
+        events::STREAM_THUMBNAIL => Request::Thumbnail(parse(s, v, ack, event)?),
         _ => {
             return Err(Refusal::new(
                 ErrorCode::UnknownEvent,
@@ -348,6 +351,9 @@ async fn dispatch(ctx: &mut Ctx<'_>, event: &str, ack: AckSender, request: Reque
         Request::Chat(r) => answer(ctx.hub, &s, ack, event, chat::chat(ctx, r).await),
         Request::Reaction(r) => answer(ctx.hub, &s, ack, event, chat::reaction(ctx, r).await),
         Request::MediaToken => answer(ctx.hub, &s, ack, event, Ok(media_token(ctx))),
+        Request::Thumbnail(r) => {
+            answer(ctx.hub, &s, ack, event, thumbnail::thumbnail(ctx, r).await);
+        }
     }
 }
 

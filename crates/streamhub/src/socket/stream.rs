@@ -25,7 +25,7 @@ use crate::relay::{
 };
 use crate::sink::SocketSink;
 
-fn key(raw: &str) -> Handled<&str> {
+pub(super) fn key(raw: &str) -> Handled<&str> {
     validate::stream_key(raw)
         .map_err(|code| Refusal::new(code, "no stream with this key (it may have ended)"))
 }
@@ -682,6 +682,7 @@ pub(crate) async fn announce_local_end(hub: &Hub, io: &SocketIo, key: &str, reas
         tracing::debug!(stream = key, error = %e, "emptying room failed");
     }
     hub.taps.remove(key);
+    hub.thumbnails.remove(key);
 }
 
 /// Removes a viewer that stopped reading. The relay already stopped routing frames to it; the
