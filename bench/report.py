@@ -25,6 +25,7 @@ SCENARIOS = {
     "v2000": ("2000 viewers, base64", 2000),
     "v5000": ("5000 viewers, base64", 5000),
     "binary2000": ("2000 viewers, binary", 2000),
+    "tls2000": ("2000 viewers, base64, over TLS (wss://, --tls-self-signed)", 2000),
     "cluster": ("2000 viewers, base64, cluster (streamer on a, viewers on b and c)", 2000),
     "stalled": ("1000 viewers + 200 never reading", 1000),
     "slow": ("1000 viewers + 200 reading a quarter of the frames", 1000),
@@ -210,7 +211,7 @@ def collect(a):
         }
         updates = list(base.get("updates") or [])
     order = {k: i for i, k in enumerate(
-        ["v1000", "v2000", "v5000", "binary2000"] + [f"pinned{n}" for n in PINNED]
+        ["v1000", "v2000", "v5000", "binary2000", "tls2000"] + [f"pinned{n}" for n in PINNED]
         + ["cluster", "stalled", "slow", "hostile", "burst", "idle"])}
     srv_order = {srv: i for i, srv in enumerate(SERVERS)}
     runs.sort(key=lambda r: (order.get(r.get("scenario"), 99), srv_order.get(r.get("server"), 9)))

@@ -15,7 +15,7 @@ ORIG_ARGS="$*"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
-ALL_SCENARIOS="v1000,v2000,v5000,binary2000,pinned,cluster,stalled,slow,hostile,burst,idle"
+ALL_SCENARIOS="v1000,v2000,v5000,binary2000,tls2000,pinned,cluster,stalled,slow,hostile,burst,idle"
 QUICK_SCENARIOS="v1000,v2000,binary2000,burst,idle"
 SCENARIOS=""
 SERVERS="streamhub-sio,streamhub,node,floor"
@@ -23,6 +23,8 @@ QUICK=0
 BUILD=1
 REPORT=1
 VERBOSE=0
+SERVER_TLS=0 # tls2000: start StreamHub with --tls-self-signed
+TLS_ARGS=()
 WAIT_QUIET=0
 BASE=""
 QUIET_MAX=0.3  # --wait-quiet: start a run only when others use less than this (cores)
@@ -39,6 +41,8 @@ usage: bench/run.sh [--quick] [--scenarios LIST] [--servers LIST] [--no-build] [
   --scenarios LIST   comma-separated subset of: $ALL_SCENARIOS
                        v1000, v2000, v5000  N viewers, base64 text frames
                        binary2000           2000 viewers, binary frames
+                       tls2000              2000 viewers, base64, the server on --tls-self-signed
+                                            (https polling, wss): beside v2000, the cost of TLS
                        pinned               server on core 0, load generator on core 1 (taskset):
                                             1000, 2000, ... viewers until p99 > 100 ms; viewers
                                             per core and CPU per delivered Gbit/s
@@ -196,9 +200,16 @@ start_server() { # start_server streamhub|node -> SERVER_PID, URL
   local out="$WORK/server-$kind-$PORT.log"
   case "$kind" in
     streamhub | streamhub-sio)
-      RUST_LOG=warn "${PIN_SERVER[@]}" "$HUB" serve --bind "127.0.0.1:$PORT" --db "$WORK/hub-$PORT.db" >"$out" 2>&1 &
+      local tls=()
+      [[ $SERVER_TLS == 1 ]] && tls=(--tls-self-signed)
+      RUST_LOG=warn "${PIN_SERVER[@]}" "$HUB" serve --bind "127.0.0.1:$PORT" --db "$WORK/hub-$PORT.db" "${tls[@]}" >"$out" 2>&1 &
       SERVER_PID=$!
       wait_for_line "$out" "streamhub listening" "$SERVER_PID" || { cat "$out" >&2; return 1; }
+      if [[ $SERVER_TLS == 1 ]]; then
+        # The load generator trusts the certificate the server made, and nothing else.
+        URL="https://127.0.0.1:$PORT"; TLS_ARGS=(--tls-ca "$WORK/hub-$PORT.db.tls-cert.pem")
+        return 0
+      fi
       ;;
     node)
       PORT=$PORT HOST=127.0.0.1 "${PIN_SERVER[@]}" node "$NODE_DIR/server.js" >"$out" 2>&1 &
@@ -206,7 +217,7 @@ start_server() { # start_server streamhub|node -> SERVER_PID, URL
       wait_for_line "$out" "listening" "$SERVER_PID" || { cat "$out" >&2; return 1; }
       ;;
   esac
-  URL="http://127.0.0.1:$PORT"
+  URL="http://127.0.0.1:$PORT"; TLS_ARGS=()
 }
 
 stop_server() {
@@ -265,6 +276,7 @@ bench_once() {
   local out="$WORK/$scenario-$kind.json" err="$WORK/$scenario-$kind.progress"
   # StreamHub's own viewers take their frames from the media channel.
   [[ $kind == streamhub ]] && set -- --media "$@"
+  set -- "${TLS_ARGS[@]}" "$@"
   local cmd=("${PIN_LOAD[@]}" "$BENCH" --url "$URL" --server-pid "$SERVER_PID" --json --label "$scenario/$kind" "$@")
   record_cmd "${PIN_LOAD[*]}${PIN_LOAD:+ }streamhub-bench --url $URL --server-pid \$PID $*   # $scenario, $kind${PIN_SERVER:+ (server: ${PIN_SERVER[*]})}"
   log "$scenario/$kind: ${*}"
@@ -387,6 +399,7 @@ cluster_once() {
   in_b0=$(metric "${urls[1]}" streamhub_cluster_bytes_in_total)
   in_c0=$(metric "${urls[2]}" streamhub_cluster_bytes_in_total)
   [[ $kind == streamhub ]] && set -- --media "$@"
+  set -- "${TLS_ARGS[@]}" "$@"
   local json="$WORK/$scenario-$kind.json" err="$WORK/$scenario-$kind.progress"
   local cmd=("$BENCH" --url "${urls[0]}" --viewer-url "${urls[1]}" --viewer-url "${urls[2]}"
     --server-pid "${pids[1]}" --watch "node a=${pids[0]}" --watch "node c=${pids[2]}"
@@ -472,6 +485,13 @@ for scenario in ${SCENARIOS//,/ }; do
       binary2000)
         if [[ $kind == floor ]]; then point floor_once "$scenario" 2000 "$SIZE" $((WARM + DUR)); continue; fi
         point bench_once "$scenario" "$kind" "${COMMON[@]}" --viewers 2000 --binary --duration "$DUR" --ramp 1000
+        ;;
+      tls2000)
+        # StreamHub only: the Node baseline and the floor have no TLS here.
+        [[ $kind == streamhub || $kind == streamhub-sio ]] || continue
+        SERVER_TLS=1
+        point bench_once "$scenario" "$kind" "${COMMON[@]}" --viewers 2000 --duration "$DUR" --ramp 1000
+        SERVER_TLS=0
         ;;
       pinned)
         # Larger and larger audiences until p99 passes 100 ms or frames go missing; the last

@@ -12,6 +12,11 @@ pub struct Args {
     #[arg(long, default_value = "http://127.0.0.1:3000")]
     pub url: String,
 
+    /// PEM file of the certificate(s) to trust for an `https://` URL: a private CA, or the
+    /// server's own `--tls-self-signed` certificate (`DB.tls-cert.pem`).
+    #[arg(long, value_name = "PEM")]
+    pub tls_ca: Option<std::path::PathBuf>,
+
     /// Where viewers connect instead of `--url` (repeat it: viewers take them in turn). The
     /// streamer stays on `--url`: a cluster's origin, with its viewers on other nodes.
     #[arg(long = "viewer-url", value_name = "URL")]

@@ -11,6 +11,7 @@
 
 use std::collections::VecDeque;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -20,9 +21,9 @@ use serde_json::{Value, json};
 use streamhub_protocol::client::Role;
 use streamhub_protocol::{events, media_channel};
 use tokio::net::TcpStream;
-use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
+use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
 use crate::eio::{self, Packet};
 use crate::error::{ProtocolError, UrlError};
@@ -34,25 +35,44 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone)]
 pub struct Target {
     pub addr: SocketAddr,
-    /// `ws://host:port/socket.io/?EIO=4&transport=websocket`.
+    /// `ws://host:port/socket.io/?EIO=4&transport=websocket` (`wss://` over TLS).
     pub ws_url: String,
-    /// `ws://host:port`, for the media channel.
+    /// `ws://host:port` (`wss://`), for the media channel.
     pub ws_base: String,
     /// The base URL as given, for the report.
     pub base: String,
+    /// TLS settings for an `https://`/`wss://` URL.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Target {
     /// Accepts `http://host:port`, `ws://host:port` (a path is ignored) or `host:port`.
     pub fn parse(url: &str) -> Result<Target, UrlError> {
-        let rest = if let Some(r) = url.strip_prefix("http://") {
-            r
+        Target::parse_with(url, None)
+    }
+
+    /// Like [`Target::parse`], and `https://host:port` or `wss://host:port` with `tls`, the
+    /// client settings that trust the server's certificate ([`client_tls`]).
+    pub fn parse_with(
+        url: &str,
+        tls: Option<Arc<rustls::ClientConfig>>,
+    ) -> Result<Target, UrlError> {
+        let (rest, secure) = if let Some(r) = url.strip_prefix("http://") {
+            (r, false)
         } else if let Some(r) = url.strip_prefix("ws://") {
-            r
-        } else if url.starts_with("https://") || url.starts_with("wss://") {
-            return Err(UrlError::Tls(url.to_owned()));
+            (r, false)
+        } else if let Some(r) = url
+            .strip_prefix("https://")
+            .or_else(|| url.strip_prefix("wss://"))
+        {
+            (r, true)
         } else {
-            url
+            (url, false)
+        };
+        let tls = match (secure, tls) {
+            (true, None) => return Err(UrlError::NoTrust(url.to_owned())),
+            (true, tls) => tls,
+            (false, _) => None,
         };
         let hostport = rest.split('/').next().unwrap_or(rest);
         let hostport = if hostport.contains(':') && !hostport.ends_with(']') {
@@ -65,22 +85,56 @@ impl Target {
             .map_err(|e| UrlError::Resolve(hostport.clone(), e))?
             .next()
             .ok_or_else(|| UrlError::NoAddress(hostport.clone()))?;
-        Ok(Target::at(addr, &hostport, url))
+        Ok(Target::at(addr, &hostport, url, tls))
     }
 
-    fn at(addr: SocketAddr, hostport: &str, base: &str) -> Target {
+    fn at(
+        addr: SocketAddr,
+        hostport: &str,
+        base: &str,
+        tls: Option<Arc<rustls::ClientConfig>>,
+    ) -> Target {
+        let scheme = if tls.is_some() { "wss" } else { "ws" };
         Target {
             addr,
-            ws_url: format!("ws://{hostport}/socket.io/?EIO=4&transport=websocket"),
-            ws_base: format!("ws://{hostport}"),
+            ws_url: format!("{scheme}://{hostport}/socket.io/?EIO=4&transport=websocket"),
+            ws_base: format!("{scheme}://{hostport}"),
             base: base.to_owned(),
+            tls,
         }
     }
 }
 
+/// Client TLS settings that trust the certificates in the PEM file `ca` alone (a private CA,
+/// or the server's own self-signed certificate, `DB.tls-cert.pem`). ring, as the server uses
+/// (deprecated in rustls 0.23.48 for lacking post-quantum key exchange; the server's
+/// `tls::crypto_provider` says why it is kept), so both ends pay for the same key exchange.
+#[allow(deprecated)]
+pub fn client_tls(ca: &std::path::Path) -> Result<Arc<rustls::ClientConfig>, UrlError> {
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    let bad = |e: String| UrlError::Ca(ca.display().to_string(), e);
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).map_err(|e| bad(e.to_string()))? {
+        roots
+            .add(cert.map_err(|e| bad(e.to_string()))?)
+            .map_err(|e| bad(e.to_string()))?;
+    }
+    if roots.is_empty() {
+        return Err(bad("no certificate in the file".into()));
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| bad(e.to_string()))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
 impl From<SocketAddr> for Target {
     fn from(addr: SocketAddr) -> Target {
-        Target::at(addr, &addr.to_string(), &format!("http://{addr}"))
+        Target::at(addr, &addr.to_string(), &format!("http://{addr}"), None)
     }
 }
 
@@ -92,10 +146,15 @@ pub fn ws_config() -> WebSocketConfig {
         .write_buffer_size(0)
 }
 
-pub type Ws = WebSocketStream<TcpStream>;
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-/// TCP connect and websocket upgrade to `url`; the websocket and its client port.
-async fn dial(addr: SocketAddr, url: &str) -> Result<(Ws, u16), ProtocolError> {
+/// TCP connect, TLS when `tls` is given, and websocket upgrade to `url`; the websocket and its
+/// client port.
+async fn dial(
+    addr: SocketAddr,
+    url: &str,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+) -> Result<(Ws, u16), ProtocolError> {
     let tcp = TcpStream::connect(addr)
         .await
         .map_err(|e| ProtocolError::Connect(e.to_string()))?;
@@ -104,7 +163,10 @@ async fn dial(addr: SocketAddr, url: &str) -> Result<(Ws, u16), ProtocolError> {
     // across a matrix of runs with thousands of connections each.
     let _ = socket2::SockRef::from(&tcp).set_linger(Some(Duration::ZERO));
     let local_port = tcp.local_addr().map(|a| a.port()).unwrap_or(0);
-    match tokio_tungstenite::client_async_with_config(url, tcp, Some(ws_config())).await {
+    let connector = tls.map(|c| Connector::Rustls(c.clone()));
+    match tokio_tungstenite::client_async_tls_with_config(url, tcp, Some(ws_config()), connector)
+        .await
+    {
         Ok((ws, _)) => Ok((ws, local_port)),
         Err(tungstenite::Error::Http(response)) => Err(ProtocolError::Rejected {
             status: response.status().as_u16(),
@@ -180,8 +242,7 @@ enum Incoming {
 #[derive(Debug)]
 pub struct Client {
     ws: Ws,
-    addr: SocketAddr,
-    ws_base: String,
+    target: Target,
     /// The Socket.IO connection id (from the connect ack), which names the media channel.
     pub sid: String,
     /// The client's ephemeral port (to find this connection in `/proc/net/tcp`).
@@ -204,11 +265,10 @@ impl Client {
         target: &Target,
         timeout: Duration,
     ) -> Result<Client, ProtocolError> {
-        let (ws, local_port) = dial(target.addr, &target.ws_url).await?;
+        let (ws, local_port) = dial(target.addr, &target.ws_url, target.tls.as_ref()).await?;
         let mut c = Client {
             ws,
-            addr: target.addr,
-            ws_base: target.ws_base.clone(),
+            target: target.clone(),
             sid: String::new(),
             local_port,
             timeout,
@@ -502,7 +562,7 @@ impl Client {
     pub async fn open_media(&mut self) -> Result<MediaChannel, ProtocolError> {
         let token = self.media_token().await?;
         let query = format!("{}={token}", media_channel::TOKEN_PARAM);
-        MediaChannel::open_at(self.addr, &self.ws_base, &query, self.timeout).await
+        MediaChannel::open_at(&self.target, &query, self.timeout).await
     }
 
     /// A single-use credential for this connection's media channel (`media:token`).
@@ -631,17 +691,16 @@ impl MediaChannel {
     /// Opens `GET /media?QUERY` (`token=TOKEN`, or anything a test wants to try: the server's
     /// refusal comes back as [`ProtocolError::Rejected`]).
     pub async fn open(target: &Target, query: &str) -> Result<MediaChannel, ProtocolError> {
-        MediaChannel::open_at(target.addr, &target.ws_base, query, DEFAULT_TIMEOUT).await
+        MediaChannel::open_at(target, query, DEFAULT_TIMEOUT).await
     }
 
     async fn open_at(
-        addr: SocketAddr,
-        ws_base: &str,
+        target: &Target,
         query: &str,
         timeout: Duration,
     ) -> Result<MediaChannel, ProtocolError> {
-        let url = format!("{ws_base}{}?{query}", media_channel::PATH);
-        let (ws, local_port) = dial(addr, &url).await?;
+        let url = format!("{}{}?{query}", target.ws_base, media_channel::PATH);
+        let (ws, local_port) = dial(target.addr, &url, target.tls.as_ref()).await?;
         Ok(MediaChannel {
             ws,
             local_port,
@@ -734,7 +793,11 @@ mod tests {
                 "ws://127.0.0.1:3000/socket.io/?EIO=4&transport=websocket"
             );
         }
-        assert!(Target::parse("https://example.invalid").is_err());
+        // https needs a certificate to trust.
+        assert!(matches!(
+            Target::parse("https://127.0.0.1:4000"),
+            Err(UrlError::NoTrust(_))
+        ));
         let t = Target::from(SocketAddr::from(([127, 0, 0, 1], 4000)));
         assert_eq!(
             (t.ws_url.as_str(), t.ws_base.as_str(), t.base.as_str()),

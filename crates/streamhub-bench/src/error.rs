@@ -65,8 +65,10 @@ impl ProtocolError {
 /// A `--url` the load generator cannot use.
 #[derive(Debug, thiserror::Error)]
 pub enum UrlError {
-    #[error("TLS is not supported by the load generator: {0}")]
-    Tls(String),
+    #[error("{0} is served over TLS: give the certificate to trust with --tls-ca")]
+    NoTrust(String),
+    #[error("--tls-ca {0}: {1}")]
+    Ca(String, String),
     #[error("resolving {0}: {1}")]
     Resolve(String, #[source] std::io::Error),
     #[error("{0} resolves to nothing")]

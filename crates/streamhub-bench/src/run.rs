@@ -24,7 +24,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
 use crate::args::Args;
-use crate::client::{self, Client, Target};
+use crate::client::{self, Client, Target, client_tls};
 use crate::eio::{self, Packet};
 use crate::error::ProtocolError;
 use crate::procfs::{self, Memory, Pid};
@@ -122,11 +122,12 @@ struct ViewerOutcome {
 /// Runs the load described by `args` and returns the report.
 pub async fn run(args: Args) -> anyhow::Result<Report> {
     args.check()?;
-    let target = Target::parse(&args.url)?;
+    let tls = args.tls_ca.as_deref().map(client_tls).transpose()?;
+    let target = Target::parse_with(&args.url, tls.clone())?;
     let viewer_targets = args
         .viewer_urls
         .iter()
-        .map(|u| Target::parse(u))
+        .map(|u| Target::parse_with(u, tls.clone()))
         .collect::<Result<Vec<_>, _>>()?;
     let run_start = Instant::now();
     let server = args.server_pid.map(Pid::Other);

@@ -11,9 +11,16 @@ use tokio_util::sync::CancellationToken;
 /// A server on a free port with its own database file (tests run in parallel); the
 /// directory lives as long as the returned guard.
 async fn start_server() -> (std::net::SocketAddr, CancellationToken, tempfile::TempDir) {
+    start_server_with(|_| {}).await
+}
+
+async fn start_server_with(
+    setup: impl FnOnce(&mut Config),
+) -> (std::net::SocketAddr, CancellationToken, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::defaults();
     config.db = dir.path().join("bench.db");
+    setup(&mut config);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let shutdown = CancellationToken::new();
@@ -22,12 +29,15 @@ async fn start_server() -> (std::net::SocketAddr, CancellationToken, tempfile::T
 }
 
 fn args(addr: std::net::SocketAddr, extra: &[&str]) -> Args {
-    let url = format!("http://{addr}");
+    args_at(&format!("http://{addr}"), extra)
+}
+
+fn args_at(url: &str, extra: &[&str]) -> Args {
     let pid = std::process::id().to_string();
     let mut v = vec![
         "streamhub-bench",
         "--url",
-        &url,
+        url,
         "--viewers",
         "20",
         "--fps",
@@ -114,4 +124,28 @@ async fn twenty_viewers_on_the_media_channel_get_every_frame() {
         assert_eq!(report.transport, "media", "{extra:?}");
         shutdown.cancel();
     }
+}
+
+/// Over TLS (`--tls-self-signed`), trusting only the certificate the server made: both paths
+/// deliver every frame, and without `--tls-ca` the load generator refuses the URL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_viewers_over_tls_get_every_frame_on_both_paths() {
+    let (addr, shutdown, dir) =
+        start_server_with(|c| c.tls = Some(streamhub::config::TlsSource::SelfSigned)).await;
+    let ca = dir.path().join("bench.db.tls-cert.pem");
+    for _ in 0..50 {
+        if ca.exists() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let url = format!("https://{addr}");
+    let ca = ca.to_str().unwrap();
+    for extra in [&["--tls-ca", ca][..], &["--tls-ca", ca, "--media"][..]] {
+        let report = streamhub_bench::run(args_at(&url, extra)).await.unwrap();
+        check(&report);
+    }
+    let refused = streamhub_bench::run(args_at(&url, &[])).await.unwrap_err();
+    assert!(refused.to_string().contains("--tls-ca"), "{refused}");
+    shutdown.cancel();
 }
