@@ -218,6 +218,42 @@ describe('errors', () => {
   );
 
   test(
+    'a name that shows nothing (zero-width spaces, fillers) is INVALID_USERNAME saying so, for viewers and streamers',
+    { timeout: 30_000 },
+    diag(
+      () => server,
+      async () => {
+        const socket = await connect(server.url);
+        const rec = new Recorder(socket);
+        const blanks = [
+          ['two zero-width spaces', '\u200B\u200B'],
+          ['a zero-width joiner between spaces', ' \u200D '],
+          ['BOM and word joiner', '\uFEFF\u2060'],
+          ['Hangul filler', '\u3164'],
+          ['blank braille pattern', '\u2800'],
+          ['a tag character', '\u{E0041}'],
+        ];
+        for (const role of ['VIEWER', 'STREAMER']) {
+          for (const [label, username] of blanks) {
+            const { ack } = await expectRefusal(socket, rec, 'user:register', { username, role }, 'INVALID_USERNAME').catch((e) => {
+              e.message = `${role} named ${label}: ${e.message}`;
+              throw e;
+            });
+            assert.match(ack.error.message, /visible/, `${role} named ${label}: the message says why: ${show(ack)}`);
+          }
+        }
+        assert.equal(rec.count('user:registered'), 0, 'no user:registered for an invisible name');
+        assert.equal(rec.count('stream:created'), 0, 'no stream for an invisible streamer name');
+        // Invisible marks around a visible character are kept as given.
+        const ack = await emitAck(socket, 'user:register', { username: '\u200Bana\u200B', role: 'VIEWER' });
+        assert.equal(ack.ok, true, `a name with a visible character: ${show(ack)}`);
+        assert.equal(ack.user.username, '\u200Bana\u200B');
+        socket.close();
+      },
+    ),
+  );
+
+  test(
     'malformed stream:data:send is INVALID_PAYLOAD and publishes nothing',
     { timeout: 30_000 },
     diag(

@@ -207,6 +207,23 @@ fn generate() -> String {
         &mut out,
         "",
         &[
+            "Code points that draw nothing (inclusive `[low, high]` ranges): a username needs one",
+            "character outside these that is not whitespace or a control.",
+        ],
+    );
+    let ranges: Vec<String> = crate::validate::INVISIBLE_RANGES
+        .iter()
+        .map(|&(lo, hi)| format!("[0x{:04X}, 0x{:04X}]", lo as u32, hi as u32))
+        .collect();
+    let _ = writeln!(
+        out,
+        "export const INVISIBLE_RANGES: readonly (readonly [number, number])[] = [{}];\n",
+        ranges.join(", ")
+    );
+    doc(
+        &mut out,
+        "",
+        &[
             "Most binary attachments in one Socket.IO message: `stream:buffer` comes in pieces of",
             "at most this many frames (socket.io-parser drops a connection over its own limit).",
         ],

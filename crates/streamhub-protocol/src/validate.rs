@@ -17,9 +17,48 @@ fn clean(input: &str, min: usize, max: usize) -> Option<String> {
     Some(trimmed.to_owned())
 }
 
-/// A username: 1..=`max` characters after trimming.
+/// Code points that draw nothing on their own (inclusive ranges): zero-width spaces and
+/// joiners, bidi and other format marks, variation selectors, fillers and the blank braille
+/// pattern. A name made only of these (and whitespace) shows as nothing, so it is refused.
+/// Hand-listed rather than from Unicode tables: these are the ones that are abused as
+/// "empty" names; the pages get the same list (`INVISIBLE_RANGES` in the generated TS).
+pub const INVISIBLE_RANGES: &[(char, char)] = &[
+    ('\u{00AD}', '\u{00AD}'),
+    ('\u{034F}', '\u{034F}'),
+    ('\u{061C}', '\u{061C}'),
+    ('\u{115F}', '\u{1160}'),
+    ('\u{17B4}', '\u{17B5}'),
+    ('\u{180B}', '\u{180F}'),
+    ('\u{200B}', '\u{200F}'),
+    ('\u{202A}', '\u{202E}'),
+    ('\u{2060}', '\u{206F}'),
+    ('\u{2800}', '\u{2800}'),
+    ('\u{3164}', '\u{3164}'),
+    ('\u{FE00}', '\u{FE0F}'),
+    ('\u{FEFF}', '\u{FEFF}'),
+    ('\u{FFA0}', '\u{FFA0}'),
+    ('\u{1BCA0}', '\u{1BCA3}'),
+    ('\u{1D173}', '\u{1D17A}'),
+    ('\u{E0000}', '\u{E0FFF}'),
+];
+
+/// Whether `c` draws something: not whitespace, not a control, not in [`INVISIBLE_RANGES`].
+pub fn is_visible(c: char) -> bool {
+    !c.is_whitespace()
+        && !c.is_control()
+        && !INVISIBLE_RANGES
+            .iter()
+            .any(|&(lo, hi)| (lo..=hi).contains(&c))
+}
+
+/// A username: 1..=`max` characters after trimming, at least one of them visible
+/// ([`is_visible`]).
 pub fn username(input: &str, max: usize) -> Result<String, ErrorCode> {
-    clean(input, 1, max).ok_or(ErrorCode::InvalidUsername)
+    let name = clean(input, 1, max).ok_or(ErrorCode::InvalidUsername)?;
+    if !name.chars().any(is_visible) {
+        return Err(ErrorCode::InvalidUsername);
+    }
+    Ok(name)
 }
 
 /// A stream title: 0..=`max` characters after trimming (empty means "use the default").
@@ -90,6 +129,31 @@ mod tests {
         assert_eq!(username("a\u{0}b", 32), Err(ErrorCode::InvalidUsername));
         // Characters, not bytes.
         assert_eq!(username(&"ñ".repeat(32), 32), Ok("ñ".repeat(32)));
+    }
+
+    #[test]
+    fn username_needs_a_visible_character() {
+        for blank in [
+            "\u{200B}\u{200B}",
+            "\u{200D}",
+            "\u{FEFF}\u{2060}",
+            "\u{3164}",
+            "\u{2800}",
+            "\u{FE0F}\u{00AD}",
+            "\u{E0041}",
+        ] {
+            assert_eq!(
+                username(blank, 32),
+                Err(ErrorCode::InvalidUsername),
+                "{blank:?}"
+            );
+        }
+        assert_eq!(
+            username("\u{200B}a\u{200B}", 32),
+            Ok("\u{200B}a\u{200B}".into())
+        );
+        assert_eq!(username("👍", 32), Ok("👍".into()));
+        assert_eq!(username("李", 32), Ok("李".into()));
     }
 
     #[test]

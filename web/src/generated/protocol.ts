@@ -125,6 +125,12 @@ export const ERROR_CODES = {
 export const REACTIONS = ["👍", "❤️", "😂", "😮", "😢", "🔥", "👏", "🎉"] as const;
 
 /**
+ * Code points that draw nothing (inclusive `[low, high]` ranges): a username needs one
+ * character outside these that is not whitespace or a control.
+ */
+export const INVISIBLE_RANGES: readonly (readonly [number, number])[] = [[0x00AD, 0x00AD], [0x034F, 0x034F], [0x061C, 0x061C], [0x115F, 0x1160], [0x17B4, 0x17B5], [0x180B, 0x180F], [0x200B, 0x200F], [0x202A, 0x202E], [0x2060, 0x206F], [0x2800, 0x2800], [0x3164, 0x3164], [0xFE00, 0xFE0F], [0xFEFF, 0xFEFF], [0xFFA0, 0xFFA0], [0x1BCA0, 0x1BCA3], [0x1D173, 0x1D17A], [0xE0000, 0xE0FFF]];
+
+/**
  * Most binary attachments in one Socket.IO message: `stream:buffer` comes in pieces of
  * at most this many frames (socket.io-parser drops a connection over its own limit).
  */

@@ -1,4 +1,4 @@
-import type { ChatMessage } from './protocol';
+import { describeError, type ChatMessage, type ErrorBody } from './protocol';
 import { el } from './dom';
 
 /** How many chat lines a log keeps (older ones are removed from the DOM). */
@@ -29,9 +29,17 @@ export function renderChatMessage(msg: ChatMessage, ownUserId?: string | null, o
   );
 }
 
-/** A system line (joined, ended, errors) in the same log. */
-export function renderNotice(text: string): HTMLElement {
-  return el('div', { class: 'chat-notice' }, text);
+/** A system line (joined, ended, errors) in the same log; `key` names a coalescing notice. */
+export function renderNotice(text: string, key?: string): HTMLElement {
+  return el('div', { class: 'chat-notice', 'data-testid': 'chat-notice', 'data-key': key }, text);
+}
+
+/** The notice for a refused `chat:send`: the message stays in the input, so say so. */
+export function chatRefusal(e: ErrorBody): { text: string; key: string } {
+  if (e.code === 'RATE_LIMITED') {
+    return { text: 'Slow down: your message was not sent. It is still in the box; send it again in a moment.', key: 'slow-down' };
+  }
+  return { text: describeError(e), key: `refused-${e.code}` };
 }
 
 /**
@@ -56,8 +64,17 @@ export class ChatLog {
     this.append(renderChatMessage(msg, this.ownUserId(), this.ownerId()));
   }
 
-  notice(text: string): void {
-    this.append(renderNotice(text));
+  /**
+   * A system line. With a `key`, an earlier line of that key is removed first, so repeated
+   * refusals (ten "Slow down" in a row) stay one line, at the bottom.
+   */
+  notice(text: string, key?: string): void {
+    if (key) {
+      for (const n of this.root.querySelectorAll<HTMLElement>('.chat-notice[data-key]')) {
+        if (n.dataset.key === key) n.remove();
+      }
+    }
+    this.append(renderNotice(text, key));
   }
 
   private append(node: HTMLElement): void {

@@ -39,3 +39,45 @@ export function showBanner(node: HTMLElement, message: string | null): void {
   node.textContent = message ?? '';
   node.hidden = !message;
 }
+
+/**
+ * A banner whose messages each have a cause ("connection", "source", the refused event...):
+ * clearing a cause takes its message down, so a banner does not outlive what it reports.
+ * Shows the newest message still standing.
+ */
+export class CausedBanner {
+  private causes = new Map<string, string>();
+
+  constructor(private node: HTMLElement) {}
+
+  set(cause: string, message: string): void {
+    this.causes.delete(cause);
+    this.causes.set(cause, message);
+    this.draw();
+  }
+
+  /** Takes down the messages of these causes (or of every cause starting with `prefix*`). */
+  clear(...causes: string[]): void {
+    for (const c of causes) {
+      if (c.endsWith('*')) {
+        for (const k of [...this.causes.keys()]) if (k.startsWith(c.slice(0, -1))) this.causes.delete(k);
+      } else {
+        this.causes.delete(c);
+      }
+    }
+    this.draw();
+  }
+
+  clearAll(): void {
+    this.causes.clear();
+    this.draw();
+  }
+
+  has(cause: string): boolean {
+    return this.causes.has(cause);
+  }
+
+  private draw(): void {
+    showBanner(this.node, [...this.causes.values()].pop() ?? null);
+  }
+}

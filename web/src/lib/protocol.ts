@@ -25,7 +25,7 @@ export function describeError(e: ErrorBody | undefined | null): string {
     case 'STREAM_NOT_FOUND':
       return 'Stream not found: it never existed or has ended.';
     case 'INVALID_USERNAME':
-      return 'Choose a name of 1 to 32 characters, without control characters.';
+      return 'Choose a name of 1 to 32 characters with at least one visible character, without control characters.';
     case 'INVALID_TITLE':
       return 'The title can have at most 100 characters, without control characters.';
     case 'NAME_TAKEN':

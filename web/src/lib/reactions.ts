@@ -1,11 +1,20 @@
 import { el } from './dom';
+import { reactionIcon } from './icons';
 import { REACTIONS, type Reaction } from './protocol';
 
 const MAX_FLOATS = 40;
 const MAX_ITEMS = 12;
 
-/** One button per reaction of the set (data-testid reaction-button, data-type = the emoji). */
-export function renderReactionButtons(root: HTMLElement, onPick: (type: string) => void): void {
+/** How long the reaction bar's hint ("Slow down") stays up. */
+export const HINT_MS = 2000;
+
+/**
+ * One button per reaction of the set (data-testid reaction-button, data-type = the emoji),
+ * and a transient hint next to them (data-testid reaction-hint) for refusals.
+ */
+export function renderReactionButtons(root: HTMLElement, onPick: (type: string) => void): { hint(text: string): void } {
+  const hintEl = el('span', { class: 'reaction-hint', 'data-testid': 'reaction-hint', role: 'status', hidden: true });
+  let timer = 0;
   root.replaceChildren(
     ...REACTIONS.map((type) => {
       const b = el('button', {
@@ -14,11 +23,21 @@ export function renderReactionButtons(root: HTMLElement, onPick: (type: string) 
         'data-testid': 'reaction-button',
         'data-type': type,
         'aria-label': `React ${type}`,
-      }, type);
+        title: type,
+      }, reactionIcon(type));
       b.addEventListener('click', () => onPick(type));
       return b;
     }),
+    hintEl,
   );
+  return {
+    hint(text: string) {
+      hintEl.textContent = text;
+      hintEl.hidden = false;
+      window.clearTimeout(timer);
+      timer = window.setTimeout(() => (hintEl.hidden = true), HINT_MS);
+    },
+  };
 }
 
 /**
@@ -34,7 +53,7 @@ export function floatReaction(layer: HTMLElement, r: Pick<Reaction, 'type'> & { 
     'data-testid': 'reaction-float',
     'data-type': r.type,
     title: r.user?.username ?? '',
-  }, r.type);
+  }, reactionIcon(r.type, 36));
   // Through the CSSOM, not a style attribute: the page's Content-Security-Policy allows no
   // inline styles, and it does not apply to these.
   node.style.left = `${left.toFixed(1)}%`;
@@ -49,7 +68,7 @@ export function floatReaction(layer: HTMLElement, r: Pick<Reaction, 'type'> & { 
 export function showReactionItem(list: HTMLElement, r: Reaction, ttlMs = 6000): void {
   while (list.childElementCount >= MAX_ITEMS) list.firstElementChild?.remove();
   const node = el('div', { class: 'reaction-item', 'data-testid': 'reaction-item', 'data-type': r.type },
-    el('span', { class: 'reaction-emoji' }, r.type),
+    el('span', { class: 'reaction-emoji', title: r.type }, reactionIcon(r.type, 22)),
     el('span', { class: 'reaction-user' }, r.user?.username ?? ''),
   );
   list.append(node);

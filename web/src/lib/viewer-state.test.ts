@@ -380,10 +380,12 @@ describe('viewer state: playback notes and problems', () => {
     expect(overlayView(feed(p.s, { type: 'picture' }).s, 0).text).toBe('');
   });
 
-  it('chat and reaction refusals become notices; a refused join is left to its ack', () => {
+  it('chat and reaction refusals are left to their acks (no second notice), as is a refused join', () => {
     const s = watching();
     const chat = feed(s, { type: 'server-error', e: { code: 'RATE_LIMITED', message: 'slow', event: EVENTS.CHAT_SEND } });
-    expect(chat.effects).toEqual([{ kind: 'notice', text: 'Slow down: too many messages, some were dropped.' }]);
+    expect(chat.effects).toEqual([]);
+    const reaction = feed(s, { type: 'server-error', e: { code: 'RATE_LIMITED', message: 'slow', event: EVENTS.REACTION_SEND } });
+    expect(reaction.effects).toEqual([]);
     const join = feed(s, { type: 'server-error', e: { code: 'STREAM_NOT_FOUND', message: 'no', event: EVENTS.STREAM_JOIN } });
     expect(join.effects).toEqual([]);
   });

@@ -450,7 +450,8 @@ export function step(state: ViewerState, ev: ViewerEvent): Step {
     case 'server-error': {
       const e = ev.e;
       if (e?.code === 'STREAM_NOT_FOUND' && e.event === EVENTS.STREAM_JOIN) break; // the join's ack handles it
-      if (e?.event === EVENTS.CHAT_SEND || e?.event === EVENTS.REACTION_SEND) st.do({ kind: 'notice', text: describeError(e) });
+      // Chat and reaction refusals are shown from their acks (one line, or a hint for
+      // reactions); the error event that repeats them is not shown twice.
       break;
     }
 

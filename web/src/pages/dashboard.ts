@@ -6,6 +6,7 @@
 import '../styles.css';
 import 'uplot/dist/uPlot.min.css';
 import uPlot from 'uplot';
+import { reactionIcon } from '../lib/icons';
 import { byTestId, el, setText, showBanner } from '../lib/dom';
 import {
   clusterText,
@@ -243,9 +244,9 @@ function sessionRow(s: Session): HTMLElement {
   // A running session's numbers are written when it ends; the live table has them meanwhile.
   const running = s.endedAt === null;
   const num = (v: string) => el('td', { class: 'num' }, running ? '–' : v);
-  const reactions = Object.entries(s.reactions)
-    .map(([k, n]) => `${k} ${n}`)
-    .join('  ');
+  const reactions = Object.entries(s.reactions).map(([k, n]) =>
+    el('span', { class: 'reaction-count', title: k }, reactionIcon(k, 14), String(n)),
+  );
   const duration = s.endedAt === null ? 'live' : formatDuration(s.endedAt - s.startedAt);
   const durationCell = el('td', { class: 'num' }, duration);
   return el(
@@ -253,7 +254,7 @@ function sessionRow(s: Session): HTMLElement {
     { 'data-testid': 'session-row', 'data-key': s.streamKey },
     el('td', {}, s.title, el('div', { class: 'muted key' }, s.streamKey)),
     el('td', {}, s.streamer),
-    el('td', {}, new Date(s.startedAt).toLocaleString()),
+    el('td', { class: 'nowrap' }, new Date(s.startedAt).toLocaleString()),
     durationCell,
     el('td', {}, s.mode),
     num(String(s.peakViewers)),
@@ -263,7 +264,7 @@ function sessionRow(s: Session): HTMLElement {
     num(formatBytes(s.bytesOut)),
     num(formatNumber(s.dropped, 0)),
     num(String(s.chatMessages)),
-    el('td', {}, reactions),
+    el('td', { class: 'reactions-cell' }, ...reactions),
     el('td', {}, s.endReason ?? 'live'),
   );
 }

@@ -1,5 +1,6 @@
 // Lobby: the live streams, refreshed every few seconds over Socket.IO (`stream:list`).
 import '../styles.css';
+import { uiIcon } from '../lib/icons';
 import { EVENTS, type StreamInfo, type StreamList } from '../lib/protocol';
 import { byTestId, el, setText, showBanner } from '../lib/dom';
 import { connect, request, UNREACHABLE_TEXT } from '../lib/socket';
@@ -45,7 +46,8 @@ function makeCard(s: StreamInfo): Card {
   const time = el('span', { class: 'thumb-time' }, '0:00');
   const title = el('h3', { class: 'card-title' });
   const by = el('p', { class: 'card-by' });
-  const viewers = el('span', { class: 'card-viewers' });
+  const viewerCount = el('span', { class: 'card-viewer-count' });
+  const viewers = el('span', { class: 'card-viewers', title: 'Viewers' }, uiIcon('eye', 13), viewerCount);
   const root = el(
     'a',
     { class: 'stream-card', 'data-testid': 'stream-card', 'data-key': s.streamKey, href: viewerHref(s.streamKey) },
@@ -54,7 +56,7 @@ function makeCard(s: StreamInfo): Card {
   );
   const picture = new CardThumbnail(img);
   void picture.refresh(s.streamKey);
-  return { root, title, by, viewers, time, badge, thumb, picture, stream: s };
+  return { root, title, by, viewers: viewerCount, time, badge, thumb, picture, stream: s };
 }
 
 function updateCard(c: Card, s: StreamInfo): void {
@@ -63,7 +65,7 @@ function updateCard(c: Card, s: StreamInfo): void {
   setText(c.title, title);
   c.root.title = title;
   setText(c.by, s.streamer?.username ?? '');
-  setText(c.viewers, `👁 ${s.viewerCount ?? 0}`);
+  setText(c.viewers, s.viewerCount ?? 0);
   const reconnecting = s.status === 'reconnecting';
   setText(c.badge, reconnecting ? 'RECONNECTING' : 'LIVE');
   c.badge.className = reconnecting ? 'badge badge-warn' : 'badge badge-live';
@@ -104,7 +106,7 @@ function render(streams: StreamInfo[]): void {
   if (n === 0 && !emptySlot.firstChild) {
     emptySlot.append(
       el('div', { class: 'empty-state', 'data-testid': 'empty-state' },
-        el('span', { class: 'big-icon', 'aria-hidden': 'true' }, '📡'),
+        el('span', { class: 'big-icon' }, uiIcon('broadcast', 40)),
         el('h2', {}, 'No live streams yet'),
         el('p', { class: 'muted' }, 'Be the first: press “Go live”, or paste a stream key above to watch one.'),
       ),

@@ -18,13 +18,14 @@ import type {
   Viewers,
 } from '../lib/protocol';
 import { describeError, EVENTS } from '../lib/protocol';
-import { byTestId, setText, showBanner } from '../lib/dom';
+import { byTestId, CausedBanner, setText } from '../lib/dom';
 import { connect, engineWriteBuffer, request, UNREACHABLE_TEXT } from '../lib/socket';
 import { buildShareLink, copyText } from '../lib/share';
 import { showShareQr } from '../lib/share-qr';
 import { cameraAccess, showCameraHelp } from '../lib/secure';
 import { claimFields, keepChannelToken } from '../lib/channel';
-import { ChatLog } from '../lib/chat';
+import { nameProblem } from '../lib/name';
+import { ChatLog, chatRefusal } from '../lib/chat';
 import { showReactionItem } from '../lib/reactions';
 import { buildLadder, describeLevel, QualityController, type PresetName } from '../lib/quality';
 import {
@@ -167,8 +168,16 @@ function setStatus(s: Status, text = STATUS_TEXT[s]): void {
   refreshControls();
 }
 
-function error(msg: string | null): void {
-  showBanner(errorEl, msg);
+const banner = new CausedBanner(errorEl);
+
+/**
+ * Shows `msg` in the error banner for `cause` (null: takes every message down). A message
+ * stays until its cause is cleared: a reconnect clears "connection", accepted frames clear a
+ * refused frame's message, a working source clears "source", and so on.
+ */
+function error(msg: string | null, cause = 'action'): void {
+  if (msg === null) banner.clearAll();
+  else banner.set(cause, msg);
 }
 
 function refreshControls(): void {
@@ -231,7 +240,7 @@ function showLevel(): void {
 
 // ---- socket -------------------------------------------------------------------------------
 socket.on('connect', () => {
-  error(null);
+  banner.clear('connection');
   uplink.reset();
   if (registeredName) void register(registeredName, true);
   else if (status === 'error') setStatus('idle');
@@ -239,7 +248,7 @@ socket.on('connect', () => {
 });
 
 function offline(): void {
-  error(UNREACHABLE_TEXT);
+  error(UNREACHABLE_TEXT, 'connection');
   // This connection's registration is gone. A live stream waits for us (grace period) and
   // is taken back with stream:resume once we are connected and registered again.
   user = null;
@@ -255,7 +264,11 @@ socket.on(EVENTS.ERROR, (e: ErrorEvent) => {
   if (e?.event === EVENTS.STREAM_DATA_SEND && e.code === 'RATE_LIMITED') return;
   if (e?.event === EVENTS.STREAM_RESUME) return; // handled where we asked
   if (e?.event === EVENTS.STREAM_THUMBNAIL) return; // best effort: another comes 5 s later
-  error(describeError(e));
+  if (e?.event === EVENTS.CHAT_SEND) return; // said in the chat, from the ack
+  // Frames sent between a reconnect and stream:resume are refused (not registered yet):
+  // the resume is what answers that.
+  if (e?.event === EVENTS.STREAM_DATA_SEND && resuming) return;
+  error(describeError(e), `server:${e?.event ?? ''}`);
 });
 
 socket.on(EVENTS.STREAM_CREATED, (p: Created) => {
@@ -315,6 +328,7 @@ async function register(name: string, again = false): Promise<void> {
   }
   user = res.user;
   registeredName = name;
+  banner.clear('server:*');
   if (again && resuming && stream) {
     await resume();
   } else if (!stream && status !== 'ready') {
@@ -332,7 +346,7 @@ async function resume(): Promise<void> {
   });
   resuming = false;
   if (res.ok) {
-    error(null);
+    banner.clear('connection', 'server:*', 'resume');
     showStream(res.stream);
     setStatus('live');
     chat.notice('Reconnected: back on air.');
@@ -343,7 +357,7 @@ async function resume(): Promise<void> {
   }
   // Grace period over (or the server restarted): the stream is gone. Switch to the fresh one.
   stopPublishing();
-  error(`Your stream ended while the connection was down (${describeError(res.error)})`);
+  error(`Your stream ended while the connection was down (${describeError(res.error)})`, 'resume');
   if (spare) {
     publishToken = spare.publishToken;
     showStream(spare.stream);
@@ -358,8 +372,9 @@ async function resume(): Promise<void> {
 document.getElementById('register-form')!.addEventListener('submit', (e) => {
   e.preventDefault();
   const name = usernameIn.value.trim();
-  if (!name) {
-    error('Enter a streamer name first.');
+  const problem = nameProblem(name);
+  if (problem) {
+    error(problem === 'Enter a name first.' ? 'Enter a streamer name first.' : problem);
     usernameIn.focus();
     return;
   }
@@ -407,15 +422,16 @@ async function ensureMedia(): Promise<boolean> {
       media = null;
       previewEmpty.hidden = false;
       setText(previewMsg, 'Capture stopped.');
-      if (status === 'live') error('The video source stopped. Pick a source and press Preview to continue.');
+      if (status === 'live') error('The video source stopped. Pick a source and press Preview to continue.', 'source');
     });
+    banner.clear('source');
     if (status === 'live' && mode() === 'webm') restartRecorder();
     if (status === 'live' && mode() === 'webcodecs') restartPublisher();
     return true;
   } catch (e) {
     previewEmpty.hidden = !!media;
     setText(previewMsg, e instanceof CaptureError && e.kind === 'denied' ? 'Permission denied' : 'No video source');
-    error(e instanceof Error ? e.message : String(e));
+    error(e instanceof Error ? e.message : String(e), 'source');
     return false;
   }
 }
@@ -512,7 +528,7 @@ function startRecorder(): boolean {
     if (ev.data.size === 0 || recorder !== rec) return;
     if (chunkBacklog >= MAX_WEBM_BACKLOG) {
       // Dropping a chunk breaks the WebM stream; start a fresh recording instead.
-      error('Upload too slow for WebM: restarting the recording.');
+      error('Upload too slow for WebM: restarting the recording.', 'recorder');
       restartRecorder();
       return;
     }
@@ -533,7 +549,7 @@ function startRecorder(): boolean {
       }
     });
   };
-  rec.onerror = () => error('The recorder stopped with an error.');
+  rec.onerror = () => error('The recorder stopped with an error.', 'recorder');
   rec.start(100);
   recorder = rec;
   return true;
@@ -706,12 +722,14 @@ document.getElementById('chat-form')!.addEventListener('submit', async (e) => {
     error('Register and create a stream to chat.');
     return;
   }
-  chatIn.value = '';
+  // The text stays in the box until the server took it: a refused message is not lost.
   const res = await request<ChatSent>(socket, EVENTS.CHAT_SEND, { streamKey: stream.streamKey, message });
-  if (!res.ok) {
-    chatIn.value = message;
-    error(describeError(res.error));
+  if (res.ok) {
+    if (chatIn.value.trim() === message) chatIn.value = '';
+    return;
   }
+  const n = chatRefusal(res.error);
+  chat.notice(n.text, n.key);
 });
 
 // ---- stats, adaptation --------------------------------------------------------------------
@@ -721,6 +739,8 @@ setInterval(() => {
   setText(outKbpsEl, Math.round(uplink.meter.kbps(now)));
   const rtt = uplink.rttMs;
   setText(rttEl, rtt === null ? '–' : `${rtt} ms`);
+  // Frames accepted again: whatever refused them (and a recorder restart) is over.
+  if (uplink.framesAcked > hooks.framesReceived) banner.clear('server:' + EVENTS.STREAM_DATA_SEND, 'recorder');
   hooks.framesReceived = uplink.framesAcked;
 }, 500);
 

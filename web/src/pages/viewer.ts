@@ -28,7 +28,10 @@ import { describeError, EVENTS } from '../lib/protocol';
 import { byTestId, setText } from '../lib/dom';
 import { connect, request } from '../lib/socket';
 import { guestName } from '../lib/share';
-import { ChatLog } from '../lib/chat';
+import { nameProblem } from '../lib/name';
+import { ChatLog, chatRefusal } from '../lib/chat';
+import { AudioState, carriesSound, soundNote } from '../lib/audio';
+import { uiIcon } from '../lib/icons';
 import { floatReaction, renderReactionButtons } from '../lib/reactions';
 import { concatBytes, couldStartEbml, frameBytes, MIME, sniff } from '../lib/media';
 import { LatencyMeter, RateMeter } from '../lib/stats';
@@ -73,6 +76,11 @@ const titleEl = document.getElementById('stream-title')!;
 const byEl = document.getElementById('stream-by')!;
 const unmuteBtn = document.getElementById('unmute') as HTMLButtonElement;
 const badge = $('mode-badge');
+const hud = $('hud');
+const muteBtn = $<HTMLButtonElement>('mute');
+const volumeIn = $<HTMLInputElement>('volume');
+const soundNoteEl = $('sound-note');
+const statsBtn = $<HTMLButtonElement>('stats-toggle');
 
 const streamKey = (new URLSearchParams(location.search).get('stream') ?? '').trim();
 const NAME_KEY = 'streamhub.viewerName';
@@ -117,6 +125,10 @@ const hooks = {
   mediaFrames: 0, // frames received over the media channel
   mediaMalformed: 0, // media-channel messages that were not frames (ignored)
   mediaRejoins: 0, // joins again after the media channel closed while watching
+  // Sound (the page's AudioState)
+  muted: false,
+  volume: 1,
+  autoplayBlocked: false,
   staleRejoins: 0, // joins again because the server still sent to a channel we had given up on
 };
 (window as unknown as { __streamhub: typeof hooks }).__streamhub = hooks;
@@ -130,6 +142,7 @@ let mse: MsePlayer | null = null;
 let wc: WebCodecsPlayer | null = null;
 const chat = new ChatLog(chatLogEl, () => vs.user?.id ?? null, undefined, () => vs.stream?.streamer?.id ?? null);
 const socket = connect();
+const audio = new AudioState(localStorage);
 
 // ---- state --------------------------------------------------------------------------------
 const start = initialState(streamKey);
@@ -277,6 +290,7 @@ function useMode(m: Mode): void {
   const video = m === 'webm';
   canvas.hidden = video;
   videoEl.hidden = !video;
+  showSound();
   if (m !== 'webm' && mse) {
     mse.destroy();
     mse = null;
@@ -293,9 +307,9 @@ function problem(message: string): void {
 
 function newMse(): MsePlayer {
   mse?.destroy();
-  videoEl.muted = false;
+  AudioState.apply(audio.current, videoEl);
   lastPresented = 0;
-  const p = new MsePlayer(videoEl, problem, () => (unmuteBtn.hidden = false));
+  const p = new MsePlayer(videoEl, problem, () => audio.blocked());
   mse = p;
   return p;
 }
@@ -504,18 +518,23 @@ document.getElementById('chat-form')!.addEventListener('submit', async (e) => {
     chat.notice(isFinal(vs) ? 'This stream is over.' : 'Not connected to the stream yet.');
     return;
   }
-  chatIn.value = '';
+  // The text stays in the box until the server took it: a refused message is not lost.
   const res = await request<ChatSent>(socket, EVENTS.CHAT_SEND, { streamKey, message });
-  if (!res.ok) {
-    chatIn.value = message;
-    chat.notice(describeError(res.error));
+  if (res.ok) {
+    if (chatIn.value.trim() === message) chatIn.value = '';
+    return;
   }
+  const n = chatRefusal(res.error);
+  chat.notice(n.text, n.key);
 });
 
 document.getElementById('name-form')!.addEventListener('submit', (e) => {
   e.preventDefault();
   const next = nameIn.value.trim();
-  if (!next || next === name) {
+  if (next === name) return;
+  const problem = nameProblem(next);
+  if (problem) {
+    chat.notice(problem);
     nameIn.value = name;
     return;
   }
@@ -525,10 +544,11 @@ document.getElementById('name-form')!.addEventListener('submit', (e) => {
   dispatch({ type: 'rename' });
 });
 
-renderReactionButtons(document.getElementById('reaction-bar')!, async (type) => {
+const reactionBar = renderReactionButtons(document.getElementById('reaction-bar')!, async (type) => {
   if (!vs.joined) return;
   const res = await request(socket, EVENTS.REACTION_SEND, { streamKey, type });
-  if (!res.ok && res.error.code !== 'RATE_LIMITED') chat.notice(describeError(res.error));
+  // Throttled reactions are expected when tapping fast: a brief hint by the buttons, not chat.
+  if (!res.ok) reactionBar.hint(res.error.code === 'RATE_LIMITED' ? 'Slow down' : describeError(res.error));
 });
 
 type FsEl = HTMLElement & { webkitRequestFullscreen?: () => void };
@@ -545,11 +565,61 @@ fullscreenBtn.addEventListener('click', () => {
   else p.webkitRequestFullscreen?.();
 });
 
-unmuteBtn.addEventListener('click', () => {
-  videoEl.muted = false;
-  void videoEl.play().catch(() => {});
-  unmuteBtn.hidden = true;
+// ---- sound, stats and keys ------------------------------------------------------------------
+const MUTED_ICON = uiIcon('muted', 18);
+const VOLUME_ICON = uiIcon('volume', 18);
+
+/** Whether this mode has sound: the controls say so (they stay, for when it does). */
+function showSound(): void {
+  const note = soundNote(mode);
+  setText(soundNoteEl, note);
+  soundNoteEl.hidden = note === '';
+  player.dataset.sound = carriesSound(mode) ? 'yes' : mode === 'none' ? 'unknown' : 'no';
+}
+
+audio.subscribe((v) => {
+  hooks.muted = v.muted;
+  hooks.volume = v.volume;
+  hooks.autoplayBlocked = v.blocked;
+  const wasMuted = videoEl.muted;
+  AudioState.apply(v, videoEl);
+  // Unmuting after an autoplay block is the gesture that lets the video play with sound.
+  if (wasMuted && !v.muted && !videoEl.hidden) void videoEl.play().catch(() => {});
+  muteBtn.setAttribute('aria-label', v.muted ? 'Unmute' : 'Mute');
+  muteBtn.title = v.muted ? 'Unmute (m)' : 'Mute (m)';
+  muteBtn.replaceChildren(v.muted ? MUTED_ICON : VOLUME_ICON);
+  volumeIn.value = String(v.muted ? 0 : v.volume);
+  unmuteBtn.hidden = !v.blocked;
 });
+
+muteBtn.addEventListener('click', () => audio.toggleMuted());
+volumeIn.addEventListener('input', () => audio.setVolume(Number(volumeIn.value)));
+unmuteBtn.addEventListener('click', () => audio.setMuted(false));
+
+const STATS_KEY = 'streamhub.viewerStats';
+function setStats(on: boolean): void {
+  hud.classList.toggle('show-stats', on);
+  statsBtn.setAttribute('aria-pressed', String(on));
+  localStorage.setItem(STATS_KEY, on ? '1' : '0');
+}
+setStats(localStorage.getItem(STATS_KEY) === '1');
+statsBtn.addEventListener('click', () => setStats(statsBtn.getAttribute('aria-pressed') !== 'true'));
+
+document.addEventListener('keydown', (e) => {
+  if (e.ctrlKey || e.metaKey || e.altKey || e.repeat) return;
+  // Typing a name or a chat message is not a shortcut.
+  const t = e.target as HTMLElement | null;
+  if (t && (t.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName) && (t as HTMLInputElement).type !== 'range')) return;
+  const k = e.key.toLowerCase();
+  if (k === 'm') {
+    e.preventDefault();
+    audio.toggleMuted();
+  } else if (k === 'f') {
+    e.preventDefault();
+    fullscreenBtn.click();
+  }
+});
+showSound();
 
 for (const e of start.effects) run(e);
 render();

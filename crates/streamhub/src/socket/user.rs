@@ -19,7 +19,9 @@ pub(super) async fn register(ctx: &mut Ctx<'_>, r: Register) -> Handled<Register
     let username = validate::username(&r.username, max).map_err(|code| {
         Refusal::new(
             code,
-            format!("username must be 1 to {max} characters, without control characters"),
+            format!(
+                "username must be 1 to {max} characters, at least one of them visible (not only spaces or zero-width characters), and no control characters"
+            ),
         )
     })?;
     if r.role == Role::Streamer
