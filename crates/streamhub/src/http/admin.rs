@@ -113,8 +113,8 @@ pub(crate) async fn sample(hub: Arc<Hub>, shutdown: CancellationToken) {
         let m = &hub.metrics;
         let totals = ServerTotals {
             connections: hub.connections.load(Ordering::Relaxed),
-            frames_in: m.frames_in.get(),
-            frames_out: m.frames_out.get(),
+            frames_in: m.frames_in_total(),
+            frames_out: m.frames_out_total(),
             bytes_out: m.bytes_out.get(),
             dropped: m.dropped_total(),
             delay_us: (m.queue_delay.get_sample_sum() * 1e6) as u64,
