@@ -61,7 +61,7 @@ describe('/metrics', () => {
         assert.equal(after.value('streamhub_frames_dropped_total{reason="slow_viewer"}'), 0);
         // Bounded label sets only: no label names a connection, a user or a stream.
         const labels = new Set([...after.text.matchAll(/[{,]([a-z_]+)="/g)].map((m) => m[1]));
-        assert.deepEqual([...labels].sort(), ['code', 'le', 'level', 'profile', 'reason', 'status', 'subscriber', 'track', 'version']);
+        assert.deepEqual([...labels].sort(), ['code', 'event', 'le', 'level', 'profile', 'reason', 'status', 'subscriber', 'track', 'version']);
       },
     ),
   );
