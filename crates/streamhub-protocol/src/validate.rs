@@ -174,12 +174,7 @@ mod tests {
         let bin = |n: usize| crate::FrameData::Binary(bytes::Bytes::from(vec![1u8; n]));
         let opus = serde_json::json!({"codec": "opus", "sampleRate": 48000, "numberOfChannels": 2});
         assert_eq!(
-            audio(&send(
-                bin(160),
-                20_000.0,
-                Some(20_000.0),
-                Some(opus.clone())
-            )),
+            audio(&send(bin(160), 20_000.0, Some(20_000.0), Some(opus))),
             Ok(())
         );
         assert_eq!(audio(&send(bin(160), 0.0, None, None)), Ok(()));
@@ -198,7 +193,7 @@ mod tests {
         );
         let big = audio(&send(bin(crate::AUDIO_MAX_BYTES + 1), 0.0, None, None));
         assert_eq!(big, Err(AudioError::TooLarge(crate::AUDIO_MAX_BYTES + 1)));
-        assert_eq!(big.unwrap_err().code(), ErrorCode::FrameTooLarge);
+        assert_eq!(big.expect_err("too large").code(), ErrorCode::FrameTooLarge);
         for (ts, dur) in [
             (f64::NAN, None),
             (f64::INFINITY, None),
@@ -220,7 +215,7 @@ mod tests {
         ] {
             let r = audio(&send(bin(10), 0.0, None, Some(bad.clone())));
             assert!(matches!(r, Err(AudioError::Config(_))), "{bad} accepted");
-            assert_eq!(r.unwrap_err().code(), ErrorCode::InvalidPayload);
+            assert_eq!(r.expect_err("refused").code(), ErrorCode::InvalidPayload);
         }
     }
 

@@ -63,7 +63,7 @@ pub(crate) fn stream_data<'a>(
         resync,
         chunk: frame.chunk.as_ref(),
         config: (frame.kind == FrameKind::Key || resync)
-            .then(|| frame.config.as_deref())
+            .then_some(frame.config.as_deref())
             .flatten(),
     }
 }
