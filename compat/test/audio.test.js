@@ -258,11 +258,23 @@ describe('audio', { timeout: 90_000 }, () => {
     }
   });
 
-  test('cluster: a viewer on node b gets node a\'s audio, live and as its catch-up', async (t) => {
+  test('cluster: viewers on node b get node a\'s audio, live and as their catch-up; a first viewer on node c too', async (t) => {
     t.after(teardown);
     redis = await startRedis();
-    const [a, b] = await startNodes(redis, 2);
-    servers.push(a, b);
-    await liveAndLate(a, b);
+    const [a, b, c] = await startNodes(redis, 3);
+    servers.push(a, b, c);
+    const s = await liveAndLate(a, b);
+
+    // Node c follows the stream only now: its replica's audio catch-up comes from Redis
+    // (sh:audio:KEY), the latest 10 of the 42 chunks.
+    const first = await registerViewer(c.url, 'audio-node-c', WS);
+    await joinStream(first.socket, s.streamKey);
+    const catchUp = await first.rec.waitCount('stream:audio', 10, 5000);
+    assert.deepEqual(catchUp.map((x) => x.seq), Array.from({ length: 10 }, (_, i) => 33 + i));
+    assert.deepEqual(catchUp[0].config, OPUS, show(catchUp[0]));
+    assert.equal(asBuffer(catchUp[9].data)?.readUInt32BE(0), 41);
+    sendAudio(s, 42);
+    const live = await first.rec.wait('stream:audio', { filter: (x) => x.seq === 43 });
+    assert.equal(live.chunk.timestamp, 42 * 20_000);
   });
 });
