@@ -346,3 +346,50 @@ fn a_replica_relays_the_origins_audio_once_and_keeps_its_catch_up() {
 }
 
 static JPEG_FRAME: std::sync::LazyLock<Publish> = std::sync::LazyLock::new(|| binary(JPEG));
+
+#[test]
+fn beside_image_frames_audio_stays_out_of_the_pictures_numbering_ring_and_levels() {
+    let (d, t0) = open(roomy());
+    let v = MediaSink::with_reserve(4, 2);
+    join(&d, KEY, "v", &v, t0);
+    audio(&d, opus(0, Some(opus_config())), t0);
+    // Pictures the viewer never drains: it drops to level 2 (every 4th picture).
+    for i in 1..=30u32 {
+        publish(&d, KEY, JPEG_FRAME.clone(), t0 + ms(u64::from(i) * 10));
+        audio(&d, opus(i * 20_000, None), t0 + ms(u64::from(i) * 10 + 5));
+        if i % 10 == 0 {
+            v.drain();
+        }
+    }
+    let st = stats(&d, KEY, t0 + secs(1));
+    assert_eq!(st.media, MediaMode::Images);
+    assert_eq!(st.levels, [0, 0, 1]);
+    let pictures: Vec<u64> = v
+        .frames()
+        .iter()
+        .filter(|f| f.track == Track::Video)
+        .map(|f| f.seq)
+        .collect();
+    assert!(
+        pictures.iter().all(|s| *s <= 30),
+        "pictures numbered 1..=30: {pictures:?}"
+    );
+    let chunks = v
+        .frames()
+        .iter()
+        .filter(|f| f.track == Track::Audio)
+        .count();
+    assert!(
+        chunks > pictures.len(),
+        "audio {chunks}, pictures {pictures:?}"
+    );
+    // A joiner's `stream:buffer` holds pictures only; the audio comes apart.
+    let late = MediaSink::unbounded();
+    let admitted = join(&d, KEY, "late", &late, t0 + secs(1));
+    assert_eq!(admitted.catch_up.len(), 30);
+    assert!(admitted.catch_up.iter().all(|f| f.track == Track::Video));
+    assert_eq!(
+        admitted.audio_catch_up.len(),
+        streamhub_protocol::AUDIO_CATCHUP_CHUNKS
+    );
+}
