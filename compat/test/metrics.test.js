@@ -48,9 +48,11 @@ describe('/metrics', () => {
           'streamhub_chat_messages_total to count the chat message',
         );
         const moved = (series) => after.value(series) - before.value(series);
-        assert.equal(moved('streamhub_frames_in_total'), FRAMES);
+        assert.equal(moved('streamhub_frames_in_total{track="video"}'), FRAMES);
+        assert.equal(moved('streamhub_frames_in_total{track="audio"}'), 0);
         assert.equal(moved('streamhub_bytes_in_total'), FRAMES * SIZE);
-        assert.equal(moved('streamhub_frames_out_total'), FRAMES * 2);
+        assert.equal(moved('streamhub_frames_out_total{track="video"}'), FRAMES * 2);
+        assert.equal(moved('streamhub_frames_out_total{track="audio"}'), 0);
         assert.equal(moved('streamhub_bytes_out_total'), FRAMES * SIZE * 2);
         assert.equal(moved('streamhub_viewer_queue_delay_seconds_count'), FRAMES * 2);
         assert.ok(after.value('streamhub_viewer_queue_delay_seconds_bucket{le="+Inf"}') >= FRAMES * 2);
@@ -59,7 +61,7 @@ describe('/metrics', () => {
         assert.equal(after.value('streamhub_frames_dropped_total{reason="slow_viewer"}'), 0);
         // Bounded label sets only: no label names a connection, a user or a stream.
         const labels = new Set([...after.text.matchAll(/[{,]([a-z_]+)="/g)].map((m) => m[1]));
-        assert.deepEqual([...labels].sort(), ['code', 'event', 'le', 'level', 'profile', 'reason', 'status', 'subscriber', 'version']);
+        assert.deepEqual([...labels].sort(), ['code', 'event', 'le', 'level', 'profile', 'reason', 'status', 'subscriber', 'track', 'version']);
       },
     ),
   );

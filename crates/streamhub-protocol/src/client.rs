@@ -91,6 +91,28 @@ pub struct DataSend {
     pub config: Option<serde_json::Value>,
 }
 
+/// `stream:audio:send`: one encoded audio chunk (WebCodecs `EncodedAudioChunk`, Opus).
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+pub struct AudioSend {
+    /// The sender's own stream.
+    pub stream_key: String,
+    /// The Opus packet, as a binary attachment (text is refused).
+    pub data: FrameData,
+    /// The chunk's type (`key`: every Opus packet decodes on its own), its timestamp in
+    /// microseconds on the same clock as the video chunks' (or, beside image frames, the
+    /// capture clock the streamer stamps them with), and its duration (20 ms = 20000).
+    pub chunk: ChunkInfo,
+    /// The decoder configuration (`AudioDecoderConfig` as JSON: `codec: "opus"`,
+    /// `sampleRate: 48000`, `numberOfChannels` 1 or 2, `description` base64 when the encoder
+    /// gave one). Required with the stream's first chunk, and again whenever it changes; the
+    /// server keeps the latest and gives it to every viewer that starts listening.
+    #[serde(default)]
+    #[cfg_attr(test, ts(optional, type = "unknown"))]
+    pub config: Option<serde_json::Value>,
+}
+
 /// An encoded chunk's type and timing (WebCodecs `EncodedVideoChunk`).
 #[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
 #[cfg_attr(test, derive(ts_rs::TS))]

@@ -106,6 +106,9 @@ pub mod events {
             /// `{streamKey, data}`: the owner's latest JPEG thumbnail (binary) for the lobby
             /// and link previews; at most one a second per stream.
             STREAM_THUMBNAIL = "stream:thumbnail",
+            /// `{streamKey, data, chunk, config?}`: one Opus audio chunk (binary), the stream's
+            /// second track; `config` (the `AudioDecoderConfig`) with the first chunk.
+            STREAM_AUDIO_SEND = "stream:audio:send",
         }
 
         /// Events the server emits (`docs/protocol.md`, "Server → client").
@@ -136,6 +139,9 @@ pub mod events {
             STREAM_EVICTED = "stream:evicted",
             /// `{streamKey, reason}`: to a WebCodecs streamer, asking for a keyframe soon.
             STREAM_KEYFRAME_REQUEST = "stream:keyframe:request",
+            /// One audio chunk, to every viewer (over the media channel instead when the join
+            /// used it, as a message whose header says `track: "audio"`).
+            STREAM_AUDIO = "stream:audio",
             /// `{streamKey, level}`: this viewer's delivery level changed.
             STREAM_LEVEL = "stream:level",
             /// A chat message in a stream you own or watch.
@@ -166,6 +172,23 @@ pub const THUMBNAIL_MAX_BYTES: usize = 64 * 1024;
 /// Thumbnails: the shortest time between two accepted thumbnails of one stream; one sent
 /// sooner is refused with `RATE_LIMITED`.
 pub const THUMBNAIL_MIN_INTERVAL_MS: u64 = 1000;
+
+/// Audio (`stream:audio:send`): the largest chunk accepted, in bytes. An Opus packet is at
+/// most 1275 bytes per 20 ms frame; this leaves room for packets of several frames.
+pub const AUDIO_MAX_BYTES: usize = 8 * 1024;
+
+/// Audio: most chunks a stream may send per second (one second's burst); 20 ms frames are 50.
+pub const AUDIO_MAX_CHUNKS_PER_SEC: u32 = 100;
+
+/// Audio: the chunks kept for a late joiner (the latest ones; 200 ms of 20 ms frames), so it
+/// hears sound at once. Bounded in bytes by this many times [`AUDIO_MAX_BYTES`].
+pub const AUDIO_CATCHUP_CHUNKS: usize = 10;
+
+/// Audio: the largest `config` (`AudioDecoderConfig` as JSON) accepted, in bytes.
+pub const AUDIO_CONFIG_MAX_BYTES: usize = 1024;
+
+/// Audio: the one sample rate accepted (Opus's native rate).
+pub const AUDIO_SAMPLE_RATE: u32 = 48_000;
 
 /// Milliseconds since the Unix epoch, the unit of every timestamp on the wire.
 pub type Millis = u64;
@@ -200,6 +223,7 @@ wire_names!(
     server::StreamStatus,
     server::MediaMode,
     server::EndReason,
+    server::Track,
 );
 
 #[cfg(test)]
@@ -241,6 +265,11 @@ mod wire_name_tests {
             server::EndReason::ALL,
             server::EndReason::as_str,
             server::EndReason::index,
+        );
+        check(
+            server::Track::ALL,
+            server::Track::as_str,
+            server::Track::index,
         );
         assert_eq!(server::MediaMode::ALL.len(), 3);
         assert_eq!(ErrorCode::ALL.len(), 25);

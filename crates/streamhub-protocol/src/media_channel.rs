@@ -69,6 +69,10 @@ pub struct Header {
     pub seq: u64,
     /// How to decode it.
     pub media: MediaMode,
+    /// `audio`: an Opus chunk (what `stream:audio` carries); absent: video or a picture.
+    #[serde(default)]
+    #[cfg_attr(test, ts(as = "Option<crate::server::Track>", optional))]
+    pub track: crate::server::Track,
     /// Decoding can start here.
     #[serde(default)]
     #[cfg_attr(test, ts(as = "Option<bool>", optional))]
@@ -154,6 +158,7 @@ mod tests {
             timestamp: 1_700_000_000_123,
             seq: 42,
             media: MediaMode::Webcodecs,
+            track: crate::server::Track::Video,
             key: true,
             init: false,
             resync: true,

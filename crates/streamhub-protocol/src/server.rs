@@ -170,7 +170,40 @@ pub enum MediaMode {
     Webcodecs,
 }
 
-/// `stream:data`: one frame, multicast to every viewer of the stream.
+/// Which track of a stream a relayed chunk belongs to (`stream:data` is video or pictures,
+/// `stream:audio` is audio; the media channel's header says which).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Serialize,
+    serde::Deserialize,
+    PartialEq,
+    Eq,
+    Default,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
+pub enum Track {
+    /// Pictures or encoded video (`stream:data:send`).
+    #[default]
+    Video,
+    /// Opus audio chunks (`stream:audio:send`).
+    Audio,
+}
+
+impl Track {
+    /// The default track, left out of payloads.
+    pub fn is_video(&self) -> bool {
+        *self == Self::Video
+    }
+}
+
+/// `stream:data` (and, with `track: "audio"`, `stream:audio`): one frame or audio chunk,
+/// multicast to every viewer of the stream.
 #[derive(Debug, Clone, Serialize)]
 #[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
@@ -182,10 +215,15 @@ pub struct StreamData<'a> {
     pub data: crate::DataRef<'a>,
     /// Server time when the frame arrived, ms since the epoch.
     pub timestamp: Millis,
-    /// Per-stream frame number, starting at 1, increasing by one per relayed frame.
+    /// Per-stream frame number, starting at 1, increasing by one per relayed frame. Audio
+    /// chunks are numbered on their own, the same way.
     pub seq: u64,
-    /// How to decode it.
+    /// How to decode it (audio: the stream's video mode; the audio itself is always Opus).
     pub media: MediaMode,
+    /// `audio` for `stream:audio`; absent for video and pictures.
+    #[serde(skip_serializing_if = "Track::is_video")]
+    #[cfg_attr(test, ts(optional, as = "Option<Track>"))]
+    pub track: Track,
     /// Decoding can start here (a WebM Cluster opening with a video keyframe, a WebCodecs key
     /// chunk, or a catch-up bundle).
     #[serde(skip_serializing_if = "is_false")]
@@ -204,7 +242,8 @@ pub struct StreamData<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[cfg_attr(test, ts(optional))]
     pub chunk: Option<&'a crate::client::ChunkInfo>,
-    /// WebCodecs: the decoder configuration, on key chunks.
+    /// WebCodecs: the decoder configuration, on key chunks. Audio: the `AudioDecoderConfig`,
+    /// on the first chunk a viewer gets, after a gap (`resync`), and when it changed.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[cfg_attr(test, ts(optional, type = "unknown"))]
     pub config: Option<&'a serde_json::Value>,
@@ -496,6 +535,7 @@ mod tests {
             timestamp: 5,
             seq: 1,
             media: MediaMode::Images,
+            track: Track::Video,
             key: false,
             init: false,
             resync: false,

@@ -50,11 +50,13 @@ fn decls() -> Vec<Decl> {
         decl::<client::ChunkKind>(&cfg),
         decl::<crate::FrameData>(&cfg),
         decl::<client::ChunkInfo>(&cfg),
+        decl::<server::Track>(&cfg),
         // Client → server.
         decl::<client::Register>(&cfg),
         decl::<client::Create>(&cfg),
         decl::<client::StreamRef>(&cfg),
         decl::<client::DataSend>(&cfg),
+        decl::<client::AudioSend>(&cfg),
         decl::<client::Resume>(&cfg),
         decl::<client::ChatSend>(&cfg),
         decl::<client::ReactionSend>(&cfg),
@@ -277,6 +279,36 @@ fn generate() -> String {
         "export const THUMBNAIL_MIN_INTERVAL_MS = {};\n",
         crate::THUMBNAIL_MIN_INTERVAL_MS
     );
+    for (name, value, about) in [
+        (
+            "AUDIO_MAX_BYTES",
+            crate::AUDIO_MAX_BYTES.to_string(),
+            "Largest `stream:audio:send` chunk the server accepts, in bytes.",
+        ),
+        (
+            "AUDIO_MAX_CHUNKS_PER_SEC",
+            crate::AUDIO_MAX_CHUNKS_PER_SEC.to_string(),
+            "Most audio chunks a stream may send per second (20 ms Opus frames are 50).",
+        ),
+        (
+            "AUDIO_CATCHUP_CHUNKS",
+            crate::AUDIO_CATCHUP_CHUNKS.to_string(),
+            "Audio chunks a late joiner gets at once (the latest ones).",
+        ),
+        (
+            "AUDIO_CONFIG_MAX_BYTES",
+            crate::AUDIO_CONFIG_MAX_BYTES.to_string(),
+            "Largest audio `config` (AudioDecoderConfig as JSON) accepted, in bytes.",
+        ),
+        (
+            "AUDIO_SAMPLE_RATE",
+            crate::AUDIO_SAMPLE_RATE.to_string(),
+            "The one audio sample rate accepted (Opus, 48 kHz).",
+        ),
+    ] {
+        doc(&mut out, "", &[about]);
+        let _ = writeln!(out, "export const {name} = {value};\n");
+    }
 
     out.push_str(
         "// ---- Payloads ----------------------------------------------------------------\n",

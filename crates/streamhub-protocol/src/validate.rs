@@ -110,9 +110,153 @@ pub fn thumbnail(data: &crate::FrameData, max: usize) -> Result<&[u8], ErrorCode
     Ok(bytes)
 }
 
+/// Why an audio chunk (`stream:audio:send`) is refused, before it reaches the relay.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AudioError {
+    /// `data` came as text (base64); audio is binary only.
+    #[error("audio data must be binary (an ArrayBuffer, Blob or Buffer), not text")]
+    NotBinary,
+    /// An empty packet.
+    #[error("audio data is empty")]
+    Empty,
+    /// Over [`crate::AUDIO_MAX_BYTES`].
+    #[error("audio chunk of {0} bytes is over the {max}-byte limit", max = crate::AUDIO_MAX_BYTES)]
+    TooLarge(usize),
+    /// `chunk.timestamp` or `chunk.duration` not a finite number in range.
+    #[error(
+        "chunk.timestamp must be a finite number of microseconds and chunk.duration between 1 and 120000 µs"
+    )]
+    Timing,
+    /// `config` is not an Opus `AudioDecoderConfig` this server relays.
+    #[error("config must be an AudioDecoderConfig with codec \"opus\", sampleRate 48000 and numberOfChannels 1 or 2, at most {max} bytes: {0}", max = crate::AUDIO_CONFIG_MAX_BYTES)]
+    Config(&'static str),
+}
+
+impl AudioError {
+    /// The code the refusal travels with.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::TooLarge(_) => ErrorCode::FrameTooLarge,
+            _ => ErrorCode::InvalidPayload,
+        }
+    }
+}
+
+/// An audio chunk (`stream:audio:send`): binary, 1..=[`crate::AUDIO_MAX_BYTES`] bytes, a
+/// finite timestamp, a duration up to Opus's longest packet (120 ms), and a config (when
+/// given) that names Opus at 48 kHz, mono or stereo.
+pub fn audio(send: &crate::client::AudioSend) -> Result<(), AudioError> {
+    let crate::FrameData::Binary(bytes) = &send.data else {
+        return Err(AudioError::NotBinary);
+    };
+    if bytes.is_empty() {
+        return Err(AudioError::Empty);
+    }
+    if bytes.len() > crate::AUDIO_MAX_BYTES {
+        return Err(AudioError::TooLarge(bytes.len()));
+    }
+    let c = &send.chunk;
+    let duration_ok = c
+        .duration
+        .is_none_or(|d| d.is_finite() && d > 0.0 && d <= 120_000.0);
+    if !c.timestamp.is_finite() || !duration_ok {
+        return Err(AudioError::Timing);
+    }
+    if let Some(config) = &send.config {
+        audio_config(config)?;
+    }
+    Ok(())
+}
+
+fn audio_config(config: &serde_json::Value) -> Result<(), AudioError> {
+    let obj = config
+        .as_object()
+        .ok_or(AudioError::Config("not an object"))?;
+    if serde_json::to_vec(config).map_or(usize::MAX, |v| v.len()) > crate::AUDIO_CONFIG_MAX_BYTES {
+        return Err(AudioError::Config("too large"));
+    }
+    if obj.get("codec").and_then(|v| v.as_str()) != Some("opus") {
+        return Err(AudioError::Config("codec is not \"opus\""));
+    }
+    if obj.get("sampleRate").and_then(|v| v.as_u64()) != Some(u64::from(crate::AUDIO_SAMPLE_RATE)) {
+        return Err(AudioError::Config("sampleRate is not 48000"));
+    }
+    if !matches!(
+        obj.get("numberOfChannels").and_then(|v| v.as_u64()),
+        Some(1 | 2)
+    ) {
+        return Err(AudioError::Config("numberOfChannels is not 1 or 2"));
+    }
+    if obj.get("description").is_some_and(|d| !d.is_string()) {
+        return Err(AudioError::Config("description is not a base64 string"));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn audio_chunks_are_binary_opus_within_the_limits() {
+        use crate::client::{AudioSend, ChunkInfo, ChunkKind};
+        let send = |data: crate::FrameData, ts: f64, dur: Option<f64>, config| AudioSend {
+            stream_key: "k".into(),
+            data,
+            chunk: ChunkInfo {
+                kind: ChunkKind::Key,
+                timestamp: ts,
+                duration: dur,
+            },
+            config,
+        };
+        let bin = |n: usize| crate::FrameData::Binary(bytes::Bytes::from(vec![1u8; n]));
+        let opus = serde_json::json!({"codec": "opus", "sampleRate": 48000, "numberOfChannels": 2});
+        assert_eq!(
+            audio(&send(bin(160), 20_000.0, Some(20_000.0), Some(opus))),
+            Ok(())
+        );
+        assert_eq!(audio(&send(bin(160), 0.0, None, None)), Ok(()));
+        assert_eq!(
+            audio(&send(
+                crate::FrameData::Text("AAAA".into()),
+                0.0,
+                None,
+                None
+            )),
+            Err(AudioError::NotBinary)
+        );
+        assert_eq!(
+            audio(&send(bin(0), 0.0, None, None)),
+            Err(AudioError::Empty)
+        );
+        let big = audio(&send(bin(crate::AUDIO_MAX_BYTES + 1), 0.0, None, None));
+        assert_eq!(big, Err(AudioError::TooLarge(crate::AUDIO_MAX_BYTES + 1)));
+        assert_eq!(big.expect_err("too large").code(), ErrorCode::FrameTooLarge);
+        for (ts, dur) in [
+            (f64::NAN, None),
+            (f64::INFINITY, None),
+            (0.0, Some(0.0)),
+            (0.0, Some(200_000.0)),
+        ] {
+            assert_eq!(
+                audio(&send(bin(10), ts, dur, None)),
+                Err(AudioError::Timing)
+            );
+        }
+        for bad in [
+            serde_json::json!("opus"),
+            serde_json::json!({"codec": "aac", "sampleRate": 48000, "numberOfChannels": 2}),
+            serde_json::json!({"codec": "opus", "sampleRate": 44100, "numberOfChannels": 2}),
+            serde_json::json!({"codec": "opus", "sampleRate": 48000, "numberOfChannels": 6}),
+            serde_json::json!({"codec": "opus", "sampleRate": 48000, "numberOfChannels": 1, "description": 5}),
+            serde_json::json!({"codec": "opus", "sampleRate": 48000, "numberOfChannels": 1, "description": "A".repeat(2000)}),
+        ] {
+            let r = audio(&send(bin(10), 0.0, None, Some(bad.clone())));
+            assert!(matches!(r, Err(AudioError::Config(_))), "{bad} accepted");
+            assert_eq!(r.expect_err("refused").code(), ErrorCode::InvalidPayload);
+        }
+    }
 
     #[test]
     fn username_is_trimmed_and_bounded() {

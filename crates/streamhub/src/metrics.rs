@@ -18,7 +18,7 @@ use prometheus::{
     Registry, TextEncoder,
 };
 use streamhub_protocol::ErrorCode;
-use streamhub_protocol::server::{EndReason, StreamStatus};
+use streamhub_protocol::server::{EndReason, StreamStatus, Track};
 use strum::VariantArray;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
@@ -123,9 +123,11 @@ pub(crate) enum ThumbRefused {
 #[derive(Debug)]
 pub(crate) struct Metrics {
     registry: Registry,
-    pub(crate) frames_in: IntCounter,
+    /// By track, indexed like `Track::ALL` (video, audio).
+    frames_in: [IntCounter; Track::ALL.len()],
     pub(crate) bytes_in: IntCounter,
-    pub(crate) frames_out: IntCounter,
+    /// By track, indexed like `Track::ALL`.
+    frames_out: [IntCounter; Track::ALL.len()],
     pub(crate) bytes_out: IntCounter,
     dropped: [IntCounter; DropReason::VARIANTS.len()],
     pub(crate) queue_delay: Histogram,
@@ -298,20 +300,28 @@ impl Metrics {
                 "Per viewer, sampled each second: bytes waiting in its queue (--viewer-queue-bytes is the budget).",
                 &QUEUED_BUCKETS,
             ),
-            frames_in: counter(
-                &r,
-                "streamhub_frames_in_total",
-                "Frames accepted from streamers.",
+            frames_in: children(
+                &counter_vec(
+                    &r,
+                    "streamhub_frames_in_total",
+                    "Frames accepted from streamers, by track: video (pictures and encoded video) or audio (Opus chunks).",
+                    "track",
+                ),
+                Track::ALL,
             ),
             bytes_in: counter(
                 &r,
                 "streamhub_bytes_in_total",
                 "Payload bytes of the frames accepted from streamers.",
             ),
-            frames_out: counter(
-                &r,
-                "streamhub_frames_out_total",
-                "Frames queued to viewers (one per viewer).",
+            frames_out: children(
+                &counter_vec(
+                    &r,
+                    "streamhub_frames_out_total",
+                    "Frames queued to viewers (one per viewer), by track: video or audio.",
+                    "track",
+                ),
+                Track::ALL,
             ),
             bytes_out: counter(
                 &r,
@@ -521,9 +531,19 @@ impl Metrics {
         self.dropped.iter().map(IntCounter::get).sum()
     }
 
-    /// A frame accepted from a streamer.
-    pub(crate) fn frame_in(&self, bytes: usize) {
-        self.frames_in.inc();
+    /// Frames of one track accepted from streamers.
+    pub(crate) fn frames_in(&self, track: Track) -> u64 {
+        self.frames_in[track.index()].get()
+    }
+
+    /// Frames of one track queued to viewers.
+    pub(crate) fn frames_out(&self, track: Track) -> u64 {
+        self.frames_out[track.index()].get()
+    }
+
+    /// A frame of `track` accepted from a streamer.
+    pub(crate) fn frame_in(&self, track: Track, bytes: usize) {
+        self.frames_in[track.index()].inc();
         self.bytes_in.inc_by(bytes as u64);
     }
 
@@ -538,6 +558,7 @@ impl Metrics {
     pub(crate) fn delivered(
         &self,
         tap: &StreamTap,
+        track: Track,
         frames: u64,
         bytes: u64,
         dropped: u64,
@@ -547,7 +568,7 @@ impl Metrics {
         if frames == 0 {
             return;
         }
-        self.frames_out.inc_by(frames);
+        self.frames_out[track.index()].inc_by(frames);
         self.bytes_out.inc_by(bytes);
         // The crate has no weighted observe: one sample per viewer, as the help text says.
         for _ in 0..frames {
@@ -698,17 +719,35 @@ mod tests {
     fn frame_counters_move_from_one_delivery() {
         let m = Metrics::new();
         let tap = StreamTap::default();
-        m.frame_in(100);
-        m.delivered(&tap, 3, 300, 2, 1500);
+        m.frame_in(Track::Video, 100);
+        m.delivered(&tap, Track::Video, 3, 300, 2, 1500);
         m.frame_refused(DropReason::TooLarge);
-        assert_eq!((m.frames_in.get(), m.bytes_in.get()), (1, 100));
-        assert_eq!((m.frames_out.get(), m.bytes_out.get()), (3, 300));
+        assert_eq!((m.frames_in(Track::Video), m.bytes_in.get()), (1, 100));
+        assert_eq!((m.frames_out(Track::Video), m.bytes_out.get()), (3, 300));
+        m.frame_in(Track::Audio, 10);
+        m.delivered(&tap, Track::Audio, 2, 20, 0, 0);
+        assert_eq!(
+            (m.frames_in(Track::Audio), m.frames_in(Track::Video)),
+            (1, 1)
+        );
+        assert_eq!(
+            (m.frames_out(Track::Audio), m.frames_out(Track::Video)),
+            (2, 3)
+        );
+        let text = m.render(&Gauges::default());
+        for line in [
+            "streamhub_frames_in_total{track=\"video\"} 1",
+            "streamhub_frames_in_total{track=\"audio\"} 1",
+            "streamhub_frames_out_total{track=\"audio\"} 2",
+        ] {
+            assert!(text.contains(line), "{line} missing from {text}");
+        }
         assert_eq!(m.dropped(DropReason::SlowViewer).get(), 2);
         assert_eq!(m.dropped_total(), 3);
-        assert_eq!(m.queue_delay.get_sample_count(), 3);
+        assert_eq!(m.queue_delay.get_sample_count(), 5, "both tracks' sends");
         assert!((m.queue_delay.get_sample_sum() - 0.0045).abs() < 1e-9);
         assert_eq!(tap.delay_us.load(Ordering::Relaxed), 4500);
-        assert_eq!(tap.delays.load(Ordering::Relaxed), 3);
+        assert_eq!(tap.delays.load(Ordering::Relaxed), 5);
     }
 
     #[test]

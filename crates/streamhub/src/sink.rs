@@ -16,6 +16,7 @@ use parking_lot::{Mutex, RwLock};
 use socketioxide::SocketIo;
 use socketioxide::extract::SocketRef;
 use streamhub_protocol::engine_io::{Framed, Placeholder};
+use streamhub_protocol::server::Track;
 use streamhub_protocol::{DataRef, FrameData, events, server};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -43,7 +44,8 @@ impl IoSlot {
     }
 }
 
-/// `stream:data` for one frame.
+/// `stream:data` (or `stream:audio`) for one frame. The config goes with key frames and, for
+/// audio (which carries it on every chunk), with a viewer's first chunk after a gap.
 pub(crate) fn stream_data<'a>(
     stream_key: &'a str,
     frame: &'a Frame,
@@ -55,11 +57,14 @@ pub(crate) fn stream_data<'a>(
         timestamp: frame.timestamp,
         seq: frame.seq,
         media: frame.media,
+        track: frame.track,
         key: frame.kind == FrameKind::Key,
         init: frame.init,
         resync,
         chunk: frame.chunk.as_ref(),
-        config: frame.config.as_deref(),
+        config: (frame.kind == FrameKind::Key || resync)
+            .then_some(frame.config.as_deref())
+            .flatten(),
     }
 }
 
@@ -75,7 +80,11 @@ fn framed(stream_key: &str, frame: &Frame, resync: bool) -> Framed {
             }
             FrameData::Text(_) => None,
         };
-        Framed::event(events::STREAM_DATA, &payload, attachment)
+        let event = match frame.track {
+            Track::Video => events::STREAM_DATA,
+            Track::Audio => events::STREAM_AUDIO,
+        };
+        Framed::event(event, &payload, attachment)
     })
 }
 
@@ -150,9 +159,27 @@ fn fits(queued: u64, len: usize, budget: u64) -> bool {
     queued == 0 || queued.saturating_add(len as u64) <= budget
 }
 
+/// The part of each viewer's queue only audio may fill, in packets: video stops this many
+/// packets short of `--viewer-queue`, so a viewer whose video backs up still gets its audio
+/// (a quarter of the queue at most, for small queues).
+const AUDIO_RESERVE_PACKETS: usize = 8;
+/// The same in bytes, short of `--viewer-queue-bytes` (a quarter at most): 32 KiB is two
+/// seconds of 128 kbit/s Opus.
+const AUDIO_RESERVE_BYTES: u64 = 32 * 1024;
+
+/// What video may fill of a viewer's queue of `packets` and `budget` bytes: all but the audio
+/// reserve.
+fn video_share(packets: usize, budget: u64) -> (usize, u64) {
+    (
+        packets - AUDIO_RESERVE_PACKETS.min(packets / 4),
+        budget - AUDIO_RESERVE_BYTES.min(budget / 4),
+    )
+}
+
 /// Sends frames to one viewer: into its media channel's queue when it opened one before
 /// joining, else into its socketioxide queue. Both are bounded in packets (`--viewer-queue`)
-/// and in bytes (`--viewer-queue-bytes`) and answer "full" at once.
+/// and in bytes (`--viewer-queue-bytes`) and answer "full" at once. Video frames leave the
+/// audio reserve free ([`video_share`]); audio chunks may use the whole queue.
 #[derive(Debug, Clone)]
 pub(crate) struct SocketSink {
     socket: SocketRef,
@@ -215,19 +242,27 @@ impl ViewerSink for SocketSink {
     }
 
     fn offer(&self, stream_key: &str, frame: &Frame, resync: bool) -> Offer {
+        let (packets, budget) = match frame.track {
+            Track::Video => video_share(self.packets, self.budget),
+            Track::Audio => (self.packets, self.budget),
+        };
         if let Some(media) = &self.media {
             let msg = frame.out.media(resync, || {
                 let payload = stream_data(stream_key, frame, resync);
                 streamhub_protocol::media_channel::encode(&payload, &frame.data)
             });
-            if !fits(media.bytes_queued(), msg.len(), self.budget) {
+            // The channel holds `--viewer-queue` messages (as many as `self.packets`): video
+            // leaves the last few slots to audio.
+            if !fits(media.bytes_queued(), msg.len(), budget)
+                || media.tx.capacity() <= self.packets - packets
+            {
                 return Offer::Full;
             }
             return media.try_send(msg);
         }
         let packet = framed(stream_key, frame, resync);
-        if self.socket.packets_queued() >= self.packets
-            || !fits(self.socket.bytes_queued(), packet.len(), self.budget)
+        if self.socket.packets_queued() >= packets
+            || !fits(self.socket.bytes_queued(), packet.len(), budget)
         {
             return Offer::Full;
         }
@@ -384,6 +419,17 @@ mod tests {
         );
         assert!(!fits(1, 1000, 100));
         assert!(!fits(u64::MAX, 1, 100), "no overflow");
+    }
+
+    #[test]
+    fn video_leaves_the_audio_reserve_free() {
+        assert_eq!(video_share(64, 1 << 20), (56, (1 << 20) - 32 * 1024));
+        assert_eq!(
+            video_share(8, 64 * 1024),
+            (6, 48 * 1024),
+            "a quarter at most"
+        );
+        assert_eq!(video_share(1, 100), (1, 75));
     }
 
     #[test]

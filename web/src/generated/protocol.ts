@@ -39,6 +39,11 @@ export const CLIENT_EVENTS = {
    * and link previews; at most one a second per stream.
    */
   STREAM_THUMBNAIL: "stream:thumbnail",
+  /**
+   * `{streamKey, data, chunk, config?}`: one Opus audio chunk (binary), the stream's
+   * second track; `config` (the `AudioDecoderConfig`) with the first chunk.
+   */
+  STREAM_AUDIO_SEND: "stream:audio:send",
 } as const;
 
 /** Events the server emits (docs/protocol.md, "Server → client"). */
@@ -69,6 +74,11 @@ export const SERVER_EVENTS = {
   STREAM_EVICTED: "stream:evicted",
   /** `{streamKey, reason}`: to a WebCodecs streamer, asking for a keyframe soon. */
   STREAM_KEYFRAME_REQUEST: "stream:keyframe:request",
+  /**
+   * One audio chunk, to every viewer (over the media channel instead when the join
+   * used it, as a message whose header says `track: "audio"`).
+   */
+  STREAM_AUDIO: "stream:audio",
   /** `{streamKey, level}`: this viewer's delivery level changed. */
   STREAM_LEVEL: "stream:level",
   /** A chat message in a stream you own or watch. */
@@ -151,6 +161,21 @@ export const THUMBNAIL_MAX_BYTES = 65536;
 /** Shortest time between two accepted thumbnails of one stream, in milliseconds. */
 export const THUMBNAIL_MIN_INTERVAL_MS = 1000;
 
+/** Largest `stream:audio:send` chunk the server accepts, in bytes. */
+export const AUDIO_MAX_BYTES = 8192;
+
+/** Most audio chunks a stream may send per second (20 ms Opus frames are 50). */
+export const AUDIO_MAX_CHUNKS_PER_SEC = 100;
+
+/** Audio chunks a late joiner gets at once (the latest ones). */
+export const AUDIO_CATCHUP_CHUNKS = 10;
+
+/** Largest audio `config` (AudioDecoderConfig as JSON) accepted, in bytes. */
+export const AUDIO_CONFIG_MAX_BYTES = 1024;
+
+/** The one audio sample rate accepted (Opus, 48 kHz). */
+export const AUDIO_SAMPLE_RATE = 48000;
+
 // ---- Payloads ----------------------------------------------------------------
 
 /**
@@ -220,6 +245,12 @@ export type ChunkInfo = {
   duration?: number;
 };
 
+/**
+ * Which track of a stream a relayed chunk belongs to (`stream:data` is video or pictures,
+ * `stream:audio` is audio; the media channel's header says which).
+ */
+export type Track = "video" | "audio";
+
 /** `user:register`. */
 export type Register = {
   /** Shown to others with chat and reactions; trimmed, 1 to `--max-username-chars`. */
@@ -264,6 +295,27 @@ export type DataSend = {
   /**
    * WebCodecs mode: the decoder configuration (`VideoDecoderConfig` as JSON, with
    * `description` as base64). Sent with key chunks; the server keeps the latest.
+   */
+  config?: unknown;
+};
+
+/** `stream:audio:send`: one encoded audio chunk (WebCodecs `EncodedAudioChunk`, Opus). */
+export type AudioSend = {
+  /** The sender's own stream. */
+  streamKey: string;
+  /** The Opus packet, as a binary attachment (text is refused). */
+  data: FrameData;
+  /**
+   * The chunk's type (`key`: every Opus packet decodes on its own), its timestamp in
+   * microseconds on the same clock as the video chunks' (or, beside image frames, the
+   * capture clock the streamer stamps them with), and its duration (20 ms = 20000).
+   */
+  chunk: ChunkInfo;
+  /**
+   * The decoder configuration (`AudioDecoderConfig` as JSON: `codec: "opus"`,
+   * `sampleRate: 48000`, `numberOfChannels` 1 or 2, `description` base64 when the encoder
+   * gave one). Required with the stream's first chunk, and again whenever it changes; the
+   * server keeps the latest and gives it to every viewer that starts listening.
    */
   config?: unknown;
 };
@@ -375,7 +427,10 @@ export type Joined = {
   media?: boolean;
 };
 
-/** `stream:data`: one frame, multicast to every viewer of the stream. */
+/**
+ * `stream:data` (and, with `track: "audio"`, `stream:audio`): one frame or audio chunk,
+ * multicast to every viewer of the stream.
+ */
 export type StreamData = {
   /** The stream the frame belongs to. */
   streamKey: string;
@@ -383,10 +438,15 @@ export type StreamData = {
   data: FrameData;
   /** Server time when the frame arrived, ms since the epoch. */
   timestamp: number;
-  /** Per-stream frame number, starting at 1, increasing by one per relayed frame. */
+  /**
+   * Per-stream frame number, starting at 1, increasing by one per relayed frame. Audio
+   * chunks are numbered on their own, the same way.
+   */
   seq: number;
-  /** How to decode it. */
+  /** How to decode it (audio: the stream's video mode; the audio itself is always Opus). */
   media: MediaMode;
+  /** `audio` for `stream:audio`; absent for video and pictures. */
+  track?: Track;
   /**
    * Decoding can start here (a WebM Cluster opening with a video keyframe, a WebCodecs key
    * chunk, or a catch-up bundle).
@@ -401,7 +461,10 @@ export type StreamData = {
   resync?: boolean;
   /** WebCodecs: the chunk's type and encoder timestamp. */
   chunk?: ChunkInfo;
-  /** WebCodecs: the decoder configuration, on key chunks. */
+  /**
+   * WebCodecs: the decoder configuration, on key chunks. Audio: the `AudioDecoderConfig`,
+   * on the first chunk a viewer gets, after a gap (`resync`), and when it changed.
+   */
   config?: unknown;
 };
 
@@ -751,6 +814,8 @@ export type MediaHeader = {
   seq: number;
   /** How to decode it. */
   media: MediaMode;
+  /** `audio`: an Opus chunk (what `stream:audio` carries); absent: video or a picture. */
+  track?: Track;
   /** Decoding can start here. */
   key?: boolean;
   /** WebM: the payload begins with the init segment. */

@@ -40,7 +40,7 @@ use fred::types::{Builder, Expiration, SetOptions};
 use parking_lot::{Mutex, RwLock};
 use prometheus::IntCounter;
 use streamhub_protocol::Millis;
-use streamhub_protocol::server::{ChatMessage, MediaMode, StreamInfo};
+use streamhub_protocol::server::{ChatMessage, MediaMode, StreamInfo, Track};
 use tokio::sync::{broadcast, mpsc};
 
 pub(crate) use wire::{Control, Record, RegistryChange, entry_id, keys};
@@ -65,6 +65,9 @@ const READ_BLOCK: Duration = Duration::from_millis(500);
 /// Entries kept per stream besides the catch-up, so a follower that fell a little behind
 /// finds what it missed instead of a gap.
 const SLACK_ENTRIES: u64 = 60;
+/// Audio entries kept per stream (`sh:audio:KEY`): the catch-up and some slack, about 2 s of
+/// 20 ms chunks.
+const AUDIO_ENTRIES: u64 = streamhub_protocol::AUDIO_CATCHUP_CHUNKS as u64 + 90;
 /// Encoded video: entries kept at most (a GOP longer than this is a broken encoder).
 const MAX_GOP_ENTRIES: u64 = 3000;
 /// Chat messages kept per channel (the last 50, as in single-node mode).
@@ -120,6 +123,24 @@ pub(crate) struct Outgoing {
     pub(crate) frame: Arc<Frame>,
     /// Keep entries from this seq on (the catch-up start): the writer trims older ones.
     pub(crate) keep_from: Option<u64>,
+}
+
+/// Where a follower reads on from in a stream's two Redis Streams: the last entry ids it
+/// relayed (`$` for "from now").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Cursor {
+    pub(crate) video: String,
+    pub(crate) audio: String,
+}
+
+impl Cursor {
+    /// Only what is written from now on.
+    pub(crate) fn now() -> Self {
+        Self {
+            video: "$".to_owned(),
+            audio: "$".to_owned(),
+        }
+    }
 }
 
 /// What this node knows of the cluster: the registry mirror, the live nodes, and every
@@ -335,6 +356,7 @@ impl Cluster {
             .del(vec![
                 keys::stream(key),
                 keys::frames(key),
+                keys::audio(key),
                 keys::viewers(key),
                 keys::init(key),
                 keys::thumbnail(key),
@@ -593,7 +615,10 @@ impl Cluster {
         self.queued.fetch_sub(size, Ordering::Relaxed);
         let (head, payload) = wire::encode_frame(&o.frame);
         let id = entry_id(o.epoch, o.frame.seq);
+        let audio = o.frame.track == Track::Audio;
         let cap = match (o.frame.media, o.keep_from) {
+            // Audio has its own Redis Stream and numbering, trimmed to the latest chunks.
+            _ if audio => XCap::try_from(("MAXLEN", "~", AUDIO_ENTRIES as i64))?,
             (MediaMode::Images, _) => XCap::try_from((
                 "MAXLEN",
                 "~",
@@ -612,7 +637,17 @@ impl Cluster {
         ];
         let r: Result<String, _> = self
             .client
-            .xadd(keys::frames(&o.key), false, cap, id.as_str(), fields)
+            .xadd(
+                if audio {
+                    keys::audio(&o.key)
+                } else {
+                    keys::frames(&o.key)
+                },
+                false,
+                cap,
+                id.as_str(),
+                fields,
+            )
             .await;
         match self.mark(r) {
             Ok(_) => {
@@ -677,7 +712,12 @@ impl Cluster {
     pub(crate) async fn touch(&self, key: &str) -> Result<(), ClusterError> {
         self.ready()?;
         let ms = RECORD_TTL.as_millis() as i64;
-        for k in [keys::stream(key), keys::frames(key), keys::init(key)] {
+        for k in [
+            keys::stream(key),
+            keys::frames(key),
+            keys::audio(key),
+            keys::init(key),
+        ] {
             let r: Result<(), _> = self.client.pexpire(k, ms, None).await;
             self.mark(r)?;
         }
@@ -685,8 +725,35 @@ impl Cluster {
     }
 
     /// What a node that starts following a stream relays first: from the latest keyframe on
-    /// (encoded video), or the last pictures; and the id to read on from.
+    /// (encoded video), or the last pictures, then the latest audio chunks; and where to read
+    /// on from.
     pub(crate) async fn catch_up(
+        &self,
+        key: &str,
+        record: &Record,
+    ) -> Result<(Vec<Forwarded>, Cursor), ClusterError> {
+        let (mut frames, video) = self.video_catch_up(key, record).await?;
+        let mut back: Entries = self
+            .client
+            .xrevrange(
+                keys::audio(key),
+                "+",
+                "-",
+                Some(streamhub_protocol::AUDIO_CATCHUP_CHUNKS as u64),
+            )
+            .await
+            .inspect_err(|_| self.up.store(false, Ordering::Relaxed))?;
+        back.reverse();
+        let audio = back
+            .last()
+            .map_or_else(|| "0-0".to_owned(), |(id, _)| id.clone());
+        for (id, fields) in back {
+            frames.push(Self::decode(key, &id, fields)?);
+        }
+        Ok((frames, Cursor { video, audio }))
+    }
+
+    async fn video_catch_up(
         &self,
         key: &str,
         record: &Record,
@@ -725,29 +792,35 @@ impl Cluster {
         Ok((frames, last))
     }
 
-    /// Waits (up to a moment) for frames after `after`; returns them and the id to read on
-    /// from. Each call is one blocking `XREAD` on the given connection.
+    /// Waits (up to a moment) for frames and audio chunks after `after`; returns them and
+    /// where to read on from. Each call is one blocking `XREAD` of both Redis Streams on the
+    /// given connection.
     pub(crate) async fn read_after(
         &self,
         reader: &Client,
         key: &str,
-        after: &str,
-    ) -> Result<(Vec<Forwarded>, String), ClusterError> {
+        after: &Cursor,
+    ) -> Result<(Vec<Forwarded>, Cursor), ClusterError> {
+        let (video_key, audio_key) = (keys::frames(key), keys::audio(key));
         let r: Result<HashMap<String, Entries>, _> = reader
             .xread_map(
                 Some(256),
                 Some(READ_BLOCK.as_millis() as u64),
-                keys::frames(key),
-                after,
+                vec![video_key.clone(), audio_key.clone()],
+                vec![after.video.clone(), after.audio.clone()],
             )
             .await
             .map(|m| m.into_iter().collect());
         let mut out = Vec::new();
-        let mut last = after.to_owned();
-        for (_, entries) in self.mark(r)? {
+        let mut last = after.clone();
+        for (stream, entries) in self.mark(r)? {
             for (id, fields) in entries {
                 out.push(Self::decode(key, &id, fields)?);
-                last = id;
+                if stream == audio_key {
+                    last.audio = id;
+                } else {
+                    last.video = id;
+                }
             }
         }
         for f in &out {

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use streamhub_protocol::client::ChunkInfo;
 use streamhub_protocol::server::{
-    ChatMessage, EndReason, MediaMode, Reaction, StreamInfo, StreamStatus,
+    ChatMessage, EndReason, MediaMode, Reaction, StreamInfo, StreamStatus, Track,
 };
 use streamhub_protocol::{FrameData, Millis};
 
@@ -31,6 +31,11 @@ pub(crate) mod keys {
     /// STREAM: one stream's frames, entry id `epoch-seq`.
     pub(crate) fn frames(key: &str) -> String {
         format!("{PREFIX}frames:{key}")
+    }
+    /// STREAM: one stream's audio chunks, entry id `epoch-seq` (audio's own numbering),
+    /// trimmed to the audio catch-up.
+    pub(crate) fn audio(key: &str) -> String {
+        format!("{PREFIX}audio:{key}")
     }
     /// HASH: node id → that node's viewers of the stream.
     pub(crate) fn viewers(key: &str) -> String {
@@ -141,6 +146,9 @@ struct Head {
     chunk: Option<ChunkInfo>,
     #[serde(rename = "g", default, skip_serializing_if = "Option::is_none")]
     config: Option<serde_json::Value>,
+    /// The audio track (entries of `sh:audio:KEY`); absent for video.
+    #[serde(rename = "a", default, skip_serializing_if = "Track::is_video")]
+    track: Track,
 }
 
 /// A frame as the fields of its Redis Stream entry: `h` (JSON header), `d` (payload).
@@ -157,6 +165,7 @@ pub(crate) fn encode_frame(frame: &Frame) -> (String, Bytes) {
         text,
         chunk: frame.chunk.clone(),
         config: frame.config.as_deref().cloned(),
+        track: frame.track,
     };
     // Our own types always serialize.
     (serde_json::to_string(&head).unwrap_or_default(), payload)
@@ -189,6 +198,7 @@ pub(crate) fn decode_frame(id: &str, head: &[u8], payload: Bytes) -> Result<Forw
         seq,
         timestamp: head.timestamp,
         media: head.media,
+        track: head.track,
         kind: head.kind.into(),
         init_len: head.init_len,
         data,
@@ -280,6 +290,7 @@ mod tests {
             timestamp: 1_700_000_000_123,
             seq: 7,
             media: MediaMode::Webcodecs,
+            track: Track::Video,
             kind,
             init: init_len.is_some(),
             init_len: init_len.unwrap_or(0),
@@ -310,6 +321,26 @@ mod tests {
         assert_eq!(back.data, f.data);
         assert_eq!(back.chunk, f.chunk);
         assert_eq!(back.config.as_deref(), f.config.as_deref());
+        assert_eq!(back.track, Track::Video);
+        assert!(
+            !head.contains("\"a\""),
+            "video leaves the track out: {head}"
+        );
+
+        let audio = Frame {
+            track: Track::Audio,
+            ..frame(
+                FrameData::Binary(Bytes::from_static(b"opus")),
+                FrameKind::Delta,
+                None,
+            )
+        };
+        let (head, payload) = encode_frame(&audio);
+        let back = decode_frame(&entry_id(42, 3), head.as_bytes(), payload).expect("decodes");
+        assert_eq!(
+            (back.track, back.seq, back.data),
+            (Track::Audio, 3, audio.data)
+        );
     }
 
     #[test]

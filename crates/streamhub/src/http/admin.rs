@@ -15,6 +15,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
+use streamhub_protocol::server::Track;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
@@ -113,8 +114,10 @@ pub(crate) async fn sample(hub: Arc<Hub>, shutdown: CancellationToken) {
         let m = &hub.metrics;
         let totals = ServerTotals {
             connections: hub.connections.load(Ordering::Relaxed),
-            frames_in: m.frames_in.get(),
-            frames_out: m.frames_out.get(),
+            // The dashboard's frames are pictures and video: 50 audio chunks a second would
+            // read as fps.
+            frames_in: m.frames_in(Track::Video),
+            frames_out: m.frames_out(Track::Video),
             bytes_out: m.bytes_out.get(),
             dropped: m.dropped_total(),
             delay_us: (m.queue_delay.get_sample_sum() * 1e6) as u64,

@@ -37,6 +37,12 @@ pub(crate) enum MediaError {
     Base64(String),
     #[error("the WebM stream cannot be parsed ({0}); restart the recorder to send a new header")]
     Webm(String),
+    #[error(
+        "a WebM stream carries its own audio track; stream:audio:send is for WebCodecs and picture streams"
+    )]
+    AudioBesideWebm,
+    #[error("the stream's first audio chunk must carry its config (the AudioDecoderConfig)")]
+    AudioWithoutConfig,
 }
 
 /// Cut frames, without sequence numbers yet.

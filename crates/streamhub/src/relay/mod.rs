@@ -24,11 +24,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
-use streamhub_protocol::server::{MediaMode, StreamInfo, UserRef};
+use streamhub_protocol::server::{MediaMode, StreamInfo, Track, UserRef};
 use streamhub_protocol::{ErrorCode, Millis};
 
 pub(crate) use catchup::MediaError;
-pub(crate) use frame::{Forwarded, Frame, FrameKind, Publish};
+pub(crate) use frame::{AudioPublish, Forwarded, Frame, FrameKind, Publish};
 pub(crate) use rate::TokenBucket;
 use stream::Stream;
 pub(crate) use stream::StreamStats;
@@ -135,6 +135,8 @@ pub(crate) enum PublishError {
     TooLarge { size: usize, max: usize },
     #[error("stream {key} is over its publish rate of {max_fps} frames/s; frame dropped")]
     RateLimited { key: String, max_fps: u32 },
+    #[error("stream {key} is over its audio rate of {max} chunks/s; chunk dropped")]
+    AudioRateLimited { key: String, max: u32 },
     #[error("frame refused: {0}")]
     BadMedia(#[from] MediaError),
 }
@@ -186,7 +188,7 @@ impl Coded for PublishError {
             Self::NotFound(e) => e.code(),
             Self::NotOwner(_) => ErrorCode::NotOwner,
             Self::TooLarge { .. } => ErrorCode::FrameTooLarge,
-            Self::RateLimited { .. } => ErrorCode::RateLimited,
+            Self::RateLimited { .. } | Self::AudioRateLimited { .. } => ErrorCode::RateLimited,
             Self::BadMedia(_) => ErrorCode::InvalidPayload,
         }
     }
@@ -245,6 +247,8 @@ pub(crate) struct Delivery {
     pub(crate) gap: bool,
     /// The stream's mode after this frame.
     pub(crate) media: MediaMode,
+    /// The track of every frame of this delivery (a publish is one track's).
+    pub(crate) track: Track,
     /// Most viewers one of the frames reached (the ack's `viewers`).
     pub(crate) reached: usize,
     /// Frames queued to viewers (one per viewer and frame), and their payload bytes.
@@ -272,6 +276,7 @@ impl Delivery {
             epoch: 0,
             gap: false,
             media,
+            track: Track::Video,
             reached: 0,
             frames_out: 0,
             bytes_out: 0,
@@ -293,6 +298,10 @@ pub(crate) struct Admitted {
     /// Images: the catch-up ring (`stream:buffer`), oldest first. Encoded modes: what the
     /// viewer must receive as `stream:data` before live frames (init + GOP).
     pub(crate) catch_up: Vec<Arc<Frame>>,
+    /// The latest audio chunks, oldest first (`stream:audio`, the first with `resync` and the
+    /// config), sent after `catch_up`. The first live chunk goes with `resync` and the config
+    /// again, so a viewer whose audio catch-up did not all fit can still decode.
+    pub(crate) audio_catch_up: Vec<Arc<Frame>>,
     pub(crate) media: MediaMode,
     /// False when this connection was already a viewer.
     pub(crate) new: bool,
@@ -455,6 +464,11 @@ impl<S: ViewerSink> Distributor<S> {
         } else {
             s.catch_up(wall)
         };
+        let audio_catch_up = if already {
+            Vec::new()
+        } else {
+            s.audio_catch_up()
+        };
         let mut admitted = Admitted {
             stream: StreamInfo {
                 viewer_count,
@@ -462,6 +476,7 @@ impl<S: ViewerSink> Distributor<S> {
             },
             viewer_count,
             catch_up,
+            audio_catch_up,
             media: s.media_mode(),
             new: !already,
             keyframe_wanted: false,
@@ -541,6 +556,20 @@ impl<S: ViewerSink> Distributor<S> {
         let s = self.get(key)?;
         let mut s = s.lock();
         s.publish(conn, frame, &self.limits, now, wall)
+    }
+
+    /// Multicasts one audio chunk from the stream's owner to every viewer.
+    pub(crate) fn publish_audio(
+        &self,
+        key: &str,
+        conn: &str,
+        chunk: AudioPublish,
+        now: Instant,
+        wall: Millis,
+    ) -> Result<Delivery, PublishError> {
+        let s = self.get(key)?;
+        let mut s = s.lock();
+        s.publish_audio(conn, chunk, &self.limits, now, wall)
     }
 
     #[cfg(test)]

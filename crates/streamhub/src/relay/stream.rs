@@ -7,10 +7,11 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use streamhub_protocol::Millis;
 use streamhub_protocol::client::ChunkInfo;
-use streamhub_protocol::server::{MediaMode, StreamInfo, StreamStatus};
+use streamhub_protocol::server::{MediaMode, StreamInfo, StreamStatus, Track};
 
+use super::catchup::MediaError;
 use super::catchup::{CatchUp, Cut};
-use super::frame::{Forwarded, Frame, FrameKind, Publish};
+use super::frame::{AudioPublish, Forwarded, Frame, FrameKind, Publish};
 use super::viewer::{LEVELS, OfferCtx, Outcome, Start, Viewer};
 use super::{
     ConnId, Delivery, NewStream, OwnerError, PublishError, RelayLimits, TokenBucket, ViewerSink,
@@ -44,6 +45,53 @@ pub(crate) struct StreamStats {
     pub(crate) levels: [usize; LEVELS],
     /// Frames in the GOP cache (encoded modes).
     pub(crate) gop_frames: usize,
+    /// Audio chunks accepted (`stream:audio:send`); not in `framesIn`.
+    pub(crate) audio_frames_in: u64,
+    pub(crate) audio_bytes_in: u64,
+    /// Audio chunks queued to viewers (one per viewer); not in `framesOut`.
+    pub(crate) audio_frames_out: u64,
+    /// Audio chunks dropped for viewers whose queue was full even with the audio reserve;
+    /// not in `droppedSlowViewer`.
+    pub(crate) audio_dropped_slow_viewer: u64,
+    /// Audio chunks refused for their rate; not in `droppedRateLimited`.
+    pub(crate) audio_dropped_rate_limited: u64,
+    /// Audio chunks in the late joiners' catch-up.
+    pub(crate) audio_buffer_size: usize,
+}
+
+/// A stream's audio track: the latest chunks for late joiners, the latest decoder config, its
+/// own numbering and publish rate.
+#[derive(Debug)]
+struct Audio {
+    /// The latest chunks, oldest first: at most `AUDIO_CATCHUP_CHUNKS` of at most
+    /// `AUDIO_MAX_BYTES` each.
+    ring: VecDeque<Arc<Frame>>,
+    config: Option<Arc<serde_json::Value>>,
+    next_seq: u64,
+    /// A replica: the origin epoch of the last chunk relayed (chunks of older epochs, or
+    /// already relayed ones, are skipped).
+    epoch: u64,
+    rate: TokenBucket,
+}
+
+impl Audio {
+    fn new(now: Instant) -> Self {
+        let per_sec = streamhub_protocol::AUDIO_MAX_CHUNKS_PER_SEC;
+        Self {
+            ring: VecDeque::with_capacity(streamhub_protocol::AUDIO_CATCHUP_CHUNKS),
+            config: None,
+            next_seq: 1,
+            epoch: 0,
+            rate: TokenBucket::new(per_sec, f64::from(per_sec), now),
+        }
+    }
+
+    fn keep(&mut self, frame: &Arc<Frame>) {
+        self.ring.push_back(Arc::clone(frame));
+        while self.ring.len() > streamhub_protocol::AUDIO_CATCHUP_CHUNKS {
+            self.ring.pop_front();
+        }
+    }
 }
 
 /// Least time between two keyframe requests to one streamer.
@@ -61,6 +109,7 @@ pub(super) struct Stream<S> {
     owner: Option<ConnId>,
     viewers: Vec<Viewer<S>>,
     media: CatchUp,
+    audio: Audio,
     ring: VecDeque<Arc<Frame>>,
     ring_cap: usize,
     /// Bytes of the frames in the ring (bounded by `RelayLimits::buffer_bytes`).
@@ -93,6 +142,7 @@ impl<S: ViewerSink> Stream<S> {
             owner,
             viewers: Vec::new(),
             media: CatchUp::default(),
+            audio: Audio::new(now),
             ring: VecDeque::with_capacity(limits.buffer_frames),
             ring_cap: limits.buffer_frames,
             ring_bytes: 0,
@@ -122,6 +172,12 @@ impl<S: ViewerSink> Stream<S> {
                 gaps: 0,
                 levels: [0; LEVELS],
                 gop_frames: 0,
+                audio_frames_in: 0,
+                audio_bytes_in: 0,
+                audio_frames_out: 0,
+                audio_dropped_slow_viewer: 0,
+                audio_dropped_rate_limited: 0,
+                audio_buffer_size: 0,
             },
         }
     }
@@ -226,6 +282,12 @@ impl<S: ViewerSink> Stream<S> {
         true
     }
 
+    /// The latest audio chunks, oldest first: a joiner's audio catch-up (its first chunk goes
+    /// out with the config).
+    pub(super) fn audio_catch_up(&self) -> Vec<Arc<Frame>> {
+        self.audio.ring.iter().cloned().collect()
+    }
+
     pub(super) fn media_mode(&self) -> MediaMode {
         self.media.mode
     }
@@ -241,6 +303,7 @@ impl<S: ViewerSink> Stream<S> {
             timestamp: wall,
             seq: self.next_seq.saturating_sub(1),
             media: self.media.mode,
+            track: Track::Video,
             kind: FrameKind::Delta,
             init: false,
             init_len: 0,
@@ -311,6 +374,120 @@ impl<S: ViewerSink> Stream<S> {
         Ok(delivery)
     }
 
+    /// Relays one audio chunk: the stream's second track. Its own size limit, rate and
+    /// numbering; kept in the short ring of latest chunks for late joiners; offered to every
+    /// viewer whatever its level or keyframe wait (see `viewer.rs`).
+    pub(super) fn publish_audio(
+        &mut self,
+        conn: &str,
+        incoming: AudioPublish,
+        limits: &RelayLimits,
+        now: Instant,
+        wall: Millis,
+    ) -> Result<Delivery, PublishError> {
+        self.check_owner(conn)?;
+        let size = incoming.data.len();
+        if size > streamhub_protocol::AUDIO_MAX_BYTES {
+            self.stats.dropped_too_large += 1;
+            return Err(PublishError::TooLarge {
+                size,
+                max: streamhub_protocol::AUDIO_MAX_BYTES,
+            });
+        }
+        if self.media.mode == MediaMode::Webm {
+            self.stats.dropped_bad_media += 1;
+            return Err(PublishError::BadMedia(MediaError::AudioBesideWebm));
+        }
+        let new_config = incoming.config.map(Arc::new);
+        if new_config.is_none() && self.audio.config.is_none() {
+            self.stats.dropped_bad_media += 1;
+            return Err(PublishError::BadMedia(MediaError::AudioWithoutConfig));
+        }
+        if !self.audio.rate.try_take(now) {
+            self.stats.audio_dropped_rate_limited += 1;
+            return Err(PublishError::AudioRateLimited {
+                key: self.meta.key.clone(),
+                max: streamhub_protocol::AUDIO_MAX_CHUNKS_PER_SEC,
+            });
+        }
+        // A config equal to the one kept is no change: a sender may repeat it on every chunk.
+        let changed = new_config.is_some() && new_config != self.audio.config;
+        if changed {
+            self.audio.config = new_config;
+        }
+        let started = self.start(wall).then(|| self.info());
+        self.stats.audio_frames_in += 1;
+        self.stats.audio_bytes_in += size as u64;
+        let frame = Arc::new(Frame {
+            data: incoming.data,
+            timestamp: wall,
+            seq: self.audio.next_seq,
+            media: self.media.mode,
+            track: Track::Audio,
+            kind: if changed {
+                FrameKind::Key
+            } else {
+                FrameKind::Delta
+            },
+            init: false,
+            init_len: 0,
+            chunk: Some(incoming.chunk),
+            config: self.audio.config.clone(),
+            out: Default::default(),
+        });
+        self.audio.next_seq += 1;
+        let mut delivery = Delivery::empty(frame.seq, self.media.mode);
+        delivery.track = Track::Audio;
+        delivery.epoch = self.epoch;
+        self.audio.keep(&frame);
+        self.deliver(&frame, None, limits, now, &mut delivery);
+        delivery.frames.push(frame);
+        delivery.started = started;
+        Ok(delivery)
+    }
+
+    /// Relays an audio chunk of a replica, as the origin numbered it. Chunks already relayed
+    /// (the catch-up read and the live read overlap) are skipped; a gap needs nothing (every
+    /// Opus packet decodes on its own; the viewers' decoders conceal the loss).
+    fn ingest_audio(&mut self, f: Forwarded, limits: &RelayLimits, now: Instant) -> Delivery {
+        let mut delivery = Delivery::empty(f.seq, self.media.mode);
+        delivery.track = Track::Audio;
+        delivery.epoch = self.epoch;
+        let a = &mut self.audio;
+        if f.epoch < a.epoch || (f.epoch == a.epoch && f.seq < a.next_seq) {
+            return delivery;
+        }
+        a.epoch = f.epoch;
+        a.next_seq = f.seq + 1;
+        let changed = f.config.is_some() && f.config != self.audio.config;
+        if changed {
+            self.audio.config.clone_from(&f.config);
+        }
+        self.stats.audio_frames_in += 1;
+        self.stats.audio_bytes_in += f.data.len() as u64;
+        delivery.started = self.start(f.timestamp).then(|| self.info());
+        let frame = Arc::new(Frame {
+            data: f.data,
+            timestamp: f.timestamp,
+            seq: f.seq,
+            media: self.media.mode,
+            track: Track::Audio,
+            kind: if changed {
+                FrameKind::Key
+            } else {
+                FrameKind::Delta
+            },
+            init: false,
+            init_len: 0,
+            chunk: f.chunk,
+            config: self.audio.config.clone(),
+            out: Default::default(),
+        });
+        self.audio.keep(&frame);
+        self.deliver(&frame, None, limits, now, &mut delivery);
+        delivery
+    }
+
     /// Numbers, remembers and delivers cut frames (the part of a publish after the checks).
     fn relay_cuts(
         &mut self,
@@ -334,6 +511,7 @@ impl<S: ViewerSink> Stream<S> {
                 timestamp: wall,
                 seq: self.next_seq,
                 media: self.media.mode,
+                track: Track::Video,
                 kind,
                 init,
                 init_len: if init { self.media.init_len() } else { 0 },
@@ -432,6 +610,9 @@ impl<S: ViewerSink> Stream<S> {
         limits: &RelayLimits,
         now: Instant,
     ) -> Result<Delivery, PublishError> {
+        if f.track == Track::Audio {
+            return Ok(self.ingest_audio(f, limits, now));
+        }
         let same_epoch = f.epoch == self.epoch;
         if same_epoch && f.seq < self.next_seq {
             return Ok(Delivery::empty(f.seq, self.media.mode));
@@ -464,6 +645,7 @@ impl<S: ViewerSink> Stream<S> {
             timestamp: f.timestamp,
             seq: f.seq,
             media: f.media,
+            track: Track::Video,
             kind: f.kind,
             init: f.init_len.is_some(),
             init_len: f.init_len.unwrap_or(0),
@@ -559,6 +741,7 @@ impl<S: ViewerSink> Stream<S> {
         // WebM viewers restarting at a keyframe need the init segment again (their player
         // resets its parser on `resync`); built once per frame, only when someone needs it.
         let resync_bundle = (frame.media == MediaMode::Webm
+            && frame.track == Track::Video
             && !frame.init
             && self
                 .viewers
@@ -580,6 +763,7 @@ impl<S: ViewerSink> Stream<S> {
             now,
         };
         let stats = &mut self.stats;
+        let audio = frame.track == Track::Audio;
         let (mut reached, mut sent_bytes) = (0, 0);
         self.viewers.retain_mut(|v| match offer.to(v) {
             Outcome::Skipped => true,
@@ -592,7 +776,11 @@ impl<S: ViewerSink> Stream<S> {
                 true
             }
             Outcome::Refused { resync, evict } => {
-                stats.dropped_slow_viewer += 1;
+                if audio {
+                    stats.audio_dropped_slow_viewer += 1;
+                } else {
+                    stats.dropped_slow_viewer += 1;
+                }
                 delivery.dropped_slow += 1;
                 if resync {
                     stats.resyncs += 1;
@@ -607,7 +795,11 @@ impl<S: ViewerSink> Stream<S> {
             Outcome::Closed => false,
         });
         // The one place a frame sent is counted: the stream's totals and this delivery's.
-        stats.frames_out += reached;
+        if audio {
+            stats.audio_frames_out += reached;
+        } else {
+            stats.frames_out += reached;
+        }
         stats.bytes_out += sent_bytes;
         delivery.frames_out += reached;
         delivery.bytes_out += sent_bytes;
@@ -640,6 +832,7 @@ impl<S: ViewerSink> Stream<S> {
                 acc
             }),
             gop_frames: self.media.gop.len(),
+            audio_buffer_size: self.audio.ring.len(),
             ..self.stats.clone()
         }
     }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use streamhub_protocol::server::MediaMode;
+use streamhub_protocol::server::{MediaMode, Track};
 
 use super::frame::{Frame, FrameKind};
 use super::{ConnId, Offer, ViewerSink};
@@ -43,6 +43,9 @@ pub(super) struct Viewer<S> {
     waiting_key: bool,
     /// The next frame sent is the first after a drop.
     resync_pending: bool,
+    /// Audio: the next chunk sent is the first, or the first after a drop; it goes with
+    /// `resync` and the decoder config.
+    audio_resync: bool,
     pub(super) level: usize,
     /// The level the viewer was last told about (told after a successful send, when its
     /// queue has room).
@@ -61,6 +64,7 @@ impl<S: ViewerSink> Viewer<S> {
             full_since: None,
             waiting_key: start != Start::Synced,
             resync_pending: start == Start::Resync,
+            audio_resync: true,
             level: 0,
             announced_level: 0,
             drops_in_window: 0,
@@ -163,6 +167,9 @@ pub(super) struct OfferCtx<'a> {
 
 impl OfferCtx<'_> {
     pub(super) fn to<S: ViewerSink>(&self, v: &mut Viewer<S>) -> Outcome {
+        if self.frame.track == Track::Audio {
+            return self.audio_to(v);
+        }
         let (frame, now) = (self.frame, self.now);
         if !v.wants(frame) {
             return Outcome::Skipped;
@@ -200,6 +207,34 @@ impl OfferCtx<'_> {
                 let since = *v.full_since.get_or_insert(now);
                 let evict = now.saturating_duration_since(since) >= self.stall_timeout;
                 Outcome::Refused { resync, evict }
+            }
+            Offer::Closed => Outcome::Closed,
+        }
+    }
+
+    /// Audio bypasses the levels and the keyframe wait: about 1/50 of the bytes, and what a
+    /// viewer misses most. The sink keeps part of each viewer's queue for it (see `sink.rs`),
+    /// so it still goes out when video no longer fits. A refusal moves no level (the video's
+    /// drops do that) but counts towards the stall timeout like any other.
+    fn audio_to<S: ViewerSink>(&self, v: &mut Viewer<S>) -> Outcome {
+        let frame = self.frame;
+        match v.sink.offer(self.key, frame, v.audio_resync) {
+            Offer::Sent => {
+                v.full_since = None;
+                v.audio_resync = false;
+                Outcome::Sent {
+                    announce: None,
+                    bytes: frame.data.len(),
+                }
+            }
+            Offer::Full => {
+                v.audio_resync = true;
+                let since = *v.full_since.get_or_insert(self.now);
+                let evict = self.now.saturating_duration_since(since) >= self.stall_timeout;
+                Outcome::Refused {
+                    resync: false,
+                    evict,
+                }
             }
             Offer::Closed => Outcome::Closed,
         }

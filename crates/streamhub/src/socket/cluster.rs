@@ -17,7 +17,9 @@ use tracing::Instrument;
 
 use super::{emit_room, stream};
 use crate::clock::now_ms;
-use crate::cluster::{Cluster, ClusterError, Control, Record, RegistryChange, keys, next_epoch};
+use crate::cluster::{
+    Cluster, ClusterError, Control, Cursor, Record, RegistryChange, keys, next_epoch,
+};
 use crate::hub::Hub;
 
 /// A room event, delivered to this node's participants of the stream. With a bus it goes to
@@ -458,7 +460,7 @@ pub(crate) async fn follow(hub: &Arc<Hub>, key: &str) -> Result<bool, ClusterErr
 }
 
 /// Spawns the task that reads a followed stream's live frames (from `after`, or from now).
-fn start_reader(hub: &Arc<Hub>, key: &str, after: Option<String>) {
+fn start_reader(hub: &Arc<Hub>, key: &str, after: Option<Cursor>) {
     let stop = CancellationToken::new();
     if let Some(old) = hub.readers.lock().insert(key.to_owned(), stop.clone()) {
         old.cancel();
@@ -487,7 +489,7 @@ async fn read_frames(
     hub: &Arc<Hub>,
     io: &SocketIo,
     key: &str,
-    after: Option<String>,
+    after: Option<Cursor>,
     stop: CancellationToken,
 ) {
     let Some(cluster) = hub.cluster.clone() else {
@@ -500,7 +502,7 @@ async fn read_frames(
             return;
         }
     };
-    let mut after = after.unwrap_or_else(|| "$".to_owned());
+    let mut after = after.unwrap_or_else(Cursor::now);
     while !stop.is_cancelled() {
         let read = tokio::select! {
             () = stop.cancelled() => break,

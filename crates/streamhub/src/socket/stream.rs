@@ -5,10 +5,10 @@ use std::time::Instant;
 
 use socketioxide::SocketIo;
 use socketioxide::extract::{AckSender, SocketRef};
-use streamhub_protocol::client::{Create, DataSend, Resume, StreamRef};
+use streamhub_protocol::client::{AudioSend, Create, DataSend, Resume, StreamRef};
 use streamhub_protocol::server::{
     self, Ack, BufferedFrame, Created, EndReason, MediaMode, Published, StreamEnvelope, StreamList,
-    StreamStatus,
+    StreamStatus, Track,
 };
 use streamhub_protocol::{ErrorCode, events, validate};
 
@@ -21,7 +21,8 @@ use crate::hub::Hub;
 use crate::ids;
 use crate::metrics::{DropReason, StreamTap};
 use crate::relay::{
-    Delivery, Ended, NewStream, Offer, Publish, PublishError, RegisterError, ViewerSink,
+    AudioPublish, Delivery, Ended, NewStream, Offer, Publish, PublishError, RegisterError,
+    ViewerSink,
 };
 use crate::sink::SocketSink;
 
@@ -183,19 +184,11 @@ pub(super) async fn data(ctx: &mut Ctx<'_>, r: DataSend, ack: AckSender) {
         Err(e) => {
             // Frames refused for their content or rate are drops (the relay counted them for
             // the stream); the others (not the owner, no such stream) are only refusals.
-            let reason = match &e {
-                PublishError::RateLimited { .. } => Some(DropReason::RateLimited),
-                PublishError::TooLarge { .. } => Some(DropReason::TooLarge),
-                PublishError::BadMedia(_) => Some(DropReason::BadMedia),
-                PublishError::NotFound(_) | PublishError::NotOwner(_) => None,
-            };
-            if let Some(reason) = reason {
-                ctx.hub.metrics.frame_refused(reason);
-            }
-            return refuse_frame(ctx, ack, e, now);
+            count_refused(ctx.hub, &e);
+            return refuse_frame(ctx, ack, event, e, now);
         }
     };
-    ctx.hub.metrics.frame_in(size);
+    ctx.hub.metrics.frame_in(Track::Video, size);
     if let Some(cluster) = &ctx.hub.cluster {
         let keep_from = delivery
             .frames
@@ -203,6 +196,82 @@ pub(super) async fn data(ctx: &mut Ctx<'_>, r: DataSend, ack: AckSender) {
             .rev()
             .find_map(|f| crate::cluster::Cluster::catch_up_start(f));
         cluster.forward(k, delivery.epoch, &delivery.frames, keep_from);
+    }
+    let tap = session_tap(ctx.hub, ctx.session, k);
+    if let Some(stream) = &delivery.started {
+        announce_start(ctx.hub, ctx.io, stream).await;
+    }
+    let published = Published {
+        seq: delivery.seq,
+        viewers: delivery.reached,
+    };
+    settle(ctx.hub, ctx.io, ctx.s, k, delivery, wall, &tap).await;
+    send_ack(ctx.hub, ack, &Ack::ok(published));
+}
+
+/// Frames refused for their content or rate are drops (the relay counted them for the
+/// stream); the other refusals (not the owner, no such stream) are only refusals.
+fn count_refused(hub: &Hub, e: &PublishError) {
+    let reason = match e {
+        PublishError::RateLimited { .. } | PublishError::AudioRateLimited { .. } => {
+            Some(DropReason::RateLimited)
+        }
+        PublishError::TooLarge { .. } => Some(DropReason::TooLarge),
+        PublishError::BadMedia(_) => Some(DropReason::BadMedia),
+        PublishError::NotFound(_) | PublishError::NotOwner(_) => None,
+    };
+    if let Some(reason) = reason {
+        hub.metrics.frame_refused(reason);
+    }
+}
+
+/// The audio path (`stream:audio:send`): checked (`validate::audio`), then relayed as the
+/// stream's second track, like a frame. Acks only when asked.
+pub(super) async fn audio(ctx: &mut Ctx<'_>, r: AudioSend, ack: AckSender) {
+    let event = events::STREAM_AUDIO_SEND;
+    if let Err(refusal) = ctx.session.user() {
+        return refuse(ctx.hub, ctx.s, ack, event, refusal);
+    }
+    let k = match key(&r.stream_key) {
+        Ok(k) => k,
+        Err(refusal) => return refuse(ctx.hub, ctx.s, ack, event, refusal),
+    };
+    if let Err(e) = validate::audio(&r) {
+        let reason = match e {
+            validate::AudioError::TooLarge(_) => DropReason::TooLarge,
+            _ => DropReason::BadMedia,
+        };
+        ctx.hub.metrics.frame_refused(reason);
+        return refuse(
+            ctx.hub,
+            ctx.s,
+            ack,
+            event,
+            Refusal::new(e.code(), e.to_string()),
+        );
+    }
+    let now = Instant::now();
+    let size = r.data.len();
+    let chunk = AudioPublish {
+        data: r.data,
+        chunk: r.chunk,
+        config: r.config,
+    };
+    let wall = now_ms();
+    let delivery = match ctx
+        .hub
+        .relay
+        .publish_audio(k, &ctx.session.conn, chunk, now, wall)
+    {
+        Ok(delivery) => delivery,
+        Err(e) => {
+            count_refused(ctx.hub, &e);
+            return refuse_frame(ctx, ack, event, e, now);
+        }
+    };
+    ctx.hub.metrics.frame_in(Track::Audio, size);
+    if let Some(cluster) = &ctx.hub.cluster {
+        cluster.forward(k, delivery.epoch, &delivery.frames, None);
     }
     let tap = session_tap(ctx.hub, ctx.session, k);
     if let Some(stream) = &delivery.started {
@@ -231,6 +300,7 @@ async fn settle(
     let delay_us = now_us().saturating_sub(wall.saturating_mul(1000));
     hub.metrics.delivered(
         tap,
+        delivery.track,
         delivery.frames_out,
         delivery.bytes_out,
         delivery.dropped_slow,
@@ -267,6 +337,7 @@ pub(super) async fn settle_remote(
     let delay_us = now_us().saturating_sub(wall.saturating_mul(1000));
     hub.metrics.delivered(
         &tap,
+        delivery.track,
         delivery.frames_out,
         delivery.bytes_out,
         delivery.dropped_slow,
@@ -289,10 +360,15 @@ pub(super) async fn settle_remote(
     }
 }
 
-/// Answers a refused frame.
-fn refuse_frame(ctx: &mut Ctx<'_>, ack: AckSender, e: PublishError, now: Instant) {
-    let event = events::STREAM_DATA_SEND;
-    if let PublishError::RateLimited { .. } = e {
+/// Answers a refused frame (of `event`: `stream:data:send` or `stream:audio:send`).
+fn refuse_frame(
+    ctx: &mut Ctx<'_>,
+    ack: AckSender,
+    event: &'static str,
+    e: PublishError,
+    now: Instant,
+) {
+    if let PublishError::RateLimited { .. } | PublishError::AudioRateLimited { .. } = e {
         // One error event a second at most: a streamer over the rate would otherwise get
         // an error per frame. The ack (if any) always says what happened.
         let refusal = Refusal::from(e);
@@ -371,6 +447,28 @@ fn welcome(
             media: None,
         },
     );
+    let (complete, left_out) = welcome_video(hub, s, sink, key, admitted);
+    // The latest audio, after the video: the first chunk with `resync` and the config. Not
+    // part of `complete` (what decides where the video starts); a chunk that does not fit is
+    // a catch-up drop like the video's.
+    let mut audio_left_out = 0;
+    for (i, frame) in admitted.audio_catch_up.iter().enumerate() {
+        if sink.offer(key, frame, i == 0) != Offer::Sent {
+            audio_left_out = admitted.audio_catch_up.len() - i;
+            break;
+        }
+    }
+    (complete, left_out + audio_left_out)
+}
+
+/// The video part of a joiner's welcome (see [`welcome`]).
+fn welcome_video(
+    hub: &Hub,
+    s: &SocketRef,
+    sink: &SocketSink,
+    key: &str,
+    admitted: &crate::relay::Admitted,
+) -> (bool, usize) {
     let fit = sink.newest_that_fit(&admitted.catch_up);
     let left_out = admitted.catch_up.len() - fit.len();
     if admitted.media != MediaMode::Images {

@@ -11,6 +11,7 @@
 // is the point; its `must_use` is for the server's handlers, which must act on it.
 #![allow(unused_must_use)]
 
+mod audio;
 mod counts;
 mod gop_cap;
 mod levels;
@@ -37,7 +38,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
 use streamhub_protocol::client::{ChunkInfo, ChunkKind};
-use streamhub_protocol::server::{MediaMode, StreamStatus, UserRef};
+use streamhub_protocol::server::{MediaMode, StreamStatus, Track, UserRef};
 use streamhub_protocol::{ErrorCode, FrameData, Millis};
 
 use super::*;
@@ -113,6 +114,8 @@ struct Recorder<T> {
     refused: Arc<AtomicUsize>,
     closed: Arc<AtomicBool>,
     capacity: usize,
+    /// Of `capacity`, the slots only audio may fill (the socket sink's audio reserve).
+    reserve: usize,
     /// Stands for a media-channel viewer (a transport of its own).
     solo: bool,
 }
@@ -134,7 +137,16 @@ impl<T: Record> Recorder<T> {
             refused: Arc::new(AtomicUsize::new(0)),
             closed: Arc::new(AtomicBool::new(false)),
             capacity,
+            reserve: 0,
             solo: false,
+        }
+    }
+
+    /// A queue of `capacity` whose last `reserve` slots only audio may fill.
+    fn with_reserve(capacity: usize, reserve: usize) -> Self {
+        Self {
+            reserve,
+            ..Self::with_capacity(capacity)
         }
     }
 
@@ -179,7 +191,11 @@ impl<T: Record> ViewerSink for Recorder<T> {
         if self.closed.load(Ordering::SeqCst) {
             return Offer::Closed;
         }
-        if self.pending.load(Ordering::SeqCst) >= self.capacity {
+        let room = match frame.track {
+            Track::Video => self.capacity - self.reserve,
+            Track::Audio => self.capacity,
+        };
+        if self.pending.load(Ordering::SeqCst) >= room {
             self.refused.fetch_add(1, Ordering::SeqCst);
             return Offer::Full;
         }

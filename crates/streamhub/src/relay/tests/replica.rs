@@ -32,6 +32,7 @@ fn forwarded(
         seq,
         timestamp: 1_000 + seq,
         media,
+        track: Track::Video,
         kind,
         init_len: None,
         data,
