@@ -34,4 +34,6 @@ ensure_systemd_analyze
 
 step "browser end-to-end tests (headless Chromium)"
 ensure_chromium
+# e2e/proxy.test.mjs starts nginx (installed above) with compat/proxies.js, which needs the
+# compat packages (installed above too).
 (cd web && STREAMHUB_BIN="$PWD/../target/debug/streamhub" npm run -s e2e)
