@@ -469,8 +469,9 @@ impl Cluster {
 
     /// This node's viewer count of a stream changed: recorded and announced.
     pub(crate) async fn set_count(&self, key: &str, count: usize) -> Result<(), ClusterError> {
-        self.ready()?;
+        // Noted first, so this node's total is right even while the bus is down.
         self.note_count(key, &self.node.clone(), count);
+        self.ready()?;
         let r: Result<(), _> = if count == 0 {
             self.client
                 .hdel(keys::viewers(key), self.node.as_str())

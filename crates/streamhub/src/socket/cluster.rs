@@ -712,11 +712,19 @@ pub(crate) async fn request_keyframe(hub: &Hub, key: &str, reason: &str) {
 pub(crate) async fn counts_changed(hub: &Hub, io: &SocketIo, changes: &[(String, usize)]) {
     let Some(cluster) = &hub.cluster else { return };
     for (key, count) in changes {
+        let before = cluster.total(key);
+        // `set_count` notes this node's count at once, so its own message coming back through
+        // the bus changes nothing and emits nothing: the new total is emitted here. Waiting
+        // for another node's message instead lost it when that one came first (seen under
+        // load: a viewer kept a total of 1 while the streamer saw 2).
         if let Err(e) = cluster.set_count(key, *count).await {
             tracing::debug!(stream = key, error = %e, "count not shared");
+        }
+        let viewer_count = cluster.total(key);
+        if viewer_count != before {
             let payload = server::Viewers {
                 stream_key: key.clone(),
-                viewer_count: cluster.total(key),
+                viewer_count,
             };
             emit_room(io, key, events::STREAM_VIEWERS, &payload).await;
         }
