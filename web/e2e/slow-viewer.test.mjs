@@ -158,10 +158,13 @@ for (const [id, mode, label] of [
   const [level, text] = down.split('|');
   assert.equal(await hook(viewer, 'level'), Number(level));
   assert.match(text, new RegExp(`^${label} · level ${level} · media ws$`));
+  // The stats are hidden by default; the thinning is said anyway.
+  assert.ok(await viewer.locator(byTestId('reduced')).isVisible(), 'the "Reduced frame rate" chip shows at level > 0');
   // Back to level 0 once it keeps up (one level per 5 s without refusals).
   await waitFor(viewer, 'badge back at level 0', () => document.querySelector('[data-testid="mode-badge"]').dataset.level === '0', undefined, {
     timeout: 15_000,
   });
+  assert.equal(await viewer.locator(byTestId('reduced')).isVisible(), false, 'the chip goes at level 0');
   if (mode === 'webcodecs') assert.equal(await hook(viewer, 'decoderErrors'), 0, 'no decoder errors');
   if (mode === 'webm') {
     assert.equal((await videoState(viewer)).error, null, 'no error on the media element');

@@ -76,6 +76,8 @@ const titleEl = document.getElementById('stream-title')!;
 const byEl = document.getElementById('stream-by')!;
 const unmuteBtn = document.getElementById('unmute') as HTMLButtonElement;
 const badge = $('mode-badge');
+/** Visible while the server thins this viewer's frames (level > 0), stats shown or not. */
+const reducedEl = $('reduced');
 const hud = $('hud');
 const muteBtn = $<HTMLButtonElement>('mute');
 const volumeIn = $<HTMLInputElement>('volume');
@@ -195,6 +197,7 @@ function render(): void {
     badge.dataset.transport = b.transport;
     setText(badge, b.text);
     badge.title = b.title;
+    reducedEl.hidden = b.level === 0;
   }
 
   if (vs.stream && vs.stream !== drawnInfo) {
