@@ -16,6 +16,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -25,7 +27,6 @@ use std::time::{Duration, Instant};
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
@@ -197,7 +198,7 @@ impl Pebble {
             .connect(ServerName::try_from("localhost").unwrap(), tcp)
             .await
             .unwrap();
-        let (status, body) = get(&mut conn, "/roots/0", "localhost").await;
+        let (status, body) = common::get_on(&mut conn, "localhost", "/roots/0").await;
         assert_eq!(status, 200, "{body}");
         CertificateDer::from_pem_slice(body.as_bytes())
             .unwrap()
@@ -228,44 +229,6 @@ fn connector_trusting(root: CertificateDer<'static>) -> TlsConnector {
             .with_root_certificates(roots)
             .with_no_client_auth();
     TlsConnector::from(Arc::new(config))
-}
-
-/// `GET path` (HTTP/1.1, `Host: host`): the status and body of one response.
-async fn get<S: AsyncRead + AsyncWrite + Unpin>(
-    conn: &mut S,
-    path: &str,
-    host: &str,
-) -> (u16, String) {
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n");
-    conn.write_all(req.as_bytes()).await.unwrap();
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        let text = String::from_utf8_lossy(&buf).into_owned();
-        if let Some((head, body)) = text.split_once("\r\n\r\n") {
-            let len: usize = head
-                .lines()
-                .find_map(|l| {
-                    let (k, v) = l.split_once(':')?;
-                    k.eq_ignore_ascii_case("content-length")
-                        .then(|| v.trim().parse().ok())?
-                })
-                .expect("content-length");
-            if body.len() >= len {
-                return (head[9..12].parse().unwrap(), body[..len].to_owned());
-            }
-        }
-        let n = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut chunk))
-            .await
-            .expect("a response within 5 s")
-            .unwrap();
-        assert!(
-            n > 0,
-            "closed mid-response: {:?}",
-            String::from_utf8_lossy(&buf)
-        );
-        buf.extend_from_slice(&chunk[..n]);
-    }
 }
 
 /// `streamhub serve ARGS`, stdout's lines on a channel, stderr into `log`.
@@ -417,15 +380,16 @@ async fn a_certificate_is_obtained_with_tls_alpn_01_served_and_reused_after_a_re
     let mut conn = connect_when_issued(addr, &root, Duration::from_secs(120), &log1).await;
     let first = leaf(&conn);
     assert_eq!(pebble.orders(), 1, "{}", read(&pebble.log));
-    let (status, body) = get(&mut conn, "/healthz", NAME).await;
+    let (status, body) = common::get_on(&mut conn, NAME, "/healthz").await;
     assert_eq!(status, 200, "{body}");
-    let (status, body) = get(&mut conn, "/socket.io/?EIO=4&transport=polling", NAME).await;
+    let (status, body) =
+        common::get_on(&mut conn, NAME, "/socket.io/?EIO=4&transport=polling").await;
     assert_eq!(status, 200, "{body}");
     assert!(
         body.starts_with("0{\"sid\":"),
         "an Engine.IO open packet: {body}"
     );
-    let (_, metrics) = get(&mut conn, "/metrics", NAME).await;
+    let (_, metrics) = common::get_on(&mut conn, NAME, "/metrics").await;
     assert!(
         metric(
             &metrics,
@@ -482,7 +446,7 @@ async fn a_certificate_is_obtained_with_tls_alpn_01_served_and_reused_after_a_re
         first.as_ref(),
         "the cached certificate"
     );
-    let (status, _) = get(&mut conn, "/healthz", NAME).await;
+    let (status, _) = common::get_on(&mut conn, NAME, "/healthz").await;
     assert_eq!(status, 200);
     let stderr = read(&log2);
     assert!(
@@ -547,9 +511,9 @@ async fn a_failed_renewal_keeps_the_current_certificate_served() {
         issued.as_ref(),
         "the same certificate"
     );
-    let (status, _) = get(&mut conn, "/healthz", NAME).await;
+    let (status, _) = common::get_on(&mut conn, NAME, "/healthz").await;
     assert_eq!(status, 200);
-    let (_, metrics) = get(&mut conn, "/metrics", NAME).await;
+    let (_, metrics) = common::get_on(&mut conn, NAME, "/metrics").await;
     assert!(
         metric(
             &metrics,

@@ -19,7 +19,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use sha2::Digest;
 use streamhub::config::TlsSource;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
@@ -102,40 +102,6 @@ fn peer(tls: &TlsStream<TcpStream>) -> CertificateDer<'static> {
         .into_owned()
 }
 
-/// `GET path` on a keep-alive connection: the status and body of one response.
-async fn get<S: AsyncRead + AsyncWrite + Unpin>(conn: &mut S, path: &str) -> (u16, String) {
-    let req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n");
-    conn.write_all(req.as_bytes()).await.unwrap();
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        let text = String::from_utf8_lossy(&buf).into_owned();
-        if let Some((head, body)) = text.split_once("\r\n\r\n") {
-            let len: usize = head
-                .lines()
-                .find_map(|l| {
-                    let (k, v) = l.split_once(':')?;
-                    k.eq_ignore_ascii_case("content-length")
-                        .then(|| v.trim().parse().ok())?
-                })
-                .expect("content-length");
-            if body.len() >= len {
-                return (head[9..12].parse().unwrap(), body[..len].to_owned());
-            }
-        }
-        let n = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut chunk))
-            .await
-            .expect("a response within 5 s")
-            .unwrap();
-        assert!(
-            n > 0,
-            "closed mid-response: {:?}",
-            String::from_utf8_lossy(&buf)
-        );
-        buf.extend_from_slice(&chunk[..n]);
-    }
-}
-
 /// Reads until `tcp` is closed (or 5 s pass: panics); what it received.
 async fn read_to_close(tcp: &mut TcpStream) -> Vec<u8> {
     let mut got = Vec::new();
@@ -199,7 +165,7 @@ async fn https_serves_and_plain_http_or_a_silent_socket_on_its_port_is_closed() 
         None,
         "no ALPN asked, none chosen"
     );
-    let (status, body) = get(&mut tls, "/healthz").await;
+    let (status, body) = common::get_on(&mut tls, "localhost", "/healthz").await;
     assert_eq!(status, 200, "{body}");
     drop(tls);
 
@@ -227,7 +193,7 @@ async fn https_serves_and_plain_http_or_a_silent_socket_on_its_port_is_closed() 
 
     // The server carries on, and counted both.
     let mut tls = tls_connect(server.addr, &connector).await.unwrap();
-    let (status, metrics) = get(&mut tls, "/metrics").await;
+    let (status, metrics) = common::get_on(&mut tls, "localhost", "/metrics").await;
     assert_eq!(status, 200);
     let closed = metric(
         &metrics,
@@ -254,7 +220,10 @@ async fn a_reload_gives_new_connections_the_new_certificate_and_leaves_open_ones
     let connector = pki.connector();
     let mut open = tls_connect(server.addr, &connector).await.unwrap();
     assert_eq!(peer(&open).as_ref(), a.as_ref());
-    assert_eq!(get(&mut open, "/healthz").await.0, 200);
+    assert_eq!(
+        common::get_on(&mut open, "localhost", "/healthz").await.0,
+        200
+    );
 
     let b = pki.issue(&cert, &key);
     assert_ne!(a.as_ref(), b.as_ref());
@@ -262,7 +231,10 @@ async fn a_reload_gives_new_connections_the_new_certificate_and_leaves_open_ones
     new_connections_get(server.addr, &connector, &b).await;
 
     // The connection opened before the reload still works, on its own certificate.
-    assert_eq!(get(&mut open, "/healthz").await.0, 200);
+    assert_eq!(
+        common::get_on(&mut open, "localhost", "/healthz").await.0,
+        200
+    );
     assert_eq!(peer(&open).as_ref(), a.as_ref());
 
     // A broken file is not taken: the server keeps B.
@@ -357,7 +329,10 @@ async fn the_binary_swaps_its_certificate_on_sighup() {
     let connector = pki.connector();
     let mut open = tls_connect(addr, &connector).await.unwrap();
     assert_eq!(peer(&open).as_ref(), a.as_ref());
-    assert_eq!(get(&mut open, "/healthz").await.0, 200);
+    assert_eq!(
+        common::get_on(&mut open, "localhost", "/healthz").await.0,
+        200
+    );
 
     let b = pki.issue(&cert, &key);
     let hup = Command::new("kill")
@@ -367,7 +342,7 @@ async fn the_binary_swaps_its_certificate_on_sighup() {
     assert!(hup.success());
     new_connections_get(addr, &connector, &b).await;
     assert_eq!(
-        get(&mut open, "/healthz").await.0,
+        common::get_on(&mut open, "localhost", "/healthz").await.0,
         200,
         "the open connection survived"
     );
@@ -430,7 +405,10 @@ async fn a_self_signed_certificate_is_made_once_kept_and_its_fingerprint_printed
     let connector = connector_trusting(der.clone());
     let mut tls = tls_connect(addr, &connector).await.unwrap();
     assert_eq!(peer(&tls).as_ref(), der.as_ref());
-    assert_eq!(get(&mut tls, "/healthz").await.0, 200);
+    assert_eq!(
+        common::get_on(&mut tls, "localhost", "/healthz").await.0,
+        200
+    );
     drop(tls);
     stop(child);
 
@@ -482,7 +460,10 @@ async fn the_redirect_port_sends_every_request_to_https() {
     assert!(answer.to_ascii_lowercase().contains(&location), "{answer}");
     // The HTTPS port it points to answers.
     let mut tls = tls_connect(server.addr, &pki.connector()).await.unwrap();
-    assert_eq!(get(&mut tls, "/healthz").await.0, 200);
+    assert_eq!(
+        common::get_on(&mut tls, "localhost", "/healthz").await.0,
+        200
+    );
     drop(tls);
     server.stop().await;
 }

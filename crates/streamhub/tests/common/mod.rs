@@ -116,3 +116,42 @@ pub(crate) async fn http_raw_as(addr: SocketAddr, path: &str, token: Option<&str
     tcp.read_to_end(&mut buf).await.unwrap();
     String::from_utf8_lossy(&buf).into_owned()
 }
+
+/// `GET path` with `Host: host` on a keep-alive HTTP/1.1 connection (plain or TLS): the status
+/// and body of one response.
+pub(crate) async fn get_on<S>(conn: &mut S, host: &str, path: &str) -> (u16, String)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n");
+    conn.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&buf).into_owned();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let len: usize = head
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse().ok())?
+                })
+                .expect("content-length");
+            if body.len() >= len {
+                return (head[9..12].parse().unwrap(), body[..len].to_owned());
+            }
+        }
+        let n = tokio::time::timeout(std::time::Duration::from_secs(5), conn.read(&mut chunk))
+            .await
+            .expect("a response within 5 s")
+            .unwrap();
+        assert!(
+            n > 0,
+            "closed mid-response: {:?}",
+            String::from_utf8_lossy(&buf)
+        );
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
