@@ -15,18 +15,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
 use serde::Serialize;
 use serde_json::{Value, json};
 use streamhub_protocol::client::Role;
 use streamhub_protocol::{events, media_channel};
-use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
-use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
 use crate::eio::{self, Packet};
 use crate::error::{ProtocolError, UrlError};
+pub use crate::ws::Ws;
+use crate::ws::{Msg, Text, dial};
 
 /// How long a [`Client`] waits for a reply unless told otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -138,46 +135,6 @@ impl From<SocketAddr> for Target {
     }
 }
 
-/// Websocket settings for bench connections: a 32 KiB read buffer (the default 128 KiB, times
-/// 10,000 viewers, is over a gigabyte of address space) and no write buffering.
-pub fn ws_config() -> WebSocketConfig {
-    WebSocketConfig::default()
-        .read_buffer_size(32 * 1024)
-        .write_buffer_size(0)
-}
-
-pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-/// TCP connect, TLS when `tls` is given, and websocket upgrade to `url`; the websocket and its
-/// client port.
-async fn dial(
-    addr: SocketAddr,
-    url: &str,
-    tls: Option<&Arc<rustls::ClientConfig>>,
-) -> Result<(Ws, u16), ProtocolError> {
-    let tcp = TcpStream::connect(addr)
-        .await
-        .map_err(|e| ProtocolError::Connect(e.to_string()))?;
-    let _ = tcp.set_nodelay(true);
-    // Close with a reset at the end: no TIME_WAIT sockets pile up on the client side
-    // across a matrix of runs with thousands of connections each.
-    let _ = socket2::SockRef::from(&tcp).set_linger(Some(Duration::ZERO));
-    let local_port = tcp.local_addr().map(|a| a.port()).unwrap_or(0);
-    let connector = tls.map(|c| Connector::Rustls(c.clone()));
-    match tokio_tungstenite::client_async_tls_with_config(url, tcp, Some(ws_config()), connector)
-        .await
-    {
-        Ok((ws, _)) => Ok((ws, local_port)),
-        Err(tungstenite::Error::Http(response)) => Err(ProtocolError::Rejected {
-            status: response.status().as_u16(),
-            // What came with the status line; StreamHub's small JSON bodies come whole.
-            body: String::from_utf8_lossy(response.body().as_deref().unwrap_or_default())
-                .into_owned(),
-        }),
-        Err(e) => Err(ProtocolError::Connect(e.to_string())),
-    }
-}
-
 /// A Socket.IO event as received: its name, its arguments, and its binary attachments in
 /// order (an argument holds `{"_placeholder":true,"num":N}` where attachment N belongs; see
 /// [`Received::binary`]).
@@ -281,16 +238,16 @@ impl Client {
 
     async fn handshake(&mut self) -> Result<(), ProtocolError> {
         let open = self.next_text("the Engine.IO open packet").await?;
-        if !matches!(eio::parse(&open)?, Packet::Open(_)) {
+        if !matches!(eio::parse(open.as_str())?, Packet::Open(_)) {
             return Err(ProtocolError::Unexpected {
                 expected: "Engine.IO open (0{...})",
-                got: clip(&open),
+                got: clip(open.as_str()),
             });
         }
         self.send_text(eio::CONNECT.to_owned()).await?;
         loop {
             let t = self.next_text("the Socket.IO connect ack").await?;
-            match eio::parse(&t)? {
+            match eio::parse(t.as_str())? {
                 Packet::Connect(payload) => {
                     // socketioxide uses the Engine.IO sid (the open packet's) here too.
                     self.sid = serde_json::from_str::<Value>(payload)
@@ -304,7 +261,7 @@ impl Client {
                 _ => {
                     return Err(ProtocolError::Unexpected {
                         expected: "Socket.IO connect ack (40)",
-                        got: clip(&t),
+                        got: clip(t.as_str()),
                     });
                 }
             }
@@ -318,7 +275,7 @@ impl Client {
     }
 
     pub async fn send_text(&mut self, text: String) -> Result<(), ProtocolError> {
-        self.ws.send(Message::text(text)).await?;
+        self.ws.send_text(text).await?;
         Ok(())
     }
 
@@ -395,9 +352,7 @@ impl Client {
     ) -> Result<(), ProtocolError> {
         payload[field] = eio::placeholder(0);
         let header = eio::encode_packet(event, &payload, 1, ack);
-        // One flush for the header and its attachment.
-        self.ws.feed(Message::text(header)).await?;
-        self.ws.send(Message::binary(bin)).await?;
+        self.ws.send_text_binary(header, bin).await?;
         Ok(())
     }
 
@@ -586,7 +541,7 @@ impl Client {
     async fn next_incoming(&mut self, waiting_for: &str) -> Result<Incoming, ProtocolError> {
         loop {
             let text = self.next_text(waiting_for).await?;
-            let (attachments, ack, body) = match eio::parse(&text)? {
+            let (attachments, ack, body) = match eio::parse(text.as_str())? {
                 Packet::Event { body, .. } => (0, None, body),
                 Packet::BinaryEvent {
                     attachments, body, ..
@@ -637,17 +592,17 @@ impl Client {
         let mut binaries = Vec::with_capacity(n);
         while binaries.len() < n {
             match self.ws.next().await {
-                Some(Ok(Message::Binary(b))) => binaries.push(b),
-                Some(Ok(Message::Text(t))) if t.as_str() == "2" => {
+                Some(Ok(Msg::Binary(b))) => binaries.push(b),
+                Some(Ok(Msg::Text(t))) if t.as_str() == "2" => {
                     self.send_text(eio::PONG.to_owned()).await?;
                 }
-                Some(Ok(Message::Text(t))) => {
+                Some(Ok(Msg::Text(t))) => {
                     return Err(ProtocolError::Unexpected {
                         expected: "a binary attachment",
-                        got: clip(&t),
+                        got: clip(t.as_str()),
                     });
                 }
-                Some(Ok(Message::Close(_))) | None => {
+                Some(Ok(Msg::Close)) | None => {
                     return Err(ProtocolError::Closed(waiting_for.to_owned()));
                 }
                 Some(Ok(_)) => {}
@@ -659,14 +614,14 @@ impl Client {
 
     /// The next text message, answering pings on the way (binary messages outside a binary
     /// packet are skipped).
-    async fn next_text(&mut self, waiting_for: &str) -> Result<Utf8Bytes, ProtocolError> {
+    async fn next_text(&mut self, waiting_for: &str) -> Result<Text, ProtocolError> {
         loop {
             match self.ws.next().await {
-                Some(Ok(Message::Text(t))) if t.as_str() == "2" => {
+                Some(Ok(Msg::Text(t))) if t.as_str() == "2" => {
                     self.send_text(eio::PONG.to_owned()).await?;
                 }
-                Some(Ok(Message::Text(t))) => return Ok(t),
-                Some(Ok(Message::Close(_))) | None => {
+                Some(Ok(Msg::Text(t))) => return Ok(t),
+                Some(Ok(Msg::Close)) | None => {
                     return Err(ProtocolError::Closed(waiting_for.to_owned()));
                 }
                 Some(Ok(_)) => {}
@@ -720,18 +675,18 @@ impl MediaChannel {
         let wait = async {
             loop {
                 match self.ws.next().await {
-                    Some(Ok(Message::Binary(msg))) => {
+                    Some(Ok(Msg::Binary(msg))) => {
                         let (header, payload) = media_channel::decode(&msg)?;
                         let payload = msg.slice_ref(payload);
                         return Ok((header, payload));
                     }
-                    Some(Ok(Message::Close(_))) | None => {
+                    Some(Ok(Msg::Close)) | None => {
                         return Err(ProtocolError::Closed(what.into()));
                     }
-                    Some(Ok(Message::Text(t))) => {
+                    Some(Ok(Msg::Text(t))) => {
                         return Err(ProtocolError::Unexpected {
                             expected: "a binary frame",
-                            got: clip(&t),
+                            got: clip(t.as_str()),
                         });
                     }
                     Some(Ok(_)) => {}
@@ -744,13 +699,13 @@ impl MediaChannel {
 
     /// The closing handshake: our close, then the server's, so the server has seen it.
     pub async fn close(mut self) -> Result<(), ProtocolError> {
-        self.ws.close(None).await?;
+        self.ws.close().await?;
         let timeout = self.timeout;
         let drain = async {
             while let Some(msg) = self.ws.next().await {
                 match msg {
                     Ok(_) => {}
-                    Err(tungstenite::Error::ConnectionClosed) => break,
+                    Err(tokio_websockets::Error::AlreadyClosed) => break,
                     Err(e) => return Err(e.into()),
                 }
             }

@@ -11,7 +11,7 @@ pub enum ProtocolError {
     Connect(String),
     /// The websocket layer failed after the upgrade (reset, protocol violation).
     #[error("websocket: {0}")]
-    Ws(#[from] tokio_tungstenite::tungstenite::Error),
+    Ws(#[from] tokio_websockets::Error),
     /// The server answered the websocket upgrade with another HTTP status (the media
     /// channel's refusals: 404, 409, 503, each with a JSON error body).
     #[error("upgrade refused with HTTP {status}: {body}")]

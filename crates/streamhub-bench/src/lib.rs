@@ -12,6 +12,7 @@
 //! - [`stamp`]: the 16-byte send-time stamp, and frame templates (base64 text or binary).
 //! - [`client`]: one Socket.IO connection (handshake, emit, acks, events) and the media
 //!   channel; the server's integration tests use it too.
+//! - [`ws`]: the websocket under both (`tokio-websockets` after a hyper upgrade), and why.
 //! - [`run`]: the run itself: streamer thread, viewer tasks, measurement window, drain.
 //! - [`stats`]: latency histogram and delivered fraction.
 //! - [`procfs`]: CPU, RSS and TCP states from `/proc`.
@@ -27,6 +28,7 @@ pub mod report;
 pub mod run;
 pub mod stamp;
 pub mod stats;
+pub mod ws;
 
 pub use args::Args;
 pub use client::{Client, MediaChannel, Target};

@@ -15,12 +15,11 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use futures_util::{SinkExt, StreamExt};
+use crate::ws::Msg;
 use serde_json::json;
 use streamhub_protocol::client::Role;
 use streamhub_protocol::events;
 use tokio::sync::{mpsc, oneshot};
-use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
 use crate::args::Args;
@@ -790,7 +789,7 @@ async fn viewer(
 /// The next message of the media channel, if there is one.
 async fn next_media(
     media: &mut Option<client::Ws>,
-) -> Option<Result<Message, tokio_tungstenite::tungstenite::Error>> {
+) -> Option<Result<Msg, tokio_websockets::Error>> {
     match media {
         Some(ws) => ws.next().await,
         None => std::future::pending().await,
@@ -861,12 +860,12 @@ async fn read_frames(
             _ = shared.stop.cancelled() => return,
             m = next_media(&mut media) => {
                 match m {
-                    Some(Ok(Message::Binary(b))) => {
+                    Some(Ok(Msg::Binary(b))) => {
                         if let Some(stamp) = media_stamp(&b, shared.binary) {
                             on_stamp(stamp, out);
                         }
                     }
-                    Some(Ok(Message::Close(_)) | Err(_)) | None => {
+                    Some(Ok(Msg::Close) | Err(_)) | None => {
                         out.lost = Some("media channel closed");
                         return;
                     }
@@ -877,7 +876,7 @@ async fn read_frames(
             m = conn.ws().next() => m,
         };
         match msg {
-            Some(Ok(Message::Text(t))) => {
+            Some(Ok(Msg::Text(t))) => {
                 let s = t.as_str();
                 if let Some(body) = s.strip_prefix(FAST) {
                     if media.is_some() {
@@ -930,7 +929,7 @@ async fn read_frames(
                     _ => {}
                 }
             }
-            Some(Ok(Message::Binary(b))) => {
+            Some(Ok(Msg::Binary(b))) => {
                 if pending > 0 {
                     if frame_at == Some(index)
                         && let Some(stamp) = Stamp::from_bytes(&b)
@@ -941,16 +940,15 @@ async fn read_frames(
                     pending -= 1;
                 }
             }
-            Some(Ok(Message::Close(_))) | None => {
+            Some(Ok(Msg::Close)) | None => {
                 out.lost = Some("connection closed");
                 return;
             }
             Some(Ok(_)) => {}
             Some(Err(e)) => {
                 out.lost = Some(match e {
-                    tokio_tungstenite::tungstenite::Error::Io(_) => "io error",
-                    tokio_tungstenite::tungstenite::Error::ConnectionClosed
-                    | tokio_tungstenite::tungstenite::Error::AlreadyClosed => "connection closed",
+                    tokio_websockets::Error::Io(_) => "io error",
+                    tokio_websockets::Error::AlreadyClosed => "connection closed",
                     _ => "websocket error",
                 });
                 return;
@@ -1053,11 +1051,8 @@ async fn streamer(
         });
         let sent = async {
             match frame {
-                OutFrame::Text(t) => conn.ws().send(Message::text(t)).await,
-                OutFrame::Binary { header, body } => {
-                    conn.ws().feed(Message::text(header)).await?;
-                    conn.ws().send(Message::binary(body)).await
-                }
+                OutFrame::Text(t) => conn.ws().send_text(t).await,
+                OutFrame::Binary { header, body } => conn.ws().send_text_binary(header, body).await,
             }
         };
         let r = tokio::select! {
@@ -1093,11 +1088,11 @@ async fn streamer(
 /// Handles one message on the streamer's connection; false when the connection is gone.
 async fn streamer_incoming(
     conn: &mut Client,
-    msg: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
+    msg: Option<Result<Msg, tokio_websockets::Error>>,
     out: &mut StreamerOutcome,
 ) -> bool {
     match msg {
-        Some(Ok(Message::Text(t))) => match eio::parse(t.as_str()) {
+        Some(Ok(Msg::Text(t))) => match eio::parse(t.as_str()) {
             Ok(Packet::Ping) => conn.send_text(eio::PONG.to_owned()).await.is_ok(),
             Ok(Packet::Event { body, .. }) => {
                 if let Some((events::ERROR, _)) = eio::event_name(body) {
