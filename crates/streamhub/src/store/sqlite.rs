@@ -11,6 +11,7 @@ use sqlx::sqlite::{
 
 use super::{ChatRecord, SessionRecord, Store, StoreError, StoreFuture, Write};
 use streamhub_protocol::Millis;
+use streamhub_protocol::server::PastStream;
 
 /// Connections in the pool: the writer's plus a few readers (WAL lets them run alongside).
 const POOL_SIZE: u32 = 4;
@@ -125,6 +126,13 @@ impl SqliteStore {
                     .bind(int(at))
                     .execute(&mut *tx)
                     .await?;
+                }
+                Write::Title { key, title } => {
+                    sqlx::query("UPDATE sessions SET title = ? WHERE stream_key = ?")
+                        .bind(title)
+                        .bind(key)
+                        .execute(&mut *tx)
+                        .await?;
                 }
                 Write::SessionEnded {
                     key,
@@ -314,6 +322,28 @@ impl Store for SqliteStore {
 
     fn sessions(&self, limit: usize) -> StoreFuture<'_, Vec<SessionRecord>> {
         Box::pin(self.list_sessions(limit))
+    }
+
+    fn last_session<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<PastStream>> {
+        Box::pin(async move {
+            // Names are kept as typed; channels compare in lower case (ASCII here, as SQLite's
+            // lower() does, and the index-free scan is bounded by this streamer's sessions).
+            let row = sqlx::query(
+                "SELECT title, started_at, ended_at FROM sessions WHERE lower(streamer) = ? \
+                 ORDER BY started_at DESC LIMIT 1",
+            )
+            .bind(name.to_ascii_lowercase())
+            .fetch_optional(&self.pool)
+            .await?;
+            let Some(r) = row else { return Ok(None) };
+            Ok(Some(PastStream {
+                title: r.try_get("title")?,
+                started_at: r.try_get::<i64, _>("started_at")?.max(0) as u64,
+                ended_at: r
+                    .try_get::<Option<i64>, _>("ended_at")?
+                    .map(|t| t.max(0) as u64),
+            }))
+        })
     }
 
     fn channel_claim<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<String>> {
