@@ -183,7 +183,15 @@ describe('channels', () => {
     redis = await startRedis();
     nodes = await startNodes(redis, 3);
     const [a, b, c] = nodes;
-    await story(a.url, b.url, c.url, 'ivan');
+    const { again } = await story(a.url, b.url, c.url, 'ivan');
     await refusals(b.url);
+    // Redis away: a node still answers for what it has itself (the stream it publishes).
+    await redis.stop();
+    await until(async () => (await getJson(a.url, '/healthz')).body.status === 'degraded', 10_000, 'node a to see the bus down');
+    const local = await follower(a.url, 'ivan');
+    assert.equal(local.ack.channel.live?.streamKey, again.stream.streamKey);
+    const api = await getJson(a.url, '/api/channels/ivan');
+    assert.equal(api.status, 200, api.text);
+    assert.equal(api.body.live.streamKey, again.stream.streamKey);
   });
 });

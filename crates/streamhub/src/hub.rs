@@ -207,10 +207,23 @@ impl Hub {
         let live = self.channel_live(name);
         let storage = |e: &dyn std::fmt::Display| ChannelError::Storage(e.to_string());
         let (last, claim) = match &self.cluster {
-            Some(c) => (
-                c.last_stream(name).await.map_err(|e| storage(&e))?,
-                c.channel_claim(name).await.map_err(|e| storage(&e))?,
-            ),
+            // Redis away: this node's own records, so the channel page still finds a live
+            // stream (the list is this node's then too).
+            Some(c) => match (c.last_stream(name).await, c.channel_claim(name).await) {
+                (Ok(last), Ok(claim)) => (last, claim),
+                (last, claim) => {
+                    tracing::debug!(
+                        channel = name,
+                        "channel state from this node only: bus down"
+                    );
+                    let local = self
+                        .store
+                        .last_session(name)
+                        .await
+                        .map_err(|e| storage(&e))?;
+                    (last.ok().flatten().or(local), claim.ok().flatten())
+                }
+            },
             None => (
                 self.store
                     .last_session(name)

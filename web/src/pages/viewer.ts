@@ -651,6 +651,8 @@ if (channel) {
     offline: (text) => {
       streamKey = '';
       dispatch({ type: 'offline', text });
+      // A channel that never streamed here has no title to show: its name, then.
+      if (!vs.stream) setText(titleEl, channel);
     },
   });
 }
