@@ -86,6 +86,7 @@ async function story(t, streamerBase, viewerBase, name) {
   await streamer.fill(byTestId('username'), name);
   await streamer.click(byTestId('register'));
   await waitState(streamer, 'ready');
+  await streamer.selectOption(byTestId('fps'), '15');
   await streamer.fill(byTestId('title'), 'First light');
   await streamer.click(byTestId('create'));
   await streamer.click(byTestId('start'));
@@ -131,6 +132,8 @@ async function story(t, streamerBase, viewerBase, name) {
   }
   assert.equal(await hook(channel, 'switches'), switches, 'the channel page stayed on the same stream');
   assert.equal(await streamer.inputValue(byTestId('username')), name);
+  assert.equal(await streamer.inputValue(byTestId('fps')), '15', 'the capture settings came back');
+  assert.match(await hook(streamer, 'levelText'), /15 fps/);
   // The streamer sees the channel's earlier chat after the reload.
   await waitFor(streamer, 'chat history after the reload', () =>
     document.querySelector('[data-testid="chat-log"]').textContent.includes('said before the reload'),
