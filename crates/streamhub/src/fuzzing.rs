@@ -134,7 +134,7 @@ pub fn protocol(data: &[u8]) {
             }
             let _ = validate::title(text, max);
             // Lower-casing may lengthen a name ('İ' is two characters in lower case): a
-            // channel name is a lookup key, never stored, so only its presence is checked.
+            // channel name is only a lookup key, so only its presence is checked.
             if let Ok(v) = validate::channel(text, max) {
                 assert!(!v.is_empty(), "an empty channel name passed");
             }
