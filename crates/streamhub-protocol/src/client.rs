@@ -195,6 +195,25 @@ pub struct ThumbnailSend {
     pub data: FrameData,
 }
 
+/// `channel:join`.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct ChannelJoin {
+    /// A streamer's name (compared in lower case), claimed or not.
+    pub channel: String,
+}
+
+/// `stream:title`.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+pub struct TitleSet {
+    /// The sender's own stream.
+    pub stream_key: String,
+    /// 1 to `--max-title-chars` after trimming, no control characters.
+    pub title: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

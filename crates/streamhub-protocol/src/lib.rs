@@ -109,6 +109,11 @@ pub mod events {
             /// `{streamKey, data, chunk, config?}`: one Opus audio chunk (binary), the stream's
             /// second track; `config` (the `AudioDecoderConfig`) with the first chunk.
             STREAM_AUDIO_SEND = "stream:audio:send",
+            /// `{channel}`: follow a channel (a streamer's name): the ack gives its state, and
+            /// `channel:live` comes whenever a stream of it goes live.
+            CHANNEL_JOIN = "channel:join",
+            /// `{streamKey, title}`: the owner renames a stream, live or not.
+            STREAM_TITLE = "stream:title",
         }
 
         /// Events the server emits (`docs/protocol.md`, "Server → client").
@@ -150,6 +155,10 @@ pub mod events {
             CHAT_HISTORY = "chat:history",
             /// A reaction in a stream you own or watch.
             REACTION = "reaction",
+            /// `{channel, stream}`: to a channel's followers when a stream of it goes live.
+            CHANNEL_LIVE = "channel:live",
+            /// `{stream}`: to the owner and the viewers when the stream's title changed.
+            STREAM_UPDATED = "stream:updated",
             /// `{code, message, event}`: a request was refused; the connection stays up.
             ERROR = "error",
         }

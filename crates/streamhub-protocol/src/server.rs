@@ -436,6 +436,53 @@ pub struct StreamList {
     pub streams: Vec<StreamInfo>,
 }
 
+/// A channel's previous stream, as the database (or, in a cluster, Redis) remembers it.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+pub struct PastStream {
+    /// Its last title.
+    pub title: String,
+    /// When it went live.
+    pub started_at: Millis,
+    /// When it ended; `null` when the server stopped before recording it.
+    pub ended_at: Option<Millis>,
+}
+
+/// What a channel (a streamer's name) is doing: `GET /api/channels/{name}` and the
+/// `channel:join` ack.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+pub struct ChannelState {
+    /// The name, in lower case (how channels are compared).
+    pub name: String,
+    /// The channel's live (or reconnecting) stream; `null` when offline.
+    pub live: Option<StreamInfo>,
+    /// Its most recent stream that ended, when one is known.
+    pub last: Option<PastStream>,
+    /// Whether a streamer claimed the name (`docs/protocol.md`, "Owned channel names").
+    pub claimed: bool,
+}
+
+/// The `channel:join` ack.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct ChannelJoined {
+    /// The channel's state now.
+    pub channel: ChannelState,
+}
+
+/// `channel:live`: a stream of a followed channel went live (a new key to join).
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct ChannelLive {
+    /// The channel, in lower case.
+    pub channel: String,
+    /// The stream that went live.
+    pub stream: StreamInfo,
+}
+
 /// `error`: sent for every refused or malformed request.
 #[derive(Debug, Clone, Serialize)]
 #[cfg_attr(test, derive(ts_rs::TS))]

@@ -61,6 +61,8 @@ fn decls() -> Vec<Decl> {
         decl::<client::ChatSend>(&cfg),
         decl::<client::ReactionSend>(&cfg),
         decl::<client::ThumbnailSend>(&cfg),
+        decl::<client::ChannelJoin>(&cfg),
+        decl::<client::TitleSet>(&cfg),
         // Server → client.
         decl::<server::User>(&cfg),
         decl::<server::UserRef>(&cfg),
@@ -83,6 +85,10 @@ fn decls() -> Vec<Decl> {
         decl::<server::ChatHistory>(&cfg),
         decl::<server::Reaction>(&cfg),
         decl::<server::StreamList>(&cfg),
+        decl::<server::PastStream>(&cfg),
+        decl::<server::ChannelState>(&cfg),
+        decl::<server::ChannelJoined>(&cfg),
+        decl::<server::ChannelLive>(&cfg),
         decl::<server::ErrorEvent>(&cfg),
         // Acks.
         decl::<server::Ack<server::Empty>>(&cfg),

@@ -61,6 +61,12 @@ pub fn username(input: &str, max: usize) -> Result<String, ErrorCode> {
     Ok(name)
 }
 
+/// A channel name as clients and URLs give it: a username ([`username`]), in lower case (how
+/// channel names are compared).
+pub fn channel(input: &str, max: usize) -> Result<String, ErrorCode> {
+    username(input, max).map(|n| n.to_lowercase())
+}
+
 /// A stream title: 0..=`max` characters after trimming (empty means "use the default").
 pub fn title(input: &str, max: usize) -> Result<String, ErrorCode> {
     clean(input, 0, max).ok_or(ErrorCode::InvalidTitle)

@@ -26,6 +26,11 @@ pub(crate) enum HubEvent {
         streamer: String,
         at: Millis,
     },
+    /// The owner renamed the stream (`stream:title`).
+    TitleChanged {
+        key: String,
+        title: String,
+    },
     StreamReconnecting {
         key: String,
     },

@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use streamhub_protocol::client::{
-    ChatSend, Create, DataSend, ReactionSend, Register, Resume, StreamRef,
+    ChannelJoin, ChatSend, Create, DataSend, ReactionSend, Register, Resume, StreamRef, TitleSet,
 };
 use streamhub_protocol::server::UserRef;
 use streamhub_protocol::{media_channel, validate};
@@ -119,6 +119,8 @@ pub fn protocol(data: &[u8]) {
     let _ = serde_json::from_slice::<ChatSend>(data);
     let _ = serde_json::from_slice::<ReactionSend>(data);
     let _ = serde_json::from_slice::<DataSend>(data);
+    let _ = serde_json::from_slice::<ChannelJoin>(data);
+    let _ = serde_json::from_slice::<TitleSet>(data);
     if let Ok(text) = std::str::from_utf8(data) {
         for max in [1, 32, 500] {
             if let Ok(v) = validate::username(text, max) {
@@ -131,6 +133,11 @@ pub fn protocol(data: &[u8]) {
                 );
             }
             let _ = validate::title(text, max);
+            // Lower-casing may lengthen a name ('İ' is two characters in lower case): a
+            // channel name is only a lookup key, so only its presence is checked.
+            if let Ok(v) = validate::channel(text, max) {
+                assert!(!v.is_empty(), "an empty channel name passed");
+            }
         }
         let _ = validate::reaction(text);
         let _ = validate::stream_key(text);

@@ -31,6 +31,14 @@ use crate::thumbnails::{Thumbnail, Thumbnails};
 /// channels), picture viewers at level 0 share one room broadcast.
 pub(crate) type Relay = Distributor<SocketSink>;
 
+/// Why a channel's state could not be read.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ChannelError {
+    /// The database (or Redis, in a cluster) did not answer.
+    #[error("channel storage unavailable: {0}")]
+    Storage(String),
+}
+
 /// Shared server state.
 #[derive(Debug)]
 pub(crate) struct Hub {
@@ -175,6 +183,70 @@ impl Hub {
             Some(c) if c.is_up() => c.list(),
             _ => self.relay.list(),
         }
+    }
+
+    /// A channel's live (or reconnecting) stream: the newest started one of that streamer, on
+    /// any node.
+    pub(crate) fn channel_live(
+        &self,
+        name: &str,
+    ) -> Option<streamhub_protocol::server::StreamInfo> {
+        self.streams()
+            .into_iter()
+            .filter(|s| s.streamer.username.to_lowercase() == name && s.started_at.is_some())
+            .max_by_key(|s| s.started_at)
+    }
+
+    /// What a channel (a lower-case name) is doing: its live stream (the newest started one
+    /// of that streamer, on any node), else its last one (Redis in a cluster, else SQLite),
+    /// and whether the name is claimed.
+    pub(crate) async fn channel_state(
+        &self,
+        name: &str,
+    ) -> Result<streamhub_protocol::server::ChannelState, ChannelError> {
+        let live = self.channel_live(name);
+        let storage = |e: &dyn std::fmt::Display| ChannelError::Storage(e.to_string());
+        let (last, claim) = match &self.cluster {
+            // Redis away: this node's own records, so the channel page still finds a live
+            // stream (the list is this node's then too).
+            Some(c) => match (c.last_stream(name).await, c.channel_claim(name).await) {
+                (Ok(last), Ok(claim)) => (last, claim),
+                (last, claim) => {
+                    tracing::debug!(
+                        channel = name,
+                        "channel state from this node only: bus down"
+                    );
+                    let local = self
+                        .store
+                        .last_session(name)
+                        .await
+                        .map_err(|e| storage(&e))?;
+                    (last.ok().flatten().or(local), claim.ok().flatten())
+                }
+            },
+            None => (
+                self.store
+                    .last_session(name)
+                    .await
+                    .map_err(|e| storage(&e))?,
+                self.store
+                    .channel_claim(name)
+                    .await
+                    .map_err(|e| storage(&e))?,
+            ),
+        };
+        // A live stream is its own newest session: `last` is the one before only in a
+        // cluster (Redis keeps ended ones); from SQLite it would be the live one itself.
+        let last = last.filter(|l| {
+            live.as_ref()
+                .is_none_or(|s| Some(l.started_at) != s.started_at)
+        });
+        Ok(streamhub_protocol::server::ChannelState {
+            name: name.to_owned(),
+            live,
+            last,
+            claimed: claim.is_some(),
+        })
     }
 
     /// One stream's info and stats for the API: this node's own stream (with the cluster's

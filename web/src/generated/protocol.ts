@@ -44,6 +44,13 @@ export const CLIENT_EVENTS = {
    * second track; `config` (the `AudioDecoderConfig`) with the first chunk.
    */
   STREAM_AUDIO_SEND: "stream:audio:send",
+  /**
+   * `{channel}`: follow a channel (a streamer's name): the ack gives its state, and
+   * `channel:live` comes whenever a stream of it goes live.
+   */
+  CHANNEL_JOIN: "channel:join",
+  /** `{streamKey, title}`: the owner renames a stream, live or not. */
+  STREAM_TITLE: "stream:title",
 } as const;
 
 /** Events the server emits (docs/protocol.md, "Server → client"). */
@@ -87,6 +94,10 @@ export const SERVER_EVENTS = {
   CHAT_HISTORY: "chat:history",
   /** A reaction in a stream you own or watch. */
   REACTION: "reaction",
+  /** `{channel, stream}`: to a channel's followers when a stream of it goes live. */
+  CHANNEL_LIVE: "channel:live",
+  /** `{stream}`: to the owner and the viewers when the stream's title changed. */
+  STREAM_UPDATED: "stream:updated",
   /** `{code, message, event}`: a request was refused; the connection stays up. */
   ERROR: "error",
 } as const;
@@ -352,6 +363,20 @@ export type ThumbnailSend = {
   data: FrameData;
 };
 
+/** `channel:join`. */
+export type ChannelJoin = {
+  /** A streamer's name (compared in lower case), claimed or not. */
+  channel: string;
+};
+
+/** `stream:title`. */
+export type TitleSet = {
+  /** The sender's own stream. */
+  streamKey: string;
+  /** 1 to `--max-title-chars` after trimming, no control characters. */
+  title: string;
+};
+
 /** A registered user as others see it. */
 export type User = {
   /** Stable for the connection's life; tells a viewer which chat lines are its own. */
@@ -586,6 +611,45 @@ export type Reaction = {
 export type StreamList = {
   /** Live and reconnecting streams. */
   streams: Array<StreamInfo>;
+};
+
+/** A channel's previous stream, as the database (or, in a cluster, Redis) remembers it. */
+export type PastStream = {
+  /** Its last title. */
+  title: string;
+  /** When it went live. */
+  startedAt: number;
+  /** When it ended; `null` when the server stopped before recording it. */
+  endedAt: number | null;
+};
+
+/**
+ * What a channel (a streamer's name) is doing: `GET /api/channels/{name}` and the
+ * `channel:join` ack.
+ */
+export type ChannelState = {
+  /** The name, in lower case (how channels are compared). */
+  name: string;
+  /** The channel's live (or reconnecting) stream; `null` when offline. */
+  live: StreamInfo | null;
+  /** Its most recent stream that ended, when one is known. */
+  last: PastStream | null;
+  /** Whether a streamer claimed the name (`docs/protocol.md`, "Owned channel names"). */
+  claimed: boolean;
+};
+
+/** The `channel:join` ack. */
+export type ChannelJoined = {
+  /** The channel's state now. */
+  channel: ChannelState;
+};
+
+/** `channel:live`: a stream of a followed channel went live (a new key to join). */
+export type ChannelLive = {
+  /** The channel, in lower case. */
+  channel: string;
+  /** The stream that went live. */
+  stream: StreamInfo;
 };
 
 /** `error`: sent for every refused or malformed request. */

@@ -390,3 +390,40 @@ describe('viewer state: playback notes and problems', () => {
     expect(join.effects).toEqual([]);
   });
 });
+
+describe('the channel page (/c/NAME)', () => {
+  it('connects and registers without a key, and joins nothing until it has one', () => {
+    const start = initialState('', true);
+    expect(start.state.status).toBe('connecting');
+    expect(start.effects).toEqual([]);
+    const { s } = feed(start.state, { type: 'connected' });
+    const r = feed(
+      s,
+      { type: 'media-opened', session: s.session, purpose: 'join', ok: true, reason: null },
+      { type: 'registered', session: s.session, reply: { ok: true, user: { id: 'v1', username: 'me', role: 'VIEWER' } } },
+    );
+    expect(kinds(r.effects)).not.toContain('join');
+    expect(r.s.user?.id).toBe('v1');
+  });
+
+  it('offline is a final state with its own text, and stops the players', () => {
+    const r = feed(watching(), { type: 'offline', text: 'ana is offline.' });
+    expect(r.s.status).toBe('offline');
+    expect(r.s.joined).toBe(false);
+    expect(kinds(r.effects)).toContain('stop-players');
+    const o = overlayView(r.s, 0);
+    expect(o.statusText).toBe('Offline');
+    expect(o.text).toBe('ana is offline.');
+    expect(o.liveBadge).toBe(false);
+    // Late frames of the old stream change nothing.
+    expect(feed(r.s, { type: 'frame', undecodable: false }).s.status).toBe('offline');
+  });
+
+  it('a renamed stream shows its new title, whatever its status', () => {
+    const s = feed(watching(), { type: 'stream-status', p: { streamKey: KEY, status: 'reconnecting', graceMs: 30000 }, now: 0 }).s;
+    const r = feed(s, { type: 'stream-updated', p: { stream: info({ title: 'New title', status: 'reconnecting' }) } });
+    expect(r.s.stream?.title).toBe('New title');
+    expect(r.s.status).toBe('reconnecting');
+    expect(feed(r.s, { type: 'stream-updated', p: { stream: info({ streamKey: 'sk_other', title: 'x' }) } }).s.stream?.title).toBe('New title');
+  });
+});

@@ -26,7 +26,7 @@ import {
 import { MAX_REOPEN_ATTEMPTS, reopenDelay, type Transport } from './media-channel';
 
 /** What the status pill and overlay say (`data-state` of the `status` test id). */
-export type ViewerStatus = 'connecting' | 'waiting' | 'live' | 'reconnecting' | 'ended' | 'not-found' | 'unreachable';
+export type ViewerStatus = 'connecting' | 'waiting' | 'live' | 'reconnecting' | 'ended' | 'not-found' | 'unreachable' | 'offline';
 
 /** Joins again (at most this often per connection) while the server binds our joins to a
  *  channel we closed. */
@@ -97,6 +97,10 @@ export type ViewerEvent =
   | { type: 'stale-rejoin-due'; session: number }
   | { type: 'stream-joined'; p: Joined }
   | { type: 'stream-started'; p: StreamEnvelope }
+  /** `stream:updated`: the streamer renamed the stream. */
+  | { type: 'stream-updated'; p: StreamEnvelope }
+  /** The channel page (`/c/NAME`) has no live stream: `text` says so. */
+  | { type: 'offline'; text: string }
   | { type: 'stream-status'; p: Status; now: number }
   | { type: 'stream-viewers'; p: Viewers }
   | { type: 'stream-ended'; p: Ended }
@@ -143,11 +147,15 @@ export interface Step {
   effects: Effect[];
 }
 
-/** The page as it loads: no stream key in the link is "not found" at once. */
-export function initialState(streamKey: string): Step {
+/**
+ * The page as it loads: no stream key in the link is "not found" at once, unless the page
+ * follows a channel (`channel`), which learns its key from the server.
+ */
+export function initialState(streamKey: string, channel = false): Step {
+  const waits = streamKey !== '' || channel;
   const state: ViewerState = {
     streamKey,
-    status: streamKey ? 'connecting' : 'not-found',
+    status: waits ? 'connecting' : 'not-found',
     detail: null,
     graceUntil: null,
     gotFrame: false,
@@ -172,12 +180,12 @@ export function initialState(streamKey: string): Step {
     mediaRejoins: 0,
     staleRejoins: 0,
   };
-  return { state, effects: streamKey ? [] : [{ kind: 'disconnect' }] };
+  return { state, effects: waits ? [] : [{ kind: 'disconnect' }] };
 }
 
 /** Nothing more will come for this page. */
 export function isFinal(s: ViewerState): boolean {
-  return s.status === 'ended' || s.status === 'not-found';
+  return s.status === 'ended' || s.status === 'not-found' || s.status === 'offline';
 }
 
 const UNDECODABLE = 'This stream sends data this page cannot show.';
@@ -210,6 +218,8 @@ class Stepper {
   }
 
   join(viaMedia: boolean): void {
+    // A channel page before it knows its stream: registered, nothing to join yet.
+    if (!this.s.streamKey) return;
     this.patch({ mediaJoined: viaMedia, transport: viaMedia ? 'media' : 'socket.io' });
     this.do({ kind: 'join', session: this.s.session, viaMedia });
   }
@@ -409,6 +419,17 @@ export function step(state: ViewerState, ev: ViewerEvent): Step {
       if (!isFinal(s())) st.set('live');
       break;
 
+    case 'stream-updated':
+      if (ours(ev.p?.stream)) withInfo(st, ev.p.stream);
+      break;
+
+    case 'offline':
+      st.patch({ joined: false });
+      st.set('offline', ev.text);
+      st.stopMedia();
+      st.do({ kind: 'stop-players' });
+      break;
+
     case 'stream-status':
       if (!ours(ev.p) || isFinal(s())) break;
       if (ev.p.status === 'reconnecting') {
@@ -514,6 +535,7 @@ export const STATUS_TEXT: Record<ViewerStatus, string> = {
   ended: 'Stream ended',
   'not-found': 'Stream not found',
   unreachable: 'Server unreachable',
+  offline: 'Offline',
 };
 
 export interface OverlayView {
@@ -546,6 +568,8 @@ function overlayText(s: ViewerState, now: number): string {
         : 'No stream key in this link. Pick a stream in the lobby.';
     case 'unreachable':
       return 'Server unreachable. Retrying…';
+    case 'offline':
+      return 'This channel is offline.';
   }
 }
 

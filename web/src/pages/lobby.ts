@@ -5,6 +5,7 @@ import { EVENTS, type StreamInfo, type StreamList } from '../lib/protocol';
 import { byTestId, el, setText, showBanner } from '../lib/dom';
 import { connect, request, UNREACHABLE_TEXT } from '../lib/socket';
 import { buildShareLink, parseStreamKey } from '../lib/share';
+import { channelLink } from '../lib/channel-follow';
 import { formatDuration } from '../lib/stats';
 import { initials, hueOf } from '../lib/avatar';
 import { CardThumbnail, LOBBY_THUMBNAIL_REFRESH_MS } from '../lib/thumbnail';
@@ -50,7 +51,8 @@ function makeCard(s: StreamInfo): Card {
   const viewers = el('span', { class: 'card-viewers', title: 'Viewers' }, uiIcon('eye', 13), viewerCount);
   const root = el(
     'a',
-    { class: 'stream-card', 'data-testid': 'stream-card', 'data-key': s.streamKey, href: viewerHref(s.streamKey) },
+    // The channel's page: a link that keeps working when this stream ends and the next starts.
+    { class: 'stream-card', 'data-testid': 'stream-card', 'data-key': s.streamKey, href: channelLink(location.origin, s.streamer.username) },
     el('div', { class: 'thumb-wrap' }, thumb, img, badge, time),
     el('div', { class: 'card-body' }, title, el('div', { class: 'card-meta' }, by, viewers)),
   );

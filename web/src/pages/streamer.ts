@@ -2,6 +2,7 @@
 // encoded chunks), chat.
 import '../styles.css';
 import type {
+  ChatHistory,
   ChatMessage,
   ChatSent,
   Created,
@@ -42,6 +43,8 @@ import { Uplink } from '../lib/uplink';
 import { chunkPayload, codecChoice, CODECS, DEFAULT_CODEC, encoderSettings } from '../lib/webcodecs';
 import { encoderSupports, webCodecsPublishSupported, WebCodecsPublisher } from '../lib/wc-publisher';
 import { ThumbnailSender } from '../lib/thumbnail';
+import { channelLink } from '../lib/channel-follow';
+import { loadSession, restorePlan, saveSession, shouldWarnOnLeave } from '../lib/streamer-session';
 
 type Status = 'idle' | 'registering' | 'ready' | 'live' | 'ended' | 'error';
 type Mode = 'jpeg' | 'webp' | 'webm' | 'webcodecs';
@@ -90,6 +93,18 @@ const video = document.getElementById('preview') as HTMLVideoElement;
 const previewEmpty = document.getElementById('preview-empty')!;
 const previewMsg = document.getElementById('preview-msg')!;
 const liveBadge = document.getElementById('live-badge')!;
+
+// What this tab was doing before a reload (lib/streamer-session.ts): its capture settings now,
+// its name and stream once connected.
+const saved = loadSession(sessionStorage);
+const plan = restorePlan(saved);
+if (saved) {
+  const c = saved.capture;
+  for (const [sel, v] of [[sourceSel, c.source], [modeSel, c.mode], [presetSel, c.preset], [fpsSel, c.fps]] as const) {
+    if ([...sel.options].some((o) => o.value === v)) sel.value = v;
+  }
+  base64Box.checked = c.base64;
+}
 
 // ---- state ------------------------------------------------------------------------------
 let status: Status = 'idle';
@@ -188,14 +203,36 @@ function refreshControls(): void {
   // Enabled once connected: a click before that would only show "unreachable" (then cleared).
   registerBtn.disabled = registered || status === 'registering' || !socket.connected;
   secretIn.disabled = registered;
-  createBtn.disabled = !user || live || !socket.connected;
-  setText(createBtn, stream && stream.status !== 'ended' ? 'Set title' : 'New stream');
-  startBtn.disabled = !stream || live || !socket.connected || stream.status === 'ended';
   stopBtn.disabled = !live;
   modeSel.disabled = live;
   codecSel.disabled = live;
   liveBadge.hidden = !live;
   copyBtn.disabled = !stream;
+  // Editable while live too (stream:title); before going live it names the stream to create.
+  createBtn.disabled = !user || !socket.connected;
+  setText(createBtn, 'Set title');
+  // After Stop, one click goes live again on the same channel (a new stream under the same name).
+  setText(startBtn, status === 'ended' || stream?.status === 'ended' ? 'Go live again' : 'Start streaming');
+  startBtn.disabled = !user || live || !socket.connected || status === 'registering';
+  persist();
+}
+
+/** Keeps what a reload needs for this tab (lib/streamer-session.ts). */
+function persist(): void {
+  saveSession(sessionStorage, {
+    name: registeredName,
+    stream: stream && stream.status !== 'ended' ? stream : null,
+    publishToken,
+    live: status === 'live' || resuming,
+    capture: {
+      source: sourceSel.value,
+      mode: modeSel.value,
+      preset: presetSel.value,
+      fps: fpsSel.value,
+      codec: codecSel.value,
+      base64: base64Box.checked,
+    },
+  });
 }
 
 function showStream(s: StreamInfo | null): void {
@@ -203,7 +240,8 @@ function showStream(s: StreamInfo | null): void {
   hooks.streamKey = s?.streamKey ?? '';
   if (s) {
     setText(keyEl, s.streamKey);
-    const link = buildShareLink(location.origin, s.streamKey);
+    // The channel's link keeps working across streams; the key's link is for this one only.
+    const link = s.streamer?.username ? channelLink(location.origin, s.streamer.username) : buildShareLink(location.origin, s.streamKey);
     shareEl.href = link;
     setText(shareEl, link);
     showShareQr(shareQr, link);
@@ -285,6 +323,9 @@ socket.on(EVENTS.STREAM_CREATED, (p: Created) => {
 socket.on(EVENTS.STREAM_STARTED, (p: StreamEnvelope) => {
   if (p?.stream && p.stream.streamKey === stream?.streamKey) showStream(p.stream);
 });
+socket.on(EVENTS.STREAM_UPDATED, (p: StreamEnvelope) => {
+  if (p?.stream && p.stream.streamKey === stream?.streamKey) showStream(p.stream);
+});
 
 socket.on(EVENTS.STREAM_KEYFRAME_REQUEST, (p: KeyframeRequest) => {
   if (p?.streamKey !== stream?.streamKey) return;
@@ -304,6 +345,11 @@ socket.on(EVENTS.STREAM_ENDED, (p: Ended) => {
   chat.notice(p.reason === 'ended' ? 'Stream ended.' : `Stream ended (${p.reason}).`);
 });
 
+// The channel's earlier chat, sent with each stream the server makes or gives back to us.
+socket.on(EVENTS.CHAT_HISTORY, (h: ChatHistory) => {
+  if (Array.isArray(h?.messages)) h.messages.forEach((m) => chat.add(m));
+});
+
 socket.on(EVENTS.CHAT_MESSAGE, (m: ChatMessage) => {
   if (m?.streamKey === stream?.streamKey) chat.add(m);
 });
@@ -320,7 +366,10 @@ async function register(name: string, again = false): Promise<void> {
   const res = await request<Registered>(socket, EVENTS.USER_REGISTER, payload);
   if (res.ok) keepChannelToken(localStorage, name, res.channelToken);
   if (!res.ok) {
-    if (!again) {
+    // A registration the page made itself after a reload says why it failed, too.
+    if (!again || status === 'registering') {
+      registeredName = '';
+      resuming = false;
       setStatus('error', 'Registration failed');
       error(describeError(res.error));
     }
@@ -344,17 +393,23 @@ async function resume(): Promise<void> {
     streamKey: stream.streamKey,
     publishToken,
   });
-  resuming = false;
   if (res.ok) {
     banner.clear('connection', 'server:*', 'resume');
     showStream(res.stream);
+    // After a reload there is no capture yet: the same source again (permission permitting).
+    if (!media) await ensureMedia();
+    resuming = false;
+    controller.reset(buildLadder(preset(), fps()));
+    hooks.mode = mode();
     setStatus('live');
+    showLevel();
     chat.notice('Reconnected: back on air.');
     if (mode() === 'webm') restartRecorder();
     else if (mode() === 'webcodecs') restartPublisher();
     else startLoop();
     return;
   }
+  resuming = false;
   // Grace period over (or the server restarted): the stream is gone. Switch to the fresh one.
   stopPublishing();
   error(`Your stream ended while the connection was down (${describeError(res.error)})`, 'resume');
@@ -391,6 +446,18 @@ document.getElementById('title-form')!.addEventListener('submit', async (e) => {
   if (!user) return;
   createBtn.disabled = true;
   const title = titleIn.value.trim();
+  if (status === 'live' && stream) {
+    const renamed = await request<StreamEnvelope>(socket, EVENTS.STREAM_TITLE, { streamKey: stream.streamKey, title });
+    if (renamed.ok) {
+      banner.clear('action');
+      showStream(renamed.stream);
+      chat.notice(`Title changed to “${renamed.stream.title}”.`);
+    } else {
+      error(describeError(renamed.error));
+    }
+    refreshControls();
+    return;
+  }
   const res = await request<Created>(socket, EVENTS.STREAM_CREATE, { title });
   if (res.ok) {
     error(null);
@@ -619,9 +686,20 @@ function restartPublisher(): void {
 
 // ---- start / stop -------------------------------------------------------------------------
 async function startPublishing(): Promise<void> {
-  if (!stream) return;
   error(null);
   startBtn.disabled = true;
+  if (!stream || stream.status === 'ended') {
+    // "Go live again": a new stream of the same channel, with the title in the box.
+    const created = await request<Created>(socket, EVENTS.STREAM_CREATE, { title: titleIn.value.trim() });
+    if (!created.ok) {
+      error(describeError(created.error));
+      refreshControls();
+      return;
+    }
+    publishToken = created.publishToken;
+    showStream(created.stream);
+  }
+  if (!stream) return;
   if (!(await ensureMedia())) {
     refreshControls();
     return;
@@ -681,7 +759,7 @@ stopBtn.addEventListener('click', () => void stopPublishingAndEnd());
 
 copyBtn.addEventListener('click', async () => {
   if (!stream) return;
-  const ok = await copyText(buildShareLink(location.origin, stream.streamKey));
+  const ok = await copyText(shareEl.href || buildShareLink(location.origin, stream.streamKey));
   setText(copyBtn, ok ? 'Copied!' : 'Copy failed');
   setTimeout(() => setText(copyBtn, 'Copy'), 1500);
 });
@@ -787,9 +865,10 @@ void (async () => {
     const o = document.createElement('option');
     o.value = c.value;
     o.textContent = c.value === c.label.toLowerCase() ? c.label : `${c.label} (${c.value})`;
-    o.selected = c.value === DEFAULT_CODEC;
+    o.selected = saved ? c.value === saved.capture.codec : c.value === DEFAULT_CODEC;
     codecSel.append(o);
   }
+  if (codecSel.selectedIndex < 0 && codecSel.options.length > 0) codecSel.selectedIndex = 0;
   if (codecSel.options.length === 0) opt?.remove();
   showLevel();
 })();
@@ -799,10 +878,31 @@ showCameraHelp(
   cameraAccess({ isSecureContext: window.isSecureContext, hasGetUserMedia: !!navigator.mediaDevices?.getUserMedia }),
   location,
 );
-setStatus('idle');
+if (plan.kind === 'fresh') {
+  setStatus('idle');
+} else {
+  // Registers again (and resumes) as soon as the socket connects.
+  usernameIn.value = plan.name;
+  registeredName = plan.name;
+  if (plan.kind === 'resume') {
+    stream = plan.stream;
+    hooks.streamKey = stream.streamKey;
+    publishToken = plan.publishToken;
+    resuming = true;
+    showStream(plan.stream);
+  }
+  setStatus('registering', plan.kind === 'resume' ? 'Resuming…' : STATUS_TEXT.registering);
+}
 showModeHint();
 showLevel();
-window.addEventListener('beforeunload', () => {
+for (const el of [sourceSel, modeSel, presetSel, fpsSel, codecSel, base64Box]) el.addEventListener('change', persist);
+// Leaving (or reloading) while live asks first; a reload that goes ahead resumes the stream.
+window.addEventListener('beforeunload', (e) => {
+  if (!shouldWarnOnLeave(status)) return;
+  e.preventDefault();
+  e.returnValue = '';
+});
+window.addEventListener('pagehide', () => {
   stopPublishing();
   stopTracks(media);
 });

@@ -40,6 +40,7 @@ import { MsePlayer } from '../lib/mse-player';
 import { WebCodecsPlayer } from '../lib/wc-player';
 import { parseChunkInfo } from '../lib/webcodecs';
 import { MediaChannel, mediaUrl } from '../lib/media-channel';
+import { channelFromPath, followChannel } from '../lib/channel-follow';
 import {
   badgeView,
   initialState,
@@ -84,7 +85,9 @@ const volumeIn = $<HTMLInputElement>('volume');
 const soundNoteEl = $('sound-note');
 const statsBtn = $<HTMLButtonElement>('stats-toggle');
 
-const streamKey = (new URLSearchParams(location.search).get('stream') ?? '').trim();
+/** On /c/NAME the page follows a channel, and its stream key changes with the channel's streams. */
+const channel = channelFromPath(location.pathname);
+let streamKey = channel ? '' : (new URLSearchParams(location.search).get('stream') ?? '').trim();
 const NAME_KEY = 'streamhub.viewerName';
 let name = localStorage.getItem(NAME_KEY) || guestName();
 nameIn.value = name;
@@ -132,6 +135,8 @@ const hooks = {
   volume: 1,
   autoplayBlocked: false,
   staleRejoins: 0, // joins again because the server still sent to a channel we had given up on
+  streamKey: '', // the stream played now (on a channel page, it changes with the channel's streams)
+  switches: 0, // channel page: switches to another stream of the channel
 };
 (window as unknown as { __streamhub: typeof hooks }).__streamhub = hooks;
 
@@ -147,7 +152,7 @@ const socket = connect();
 const audio = new AudioState(localStorage);
 
 // ---- state --------------------------------------------------------------------------------
-const start = initialState(streamKey);
+const start = initialState(streamKey, channel !== null);
 let vs: ViewerState = start.state;
 /** The overlay and badge as last drawn (JSON), so a render touches only what changed. */
 let drawnOverlay = '';
@@ -173,6 +178,7 @@ function render(): void {
   hooks.codec = vs.codec;
   hooks.mediaRejoins = vs.mediaRejoins;
   hooks.staleRejoins = vs.staleRejoins;
+  hooks.streamKey = streamKey;
 
   const o = overlayView(vs, Date.now());
   const oKey = JSON.stringify(o);
@@ -475,6 +481,7 @@ socket.on('disconnect', (reason: string) => dispatch({ type: 'disconnected', ser
 socket.on(EVENTS.ERROR, (e: ErrorEvent) => dispatch({ type: 'server-error', e }));
 socket.on(EVENTS.STREAM_JOINED, (p: Joined) => dispatch({ type: 'stream-joined', p }));
 socket.on(EVENTS.STREAM_STARTED, (p: StreamEnvelope) => dispatch({ type: 'stream-started', p }));
+socket.on(EVENTS.STREAM_UPDATED, (p: StreamEnvelope) => dispatch({ type: 'stream-updated', p }));
 socket.on(EVENTS.STREAM_STATUS, (p: Status) => dispatch({ type: 'stream-status', p, now: Date.now() }));
 socket.on(EVENTS.STREAM_VIEWERS, (p: Viewers) => dispatch({ type: 'stream-viewers', p }));
 socket.on(EVENTS.STREAM_ENDED, (p: Ended) => dispatch({ type: 'stream-ended', p }));
@@ -623,6 +630,32 @@ document.addEventListener('keydown', (e) => {
   }
 });
 showSound();
+
+if (channel) {
+  followChannel(socket, channel, {
+    current: () => streamKey,
+    stream: () => vs.stream,
+    switchTo: (key) => {
+      // A fresh page for the new stream, through the usual connect → register → join.
+      socket.disconnect();
+      streamKey = key;
+      hooks.switches++;
+      run({ kind: 'stop-players' });
+      useMode('none');
+      lastSeq = 0;
+      drawnInfo = null;
+      vs = initialState(key).state;
+      render();
+      socket.connect();
+    },
+    offline: (text) => {
+      streamKey = '';
+      dispatch({ type: 'offline', text });
+      // A channel that never streamed here has no title to show: its name, then.
+      if (!vs.stream) setText(titleEl, channel);
+    },
+  });
+}
 
 for (const e of start.effects) run(e);
 render();

@@ -40,7 +40,9 @@ use fred::types::{Builder, Expiration, SetOptions};
 use parking_lot::{Mutex, RwLock};
 use prometheus::IntCounter;
 use streamhub_protocol::Millis;
-use streamhub_protocol::server::{ChatMessage, MediaMode, StreamInfo, Track};
+use streamhub_protocol::server::{
+    ChannelLive, ChatMessage, MediaMode, PastStream, StreamInfo, Track,
+};
 use tokio::sync::{broadcast, mpsc};
 
 pub(crate) use wire::{Control, Record, RegistryChange, entry_id, keys};
@@ -70,6 +72,9 @@ const SLACK_ENTRIES: u64 = 60;
 const AUDIO_ENTRIES: u64 = streamhub_protocol::AUDIO_CATCHUP_CHUNKS as u64 + 90;
 /// Encoded video: entries kept at most (a GOP longer than this is a broken encoder).
 const MAX_GOP_ENTRIES: u64 = 3000;
+/// A channel's last stream is kept in Redis this long after it ended (one small key per
+/// channel; the channel page shows it while the channel is offline).
+const LAST_STREAM_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 /// Chat messages kept per channel (the last 50, as in single-node mode).
 pub(crate) const CHAT_HISTORY: i64 = crate::chatlog::HISTORY_LEN as i64;
 
@@ -920,6 +925,48 @@ impl Cluster {
         self.ready()?;
         let r: Result<bool, _> = self.client.hsetnx(keys::claims(), name, token_hash).await;
         self.mark(r)
+    }
+
+    // -- channels -----------------------------------------------------------------------
+
+    /// Tells every node (this one included, when it comes back) that a channel went live.
+    pub(crate) async fn publish_channel_live(
+        &self,
+        live: &ChannelLive,
+    ) -> Result<(), ClusterError> {
+        self.ready()?;
+        let json = serde_json::to_string(live).unwrap_or_default();
+        let r: Result<(), _> = self.client.publish(keys::channels(), json).await;
+        self.mark(r)
+    }
+
+    /// Starts receiving `channel:live` notices (at start, like the registry).
+    pub(crate) async fn subscribe_channels(&self) -> Result<(), ClusterError> {
+        let r = self.subscriber.subscribe(keys::channels()).await;
+        self.mark(r)
+    }
+
+    /// Keeps a channel's last ended stream where every node reads it.
+    pub(crate) async fn put_last_stream(
+        &self,
+        name: &str,
+        past: &PastStream,
+    ) -> Result<(), ClusterError> {
+        self.ready()?;
+        let json = serde_json::to_string(past).unwrap_or_default();
+        let ttl = Expiration::PX(LAST_STREAM_TTL.as_millis() as i64);
+        let r: Result<(), _> = self
+            .client
+            .set(keys::last_stream(name), json, Some(ttl), None, false)
+            .await;
+        self.mark(r)
+    }
+
+    /// A channel's last ended stream, when one is kept.
+    pub(crate) async fn last_stream(&self, name: &str) -> Result<Option<PastStream>, ClusterError> {
+        self.ready()?;
+        let r: Result<Option<String>, _> = self.client.get(keys::last_stream(name)).await;
+        Ok(self.mark(r)?.and_then(|j| serde_json::from_str(&j).ok()))
     }
 
     /// Closes the connections (shutdown).

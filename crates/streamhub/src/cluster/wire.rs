@@ -72,6 +72,15 @@ pub(crate) mod keys {
     pub(crate) fn claims() -> String {
         format!("{PREFIX}claims")
     }
+    /// Pub/sub channel: `channel:live` notices (a stream of a channel went live), which every
+    /// node delivers to its followers of that channel.
+    pub(crate) fn channels() -> String {
+        format!("{PREFIX}channels")
+    }
+    /// STRING with a TTL: a channel's last ended stream (`PastStream` JSON), by its origin.
+    pub(crate) fn last_stream(name: &str) -> String {
+        format!("{PREFIX}last:{name}")
+    }
     /// STRING: a WebM stream's init segment (binary), for new followers.
     pub(crate) fn init(key: &str) -> String {
         format!("{PREFIX}init:{key}")
@@ -241,6 +250,10 @@ pub(crate) enum Control {
     /// A viewer on another node needs a keyframe (to the origin, which asks its streamer).
     Keyframe {
         reason: String,
+    },
+    /// `stream:updated` (the owner changed the title).
+    Updated {
+        stream: StreamInfo,
     },
     /// The stream has a new origin (its streamer resumed on that node): the old one stops
     /// being the origin.

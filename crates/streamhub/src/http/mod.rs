@@ -30,6 +30,8 @@ pub(crate) fn router(hub: Arc<Hub>, extra: Router<Arc<Hub>>) -> Router {
         .route("/api/streams", get(streams))
         .route("/api/streams/{key}", get(stream))
         .route("/api/streams/{key}/thumbnail", get(thumbnail))
+        .route("/api/channels/{name}", get(channel))
+        .route("/c/{name}", get(channel_page))
         .route("/metrics", get(metrics))
         .route("/api/sessions", get(admin::sessions))
         .route("/api/dashboard", get(admin::snapshot))
@@ -83,6 +85,57 @@ async fn stream(State(hub): State<Arc<Hub>>, Path(key): Path<String>) -> Respons
             "no stream with this key (it may have ended)",
         ),
     }
+}
+
+/// `GET /api/channels/{name}`: what the channel is doing (`ChannelState`), or a JSON 404 for a
+/// name that was never live here and is not claimed.
+async fn channel(State(hub): State<Arc<Hub>>, Path(name): Path<String>) -> Response {
+    let not_found = || {
+        error(
+            StatusCode::NOT_FOUND,
+            ErrorCode::NotFound,
+            "no such channel: nobody streamed under this name here, and nobody claimed it",
+        )
+    };
+    let Ok(name) = validate::channel(&name, hub.config.max_username_chars) else {
+        return not_found();
+    };
+    match hub.channel_state(&name).await {
+        Ok(state) if state.live.is_none() && state.last.is_none() && !state.claimed => not_found(),
+        Ok(state) => Json(state).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "channel state");
+            crate::api_error::body(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "DATABASE",
+                "the channel's state cannot be read right now",
+            )
+        }
+    }
+}
+
+/// `/c/NAME`, the channel page: the viewer page, which finds the channel's live stream itself
+/// and follows it; with the live stream's link-preview tags, as `/viewer.html?stream=KEY` has.
+async fn channel_page(
+    State(hub): State<Arc<Hub>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let ctx = crate::web::PageContext {
+        host,
+        frame_ancestors: &hub.config.frame_ancestors,
+    };
+    let live = match validate::channel(&name, hub.config.max_username_chars) {
+        Ok(name) => hub.channel_live(&name),
+        Err(_) => None,
+    };
+    let head = match live {
+        Some(s) => preview_of(&hub, &s.stream_key, host).await,
+        None => None,
+    };
+    crate::web::page(&Uri::from_static("/viewer.html"), ctx, head.as_deref())
+        .unwrap_or_else(|| (StatusCode::NOT_FOUND, "not found").into_response())
 }
 
 /// How long browsers and previews may use a thumbnail before asking again (with
@@ -139,6 +192,11 @@ async fn preview_head(hub: &Hub, uri: &Uri, host: Option<&str>) -> Option<String
         .query()?
         .split('&')
         .find_map(|pair| pair.strip_prefix("stream="))?;
+    preview_of(hub, key, host).await
+}
+
+/// The link-preview tags of a stream that exists.
+async fn preview_of(hub: &Hub, key: &str, host: Option<&str>) -> Option<String> {
     let key = validate::stream_key(key).ok()?;
     let (stream, _) = hub.describe(key, Instant::now())?;
     let thumb = hub.thumbnail(key).await;

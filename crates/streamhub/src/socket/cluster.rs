@@ -67,6 +67,16 @@ async fn deliver(hub: &Arc<Hub>, io: &SocketIo, key: &str, control: Control) {
             )
             .await;
         }
+        Control::Updated { stream } => {
+            hub.relay.mirror(&stream);
+            emit_room(
+                io,
+                key,
+                events::STREAM_UPDATED,
+                &server::StreamEnvelope { stream },
+            )
+            .await;
+        }
         Control::Ended { reason } => {
             // The origin ended its own part already; replicas end here.
             if let Some(ended) = hub.relay.unfollow(key, Instant::now()) {
@@ -145,6 +155,9 @@ async fn maintain_loop(
 ) {
     if let Err(e) = cluster.subscribe_registry().await {
         tracing::warn!(error = %e, "cannot subscribe to registry changes yet");
+    }
+    if let Err(e) = cluster.subscribe_channels().await {
+        tracing::warn!(error = %e, "cannot subscribe to channel notices yet");
     }
     let mut tick = tokio::time::interval(crate::cluster::TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -399,6 +412,13 @@ async fn dispatch(hub: Arc<Hub>, io: SocketIo, shutdown: CancellationToken) {
                 } else {
                     cluster.drop_record(&change.key);
                 }
+            }
+            continue;
+        }
+        if msg.channel == keys::channels() {
+            match serde_json::from_str::<server::ChannelLive>(&text) {
+                Ok(live) => super::channel::deliver_live(&io, &live).await,
+                Err(e) => tracing::debug!(error = %e, "bad channel notice"),
             }
             continue;
         }

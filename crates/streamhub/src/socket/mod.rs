@@ -9,6 +9,7 @@
 //! socketioxide awaits before acknowledging the connection, so a client's first event can
 //! never arrive before they exist.
 
+mod channel;
 mod chat;
 pub(crate) mod cluster;
 mod stream;
@@ -92,6 +93,8 @@ pub(crate) enum Request {
     Reaction(client::ReactionSend),
     MediaToken,
     Thumbnail(client::ThumbnailSend),
+    ChannelJoin(client::ChannelJoin),
+    Title(client::TitleSet),
 }
 
 /// What the actor receives.
@@ -120,6 +123,8 @@ pub(crate) struct Session {
     /// Taps of the streams this connection published to, so a frame finds its counters
     /// without a lock (bounded: entries go when the stream ends or is lost).
     pub(crate) taps: std::collections::HashMap<String, Arc<StreamTap>>,
+    /// The channel this connection follows (`channel:join`), lower case.
+    pub(crate) channel: Option<String>,
 }
 
 impl Session {
@@ -206,6 +211,8 @@ fn parse_request(
         events::REACTION_SEND => Request::Reaction(parse(s, v, ack, event)?),
         events::MEDIA_TOKEN => Request::MediaToken,
         events::STREAM_THUMBNAIL => Request::Thumbnail(parse(s, v, ack, event)?),
+        events::CHANNEL_JOIN => Request::ChannelJoin(parse(s, v, ack, event)?),
+        events::STREAM_TITLE => Request::Title(parse(s, v, ack, event)?),
         _ => {
             return Err(Refusal::new(
                 ErrorCode::UnknownEvent,
@@ -357,6 +364,8 @@ async fn dispatch(ctx: &mut Ctx<'_>, event: &str, ack: AckSender, request: Reque
         Request::Thumbnail(r) => {
             answer(ctx.hub, &s, ack, event, thumbnail::thumbnail(ctx, r).await);
         }
+        Request::ChannelJoin(r) => answer(ctx.hub, &s, ack, event, channel::join(ctx, r).await),
+        Request::Title(r) => answer(ctx.hub, &s, ack, event, channel::title(ctx, r).await),
     }
 }
 
@@ -388,6 +397,7 @@ async fn actor(hub: Arc<Hub>, io: SocketIo, s: SocketRef, mut rx: mpsc::Receiver
         reactions: TokenBucket::new(hub.config.reaction_burst, hub.config.reaction_per_sec, now),
         last_frame_refusal: None,
         taps: std::collections::HashMap::new(),
+        channel: None,
     };
     loop {
         // The server stopped: socketioxide closed the transports but, its namespaces gone,

@@ -126,6 +126,7 @@ async fn announce_start(hub: &Arc<Hub>, io: &SocketIo, stream: &server::StreamIn
         },
     )
     .await;
+    super::channel::announce_live(hub, io, stream).await;
     hub.bus.publish(HubEvent::StreamStarted {
         key: stream.stream_key.clone(),
         title: stream.title.clone(),
@@ -573,18 +574,7 @@ pub(super) async fn join(ctx: &mut Ctx<'_>, r: StreamRef) -> Handled<server::Joi
     }
     if admitted.new {
         ctx.s.join(room(key));
-        let history = chat_history(ctx.hub, &admitted.stream.streamer.username).await;
-        if !history.is_empty() {
-            emit(
-                ctx.hub,
-                ctx.s,
-                events::CHAT_HISTORY,
-                &server::ChatHistory {
-                    stream_key: key.to_owned(),
-                    messages: history,
-                },
-            );
-        }
+        send_history(ctx.hub, ctx.s, &admitted.stream).await;
         ctx.hub.bus.publish(HubEvent::ViewerJoined {
             key: key.to_owned(),
             viewers: admitted.viewer_count,
@@ -601,6 +591,23 @@ pub(super) async fn join(ctx: &mut Ctx<'_>, r: StreamRef) -> Handled<server::Joi
         viewer_count,
         media: Some(uses_media),
     })
+}
+
+/// `chat:history` for `stream`'s channel, when it has chat: to a joiner, and to the streamer
+/// when its stream is made or resumed (so it sees what was said before, as viewers do).
+pub(super) async fn send_history(hub: &Hub, s: &SocketRef, stream: &server::StreamInfo) {
+    let history = chat_history(hub, &stream.streamer.username).await;
+    if !history.is_empty() {
+        emit(
+            hub,
+            s,
+            events::CHAT_HISTORY,
+            &server::ChatHistory {
+                stream_key: stream.stream_key.clone(),
+                messages: history,
+            },
+        );
+    }
 }
 
 /// A stream's viewers on every node, given this node's `local` count.
@@ -724,6 +731,7 @@ pub(super) async fn resume(ctx: &mut Ctx<'_>, r: Resume) -> Handled<StreamEnvelo
         stream: stream.clone(),
     };
     emit(ctx.hub, ctx.s, events::STREAM_RESUMED, &reply);
+    send_history(ctx.hub, ctx.s, &stream).await;
     fanout(
         ctx.hub,
         ctx.io,
@@ -753,6 +761,18 @@ pub(super) fn list(ctx: &mut Ctx<'_>) -> Handled<StreamList> {
 pub(crate) async fn announce_end(hub: &Hub, io: &SocketIo, ended: &Ended, reason: EndReason) {
     let key = ended.info.stream_key.as_str();
     announce_local_end(hub, io, key, reason).await;
+    // The channel page of an offline channel shows its last stream, from any node.
+    if let (Some(cluster), Some(started_at)) = (&hub.cluster, ended.info.started_at) {
+        let past = server::PastStream {
+            title: ended.info.title.clone(),
+            started_at,
+            ended_at: Some(now_ms()),
+        };
+        let name = ended.info.streamer.username.to_lowercase();
+        if let Err(e) = cluster.put_last_stream(&name, &past).await {
+            tracing::debug!(channel = name, error = %e, "last stream not kept in the cluster");
+        }
+    }
     // Every other node ends its part too.
     remote::unregister(hub, key, reason).await;
     hub.bus.publish(HubEvent::StreamEnded {

@@ -54,7 +54,10 @@ pub(super) async fn register(ctx: &mut Ctx<'_>, r: Register) -> Handled<Register
     if r.role == Role::Streamer {
         // The seed's streamer page waits for `stream:created` right after registering.
         match stream::create_for(ctx, None).await {
-            Ok(created) => emit(ctx.hub, ctx.s, events::STREAM_CREATED, &created),
+            Ok(created) => {
+                emit(ctx.hub, ctx.s, events::STREAM_CREATED, &created);
+                stream::send_history(ctx.hub, ctx.s, &created.stream).await;
+            }
             Err(refusal) => super::error_event(ctx.hub, ctx.s, events::STREAM_CREATE, &refusal),
         }
     }

@@ -12,7 +12,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use streamhub_protocol::Millis;
-use streamhub_protocol::server::{ChatMessage, UserRef};
+use streamhub_protocol::server::{ChatMessage, PastStream, UserRef};
 
 use crate::bus::StreamTotals;
 
@@ -53,6 +53,11 @@ pub(crate) enum Write {
     Reaction {
         key: String,
         kind: &'static str,
+    },
+    /// A live session's new title (`stream:title`).
+    Title {
+        key: String,
+        title: String,
     },
 }
 
@@ -111,6 +116,10 @@ pub(crate) trait Store: Send + Sync + std::fmt::Debug {
     ) -> StoreFuture<'a, Vec<ChatRecord>>;
     /// The newest `limit` sessions, newest first.
     fn sessions(&self, limit: usize) -> StoreFuture<'_, Vec<SessionRecord>>;
+    /// The newest session of the channel `name` (a streamer's name, lower case).
+    fn last_session<'a>(&'a self, _name: &'a str) -> StoreFuture<'a, Option<PastStream>> {
+        Box::pin(async { Err(StoreError::Unsupported("channel sessions")) })
+    }
     /// The token hash of a claimed channel name (`None`: unclaimed). Read at once, not
     /// through the write queue: a registration waits for it. A store without claims refuses
     /// (so a claimed name is never let through unchecked).

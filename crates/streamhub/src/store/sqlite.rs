@@ -11,6 +11,7 @@ use sqlx::sqlite::{
 
 use super::{ChatRecord, SessionRecord, Store, StoreError, StoreFuture, Write};
 use streamhub_protocol::Millis;
+use streamhub_protocol::server::PastStream;
 
 /// Connections in the pool: the writer's plus a few readers (WAL lets them run alongside).
 const POOL_SIZE: u32 = 4;
@@ -125,6 +126,13 @@ impl SqliteStore {
                     .bind(int(at))
                     .execute(&mut *tx)
                     .await?;
+                }
+                Write::Title { key, title } => {
+                    sqlx::query("UPDATE sessions SET title = ? WHERE stream_key = ?")
+                        .bind(title)
+                        .bind(key)
+                        .execute(&mut *tx)
+                        .await?;
                 }
                 Write::SessionEnded {
                     key,
@@ -316,6 +324,29 @@ impl Store for SqliteStore {
         Box::pin(self.list_sessions(limit))
     }
 
+    fn last_session<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<PastStream>> {
+        Box::pin(async move {
+            // Names are kept as typed; channels compare in lower case (ASCII, as SQLite's
+            // lower() does). No index covers lower(streamer): a scan of the sessions table,
+            // one row per stream ever, made when a channel page opens or its API is read.
+            let row = sqlx::query(
+                "SELECT title, started_at, ended_at FROM sessions WHERE lower(streamer) = ? \
+                 ORDER BY started_at DESC LIMIT 1",
+            )
+            .bind(name.to_ascii_lowercase())
+            .fetch_optional(&self.pool)
+            .await?;
+            let Some(r) = row else { return Ok(None) };
+            Ok(Some(PastStream {
+                title: r.try_get("title")?,
+                started_at: r.try_get::<i64, _>("started_at")?.max(0) as u64,
+                ended_at: r
+                    .try_get::<Option<i64>, _>("ended_at")?
+                    .map(|t| t.max(0) as u64),
+            }))
+        })
+    }
+
     fn channel_claim<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<String>> {
         Box::pin(async move {
             let hash = sqlx::query_scalar("SELECT token_hash FROM channel_claims WHERE name = ?")
@@ -388,6 +419,63 @@ mod tests {
             Some("h1"),
             "the first claim stands"
         );
+    }
+
+    #[tokio::test]
+    async fn a_channel_s_last_session_has_its_latest_title_and_end() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = SqliteStore::open(&dir.path().join("l.db"))
+            .await
+            .expect("open");
+        assert_eq!(store.last_session("ana").await.expect("read"), None);
+        let started = |key: &str, streamer: &str, at| Write::SessionStarted {
+            key: key.into(),
+            title: format!("{key} title"),
+            streamer: streamer.into(),
+            at,
+        };
+        store
+            .write(vec![
+                started("sk_old", "Ana", 1000),
+                started("sk_new", "Ana", 2000),
+                started("sk_bob", "bob", 3000),
+                Write::Title {
+                    key: "sk_new".into(),
+                    title: "Renamed live".into(),
+                },
+            ])
+            .await
+            .expect("write");
+        let running = store.last_session("ana").await.expect("read");
+        assert_eq!(
+            running,
+            Some(PastStream {
+                title: "Renamed live".into(),
+                started_at: 2000,
+                ended_at: None,
+            }),
+            "the newest of the channel (names compared in lower case), still running"
+        );
+        store
+            .write(vec![Write::SessionEnded {
+                key: "sk_new".into(),
+                at: 2500,
+                reason: "ended",
+                peak_viewers: 0,
+                avg_viewers: 0.0,
+                totals: StreamTotals {
+                    frames_in: 0,
+                    bytes_in: 0,
+                    frames_out: 0,
+                    bytes_out: 0,
+                    dropped: 0,
+                    mode: MediaMode::Images,
+                },
+            }])
+            .await
+            .expect("end");
+        let ended = store.last_session("ANA").await.expect("read");
+        assert_eq!(ended.and_then(|p| p.ended_at), Some(2500));
     }
 
     #[tokio::test]

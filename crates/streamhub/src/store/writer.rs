@@ -260,6 +260,7 @@ impl Collector {
             // The chat handler stores its message itself, before the ack (`WriteQueue::commit`).
             HubEvent::Chat { .. } => None,
             HubEvent::Reaction { key, kind } => Some(Write::Reaction { key, kind }),
+            HubEvent::TitleChanged { key, title } => Some(Write::Title { key, title }),
             HubEvent::StreamReconnecting { .. } | HubEvent::StreamResumed { .. } => None,
         }
     }
