@@ -1,0 +1,289 @@
+// Audio/video timing without Web Audio or WebCodecs in it, so Vitest can drive it:
+// - streamer: `ClockBridge` puts audio timestamps on the video chunks' clock;
+// - viewer: `PlayoutScheduler` (the jitter buffer) decides when each audio chunk plays on the
+//   AudioContext's clock, and `VideoSync` shows video frames against the audio being heard
+//   (audio is the master clock).
+// Times: media timestamps in microseconds (as WebCodecs stamps chunks), receiver times in
+// seconds (the AudioContext's currentTime), page times in ms (performance.now()).
+
+// ---- streamer ---------------------------------------------------------------------------------
+
+/**
+ * Maps each capture track's timestamps onto one clock. Chromium stamps a camera's VideoFrames
+ * on its monotonic capture clock and a microphone's AudioData on performance.now(): two
+ * clocks. For each track the bridge keeps the smallest (arrival − timestamp) seen, the
+ * delivery delay of the fastest frame, and converts audio by the difference of the two.
+ * A jump of more than `jumpUs` (a new capture clock) starts that track's estimate again.
+ */
+export class ClockBridge {
+  private offset: Record<'audio' | 'video', number | null> = { audio: null, video: null };
+
+  constructor(private jumpUs = 1_000_000) {}
+
+  /** A frame of `track` stamped `tsUs` arrived at `nowUs` (performance.now() × 1000). */
+  observe(track: 'audio' | 'video', tsUs: number, nowUs: number): void {
+    const o = nowUs - tsUs;
+    const cur = this.offset[track];
+    if (cur === null || o < cur || o - cur > this.jumpUs) this.offset[track] = o;
+  }
+
+  /** An audio timestamp on the video clock; null until both tracks were seen. */
+  audioToVideo(tsUs: number): number | null {
+    const a = this.offset.audio;
+    const v = this.offset.video;
+    if (a === null || v === null) return null;
+    return Math.round(tsUs + a - v);
+  }
+}
+
+/** Root-mean-square level of samples in dBFS (-100 for silence), for the input meter. */
+export function levelDb(samples: ArrayLike<number>): number {
+  let sum = 0;
+  for (let i = 0; i < samples.length; i++) sum += samples[i] * samples[i];
+  const rms = samples.length ? Math.sqrt(sum / samples.length) : 0;
+  return rms > 1e-5 ? Math.max(-100, 20 * Math.log10(rms)) : -100;
+}
+
+// ---- viewer: the jitter buffer ----------------------------------------------------------------
+
+export interface SchedulerOptions {
+  /** Least playout delay beyond the fastest chunk's transit, s. */
+  minDelay: number;
+  /** Most playout delay beyond the fastest chunk's transit, s. */
+  maxDelay: number;
+  /** Added to the measured jitter: the audio thread's render quantum and scheduling slack, s. */
+  margin: number;
+  /** Chunks whose transit times make up the jitter estimate. */
+  window: number;
+  /** Chunks between two latency reductions (each drops one chunk). */
+  settleChunks: number;
+  /** A chunk must be in the playout buffer this long before it plays, s. */
+  lead: number;
+}
+
+export const DEFAULT_SCHEDULER: SchedulerOptions = {
+  minDelay: 0.01,
+  maxDelay: 0.3,
+  margin: 0.008,
+  window: 150,
+  settleChunks: 50,
+  lead: 0.003,
+};
+
+export type Schedule =
+  | { play: true; at: number }
+  | { play: false; why: 'old' | 'latency' };
+
+export interface SchedulerStats {
+  scheduled: number;
+  /** chunks that came after (or too close to) their slot: playout moved later, a gap */
+  late: number;
+  /** chunks dropped because they were already played past (duplicates, reordered) */
+  old: number;
+  /** chunks dropped to bring the delay down to the target */
+  trimmed: number;
+  /** timestamp jumps or stalls that started the timing again */
+  resets: number;
+}
+
+/**
+ * When each audio chunk plays: `at = ts / 1e6 + offset` on the receiver's clock. The offset is
+ * set on the first chunk (arrival + target delay) and then only moves in whole steps:
+ * - later, when a chunk arrives too late for its slot (jitter grew, or the receiver's clock
+ *   runs fast against the sender's): it plays at arrival + target, after a short silence;
+ * - earlier by one chunk, dropping that chunk, when the delay has stayed above the target
+ *   for `settleChunks` chunks (jitter shrank, or the receiver's clock runs slow).
+ * The target is the spread of recent transit times (95th percentile − minimum) plus a margin,
+ * within [minDelay, maxDelay]. A missing chunk changes nothing: its slot is silence.
+ */
+export class PlayoutScheduler {
+  readonly stats: SchedulerStats = { scheduled: 0, late: 0, old: 0, trimmed: 0, resets: 0 };
+  private offset: number | null = null;
+  private transits: number[] = [];
+  private endTs = -Infinity;
+  private sinceAdjust = 0;
+  private readonly o: SchedulerOptions;
+
+  constructor(opts: Partial<SchedulerOptions> = {}) {
+    this.o = { ...DEFAULT_SCHEDULER, ...opts };
+  }
+
+  /** The current mapping (receiver s = media µs / 1e6 + offset), null before the first chunk. */
+  get mapping(): number | null {
+    return this.offset;
+  }
+
+  /** Playout delay aimed at beyond the fastest transit, s. */
+  get target(): number {
+    if (this.transits.length < 2) return this.o.minDelay + this.o.margin;
+    const sorted = [...this.transits].sort((a, b) => a - b);
+    const p95 = sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.95))];
+    const jitter = p95 - sorted[0];
+    return Math.min(this.o.maxDelay, Math.max(this.o.minDelay, jitter) + this.o.margin);
+  }
+
+  /** Current delay beyond the fastest recent transit, s (null before the first chunk). */
+  get delay(): number | null {
+    if (this.offset === null || this.transits.length === 0) return null;
+    return this.offset - Math.min(...this.transits);
+  }
+
+  /** Forget the timing (a new stream, a new decoder config that restarts the clock). */
+  reset(): void {
+    this.offset = null;
+    this.transits = [];
+    this.endTs = -Infinity;
+    this.sinceAdjust = 0;
+  }
+
+  /** A chunk stamped `tsUs`, `durUs` long, arrived (decoded) at receiver time `arrival` s. */
+  schedule(tsUs: number, durUs: number, arrival: number): Schedule {
+    const ts = tsUs / 1e6;
+    const dur = durUs / 1e6;
+    const transit = arrival - ts;
+    if (this.offset !== null) {
+      const minT = Math.min(...this.transits);
+      // A new capture clock, or a stall far beyond any jitter: start the timing again.
+      if (Math.abs(transit - minT) > 1 + this.o.maxDelay) {
+        this.reset();
+        this.stats.resets++;
+      }
+    }
+    if (ts + dur <= this.endTs + 1e-6) {
+      this.stats.old++;
+      return { play: false, why: 'old' };
+    }
+    this.transits.push(transit);
+    if (this.transits.length > this.o.window) this.transits.shift();
+    this.sinceAdjust++;
+    const target = this.target;
+    if (this.offset === null) {
+      this.offset = transit + target;
+    } else if (ts + this.offset < arrival + this.o.lead) {
+      // Too late for its slot: play it at arrival + target, everything after moves with it.
+      this.stats.late++;
+      this.offset = transit + target;
+      this.sinceAdjust = 0;
+    } else {
+      const delay = this.offset - Math.min(...this.transits);
+      if (delay - target > dur && this.sinceAdjust >= this.o.settleChunks) {
+        // Delay above the target for a while: play one chunk less.
+        this.offset -= dur;
+        this.sinceAdjust = 0;
+        this.stats.trimmed++;
+        this.endTs = ts + dur;
+        return { play: false, why: 'latency' };
+      }
+    }
+    this.endTs = Math.max(this.endTs, ts + dur);
+    this.stats.scheduled++;
+    return { play: true, at: ts + this.offset };
+  }
+}
+
+/**
+ * The media timestamp (µs) being heard at page time `nowMs`, from the AudioContext's output
+ * timestamp (`contextTime` s is what the speakers play at `performanceTime` ms) and the
+ * scheduler's mapping. Null without a mapping or an output timestamp.
+ */
+export function audibleMediaTime(
+  out: { contextTime?: number; performanceTime?: number } | null,
+  nowMs: number,
+  mapping: number | null,
+): number | null {
+  if (mapping === null || !out || out.contextTime === undefined || out.performanceTime === undefined) return null;
+  if (out.performanceTime === 0 && out.contextTime === 0) return null;
+  const ctxNow = out.contextTime + (nowMs - out.performanceTime) / 1000;
+  return (ctxNow - mapping) * 1e6;
+}
+
+// ---- viewer: video against the audio clock ------------------------------------------------------
+
+export interface VideoSyncOptions {
+  /** Frames held waiting for their time at most (older ones are dropped first). */
+  maxQueue: number;
+  /** A frame further ahead of the audio clock than this: the clocks are unrelated, show it now, µs. */
+  maxAhead: number;
+  /** Shown this early at most (half a 30 fps frame), µs. */
+  early: number;
+}
+
+export const DEFAULT_VIDEO_SYNC: VideoSyncOptions = { maxQueue: 30, maxAhead: 1_000_000, early: 16_000 };
+
+export interface VideoSyncStats {
+  shown: number;
+  /** frames shown at once: no audio clock, or one too far from the frame's time */
+  unsynced: number;
+  /** frames never shown: a later one was due at the same time, or the queue was full */
+  skipped: number;
+}
+
+/**
+ * Decoded video frames wait here until the audio clock reaches their timestamp. `due(now)`
+ * returns the frame to show (the newest one due; earlier due ones are skipped) and hands
+ * back the skipped ones so the caller can release them. Without an audio clock
+ * (`now === null`) every frame is due at once: video alone keeps its own latency.
+ */
+export class VideoSync<F extends { timestamp: number }> {
+  readonly stats: VideoSyncStats = { shown: 0, unsynced: 0, skipped: 0 };
+  private q: F[] = [];
+  private readonly o: VideoSyncOptions;
+
+  constructor(opts: Partial<VideoSyncOptions> = {}) {
+    this.o = { ...DEFAULT_VIDEO_SYNC, ...opts };
+  }
+
+  get size(): number {
+    return this.q.length;
+  }
+
+  /** Queues a frame; returns frames dropped to keep the queue bounded. */
+  push(frame: F): F[] {
+    this.q.push(frame);
+    const dropped: F[] = [];
+    while (this.q.length > this.o.maxQueue) {
+      dropped.push(this.q.shift()!);
+      this.stats.skipped++;
+    }
+    return dropped;
+  }
+
+  /** µs until the first queued frame is due (0: now), null when nothing waits or no clock. */
+  wait(now: number | null): number | null {
+    if (this.q.length === 0) return null;
+    if (now === null) return 0;
+    const d = this.q[0].timestamp - this.o.early - now;
+    return d > this.o.maxAhead ? 0 : Math.max(0, d);
+  }
+
+  /** The frame to show now (or null) and the frames it replaces. */
+  due(now: number | null): { show: F | null; skip: F[] } {
+    let idx = -1;
+    let unsynced = false;
+    for (let i = 0; i < this.q.length; i++) {
+      const ahead = now === null ? 0 : this.q[i].timestamp - now;
+      if (now === null || ahead > this.o.maxAhead || ahead < -this.o.maxAhead) {
+        // No clock, or a frame the audio clock cannot place: show it as it comes.
+        idx = i;
+        unsynced = true;
+        break;
+      }
+      if (ahead <= this.o.early) idx = i;
+      else break;
+    }
+    if (idx < 0) return { show: null, skip: [] };
+    const skip = this.q.splice(0, idx);
+    const show = this.q.shift()!;
+    this.stats.skipped += skip.length;
+    this.stats.shown++;
+    if (unsynced) this.stats.unsynced++;
+    return { show, skip };
+  }
+
+  /** Everything queued (to release), emptying the queue. */
+  clear(): F[] {
+    const all = this.q;
+    this.q = [];
+    return all;
+  }
+}
