@@ -51,9 +51,11 @@ export interface SchedulerOptions {
   minDelay: number;
   /** Most playout delay beyond the fastest chunk's transit, s. */
   maxDelay: number;
-  /** Added to the measured jitter: the audio thread's render quantum and scheduling slack, s. */
+  /** Added to the jitter allowance: the audio thread's render quantum and scheduling slack, s. */
   margin: number;
-  /** Chunks whose transit times make up the jitter estimate. */
+  /** The allowance is this many times the smoothed jitter (RFC 3550's estimate). */
+  jitterFactor: number;
+  /** Chunks over which the fastest transit is taken. */
   window: number;
   /** Chunks between two latency reductions (each drops one chunk). */
   settleChunks: number;
@@ -65,6 +67,7 @@ export const DEFAULT_SCHEDULER: SchedulerOptions = {
   minDelay: 0.01,
   maxDelay: 0.3,
   margin: 0.008,
+  jitterFactor: 3,
   window: 150,
   settleChunks: 50,
   lead: 0.003,
@@ -92,14 +95,19 @@ export interface SchedulerStats {
  * - later, when a chunk arrives too late for its slot (jitter grew, or the receiver's clock
  *   runs fast against the sender's): it plays at arrival + target, after a short silence;
  * - earlier by one chunk, dropping that chunk, when the delay has stayed above the target
- *   for `settleChunks` chunks (jitter shrank, or the receiver's clock runs slow).
- * The target is the spread of recent transit times (95th percentile − minimum) plus a margin,
- * within [minDelay, maxDelay]. A missing chunk changes nothing: its slot is silence.
+ *   for `settleChunks` chunks (jitter shrank, or the receiver's clock runs slow), or at once
+ *   while it is more than 4 chunks above (a joiner's catch-up burst: skip to the live edge).
+ * The delay is measured beyond the fastest transit of recent chunks; the target is
+ * `jitterFactor` × the smoothed jitter (RFC 3550: the mean change in transit between
+ * consecutive chunks) plus a margin, within [minDelay, maxDelay]. A missing chunk changes
+ * nothing: its slot is silence.
  */
 export class PlayoutScheduler {
   readonly stats: SchedulerStats = { scheduled: 0, late: 0, old: 0, trimmed: 0, resets: 0 };
   private offset: number | null = null;
   private transits: number[] = [];
+  private jitter = 0;
+  private prevTransit: number | null = null;
   private endTs = -Infinity;
   private sinceAdjust = 0;
   private readonly o: SchedulerOptions;
@@ -115,11 +123,12 @@ export class PlayoutScheduler {
 
   /** Playout delay aimed at beyond the fastest transit, s. */
   get target(): number {
-    if (this.transits.length < 2) return this.o.minDelay + this.o.margin;
-    const sorted = [...this.transits].sort((a, b) => a - b);
-    const p95 = sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.95))];
-    const jitter = p95 - sorted[0];
-    return Math.min(this.o.maxDelay, Math.max(this.o.minDelay, jitter) + this.o.margin);
+    return Math.min(this.o.maxDelay, Math.max(this.o.minDelay, this.o.jitterFactor * this.jitter) + this.o.margin);
+  }
+
+  /** The smoothed jitter, s. */
+  get jitterS(): number {
+    return this.jitter;
   }
 
   /** Current delay beyond the fastest recent transit, s (null before the first chunk). */
@@ -132,6 +141,8 @@ export class PlayoutScheduler {
   reset(): void {
     this.offset = null;
     this.transits = [];
+    this.jitter = 0;
+    this.prevTransit = null;
     this.endTs = -Infinity;
     this.sinceAdjust = 0;
   }
@@ -155,6 +166,8 @@ export class PlayoutScheduler {
     }
     this.transits.push(transit);
     if (this.transits.length > this.o.window) this.transits.shift();
+    if (this.prevTransit !== null) this.jitter += (Math.abs(transit - this.prevTransit) - this.jitter) / 16;
+    this.prevTransit = transit;
     this.sinceAdjust++;
     const target = this.target;
     if (this.offset === null) {
@@ -166,7 +179,8 @@ export class PlayoutScheduler {
       this.sinceAdjust = 0;
     } else {
       const delay = this.offset - Math.min(...this.transits);
-      if (delay - target > dur && this.sinceAdjust >= this.o.settleChunks) {
+      const excess = delay - target;
+      if (excess > 4 * dur || (excess > dur && this.sinceAdjust >= this.o.settleChunks)) {
         // Delay above the target for a while: play one chunk less.
         this.offset -= dur;
         this.sinceAdjust = 0;
@@ -204,11 +218,11 @@ export interface VideoSyncOptions {
   maxQueue: number;
   /** A frame further ahead of the audio clock than this: the clocks are unrelated, show it now, µs. */
   maxAhead: number;
-  /** Shown this early at most (half a 30 fps frame), µs. */
+  /** Shown this early at most (the next paint is up to a 60 Hz frame later), µs. */
   early: number;
 }
 
-export const DEFAULT_VIDEO_SYNC: VideoSyncOptions = { maxQueue: 30, maxAhead: 1_000_000, early: 16_000 };
+export const DEFAULT_VIDEO_SYNC: VideoSyncOptions = { maxQueue: 30, maxAhead: 1_000_000, early: 8_000 };
 
 export interface VideoSyncStats {
   shown: number;
