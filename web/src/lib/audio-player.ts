@@ -5,7 +5,7 @@
 // is the timestamp of the sound being heard, which the WebCodecs video player shows
 // frames against.
 import workletUrl from './playout.worklet.ts?worker&url';
-import { audibleMediaTime, PlayoutScheduler } from './av-sync';
+import { audibleMediaTime, PlayoutScheduler, TransitWindow, videoFloor } from './av-sync';
 import type { ChunkInfo } from './protocol';
 
 export type AudioPlayerState = 'starting' | 'playing' | 'blocked' | 'unsupported' | 'failed';
@@ -45,6 +45,8 @@ export class AudioPlayer {
   /** what the worklet last reported */
   worklet = { played: 0, late: 0, overflow: 0, framesOut: 0, queuedMs: 0 };
   readonly sched = new PlayoutScheduler();
+  /** Decoded chunks' transit on the page clock (performance.now() − timestamp), for videoFloor. */
+  readonly transit = new TransitWindow(150);
   state: AudioPlayerState = 'starting';
   readonly ctx: AudioContext;
   /** The last node before the speakers (tests may tap it). */
@@ -84,6 +86,11 @@ export class AudioPlayer {
   /** Volume 0..1; muted plays on at zero gain, so the clock (and video sync) runs on. */
   setVolume(volume: number, muted: boolean): void {
     this.output.gain.value = muted ? 0 : volume;
+  }
+
+  /** The video's transit times: audio waits as long as the pictures need to keep up. */
+  followVideo(video: TransitWindow): void {
+    this.sched.setFloor(videoFloor(video, this.transit));
   }
 
   /** After a person's gesture: the autoplay policy lets the context run now. */
@@ -164,6 +171,7 @@ export class AudioPlayer {
       this.notReady++;
       return;
     }
+    this.transit.add(performance.now() * 1000, data.timestamp);
     const durUs = (data.numberOfFrames / data.sampleRate) * 1e6;
     const s = this.sched.schedule(data.timestamp, durUs, this.ctx.currentTime);
     if (!s.play) return;

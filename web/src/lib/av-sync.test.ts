@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { audibleMediaTime, ClockBridge, levelDb, PlayoutScheduler, VideoSync } from './av-sync';
+import { audibleMediaTime, ClockBridge, levelDb, PlayoutScheduler, TransitWindow, videoFloor, VideoSync } from './av-sync';
 
 const CHUNK = 20_000; // µs
 
@@ -57,7 +57,7 @@ describe('PlayoutScheduler', () => {
     }
     for (let i = 1; i < ats.length; i++) expect(ats[i] - ats[i - 1]).toBeCloseTo(0.02, 9);
     // delay beyond arrival: minDelay + margin
-    expect(ats[99] - (5 + 99 * 0.02 + 0.002)).toBeCloseTo(0.018, 6);
+    expect(ats[99] - (5 + 99 * 0.02 + 0.002)).toBeCloseTo(0.016, 6);
     expect(s.stats).toMatchObject({ late: 0, old: 0, trimmed: 0 });
   });
 
@@ -65,11 +65,11 @@ describe('PlayoutScheduler', () => {
     const s = new PlayoutScheduler();
     for (let i = 0; i < 10; i++) s.schedule(i * CHUNK, CHUNK, i * 0.02);
     const before = s.target;
-    // chunk 10 is 60 ms late
-    const r = s.schedule(10 * CHUNK, CHUNK, 10 * 0.02 + 0.06);
+    // chunk 10 is 100 ms late
+    const r = s.schedule(10 * CHUNK, CHUNK, 10 * 0.02 + 0.1);
     expect(s.stats.late).toBe(1);
     expect(r.play).toBe(true);
-    if (r.play) expect(r.at).toBeGreaterThanOrEqual(10 * 0.02 + 0.06 + 0.003);
+    if (r.play) expect(r.at).toBeGreaterThanOrEqual(10 * 0.02 + 0.1 + 0.003);
     expect(s.target).toBeGreaterThan(before);
     // the next on-time chunk follows the late one without another gap
     const n = s.schedule(11 * CHUNK, CHUNK, 11 * 0.02);
@@ -154,6 +154,37 @@ describe('PlayoutScheduler', () => {
     expect(s.stats.resets).toBe(1);
     expect(r.play).toBe(true);
     if (r.play) expect(r.at).toBeCloseTo(0.2 + s.target, 6);
+  });
+});
+
+describe('following the video', () => {
+  it('videoFloor: the video 90th-percentile transit minus the audio fastest, plus a paint', () => {
+    const v = new TransitWindow(60);
+    const a = new TransitWindow(150);
+    expect(videoFloor(v, a)).toBe(0);
+    for (let i = 0; i < 30; i++) v.add(1_000_000 + i * 33_333 + 40_000 + (i % 10) * 1000, i * 33_333);
+    for (let i = 0; i < 50; i++) a.add(1_000_000 + i * 20_000 + 25_000, i * 20_000);
+    // video transit 1.040..1.049 s (p90 1.049), audio fastest 1.025 s
+    expect(videoFloor(v, a)).toBeCloseTo(0.024 + 0.008, 6);
+    // bounded
+    v.add(5_000_000, 0);
+    for (let i = 0; i < 10; i++) v.add(9_000_000, 0);
+    expect(videoFloor(v, a)).toBe(0.25);
+  });
+
+  it('a raised floor stretches the delay (silence in chunk steps), a lowered one trims it', () => {
+    const s = new PlayoutScheduler();
+    let i = 0;
+    for (; i < 20; i++) s.schedule(i * CHUNK, CHUNK, i * 0.02);
+    s.setFloor(0.1);
+    for (; i < 120; i++) s.schedule(i * CHUNK, CHUNK, i * 0.02);
+    expect(s.delay!).toBeGreaterThanOrEqual(0.08);
+    expect(s.delay!).toBeLessThanOrEqual(0.12);
+    expect(s.stats.stretched).toBeGreaterThanOrEqual(4);
+    s.setFloor(0);
+    for (; i < 400; i++) s.schedule(i * CHUNK, CHUNK, i * 0.02);
+    expect(s.delay!).toBeLessThan(0.04);
+    expect(s.stats.late).toBe(0);
   });
 });
 

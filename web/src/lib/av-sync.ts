@@ -66,8 +66,8 @@ export interface SchedulerOptions {
 export const DEFAULT_SCHEDULER: SchedulerOptions = {
   minDelay: 0.01,
   maxDelay: 0.3,
-  margin: 0.008,
-  jitterFactor: 3,
+  margin: 0.006,
+  jitterFactor: 2.5,
   window: 150,
   settleChunks: 50,
   lead: 0.003,
@@ -85,6 +85,8 @@ export interface SchedulerStats {
   old: number;
   /** chunks dropped to bring the delay down to the target */
   trimmed: number;
+  /** silences of one chunk inserted to bring the delay up to the target */
+  stretched: number;
   /** timestamp jumps or stalls that started the timing again */
   resets: number;
 }
@@ -95,15 +97,17 @@ export interface SchedulerStats {
  * - later, when a chunk arrives too late for its slot (jitter grew, or the receiver's clock
  *   runs fast against the sender's): it plays at arrival + target, after a short silence;
  * - earlier by one chunk, dropping that chunk, when the delay has stayed above the target
- *   for `settleChunks` chunks (jitter shrank, or the receiver's clock runs slow), or at once
- *   while it is more than 4 chunks above (a joiner's catch-up burst: skip to the live edge).
+ *   for `settleChunks` chunks (jitter shrank, or the receiver's clock runs slow), sooner while
+ *   it is 2 chunks above, and at once while it is more than 4 chunks above (a joiner's
+ *   catch-up burst, a stall: skip to the live edge).
  * The delay is measured beyond the fastest transit of recent chunks; the target is
  * `jitterFactor` × the smoothed jitter (RFC 3550: the mean change in transit between
  * consecutive chunks) plus a margin, within [minDelay, maxDelay]. A missing chunk changes
  * nothing: its slot is silence.
  */
 export class PlayoutScheduler {
-  readonly stats: SchedulerStats = { scheduled: 0, late: 0, old: 0, trimmed: 0, resets: 0 };
+  readonly stats: SchedulerStats = { scheduled: 0, late: 0, old: 0, trimmed: 0, stretched: 0, resets: 0 };
+  private floor = 0;
   private offset: number | null = null;
   private transits: number[] = [];
   private jitter = 0;
@@ -123,7 +127,16 @@ export class PlayoutScheduler {
 
   /** Playout delay aimed at beyond the fastest transit, s. */
   get target(): number {
-    return Math.min(this.o.maxDelay, Math.max(this.o.minDelay, this.o.jitterFactor * this.jitter) + this.o.margin);
+    const jitter = Math.max(this.o.minDelay, this.o.jitterFactor * this.jitter) + this.o.margin;
+    return Math.min(this.o.maxDelay, Math.max(jitter, this.floor));
+  }
+
+  /**
+   * The least delay the target may have, s: the video's frames come later than the audio's
+   * chunks (encoding, decoding), and audio waiting that much longer keeps them in sync.
+   */
+  setFloor(seconds: number): void {
+    this.floor = Math.max(0, Number.isFinite(seconds) ? seconds : 0);
   }
 
   /** The smoothed jitter, s. */
@@ -180,13 +193,22 @@ export class PlayoutScheduler {
     } else {
       const delay = this.offset - Math.min(...this.transits);
       const excess = delay - target;
-      if (excess > 4 * dur || (excess > dur && this.sinceAdjust >= this.o.settleChunks)) {
+      // Far above: skip ahead now; a little above: one chunk per settle period (a tenth of it
+      // while more than two chunks above, so a spike's delay is gone within seconds).
+      const settle = excess > 2 * dur ? this.o.settleChunks / 10 : this.o.settleChunks;
+      if (excess > 4 * dur || (excess > dur && this.sinceAdjust >= settle)) {
         // Delay above the target for a while: play one chunk less.
         this.offset -= dur;
         this.sinceAdjust = 0;
         this.stats.trimmed++;
         this.endTs = ts + dur;
         return { play: false, why: 'latency' };
+      }
+      if (-excess > dur && this.sinceAdjust >= this.o.settleChunks / 10) {
+        // Below the target (it rose): one chunk of silence before this one.
+        this.offset += dur;
+        this.sinceAdjust = 0;
+        this.stats.stretched++;
       }
     }
     this.endTs = Math.max(this.endTs, ts + dur);
@@ -240,6 +262,7 @@ export interface VideoSyncStats {
  */
 export class VideoSync<F extends { timestamp: number }> {
   readonly stats: VideoSyncStats = { shown: 0, unsynced: 0, skipped: 0 };
+  readonly transit = new TransitWindow(60);
   private q: F[] = [];
   private readonly o: VideoSyncOptions;
 
@@ -300,4 +323,49 @@ export class VideoSync<F extends { timestamp: number }> {
     this.q = [];
     return all;
   }
+}
+
+/**
+ * Recent transit times (arrival − timestamp, µs, on one receiver clock): the audio's fastest
+ * and the video's 90th percentile tell how much later than the sound the pictures are ready.
+ */
+export class TransitWindow {
+  private xs: number[] = [];
+
+  constructor(private size: number) {}
+
+  add(arrivalUs: number, tsUs: number): void {
+    this.xs.push(arrivalUs - tsUs);
+    if (this.xs.length > this.size) this.xs.shift();
+  }
+
+  get count(): number {
+    return this.xs.length;
+  }
+
+  get min(): number | null {
+    return this.xs.length ? Math.min(...this.xs) : null;
+  }
+
+  quantile(q: number): number | null {
+    if (this.xs.length === 0) return null;
+    const s = [...this.xs].sort((a, b) => a - b);
+    return s[Math.min(s.length - 1, Math.floor(s.length * q))];
+  }
+
+  clear(): void {
+    this.xs = [];
+  }
+}
+
+/**
+ * How long audio must wait beyond its fastest transit for the video to keep up, s: the
+ * video's 90th-percentile transit minus the audio's fastest, plus `paint` (a frame is on
+ * screen up to a 60 Hz frame after it is drawn). 0 until both are known; at most `max`.
+ */
+export function videoFloor(video: TransitWindow, audio: TransitWindow, paint = 0.008, max = 0.25): number {
+  const v = video.quantile(0.9);
+  const a = audio.min;
+  if (v === null || a === null || video.count < 10) return 0;
+  return Math.min(max, Math.max(0, (v - a) / 1e6 + paint));
 }

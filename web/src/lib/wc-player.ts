@@ -124,6 +124,7 @@ export class WebCodecsPlayer {
           return;
         }
         this.framesDecoded++;
+        this.sync.transit.add(performance.now() * 1000, frame.timestamp);
         for (const f of this.sync.push(frame)) f.close();
         this.pump();
       },

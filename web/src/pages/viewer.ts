@@ -141,6 +141,9 @@ const hooks = {
   audioLate: 0, // chunks that came after their slot (a short gap)
   audioTrimmed: 0, // chunks dropped to bring the delay down
   audioDelayMs: 0, // jitter-buffer delay beyond the fastest transit
+  audioJitterMs: 0, // smoothed arrival jitter (RFC 3550)
+  audioTransitMs: 0, // fastest recent chunk: decoded − captured (the streamer's clock, this page's)
+  videoTransitMs: 0, // 90th percentile of the video frames' decoded − captured
   videoSynced: 0, // video frames shown on the audio clock
   videoUnsynced: 0, // ...shown at once (no audio clock)
   videoSkipped: 0, // ...skipped (a later one was due)
@@ -465,11 +468,15 @@ setInterval(() => {
     hooks.videoAheadMs = wc.aheadUs === null ? null : Math.round(wc.aheadUs / 1000);
   }
   if (ap) {
+    if (wc) ap.followVideo(wc.sync.transit);
     hooks.audioDecoded = ap.decoded;
     hooks.audioPlayed = ap.worklet.played;
     hooks.audioLate = ap.sched.stats.late + ap.worklet.late;
     hooks.audioTrimmed = ap.sched.stats.trimmed;
     hooks.audioDelayMs = Math.round((ap.sched.delay ?? 0) * 1000);
+    hooks.audioJitterMs = Math.round(ap.sched.jitterS * 10000) / 10;
+    hooks.audioTransitMs = Math.round((ap.transit.min ?? 0) / 1000);
+    hooks.videoTransitMs = wc ? Math.round((wc.sync.transit.quantile(0.9) ?? 0) / 1000) : 0;
   }
   hooks.mediaFrames = mediaCh.frames;
   hooks.mediaMalformed = mediaCh.malformed;
