@@ -1,7 +1,7 @@
 // The streamer's microphone in WebCodecs mode: AudioData (MediaStreamTrackProcessor) →
 // AudioEncoder (Opus, 48 kHz, 20 ms frames) → `stream:audio:send`, stamped on the video
 // chunks' clock (ClockBridge) so the viewer can play both in sync.
-import { ClockBridge, levelDb } from './av-sync';
+import { ClockBridge, EncoderTimeline, levelDb } from './av-sync';
 import { bytesToBase64 } from './media';
 import type { PresetName } from './quality';
 
@@ -82,6 +82,7 @@ export class AudioPublisher {
   private sinceConfig = 0;
   private levelAt = 0;
   private muted = false;
+  private readonly timeline = new EncoderTimeline();
 
   constructor(private o: AudioPublisherOptions) {}
 
@@ -143,6 +144,7 @@ export class AudioPublisher {
       if (!this.encoder || this.encoder.state !== 'configured') {
         if (!this.configure(data)) return;
       }
+      this.timeline.input(data.timestamp, data.numberOfFrames, data.sampleRate);
       this.encoder!.encode(data);
     } catch (e) {
       this.failed(`encode failed: ${(e as Error).message}`);
@@ -182,6 +184,7 @@ export class AudioPublisher {
     try {
       if (!this.encoder || this.encoder.state === 'closed') this.encoder = this.newEncoder();
       this.encoder.configure(cfg);
+      this.timeline.reset();
       this.configDue = true;
       return true;
     } catch (e) {
@@ -199,7 +202,8 @@ export class AudioPublisher {
           this.configDue = true;
         }
         // On the video chunks' clock; nothing is sent before the first video frame set it.
-        const ts = this.o.bridge.audioToVideo(chunk.timestamp);
+        const real = this.timeline.real(chunk.timestamp);
+        const ts = real === null ? null : this.o.bridge.audioToVideo(real);
         if (ts === null || !this.config) {
           this.chunksDropped++;
           return;

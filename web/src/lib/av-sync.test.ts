@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { audibleMediaTime, ClockBridge, levelDb, PlayoutScheduler, TransitWindow, videoFloor, VideoSync } from './av-sync';
+import { audibleMediaTime, ClockBridge, EncoderTimeline, levelDb, PlayoutScheduler, TransitWindow, videoFloor, VideoSync } from './av-sync';
 
 const CHUNK = 20_000; // µs
 
@@ -28,13 +28,29 @@ describe('ClockBridge', () => {
     expect(v - 45_200_000).toBe(-2600);
   });
 
-  it('starts a track again when its clock jumps', () => {
-    const b = new ClockBridge();
+  it('forgets an odd frame, or an old clock, after its window', () => {
+    const b = new ClockBridge(10);
     b.observe('video', 0, 1000);
-    b.observe('audio', 0, 1000);
-    b.observe('audio', -10_000_000, 1000 + 20_000); // a new audio clock, 10 s earlier
-    // captured 20 ms after the new clock's 0, which arrived at 21 ms on the page: 40 ms on the video clock
-    expect(b.audioToVideo(-10_000_000 + 20_000)).toBe(40_000);
+    b.observe('audio', 5_000_000, 1000); // one audio frame stamped 5 s ahead
+    for (let i = 1; i <= 10; i++) b.observe('audio', i * 10_000, i * 10_000 + 500);
+    expect(b.audioToVideo(100_000)).toBe(100_000 + 500 - 1000);
+  });
+});
+
+describe('EncoderTimeline', () => {
+  it("maps the encoder's counted timestamps back to the inputs' real ones across a gap", () => {
+    const t = new EncoderTimeline();
+    // 10 ms inputs from 5 s, then (frames lost) from 9 s; the encoder counts on from 5.06 s
+    for (let i = 0; i < 6; i++) t.input(5_000_000 + i * 10_000, 480, 48000);
+    for (let i = 0; i < 6; i++) t.input(9_000_000 + i * 10_000, 480, 48000);
+    expect(t.real(5_000_000)).toBe(5_000_000);
+    expect(t.real(5_040_000)).toBe(5_040_000);
+    expect(t.real(5_060_000)).toBe(9_000_000);
+    expect(t.real(5_100_000)).toBe(9_040_000);
+    // a 20 ms chunk starting mid-input
+    expect(t.real(5_105_000)).toBe(9_045_000);
+    t.reset();
+    expect(t.real(5_100_000)).toBeNull();
   });
 });
 
@@ -57,7 +73,7 @@ describe('PlayoutScheduler', () => {
     }
     for (let i = 1; i < ats.length; i++) expect(ats[i] - ats[i - 1]).toBeCloseTo(0.02, 9);
     // delay beyond arrival: minDelay + margin
-    expect(ats[99] - (5 + 99 * 0.02 + 0.002)).toBeCloseTo(0.016, 6);
+    expect(ats[99] - (5 + 99 * 0.02 + 0.002)).toBeCloseTo(0.013, 6);
     expect(s.stats).toMatchObject({ late: 0, old: 0, trimmed: 0 });
   });
 
@@ -208,20 +224,20 @@ describe('VideoSync', () => {
     expect(v.stats.unsynced).toBe(1);
   });
 
-  it('holds an early frame until the audio reaches it (shown up to 8 ms early: the paint comes later)', () => {
+  it('holds an early frame until the audio reaches it (shown up to 20 ms before its sound)', () => {
     const v = new VideoSync<{ timestamp: number }>();
     v.push(f(100));
     expect(v.due(50_000).show).toBeNull();
-    expect(v.wait(50_000)).toBe(42_000);
-    expect(v.due(91_000).show).toBeNull();
-    expect(v.due(92_000).show).toEqual(f(100));
+    expect(v.wait(50_000)).toBe(30_000);
+    expect(v.due(79_000).show).toBeNull();
+    expect(v.due(80_000).show).toEqual(f(100));
     expect(v.stats).toMatchObject({ shown: 1, unsynced: 0, skipped: 0 });
   });
 
   it('shows the newest due frame and skips the late ones before it', () => {
     const v = new VideoSync<{ timestamp: number }>();
     for (const t of [0, 33, 66, 100]) v.push(f(t));
-    const r = v.due(70_000);
+    const r = v.due(50_000);
     expect(r.show).toEqual(f(66));
     expect(r.skip).toEqual([f(0), f(33)]);
     expect(v.size).toBe(1);

@@ -11,28 +11,68 @@
 /**
  * Maps each capture track's timestamps onto one clock. Chromium stamps a camera's VideoFrames
  * on its monotonic capture clock and a microphone's AudioData on performance.now(): two
- * clocks. For each track the bridge keeps the smallest (arrival − timestamp) seen, the
- * delivery delay of the fastest frame, and converts audio by the difference of the two.
- * A jump of more than `jumpUs` (a new capture clock) starts that track's estimate again.
+ * clocks. For each track the bridge keeps the smallest (arrival − timestamp) of its last
+ * `window` frames, the delivery delay of the fastest recent frame, and converts audio by the
+ * difference of the two. A window rather than all time: one odd frame, or a new capture
+ * clock, is forgotten within it.
  */
 export class ClockBridge {
-  private offset: Record<'audio' | 'video', number | null> = { audio: null, video: null };
+  private offsets: Record<'audio' | 'video', number[]> = { audio: [], video: [] };
 
-  constructor(private jumpUs = 1_000_000) {}
+  constructor(private window = 150) {}
 
   /** A frame of `track` stamped `tsUs` arrived at `nowUs` (performance.now() × 1000). */
   observe(track: 'audio' | 'video', tsUs: number, nowUs: number): void {
-    const o = nowUs - tsUs;
-    const cur = this.offset[track];
-    if (cur === null || o < cur || o - cur > this.jumpUs) this.offset[track] = o;
+    const xs = this.offsets[track];
+    xs.push(nowUs - tsUs);
+    if (xs.length > this.window) xs.shift();
   }
 
   /** An audio timestamp on the video clock; null until both tracks were seen. */
   audioToVideo(tsUs: number): number | null {
-    const a = this.offset.audio;
-    const v = this.offset.video;
-    if (a === null || v === null) return null;
-    return Math.round(tsUs + a - v);
+    const a = this.offsets.audio;
+    const v = this.offsets.video;
+    if (a.length === 0 || v.length === 0) return null;
+    return Math.round(tsUs + Math.min(...a) - Math.min(...v));
+  }
+}
+
+/**
+ * The real capture time of an encoder's output. Chromium's AudioEncoder stamps its chunks
+ * with the first input's timestamp plus the samples it has counted since, so every
+ * AudioData the page never got (a busy main thread, the track processor's full buffer)
+ * puts its chunks further behind real time (seen: seconds within a minute on a loaded
+ * machine). This keeps each input's counted and real times and maps an output back.
+ */
+export class EncoderTimeline {
+  private segs: { enc: number; real: number }[] = [];
+  private next: number | null = null;
+
+  constructor(private keep = 200) {}
+
+  /** An input of `frames` samples at `sampleRate`, stamped `realUs`, given to the encoder. */
+  input(realUs: number, frames: number, sampleRate: number): void {
+    const enc = this.next ?? realUs;
+    this.segs.push({ enc, real: realUs });
+    if (this.segs.length > this.keep) this.segs.shift();
+    this.next = enc + (frames / sampleRate) * 1e6;
+  }
+
+  /** A (re)configured encoder counts again from its next input's timestamp. */
+  reset(): void {
+    this.segs = [];
+    this.next = null;
+  }
+
+  /** The real time of an output stamped `encUs`; null when its input is no longer known. */
+  real(encUs: number): number | null {
+    let i = this.segs.length - 1;
+    while (i >= 0 && this.segs[i].enc > encUs + 1) i--;
+    if (i < 0) return null;
+    const s = this.segs[i];
+    // Inputs before this one are no longer needed (outputs come in order).
+    if (i > 0) this.segs.splice(0, i);
+    return Math.round(s.real + (encUs - s.enc));
   }
 }
 
@@ -64,9 +104,9 @@ export interface SchedulerOptions {
 }
 
 export const DEFAULT_SCHEDULER: SchedulerOptions = {
-  minDelay: 0.01,
+  minDelay: 0.008,
   maxDelay: 0.3,
-  margin: 0.006,
+  margin: 0.005,
   jitterFactor: 2.5,
   window: 150,
   settleChunks: 50,
@@ -240,11 +280,16 @@ export interface VideoSyncOptions {
   maxQueue: number;
   /** A frame further ahead of the audio clock than this: the clocks are unrelated, show it now, µs. */
   maxAhead: number;
-  /** Shown this early at most (the next paint is up to a 60 Hz frame later), µs. */
+  /**
+   * Shown up to this much before the sound of the same moment, µs. People notice sound that
+   * comes before the picture sooner than sound that comes after it (ITU-R BT.1359: about
+   * 45 ms early against 125 ms late), and the picture is painted up to a 60 Hz frame after it
+   * is drawn; a picture a little early costs the video less waiting.
+   */
   early: number;
 }
 
-export const DEFAULT_VIDEO_SYNC: VideoSyncOptions = { maxQueue: 30, maxAhead: 1_000_000, early: 8_000 };
+export const DEFAULT_VIDEO_SYNC: VideoSyncOptions = { maxQueue: 30, maxAhead: 1_000_000, early: 20_000 };
 
 export interface VideoSyncStats {
   shown: number;
