@@ -11,29 +11,35 @@
 /**
  * Maps each capture track's timestamps onto one clock. Chromium stamps a camera's VideoFrames
  * on its monotonic capture clock and a microphone's AudioData on performance.now(): two
- * clocks. For each track the bridge keeps the smallest (arrival − timestamp) of its last
- * `window` frames, the delivery delay of the fastest recent frame, and converts audio by the
- * difference of the two. A window rather than all time: one odd frame, or a new capture
- * clock, is forgotten within it.
+ * clocks. For each track the bridge keeps the smallest (arrival − timestamp) of the last
+ * `windowS` seconds, the delivery delay of the fastest recent frame, and converts audio by
+ * the difference of the two. A window rather than all time: one odd frame, or a new capture
+ * clock, is forgotten; a long one: a busy page delays every frame for a while, and a minimum
+ * that followed that would move the audio's timestamps (jitter the viewer must absorb).
  */
 export class ClockBridge {
-  private offsets: Record<'audio' | 'video', number[]> = { audio: [], video: [] };
+  private buckets: Record<'audio' | 'video', { sec: number; min: number }[]> = { audio: [], video: [] };
 
-  constructor(private window = 150) {}
+  constructor(private windowS = 10) {}
 
   /** A frame of `track` stamped `tsUs` arrived at `nowUs` (performance.now() × 1000). */
   observe(track: 'audio' | 'video', tsUs: number, nowUs: number): void {
-    const xs = this.offsets[track];
-    xs.push(nowUs - tsUs);
-    if (xs.length > this.window) xs.shift();
+    const b = this.buckets[track];
+    const sec = Math.floor(nowUs / 1e6);
+    const o = nowUs - tsUs;
+    const last = b[b.length - 1];
+    if (last && last.sec === sec) last.min = Math.min(last.min, o);
+    else b.push({ sec, min: o });
+    while (b.length > 0 && b[0].sec <= sec - this.windowS) b.shift();
   }
 
   /** An audio timestamp on the video clock; null until both tracks were seen. */
   audioToVideo(tsUs: number): number | null {
-    const a = this.offsets.audio;
-    const v = this.offsets.video;
+    const a = this.buckets.audio;
+    const v = this.buckets.video;
     if (a.length === 0 || v.length === 0) return null;
-    return Math.round(tsUs + Math.min(...a) - Math.min(...v));
+    const min = (xs: { min: number }[]) => xs.reduce((m, x) => Math.min(m, x.min), Infinity);
+    return Math.round(tsUs + min(a) - min(v));
   }
 }
 
