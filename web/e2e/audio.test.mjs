@@ -4,10 +4,11 @@
 // The source is our own marked one (markedSource below, an init script replacing
 // getUserMedia): a canvas whose top bars carry the time it was drawn (ms, 16 bits) and an
 // oscillator through a MediaStreamAudioDestinationNode that plays a quiet 300 Hz tone all the
-// time and a loud 1 kHz beep for 100 ms every second, at AudioContext times whose page times
-// the source records. The viewer's Web Audio output is tapped with an AnalyserNode the test
-// connects to the page's last node (window.__streamhubAudio()); a requestAnimationFrame loop
-// reads the bars off the viewer's canvas. Both pages run in one browser, so
+// time and a loud 1 kHz beep for 100 ms every second; the source notes when each beep was
+// captured (its first loud sample in the track's AudioData). The viewer's Web Audio output is
+// tapped with an AnalyserNode the test connects to the page's last node
+// (window.__streamhubAudio()), and the bars are read off the viewer's canvas every 4 ms.
+// Both pages run in one browser, so
 // performance.timeOrigin + performance.now() is one clock for both: camera-to-screen,
 // camera-to-ear and the A/V offset are differences on it.
 //
@@ -158,7 +159,7 @@ function markedSource(noisy) {
 
 /**
  * Starts the measurements in a viewer page: an AnalyserNode on the page's sound output
- * (attached as soon as the player exists) and a requestAnimationFrame loop reading the bars.
+ * (attached as soon as the player exists) and a 4 ms loop reading the bars.
  * window.__m: {attachedAt, firstSound (page ms), onsets (abs ms heard), frames [{v, t}],
  * loud/quiet windows for continuity}.
  */
@@ -213,6 +214,9 @@ async function measure(page) {
         lastLoud = now;
       } else if (now - lastLoud > 200) inBeep = false;
     }, 5);
+    // The picture: polled every 4 ms rather than per animation frame, which a loaded machine
+    // thins to a few a second; the canvas is read where the page draws it (the paint follows
+    // within a frame of the compositor, the same for any player).
     const c = document.querySelector('[data-testid="video-canvas"]');
     const g = c.getContext('2d');
     let last = -1;
@@ -236,9 +240,8 @@ async function measure(page) {
           }
         }
       }
-      requestAnimationFrame(tick);
     };
-    requestAnimationFrame(tick);
+    setInterval(tick, 4);
   });
 }
 
