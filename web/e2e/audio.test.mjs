@@ -12,12 +12,16 @@
 // performance.timeOrigin + performance.now() is one clock for both: camera-to-screen,
 // camera-to-ear and the A/V offset are differences on it.
 //
-// `AV_MEASURE=1` prints the figures of docs/benchmarks.md ("Sound"); `AV_SECONDS` sets how
-// long the sync test measures (default 30).
+// `AV_MEASURE=1` prints the figures of docs/benchmarks.md ("Sound in WebCodecs mode");
+// `AV_SECONDS` sets how long the sync test measures (default 30); `AV_LOAD_VIEWERS=1000` adds
+// that many viewers of another stream on the server during it (streamhub-bench:
+// `STREAMHUB_BENCH`, default target/release/streamhub-bench, else target/debug/).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
+import path from 'node:path';
 
 import {
   apiStream,
@@ -30,6 +34,7 @@ import {
   startStallProxy,
   startVideoStream,
   TEST_MS,
+  WEB_DIR,
   waitFor,
   waitHookAbove,
   waitState,
@@ -323,13 +328,28 @@ test('16a. WebCodecs with sound: the viewer hears the microphone in sync with th
   assert.equal(await viewer.locator(byTestId('sound-note')).isVisible(), false, 'no "no sound" note');
   await waitFor(viewer, 'the analyser hears the tone', () => window.__m.firstSound !== null);
 
+  // Optional load: viewers of another stream on the same server (a figure, not a test).
+  let load = null;
+  const loadViewers = Number(process.env.AV_LOAD_VIEWERS ?? 0);
+  if (loadViewers > 0) {
+    const rel = path.resolve(WEB_DIR, '..', 'target', 'release', 'streamhub-bench');
+    const bin = process.env.STREAMHUB_BENCH ?? (existsSync(rel) ? rel : path.resolve(WEB_DIR, '..', 'target', 'debug', 'streamhub-bench'));
+    load = spawn(bin, ['--url', env.url, '--viewers', String(loadViewers), '--duration', String(SECONDS + 10), '--warmup', '3', '--quiet'], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    load.stdout.on('data', (d) => (out += d));
+    load.on('exit', () => t.diagnostic(`streamhub-bench: ${out.trim().split('\n').slice(-3).join(' | ')}`));
+    await sleep(5000); // connected (ramp 1000/s) and warmed up
+  }
   // A/V offset over SECONDS: every beep within ±40 ms of the video showing the same moment.
   // (after 2 s: the stream's start-up, the encoders' first seconds)
   await sleep(2000);
   const since = await viewer.evaluate(() => performance.timeOrigin + performance.now());
   await sleep(SECONDS * 1000);
   const f = await figures(viewer, streamer, since);
-  report(t, 'one viewer', f);
+  load?.kill('SIGINT');
+  report(t, loadViewers > 0 ? `one viewer, ${loadViewers} other viewers on the server` : 'one viewer', f);
   assert.ok(f.beeps >= SECONDS * 0.8, `beeps heard: ${f.beeps} in ${SECONDS} s`);
   assert.ok(f.offsets.length >= SECONDS * 0.8, `offsets measured: ${f.offsets.length}`);
   for (const o of f.offsets) assert.ok(Math.abs(o) <= 40, `A/V offset ${o} ms within ±40 ms (all: ${f.offsets.join(', ')})`);

@@ -33,6 +33,9 @@ export function fromWireAudioConfig(wire: unknown): AudioDecoderConfig | null {
   return cfg;
 }
 
+/** Chunks waiting in the decoder past which new ones are dropped (1 s of 20 ms chunks). */
+const MAX_DECODE_QUEUE = 50;
+
 /** Without a chunk for this long the audio no longer clocks the video. */
 const CLOCK_STALE_MS = 1000;
 
@@ -42,6 +45,8 @@ export class AudioPlayer {
   decoderErrors = 0;
   /** decoded before the worklet was ready */
   notReady = 0;
+  /** dropped because the decoder was MAX_DECODE_QUEUE chunks behind */
+  overloaded = 0;
   /** what the worklet last reported */
   worklet = { played: 0, late: 0, overflow: 0, framesOut: 0, queuedMs: 0 };
   readonly sched = new PlayoutScheduler();
@@ -108,6 +113,11 @@ export class AudioPlayer {
     }
     const d = this.decoder;
     if (!d || d.state !== 'configured') return;
+    // A decoder that fell this far behind (a stalled page) would only play stale sound.
+    if (d.decodeQueueSize > MAX_DECODE_QUEUE) {
+      this.overloaded++;
+      return;
+    }
     try {
       d.decode(
         new EncodedAudioChunk({

@@ -226,20 +226,20 @@ describe('VideoSync', () => {
     expect(v.stats.unsynced).toBe(1);
   });
 
-  it('holds an early frame until the audio reaches it (shown up to 20 ms before its sound)', () => {
+  it('holds an early frame until the audio reaches it (shown up to 10 ms before its sound)', () => {
     const v = new VideoSync<{ timestamp: number }>();
     v.push(f(100));
     expect(v.due(50_000).show).toBeNull();
-    expect(v.wait(50_000)).toBe(30_000);
-    expect(v.due(79_000).show).toBeNull();
-    expect(v.due(80_000).show).toEqual(f(100));
+    expect(v.wait(50_000)).toBe(40_000);
+    expect(v.due(89_000).show).toBeNull();
+    expect(v.due(90_000).show).toEqual(f(100));
     expect(v.stats).toMatchObject({ shown: 1, unsynced: 0, skipped: 0 });
   });
 
   it('shows the newest due frame and skips the late ones before it', () => {
     const v = new VideoSync<{ timestamp: number }>();
     for (const t of [0, 33, 66, 100]) v.push(f(t));
-    const r = v.due(50_000);
+    const r = v.due(56_000);
     expect(r.show).toEqual(f(66));
     expect(r.skip).toEqual([f(0), f(33)]);
     expect(v.size).toBe(1);

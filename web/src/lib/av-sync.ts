@@ -295,7 +295,7 @@ export interface VideoSyncOptions {
   early: number;
 }
 
-export const DEFAULT_VIDEO_SYNC: VideoSyncOptions = { maxQueue: 30, maxAhead: 1_000_000, early: 20_000 };
+export const DEFAULT_VIDEO_SYNC: VideoSyncOptions = { maxQueue: 30, maxAhead: 1_000_000, early: 10_000 };
 
 export interface VideoSyncStats {
   shown: number;

@@ -630,6 +630,7 @@ function stopPublisher(): void {
   publisher?.stop();
   publisher = null;
   stopAudio();
+  showMic('');
 }
 
 // ---- publishing: the microphone beside WebCodecs (AudioEncoder, Opus) ------------------------
@@ -892,6 +893,7 @@ showCameraHelp(
 );
 setStatus('idle');
 showModeHint();
+showMic('');
 showLevel();
 window.addEventListener('beforeunload', () => {
   stopPublishing();
