@@ -479,9 +479,10 @@ test('16c. a slow viewer (delivery level raised) keeps continuous sound while it
       proxy.resume();
     }
     await waitFor(viewer, 'the viewer is told its level is above 0', () => window.__streamhub.level > 0);
-    // The stall's own gap is over once the backlog is through (a second); then, while at
-    // level > 0: sound goes on (the tone never stops at the source), video is thinned.
-    await sleep(1000);
+    // The stall's own gap is over once the backlog is through (half a second); then, while at
+    // level > 0 (it steps down after 5 s without refusals): sound goes on (the tone never
+    // stops at the source), video is thinned.
+    await sleep(500);
     const before = await viewer.evaluate(() => ({ played: window.__streamhub.audioPlayed, drawn: window.__streamhub.framesDrawn }));
     await viewer.evaluate(() => {
       window.__m.track = true;
