@@ -509,6 +509,44 @@ test('16c. a slow viewer (delivery level raised) keeps continuous sound while it
   }
 });
 
+test('16e. autoplay blocked: "Tap to unmute" and the badge say so; the click starts the sound', { timeout: TEST_MS }, async () => {
+  // Chromium's policy for a page nobody touched keeps a new AudioContext suspended until a
+  // click or key. The suite's browsers allow sound (--autoplay-policy=no-user-gesture-required)
+  // and playwright's pages count as touched, so an init script applies the policy, counting
+  // only trusted clicks and keys (as edges.test.mjs does for <video>).
+  const viewer = await env.page('viewer, autoplay blocked');
+  await viewer.addInitScript(() => {
+    let touched = false;
+    for (const type of ['pointerdown', 'keydown']) window.addEventListener(type, (e) => (touched ||= e.isTrusted), { capture: true });
+    const Real = window.AudioContext;
+    window.AudioContext = class extends Real {
+      constructor(o) {
+        super(o);
+        if (!touched) void super.suspend();
+      }
+      resume() {
+        return touched ? super.resume() : Promise.resolve();
+      }
+    };
+  });
+  const { page: streamer } = await soundStream(env, {
+    beforeStart: async (k) => {
+      await viewer.goto(`${env.url}/viewer.html?stream=${k}`, { waitUntil: 'load' });
+    },
+  });
+  await waitFor(viewer, 'the sound is blocked', () => window.__streamhub.audio === 'blocked');
+  assert.equal(await viewer.locator(byTestId('unmute')).isVisible(), true, '"Tap to unmute" shown');
+  assert.match(await viewer.textContent(byTestId('mode-badge')), /sound blocked/);
+  await viewer.click(byTestId('unmute'));
+  await waitFor(viewer, 'the sound plays after the click', () => window.__streamhub.audio === 'playing');
+  await measure(viewer);
+  await waitFor(viewer, 'the analyser hears the tone', () => window.__m.firstSound !== null);
+  assert.equal(await viewer.locator(byTestId('unmute')).isVisible(), false, '"Tap to unmute" gone');
+  assert.match(await viewer.textContent(byTestId('mode-badge')), /· sound$/);
+  await streamer.context().close();
+  await viewer.context().close();
+});
+
 // ---- cluster: a viewer on another node hears the sound -----------------------------------------
 
 function freePort() {
