@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { AudioState, carriesSound, soundNote } from './audio';
+import { AudioState, carriesSound, soundBadge, soundNote } from './audio';
 
 describe('AudioState', () => {
   it('mute toggles, volume clamps and unmutes, autoplay block needs an unmute', () => {
@@ -26,5 +26,19 @@ describe('AudioState', () => {
       expect(soundNote(m)).toMatch(/No sound/);
     }
     expect(soundNote('webm')).toBe('');
+    // a stream whose audio chunks came: WebCodecs and pictures carry sound too
+    for (const m of ['jpeg', 'webp', 'webcodecs'] as const) {
+      expect(carriesSound(m, true)).toBe(true);
+      expect(soundNote(m, true)).toBe('');
+    }
+    expect(carriesSound('none', true)).toBe(false);
+  });
+  it('the badge says what the audio player does', () => {
+    const on = { muted: false, volume: 1, blocked: false };
+    expect(soundBadge(null, on)).toBe('');
+    expect(soundBadge('playing', on)).toBe(' · sound');
+    expect(soundBadge('playing', { ...on, muted: true })).toBe(' · sound muted');
+    expect(soundBadge('blocked', { ...on, muted: true, blocked: true })).toMatch(/blocked/);
+    expect(soundBadge('unsupported', on)).toMatch(/no sound/);
   });
 });

@@ -1,25 +1,44 @@
-// The viewer's sound: one state (muted, volume, autoplay-blocked) that every player reads.
-// Today only the WebM player (a <video> element) plays sound; the WebCodecs audio player
-// being built subscribes here the same way, so the controls and shortcuts need no change.
+// The viewer's sound: one state (muted, volume, autoplay-blocked) that every player reads:
+// the WebM player (a <video> element) and the WebCodecs/images audio player
+// (lib/audio-player.ts, Web Audio) subscribe here alike, so the controls and shortcuts are one.
 
 /** What a stream's frames are, as the viewer sees them. */
 export type SoundMode = 'none' | 'jpeg' | 'webp' | 'webm' | 'webcodecs';
 
-/** Whether the mode carries sound at all. */
-export function carriesSound(mode: SoundMode): boolean {
-  return mode === 'webm';
+/** Whether the stream carries sound: WebM always, the others when audio chunks came (`hasAudio`). */
+export function carriesSound(mode: SoundMode, hasAudio = false): boolean {
+  return mode === 'webm' || (hasAudio && mode !== 'none');
 }
 
 /** What to tell the viewer about sound in this mode ('' when there is nothing to say). */
-export function soundNote(mode: SoundMode): string {
+export function soundNote(mode: SoundMode, hasAudio = false): string {
+  if (hasAudio) return '';
   switch (mode) {
     case 'jpeg':
     case 'webp':
       return 'No sound: this stream sends pictures only';
     case 'webcodecs':
-      return 'No sound yet in WebCodecs mode';
+      return 'No sound: the streamer sends no microphone';
     default:
       return '';
+  }
+}
+
+/** The audio player's state as the mode badge ends: '' where there is no audio track. */
+export function soundBadge(player: 'starting' | 'playing' | 'blocked' | 'unsupported' | 'failed' | null, v: AudioView): string {
+  switch (player) {
+    case null:
+      return '';
+    case 'playing':
+      return v.muted || v.volume === 0 ? ' · sound muted' : ' · sound';
+    case 'starting':
+      return ' · sound starting';
+    case 'blocked':
+      return ' · sound blocked (tap to unmute)';
+    case 'unsupported':
+      return ' · no sound here (no AudioDecoder)';
+    case 'failed':
+      return ' · sound failed';
   }
 }
 

@@ -1,5 +1,7 @@
-// WebCodecs chunks (the streamer's VideoEncoder output) → VideoDecoder → canvas.
+// WebCodecs chunks (the streamer's VideoEncoder output) → VideoDecoder → canvas, each frame
+// at its time on the audio clock when the stream has sound (lib/av-sync.ts, VideoSync).
 import type { ChunkInfo } from './protocol';
+import { VideoSync } from './av-sync';
 import { ChunkSequencer, configKey, fromWireConfig } from './webcodecs';
 
 export interface WcChunk {
@@ -31,11 +33,18 @@ export class WebCodecsPlayer {
   private lastConfig: unknown = null;
   private ctx: CanvasRenderingContext2D;
   private dead = false;
+  /** Decoded frames waiting for the audio clock (shown at once when it returns null). */
+  readonly sync = new VideoSync<VideoFrame>({ maxQueue: 8 });
+  private syncTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The last shown frame's time minus the audio clock's, µs (null: no clock). */
+  aheadUs: number | null = null;
 
   constructor(
     private canvas: HTMLCanvasElement,
     private onProblem: (message: string) => void,
     private onPicture: () => void = () => {},
+    /** The media time (µs) of the sound being heard, or null: no audio to follow. */
+    private clock: () => number | null = () => null,
   ) {
     this.ctx = canvas.getContext('2d', { alpha: false })!;
   }
@@ -115,7 +124,9 @@ export class WebCodecsPlayer {
           return;
         }
         this.framesDecoded++;
-        this.draw(frame);
+        this.sync.transit.add(performance.now() * 1000, frame.timestamp);
+        for (const f of this.sync.push(frame)) f.close();
+        this.pump();
       },
       error: (e) => {
         if (this.decoder !== d) return;
@@ -123,6 +134,23 @@ export class WebCodecsPlayer {
       },
     });
     return d;
+  }
+
+  /** Shows what is due on the audio clock and waits for the next frame's time. */
+  private pump(): void {
+    clearTimeout(this.syncTimer);
+    this.syncTimer = undefined;
+    if (this.dead) return;
+    for (;;) {
+      const now = this.clock();
+      const { show, skip } = this.sync.due(now);
+      for (const f of skip) f.close();
+      if (!show) break;
+      this.aheadUs = now === null ? null : show.timestamp - now;
+      this.draw(show);
+    }
+    const wait = this.sync.wait(this.clock());
+    if (wait !== null) this.syncTimer = setTimeout(() => this.pump(), Math.max(1, wait / 1000));
   }
 
   private draw(frame: VideoFrame): void {
@@ -145,6 +173,7 @@ export class WebCodecsPlayer {
 
   /** Throws away what the decoder holds; the next chunk it gets must be a key chunk. */
   private reset(): void {
+    for (const f of this.sync.clear()) f.close();
     const d = this.decoder;
     this.configured = null;
     if (d && d.state !== 'closed') {
@@ -179,6 +208,8 @@ export class WebCodecsPlayer {
 
   destroy(): void {
     this.dead = true;
+    clearTimeout(this.syncTimer);
+    for (const f of this.sync.clear()) f.close();
     try {
       if (this.decoder && this.decoder.state !== 'closed') this.decoder.close();
     } catch {

@@ -1,5 +1,6 @@
 // WebCodecs publishing: camera/screen frames → VideoEncoder → encoded chunks for
-// `stream:data:send` (binary data + `chunk`, and `config` on key chunks). Video only.
+// `stream:data:send` (binary data + `chunk`, and `config` on key chunks). The microphone
+// beside it is lib/audio-publisher.ts, stamped on this clock through `onFrameTime`.
 import type { Level } from './quality';
 import {
   codecForSize,
@@ -24,6 +25,8 @@ export interface PublisherOptions {
   /** sends one chunk; false when it could not be sent (the next frame is then a keyframe) */
   send: (chunk: EncodedVideoChunk, data: ArrayBuffer, config: WireDecoderConfig | null) => boolean;
   onError: (message: string) => void;
+  /** Every camera frame's timestamp (µs) as it arrives, before the gate: the audio's clock bridge. */
+  onFrameTime?: (timestampUs: number) => void;
 }
 
 type Processor = { readable: ReadableStream<VideoFrame> };
@@ -158,6 +161,7 @@ export class WebCodecsPublisher {
 
   private onFrame(frame: VideoFrame): void {
     try {
+      this.o.onFrameTime?.(frame.timestamp);
       const drop = this.gate.admit(
         { now: frame.timestamp / 1000, encodeQueue: this.encodeQueue, ...this.o.net() },
         this.level.fps,

@@ -45,6 +45,8 @@ import { encoderSupports, webCodecsPublishSupported, WebCodecsPublisher } from '
 import { ThumbnailSender } from '../lib/thumbnail';
 import { channelLink } from '../lib/channel-follow';
 import { loadSession, restorePlan, saveSession, shouldWarnOnLeave } from '../lib/streamer-session';
+import { AudioPublisher, AUDIO_BITRATE, audioPublishProblem } from '../lib/audio-publisher';
+import { ClockBridge } from '../lib/av-sync';
 
 type Status = 'idle' | 'registering' | 'ready' | 'live' | 'ended' | 'error';
 type Mode = 'jpeg' | 'webp' | 'webm' | 'webcodecs';
@@ -93,6 +95,10 @@ const video = document.getElementById('preview') as HTMLVideoElement;
 const previewEmpty = document.getElementById('preview-empty')!;
 const previewMsg = document.getElementById('preview-msg')!;
 const liveBadge = document.getElementById('live-badge')!;
+const micRow = $('mic-row');
+const micMuteBtn = $<HTMLButtonElement>('mic-mute');
+const micLevel = $<HTMLMeterElement>('mic-level');
+const micStatus = $('mic-status');
 
 // What this tab was doing before a reload (lib/streamer-session.ts): its capture settings now,
 // its name and stream once connected.
@@ -137,6 +143,11 @@ const hooks = {
   droppedBy: {} as Record<string, number>, // ...by reason: offline, encoder, in-flight, write-buffer, fps
   encodeQueue: 0,
   frameSource: '', // 'processor' (MediaStreamTrackProcessor) or 'canvas'
+  // WebCodecs sound
+  audio: '' as string, // '' | 'on' | 'muted' | 'none: why'
+  audioChunksSent: 0,
+  audioChunksDropped: 0, // encoded before the video clock was known, or not sendable
+  micLevelDb: -100,
 };
 (window as unknown as { __streamhub: typeof hooks }).__streamhub = hooks;
 
@@ -280,6 +291,7 @@ function showLevel(): void {
 socket.on('connect', () => {
   banner.clear('connection');
   uplink.reset();
+  audioPub?.resendConfig();
   if (registeredName) void register(registeredName, true);
   else if (status === 'error') setStatus('idle');
   else refreshControls();
@@ -306,6 +318,11 @@ socket.on(EVENTS.ERROR, (e: ErrorEvent) => {
   // Frames sent between a reconnect and stream:resume are refused (not registered yet):
   // the resume is what answers that.
   if (e?.event === EVENTS.STREAM_DATA_SEND && resuming) return;
+  if (e?.event === EVENTS.STREAM_AUDIO_SEND) {
+    // Per chunk, like frames; a chunk refused for want of a config gets one with the next.
+    if (e.code === 'INVALID_PAYLOAD') audioPub?.resendConfig();
+    return;
+  }
   error(describeError(e), `server:${e?.event ?? ''}`);
 });
 
@@ -666,18 +683,88 @@ function startPublisher(): boolean {
       return true;
     },
     onError: (m) => error(m),
+    onFrameTime: (ts) => bridge.observe('video', ts, performance.now() * 1000),
   });
   publisher = p;
   hooks.codec = codec.value;
   p.start();
   hooks.frameSource = p.source;
+  startAudio(key);
   return true;
 }
 
 function stopPublisher(): void {
   publisher?.stop();
   publisher = null;
+  stopAudio();
+  showMic('');
 }
+
+// ---- publishing: the microphone beside WebCodecs (AudioEncoder, Opus) ------------------------
+let audioPub: AudioPublisher | null = null;
+let bridge = new ClockBridge();
+let micMuted = false;
+
+function showMic(state: string): void {
+  hooks.audio = state;
+  micRow.hidden = mode() !== 'webcodecs';
+  micMuteBtn.disabled = !(state === 'on' || state === 'muted');
+  setText(micMuteBtn, micMuted ? 'Unmute mic' : 'Mute mic');
+  micMuteBtn.setAttribute('aria-pressed', String(micMuted));
+  setText(
+    micStatus,
+    state === 'on' ? 'Sound on' : state === 'muted' ? 'Microphone muted' : state.startsWith('none') ? `No sound: ${state.slice(6)}. Video goes on.` : '',
+  );
+}
+
+/** Sound is best effort: without an encoder or a microphone the video goes on alone. */
+function startAudio(key: string): void {
+  stopAudio();
+  const track = media?.getAudioTracks()[0];
+  const problem = audioPublishProblem();
+  if (problem || !track || track.readyState !== 'live') {
+    showMic(`none: ${problem ?? 'no microphone (or its permission was refused)'}`);
+    return;
+  }
+  bridge = new ClockBridge();
+  const a = new AudioPublisher({
+    track,
+    bridge,
+    bitrate: AUDIO_BITRATE[preset()],
+    send: (c) => {
+      if (!socket.connected) return false;
+      socket.emit(EVENTS.STREAM_AUDIO_SEND, { streamKey: key, ...c });
+      return true;
+    },
+    onLevel: (db) => {
+      micLevel.value = Math.max(-60, db);
+      hooks.micLevelDb = Math.round(db);
+    },
+    onError: (m) => {
+      showMic(`none: ${m}`);
+      error(m, 'audio');
+    },
+  });
+  if (!a.start()) {
+    showMic('none: the microphone cannot be read here');
+    return;
+  }
+  a.setMuted(micMuted);
+  audioPub = a;
+  showMic(micMuted ? 'muted' : 'on');
+}
+
+function stopAudio(): void {
+  audioPub?.stop();
+  audioPub = null;
+  micLevel.value = -60;
+}
+
+micMuteBtn.addEventListener('click', () => {
+  micMuted = !micMuted;
+  audioPub?.setMuted(micMuted);
+  if (audioPub) showMic(micMuted ? 'muted' : 'on');
+});
 
 function restartPublisher(): void {
   stopPublisher();
@@ -774,9 +861,10 @@ for (const sel of [presetSel, fpsSel]) {
 }
 function showModeHint(): void {
   codecField.hidden = mode() !== 'webcodecs';
+  micRow.hidden = mode() !== 'webcodecs';
   const hint =
     mode() === 'webcodecs'
-      ? 'WebCodecs mode sends video only (no audio yet). Keyframes every 2 s and whenever a viewer needs one.'
+      ? 'WebCodecs mode sends video and the microphone (Opus, in sync). Keyframes every 2 s and whenever a viewer needs one.'
       : mode() === 'webm'
         ? 'WebM carries video and audio; viewers can join at any time (keyframe every second).'
         : '';
@@ -829,6 +917,10 @@ setInterval(() => {
     hooks.framesDropped = publisher.gate.droppedTotal;
     hooks.droppedBy = { ...publisher.gate.dropped };
     hooks.encodeQueue = publisher.encodeQueue;
+  }
+  if (audioPub) {
+    hooks.audioChunksSent = audioPub.chunksSent;
+    hooks.audioChunksDropped = audioPub.chunksDropped;
   }
   if (status !== 'live' || mode() === 'webm') return;
   const step = controller.update({
@@ -894,6 +986,7 @@ if (plan.kind === 'fresh') {
   setStatus('registering', plan.kind === 'resume' ? 'Resuming…' : STATUS_TEXT.registering);
 }
 showModeHint();
+showMic('');
 showLevel();
 for (const el of [sourceSel, modeSel, presetSel, fpsSel, codecSel, base64Box]) el.addEventListener('change', persist);
 // Leaving (or reloading) while live asks first; a reload that goes ahead resumes the stream.

@@ -30,7 +30,8 @@ import { connect, request } from '../lib/socket';
 import { guestName } from '../lib/share';
 import { nameProblem } from '../lib/name';
 import { ChatLog, chatRefusal } from '../lib/chat';
-import { AudioState, carriesSound, soundNote } from '../lib/audio';
+import { AudioState, carriesSound, soundBadge, soundNote } from '../lib/audio';
+import { AudioPlayer, type AudioPlayerState } from '../lib/audio-player';
 import { uiIcon } from '../lib/icons';
 import { floatReaction, renderReactionButtons } from '../lib/reactions';
 import { concatBytes, couldStartEbml, frameBytes, MIME, sniff } from '../lib/media';
@@ -137,8 +138,25 @@ const hooks = {
   staleRejoins: 0, // joins again because the server still sent to a channel we had given up on
   streamKey: '', // the stream played now (on a channel page, it changes with the channel's streams)
   switches: 0, // channel page: switches to another stream of the channel
+  // Sound beside WebCodecs/pictures (stream:audio → lib/audio-player.ts)
+  audio: '' as AudioPlayerState | '', // '' until the stream's first audio chunk
+  audioChunks: 0, // audio chunks received (either path)
+  audioDecoded: 0,
+  audioPlayed: 0, // chunks the worklet played out
+  audioLate: 0, // chunks that came after their slot (a short gap)
+  audioTrimmed: 0, // chunks dropped to bring the delay down
+  audioDelayMs: 0, // jitter-buffer delay beyond the fastest transit
+  audioJitterMs: 0, // smoothed arrival jitter (RFC 3550)
+  audioTransitMs: 0, // fastest recent chunk: decoded − captured (the streamer's clock, this page's)
+  videoTransitMs: 0, // 90th percentile of the video frames' decoded − captured
+  videoSynced: 0, // video frames shown on the audio clock
+  videoUnsynced: 0, // ...shown at once (no audio clock)
+  videoSkipped: 0, // ...skipped (a later one was due)
+  videoAheadMs: null as number | null, // the last shown frame's time minus the audio clock's
 };
 (window as unknown as { __streamhub: typeof hooks }).__streamhub = hooks;
+// For tests and measurements: the sound's AudioContext and its last node (an analyser may tap it).
+(window as unknown as { __streamhubAudio: () => unknown }).__streamhubAudio = () => (ap ? { ctx: ap.ctx, output: ap.output } : null);
 
 const renderer = new ImageRenderer(canvas, () => {
   hooks.framesDrawn = renderer.framesDrawn;
@@ -147,6 +165,7 @@ const renderer = new ImageRenderer(canvas, () => {
 });
 let mse: MsePlayer | null = null;
 let wc: WebCodecsPlayer | null = null;
+let ap: AudioPlayer | null = null;
 const chat = new ChatLog(chatLogEl, () => vs.user?.id ?? null, undefined, () => vs.stream?.streamer?.id ?? null);
 const socket = connect();
 const audio = new AudioState(localStorage);
@@ -195,13 +214,13 @@ function render(): void {
   }
 
   const b = badgeView(vs);
-  const bKey = JSON.stringify(b);
+  const bKey = JSON.stringify(b) + (ap?.state ?? hooks.audio) + JSON.stringify(audio.current);
   if (bKey !== drawnBadge) {
     drawnBadge = bKey;
     badge.dataset.mode = b.mode;
     badge.dataset.level = String(b.level);
     badge.dataset.transport = b.transport;
-    setText(badge, b.text);
+    setText(badge, b.text + soundBadge(ap ? ap.state : hooks.audio === 'unsupported' ? 'unsupported' : null, audio.current));
     badge.title = b.title;
     reducedEl.hidden = b.level === 0;
   }
@@ -272,6 +291,8 @@ function run(e: Effect): void {
       mse = null;
       wc?.destroy();
       wc = null;
+      ap?.destroy();
+      ap = null;
       break;
     case 'notice':
       chat.notice(e.text);
@@ -326,7 +347,7 @@ function newMse(): MsePlayer {
 function newWc(): WebCodecsPlayer {
   wc?.destroy();
   lastPresented = 0;
-  const p = new WebCodecsPlayer(canvas, problem, () => dispatch({ type: 'picture' }));
+  const p = new WebCodecsPlayer(canvas, problem, () => dispatch({ type: 'picture' }), () => ap?.mediaNow() ?? null);
   wc = p;
   return p;
 }
@@ -447,6 +468,21 @@ setInterval(() => {
     hooks.size = `${wc.width}x${wc.height}`;
     if (wc.codec) dispatch({ type: 'codec', codec: wc.codec });
     for (; lastPresented < wc.framesDrawn; lastPresented++) presented.add(now);
+    hooks.videoSynced = wc.sync.stats.shown - wc.sync.stats.unsynced;
+    hooks.videoUnsynced = wc.sync.stats.unsynced;
+    hooks.videoSkipped = wc.sync.stats.skipped;
+    hooks.videoAheadMs = wc.aheadUs === null ? null : Math.round(wc.aheadUs / 1000);
+  }
+  if (ap) {
+    if (wc) ap.followVideo(wc.sync.transit);
+    hooks.audioDecoded = ap.decoded;
+    hooks.audioPlayed = ap.worklet.played;
+    hooks.audioLate = ap.sched.stats.late + ap.worklet.late;
+    hooks.audioTrimmed = ap.sched.stats.trimmed;
+    hooks.audioDelayMs = Math.round((ap.sched.delay ?? 0) * 1000);
+    hooks.audioJitterMs = Math.round(ap.sched.jitterS * 10000) / 10;
+    hooks.audioTransitMs = Math.round((ap.transit.min ?? 0) / 1000);
+    hooks.videoTransitMs = wc ? Math.round((wc.sync.transit.quantile(0.9) ?? 0) / 1000) : 0;
   }
   hooks.mediaFrames = mediaCh.frames;
   hooks.mediaMalformed = mediaCh.malformed;
@@ -459,6 +495,35 @@ setInterval(() => {
   if (vs.graceUntil !== null) render();
 }, 500);
 
+/** An audio chunk (`stream:audio`, or a media-channel message with `track: "audio"`). */
+function onAudio(p: StreamData): void {
+  if (p?.streamKey !== streamKey || isFinal(vs)) return;
+  const bytes = frameBytes(p.data);
+  const chunk = parseChunkInfo(p.chunk);
+  if (!bytes || bytes.length === 0 || !chunk) return;
+  hooks.audioChunks++;
+  if (!ap) {
+    if (!AudioPlayer.supported()) {
+      if (hooks.audio !== 'unsupported') {
+        hooks.audio = 'unsupported';
+        showSound();
+        render();
+      }
+      return;
+    }
+    ap = new AudioPlayer((s) => {
+      hooks.audio = s;
+      if (s === 'blocked') audio.blocked();
+      showSound();
+      render();
+    });
+    ap.setVolume(audio.current.volume, audio.current.muted);
+    hooks.audio = ap.state;
+    showSound();
+  }
+  ap.push({ bytes, chunk, config: p.config });
+}
+
 /** A frame of our stream, from either path: the server sends each join's frames over one of them. */
 function onStreamData(p: StreamData): void {
   if (p?.streamKey !== streamKey || isFinal(vs)) return;
@@ -468,7 +533,8 @@ function onStreamData(p: StreamData): void {
 const mediaCh = new MediaChannel({
   onFrame: (p) => {
     dispatch({ type: 'media-frame' });
-    onStreamData(p);
+    if (p.track === 'audio') onAudio(p);
+    else onStreamData(p);
   },
   onLost: (reason) => dispatch({ type: 'media-lost', reason }),
 });
@@ -506,6 +572,7 @@ socket.on(EVENTS.STREAM_BUFFER, (p: StreamBuffer) => {
 });
 
 socket.on(EVENTS.STREAM_DATA, onStreamData);
+socket.on(EVENTS.STREAM_AUDIO, onAudio);
 
 // The channel's recent chat, sent once after joining (ids dedupe against live messages).
 socket.on(EVENTS.CHAT_HISTORY, (h: ChatHistory) => {
@@ -581,10 +648,11 @@ const VOLUME_ICON = uiIcon('volume', 18);
 
 /** Whether this mode has sound: the controls say so (they stay, for when it does). */
 function showSound(): void {
-  const note = soundNote(mode);
+  const hasAudio = ap !== null;
+  const note = hooks.audio === 'unsupported' ? 'No sound: this browser has no AudioDecoder' : soundNote(mode, hasAudio);
   setText(soundNoteEl, note);
   soundNoteEl.hidden = note === '';
-  player.dataset.sound = carriesSound(mode) ? 'yes' : mode === 'none' ? 'unknown' : 'no';
+  player.dataset.sound = carriesSound(mode, hasAudio) ? 'yes' : mode === 'none' ? 'unknown' : 'no';
 }
 
 audio.subscribe((v) => {
@@ -595,6 +663,9 @@ audio.subscribe((v) => {
   AudioState.apply(v, videoEl);
   // Unmuting after an autoplay block is the gesture that lets the video play with sound.
   if (wasMuted && !v.muted && !videoEl.hidden) void videoEl.play().catch(() => {});
+  ap?.setVolume(v.volume, v.muted);
+  if (!v.muted) ap?.resume();
+  render();
   muteBtn.setAttribute('aria-label', v.muted ? 'Unmute' : 'Mute');
   muteBtn.title = v.muted ? 'Unmute (m)' : 'Mute (m)';
   muteBtn.replaceChildren(v.muted ? MUTED_ICON : VOLUME_ICON);

@@ -1,0 +1,263 @@
+import { describe, expect, it } from 'vitest';
+import { audibleMediaTime, ClockBridge, EncoderTimeline, levelDb, PlayoutScheduler, TransitWindow, videoFloor, VideoSync } from './av-sync';
+
+const CHUNK = 20_000; // µs
+
+/** A deterministic pseudo-random sequence in [0, 1). */
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s * 1664525 + 1013904223) >>> 0;
+    return s / 2 ** 32;
+  };
+}
+
+describe('ClockBridge', () => {
+  it('puts audio on the video clock from the fastest delivery of each track', () => {
+    const b = new ClockBridge();
+    expect(b.audioToVideo(1000)).toBeNull();
+    // video clock = perf + 45 s, delivered 3-9 ms after capture; audio on perf, 0.4 ms
+    for (let i = 0; i < 10; i++) {
+      const cap = 100_000 + i * 33_333;
+      b.observe('video', cap + 45_000_000, cap + 3000 + (i % 3) * 3000);
+    }
+    b.observe('audio', 100_000, 100_400);
+    b.observe('audio', 110_000, 110_400);
+    const v = b.audioToVideo(200_000)!;
+    // true value 45_200_000; the bridge is off by the difference of the fastest deliveries
+    expect(v - 45_200_000).toBe(-2600);
+  });
+
+  it('forgets an odd frame, or an old clock, after its window (10 s)', () => {
+    const b = new ClockBridge();
+    b.observe('audio', 5_000_000, 1000); // one audio frame stamped 5 s ahead
+    for (let i = 1; i <= 1200; i++) {
+      b.observe('audio', i * 10_000, i * 10_000 + 500);
+      b.observe('video', i * 10_000, i * 10_000 + 1000);
+    }
+    expect(b.audioToVideo(100_000)).toBe(100_000 + 500 - 1000);
+  });
+});
+
+describe('EncoderTimeline', () => {
+  it("maps the encoder's counted timestamps back to the inputs' real ones across a gap", () => {
+    const t = new EncoderTimeline();
+    // 10 ms inputs from 5 s, then (frames lost) from 9 s; the encoder counts on from 5.06 s
+    for (let i = 0; i < 6; i++) t.input(5_000_000 + i * 10_000, 480, 48000);
+    for (let i = 0; i < 6; i++) t.input(9_000_000 + i * 10_000, 480, 48000);
+    expect(t.real(5_000_000)).toBe(5_000_000);
+    expect(t.real(5_040_000)).toBe(5_040_000);
+    expect(t.real(5_060_000)).toBe(9_000_000);
+    expect(t.real(5_100_000)).toBe(9_040_000);
+    // a 20 ms chunk starting mid-input
+    expect(t.real(5_105_000)).toBe(9_045_000);
+    t.reset();
+    expect(t.real(5_100_000)).toBeNull();
+  });
+});
+
+describe('levelDb', () => {
+  it('is -100 for silence and about -3 dB for a full-scale sine', () => {
+    expect(levelDb(new Float32Array(480))).toBe(-100);
+    const s = Float32Array.from({ length: 480 }, (_, i) => Math.sin((2 * Math.PI * i) / 48));
+    expect(levelDb(s)).toBeCloseTo(-3.01, 1);
+  });
+});
+
+describe('PlayoutScheduler', () => {
+  it('plays steady chunks back to back at a small fixed delay', () => {
+    const s = new PlayoutScheduler();
+    const ats: number[] = [];
+    for (let i = 0; i < 100; i++) {
+      const r = s.schedule(i * CHUNK, CHUNK, 5 + i * 0.02 + 0.002);
+      expect(r.play).toBe(true);
+      if (r.play) ats.push(r.at);
+    }
+    for (let i = 1; i < ats.length; i++) expect(ats[i] - ats[i - 1]).toBeCloseTo(0.02, 9);
+    // delay beyond arrival: minDelay + margin
+    expect(ats[99] - (5 + 99 * 0.02 + 0.002)).toBeCloseTo(0.013, 6);
+    expect(s.stats).toMatchObject({ late: 0, old: 0, trimmed: 0 });
+  });
+
+  it('a late chunk moves playout later (a gap), and the target grows with the jitter', () => {
+    const s = new PlayoutScheduler();
+    for (let i = 0; i < 10; i++) s.schedule(i * CHUNK, CHUNK, i * 0.02);
+    const before = s.target;
+    // chunk 10 is 100 ms late
+    const r = s.schedule(10 * CHUNK, CHUNK, 10 * 0.02 + 0.1);
+    expect(s.stats.late).toBe(1);
+    expect(r.play).toBe(true);
+    if (r.play) expect(r.at).toBeGreaterThanOrEqual(10 * 0.02 + 0.1 + 0.003);
+    expect(s.target).toBeGreaterThan(before);
+    // the next on-time chunk follows the late one without another gap
+    const n = s.schedule(11 * CHUNK, CHUNK, 11 * 0.02);
+    if (r.play && n.play) expect(n.at - r.at).toBeCloseTo(0.02, 9);
+    expect(s.stats.late).toBe(1);
+  });
+
+  it('an early chunk waits for its slot; a missing one leaves its slot silent', () => {
+    const s = new PlayoutScheduler();
+    const a = s.schedule(0, CHUNK, 1);
+    const b = s.schedule(CHUNK, CHUNK, 1.001); // arrived 19 ms early
+    const c = s.schedule(3 * CHUNK, CHUNK, 1.06); // chunk 2 never came
+    expect(a.play && b.play && c.play).toBe(true);
+    if (a.play && b.play && c.play) {
+      expect(b.at - a.at).toBeCloseTo(0.02, 9);
+      expect(c.at - a.at).toBeCloseTo(0.06, 9);
+    }
+    expect(s.stats.late).toBe(0);
+  });
+
+  it('drops duplicates and chunks already played past', () => {
+    const s = new PlayoutScheduler();
+    s.schedule(0, CHUNK, 1);
+    s.schedule(CHUNK, CHUNK, 1.02);
+    expect(s.schedule(CHUNK, CHUNK, 1.021)).toEqual({ play: false, why: 'old' });
+    expect(s.schedule(0, CHUNK, 1.03)).toEqual({ play: false, why: 'old' });
+    expect(s.stats.old).toBe(2);
+  });
+
+  it('adapts to jitter: random arrival delays of up to 30 ms give few late chunks and a bounded delay', () => {
+    const s = new PlayoutScheduler();
+    const r = rng(7);
+    for (let i = 0; i < 3000; i++) s.schedule(i * CHUNK, CHUNK, 2 + i * 0.02 + 0.002 + r() * 0.03);
+    expect(s.stats.late).toBeLessThan(3000 * 0.02);
+    expect(s.delay!).toBeLessThan(0.06);
+    expect(s.delay!).toBeGreaterThan(0.02);
+  });
+
+  it('comes back down after a burst of jitter ends', () => {
+    const s = new PlayoutScheduler();
+    const r = rng(3);
+    let i = 0;
+    for (; i < 200; i++) s.schedule(i * CHUNK, CHUNK, i * 0.02 + r() * 0.1);
+    const high = s.delay!;
+    expect(high).toBeGreaterThan(0.08);
+    for (; i < 1200; i++) s.schedule(i * CHUNK, CHUNK, i * 0.02 + 0.1);
+    // the transit floor is now 0.1 (no jitter): the delay beyond it returns near the minimum
+    expect(s.delay!).toBeLessThan(0.04);
+    expect(s.stats.trimmed).toBeGreaterThan(0);
+  });
+
+  it('follows clock drift both ways (±0.2%) with a bounded delay', () => {
+    for (const drift of [0.002, -0.002]) {
+      const s = new PlayoutScheduler();
+      let maxDelay = 0;
+      for (let i = 0; i < 6000; i++) {
+        // receiver time runs (1 + drift) × sender time: 2 minutes of chunks
+        s.schedule(i * CHUNK, CHUNK, (i * 0.02) * (1 + drift) + 0.005);
+        if (i > 100) maxDelay = Math.max(maxDelay, s.delay!);
+      }
+      expect(maxDelay).toBeLessThan(0.06);
+      // 240 ms of drift is made up in 20 ms steps
+      const steps = drift > 0 ? s.stats.late : s.stats.trimmed;
+      expect(steps).toBeGreaterThanOrEqual(8);
+      expect(steps).toBeLessThanOrEqual(24);
+    }
+  });
+
+  it("skips a joiner's catch-up burst (200 ms of chunks at once) to reach the live edge", () => {
+    const s = new PlayoutScheduler();
+    // chunks 0..9 arrive together at 0.2 s (the server's catch-up), then live ones on time
+    for (let i = 0; i < 10; i++) s.schedule(i * CHUNK, CHUNK, 0.2 + i * 0.0001);
+    for (let i = 10; i < 40; i++) s.schedule(i * CHUNK, CHUNK, 0.2 + (i - 9) * 0.02);
+    expect(s.stats.trimmed).toBeGreaterThanOrEqual(5);
+    expect(s.delay!).toBeLessThan(0.08);
+  });
+
+  it('a jump in timestamps (a new capture clock) starts the timing again', () => {
+    const s = new PlayoutScheduler();
+    for (let i = 0; i < 10; i++) s.schedule(i * CHUNK, CHUNK, i * 0.02);
+    const r = s.schedule(500_000_000, CHUNK, 0.2);
+    expect(s.stats.resets).toBe(1);
+    expect(r.play).toBe(true);
+    if (r.play) expect(r.at).toBeCloseTo(0.2 + s.target, 6);
+  });
+});
+
+describe('following the video', () => {
+  it('videoFloor: the video 90th-percentile transit minus the audio fastest, plus a paint', () => {
+    const v = new TransitWindow(60);
+    const a = new TransitWindow(150);
+    expect(videoFloor(v, a)).toBe(0);
+    for (let i = 0; i < 30; i++) v.add(1_000_000 + i * 33_333 + 40_000 + (i % 10) * 1000, i * 33_333);
+    for (let i = 0; i < 50; i++) a.add(1_000_000 + i * 20_000 + 25_000, i * 20_000);
+    // video transit 1.040..1.049 s (p90 1.049), audio fastest 1.025 s
+    expect(videoFloor(v, a)).toBeCloseTo(0.024 + 0.008, 6);
+    // bounded
+    v.add(5_000_000, 0);
+    for (let i = 0; i < 10; i++) v.add(9_000_000, 0);
+    expect(videoFloor(v, a)).toBe(0.25);
+  });
+
+  it('a raised floor stretches the delay (silence in chunk steps), a lowered one trims it', () => {
+    const s = new PlayoutScheduler();
+    let i = 0;
+    for (; i < 20; i++) s.schedule(i * CHUNK, CHUNK, i * 0.02);
+    s.setFloor(0.1);
+    for (; i < 120; i++) s.schedule(i * CHUNK, CHUNK, i * 0.02);
+    expect(s.delay!).toBeGreaterThanOrEqual(0.08);
+    expect(s.delay!).toBeLessThanOrEqual(0.12);
+    expect(s.stats.stretched).toBeGreaterThanOrEqual(4);
+    s.setFloor(0);
+    for (; i < 400; i++) s.schedule(i * CHUNK, CHUNK, i * 0.02);
+    expect(s.delay!).toBeLessThan(0.04);
+    expect(s.stats.late).toBe(0);
+  });
+});
+
+describe('audibleMediaTime', () => {
+  it('maps page time through the output timestamp and the mapping', () => {
+    // context time 10 s was heard at page time 5000 ms; media 0 plays at context 4 s
+    expect(audibleMediaTime({ contextTime: 10, performanceTime: 5000 }, 5100, 4)).toBeCloseTo(6.1e6, 0);
+    expect(audibleMediaTime(null, 1, 4)).toBeNull();
+    expect(audibleMediaTime({ contextTime: 10, performanceTime: 5000 }, 1, null)).toBeNull();
+  });
+});
+
+describe('VideoSync', () => {
+  const f = (ms: number) => ({ timestamp: ms * 1000 });
+
+  it('without an audio clock every frame is due at once', () => {
+    const v = new VideoSync<{ timestamp: number }>();
+    v.push(f(0));
+    expect(v.wait(null)).toBe(0);
+    expect(v.due(null).show).toEqual(f(0));
+    expect(v.stats.unsynced).toBe(1);
+  });
+
+  it('holds an early frame until the audio reaches it (shown up to 10 ms before its sound)', () => {
+    const v = new VideoSync<{ timestamp: number }>();
+    v.push(f(100));
+    expect(v.due(50_000).show).toBeNull();
+    expect(v.wait(50_000)).toBe(40_000);
+    expect(v.due(89_000).show).toBeNull();
+    expect(v.due(90_000).show).toEqual(f(100));
+    expect(v.stats).toMatchObject({ shown: 1, unsynced: 0, skipped: 0 });
+  });
+
+  it('shows the newest due frame and skips the late ones before it', () => {
+    const v = new VideoSync<{ timestamp: number }>();
+    for (const t of [0, 33, 66, 100]) v.push(f(t));
+    const r = v.due(56_000);
+    expect(r.show).toEqual(f(66));
+    expect(r.skip).toEqual([f(0), f(33)]);
+    expect(v.size).toBe(1);
+  });
+
+  it('a frame the audio clock cannot place (over 1 s away) is shown at once', () => {
+    const v = new VideoSync<{ timestamp: number }>();
+    v.push(f(5000));
+    expect(v.wait(0)).toBe(0);
+    expect(v.due(0).show).toEqual(f(5000));
+    expect(v.stats.unsynced).toBe(1);
+  });
+
+  it('keeps its queue bounded', () => {
+    const v = new VideoSync<{ timestamp: number }>({ maxQueue: 3 });
+    const dropped = [0, 1, 2, 3, 4].flatMap((t) => v.push(f(t)));
+    expect(dropped).toEqual([f(0), f(1)]);
+    expect(v.size).toBe(3);
+    expect(v.clear()).toHaveLength(3);
+  });
+});
