@@ -109,6 +109,9 @@ pub mod events {
             /// `{streamKey, data, chunk, config?}`: one Opus audio chunk (binary), the stream's
             /// second track; `config` (the `AudioDecoderConfig`) with the first chunk.
             STREAM_AUDIO_SEND = "stream:audio:send",
+            /// No payload: the ack carries the server's clock (`{serverTime}`), for clock-offset
+            /// estimation (capture times are on the server's clock).
+            TIME_SYNC = "time:sync",
         }
 
         /// Events the server emits (`docs/protocol.md`, "Server → client").
