@@ -1,6 +1,7 @@
 // WebCodecs chunks (the streamer's VideoEncoder output) → VideoDecoder → canvas.
 import type { ChunkInfo } from './protocol';
 import { ChunkSequencer, configKey, fromWireConfig } from './webcodecs';
+import { TimestampMap } from './clock';
 
 export interface WcChunk {
   bytes: Uint8Array;
@@ -8,6 +9,8 @@ export interface WcChunk {
   /** `stream:data`'s `config` as it came (checked by fromWireConfig before use). */
   config?: unknown;
   resync: boolean;
+  /** `stream:data`'s `captureTime`, handed to onPicture when this chunk's frame is drawn. */
+  captureTime?: number;
 }
 
 /**
@@ -31,11 +34,12 @@ export class WebCodecsPlayer {
   private lastConfig: unknown = null;
   private ctx: CanvasRenderingContext2D;
   private dead = false;
+  private captures = new TimestampMap(64);
 
   constructor(
     private canvas: HTMLCanvasElement,
     private onProblem: (message: string) => void,
-    private onPicture: () => void = () => {},
+    private onPicture: (captureTime?: number) => void = () => {},
   ) {
     this.ctx = canvas.getContext('2d', { alpha: false })!;
   }
@@ -83,6 +87,7 @@ export class WebCodecsPlayer {
         data: c.bytes as Uint8Array<ArrayBuffer>,
       };
       if (c.chunk.duration !== undefined) init.duration = c.chunk.duration;
+      if (c.captureTime !== undefined) this.captures.set(c.chunk.timestamp, c.captureTime);
       decoder.decode(new EncodedVideoChunk(init));
     } catch (e) {
       this.decoderFailed(`decode refused: ${(e as Error).message}`);
@@ -137,7 +142,7 @@ export class WebCodecsPlayer {
       this.height = h;
       this.ctx.drawImage(frame, 0, 0, w, h);
       this.framesDrawn++;
-      this.onPicture();
+      this.onPicture(this.captures.take(frame.timestamp));
     } finally {
       frame.close();
     }

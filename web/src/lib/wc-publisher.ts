@@ -1,6 +1,7 @@
 // WebCodecs publishing: camera/screen frames → VideoEncoder → encoded chunks for
 // `stream:data:send` (binary data + `chunk`, and `config` on key chunks). Video only.
 import type { Level } from './quality';
+import { localNow, TimestampMap } from './clock';
 import {
   codecForSize,
   encoderSettings,
@@ -21,8 +22,11 @@ export interface PublisherOptions {
   level: Level;
   /** what the gate needs from the connection, sampled per frame */
   net: () => Omit<GateSample, 'now' | 'encodeQueue'>;
-  /** sends one chunk; false when it could not be sent (the next frame is then a keyframe) */
-  send: (chunk: EncodedVideoChunk, data: ArrayBuffer, config: WireDecoderConfig | null) => boolean;
+  /**
+   * sends one chunk; false when it could not be sent (the next frame is then a keyframe).
+   * `capturedAt`: when the chunk's picture came from the camera (local ms, see clock.ts).
+   */
+  send: (chunk: EncodedVideoChunk, data: ArrayBuffer, config: WireDecoderConfig | null, capturedAt?: number) => boolean;
   onError: (message: string) => void;
 }
 
@@ -70,6 +74,8 @@ export class WebCodecsPublisher {
   private canvas: HTMLCanvasElement | null = null;
   private needsConfigure = true;
   private lastVideoTime = -1;
+  /** When each frame being encoded came from the camera (local ms), by its timestamp. */
+  private captured = new TimestampMap(32);
 
   constructor(private o: PublisherOptions) {
     this.level = o.level;
@@ -157,6 +163,7 @@ export class WebCodecsPublisher {
   }
 
   private onFrame(frame: VideoFrame): void {
+    const arrived = localNow();
     try {
       const drop = this.gate.admit(
         { now: frame.timestamp / 1000, encodeQueue: this.encodeQueue, ...this.o.net() },
@@ -177,6 +184,7 @@ export class WebCodecsPublisher {
         if (!this.configure()) return;
       }
       const keyFrame = this.clock.next(frame.timestamp / 1000);
+      this.captured.set(frame.timestamp, arrived);
       this.encoder!.encode(frame, { keyFrame });
       this.framesEncoded++;
       if (keyFrame) this.keyframes++;
@@ -219,7 +227,8 @@ export class WebCodecsPublisher {
         if (meta?.decoderConfig) this.config = toWireConfig(meta.decoderConfig);
         const data = new ArrayBuffer(chunk.byteLength);
         chunk.copyTo(data);
-        if (this.o.send(chunk, data, chunk.type === 'key' ? this.config : null)) this.chunksSent++;
+        const at = this.captured.take(chunk.timestamp);
+        if (this.o.send(chunk, data, chunk.type === 'key' ? this.config : null, at)) this.chunksSent++;
         else this.clock.request();
       },
       error: (e) => {

@@ -38,6 +38,8 @@ import { LatencyMeter, RateMeter } from '../lib/stats';
 import { ImageRenderer } from '../lib/image-renderer';
 import { MsePlayer } from '../lib/mse-player';
 import { WebCodecsPlayer } from '../lib/wc-player';
+import { syncedClock } from '../lib/time-sync';
+import { cameraToScreen, DelayMeter, localNow, playingCaptureTime } from '../lib/clock';
 import { parseChunkInfo } from '../lib/webcodecs';
 import { MediaChannel, mediaUrl } from '../lib/media-channel';
 import {
@@ -59,7 +61,9 @@ const player = $('player');
 const canvas = $<HTMLCanvasElement>('video-canvas');
 const videoEl = $<HTMLVideoElement>('video-element');
 const statusEl = $('status');
+/** Camera-to-screen delay (the badge); `hopEl`: server-to-viewer hop. */
 const latencyEl = $('latency');
+const hopEl = $('hop');
 const fpsEl = $('fps');
 const viewersEl = $('viewer-count');
 const chatLogEl = $('chat-log');
@@ -97,6 +101,10 @@ const received = new RateMeter(2000);
 const presented = new RateMeter(2000);
 let lastPresented = 0;
 const latency = new LatencyMeter(0.2);
+/** Camera-to-screen of the pictures shown in the last second. */
+const delay = new DelayMeter(1000);
+/** WebM: the newest piece's captureTime (what the end of the buffered range was captured at). */
+let webmCapture: number | null = null;
 const hooks = {
   framesDrawn: 0,
   framesReceived: 0,
@@ -108,7 +116,14 @@ const hooks = {
   level: 0,
   size: '', // size of the last drawn frame, "640x480"
   state: 'connecting' as ViewerState['status'],
+  /** camera-to-screen delay, ms: the badge (median of the last second's pictures) */
   latencyMs: null as number | null,
+  /** server-to-viewer hop, ms (the old badge figure) */
+  hopMs: null as number | null,
+  /** the latest pictures' camera-to-screen delays: {at: local ms shown, ms} */
+  delays: [] as { at: number; ms: number }[],
+  clockOffset: null as number | null,
+  clockRtt: null as number | null,
   undecodable: 0,
   // WebM (MSE)
   lagS: 0, // buffered end - currentTime
@@ -135,7 +150,18 @@ const hooks = {
 };
 (window as unknown as { __streamhub: typeof hooks }).__streamhub = hooks;
 
-const renderer = new ImageRenderer(canvas, () => {
+/** A picture reached the screen: its camera-to-screen delay, when it carried a capture time. */
+function shown(captureTime: number | undefined | null): void {
+  const at = localNow();
+  const ms = cameraToScreen(synced.clock.toServer(at), captureTime);
+  if (ms === null) return;
+  delay.add(at, ms);
+  hooks.delays.push({ at, ms: Math.round(ms * 10) / 10 });
+  if (hooks.delays.length > 120) hooks.delays.splice(0, hooks.delays.length - 120);
+}
+
+const renderer = new ImageRenderer(canvas, (captureTime) => {
+  shown(captureTime);
   hooks.framesDrawn = renderer.framesDrawn;
   hooks.size = `${renderer.width}x${renderer.height}`;
   dispatch({ type: 'picture' });
@@ -144,6 +170,7 @@ let mse: MsePlayer | null = null;
 let wc: WebCodecsPlayer | null = null;
 const chat = new ChatLog(chatLogEl, () => vs.user?.id ?? null, undefined, () => vs.stream?.streamer?.id ?? null);
 const socket = connect();
+const synced = syncedClock(socket);
 const audio = new AudioState(localStorage);
 
 // ---- state --------------------------------------------------------------------------------
@@ -320,7 +347,10 @@ function newMse(): MsePlayer {
 function newWc(): WebCodecsPlayer {
   wc?.destroy();
   lastPresented = 0;
-  const p = new WebCodecsPlayer(canvas, problem, () => dispatch({ type: 'picture' }));
+  const p = new WebCodecsPlayer(canvas, problem, (captureTime) => {
+    shown(captureTime);
+    dispatch({ type: 'picture' });
+  });
   wc = p;
   return p;
 }
@@ -332,6 +362,7 @@ let carry: Uint8Array | null = null;
 function handleWebm(bytes: Uint8Array, f: StreamData | BufferedFrame, sniffedInit: boolean): boolean {
   const p = f as StreamData;
   const init = p.init === true || sniffedInit;
+  if (typeof p.captureTime === 'number') webmCapture = p.captureTime;
   useMode('webm');
   dispatch({ type: 'media-mode', media: 'webm' });
   if (!MsePlayer.supported()) {
@@ -356,7 +387,7 @@ function handleChunk(bytes: Uint8Array, p: StreamData): boolean {
     return false;
   }
   if (!wc || wc.failed) newWc();
-  wc!.push({ bytes, chunk, config: p.config, resync: p.resync === true });
+  wc!.push({ bytes, chunk, config: p.config, resync: p.resync === true, captureTime: p.captureTime });
   return true;
 }
 
@@ -393,7 +424,7 @@ function handle(f: StreamData | BufferedFrame): boolean {
     useMode(kind);
     dispatch({ type: 'media-mode', media: 'images' });
     dispatch({ type: 'picture-kind', picture: kind });
-    renderer.push(bytes, MIME[kind]);
+    renderer.push(bytes, MIME[kind], (f as StreamData).captureTime);
     return true;
   }
   if (mode === 'webm' && mse && !mse.failed) return handleWebm(bytes, f, false);
@@ -411,7 +442,6 @@ function onFrame(f: BufferedFrame, live: boolean): void {
   received.add(now);
   if (live) {
     latency.add(now, f.timestamp);
-    hooks.latencyMs = latency.current;
   }
   const ok = handle(f);
   dispatch({ type: 'frame', undecodable: !ok && mode === 'none' });
@@ -419,6 +449,13 @@ function onFrame(f: BufferedFrame, live: boolean): void {
 
 if (MsePlayer.supported()) {
   videoEl.addEventListener('playing', () => dispatch({ type: 'picture' }));
+  // WebM: the delay of what is playing, from currentTime against the buffered timeline
+  // (not of what was received), sampled while it plays.
+  setInterval(() => {
+    const b = videoEl.buffered;
+    if (mode !== 'webm' || webmCapture === null || videoEl.paused || b.length === 0) return;
+    shown(playingCaptureTime(webmCapture, b.end(b.length - 1), videoEl.currentTime));
+  }, 100);
 }
 setInterval(() => {
   const now = Date.now();
@@ -447,8 +484,14 @@ setInterval(() => {
   const live = vs.status === 'live';
   const videoMode = mode === 'webm' || mode === 'webcodecs';
   setText(fpsEl, live ? Math.round(videoMode ? presented.rate(now) : received.rate(now)) : 0);
-  const lat = live && received.count(now) > 0 ? latency.current : null;
-  setText(latencyEl, lat === null ? '–' : lat);
+  const hop = live && received.count(now) > 0 ? latency.current : null;
+  hooks.hopMs = hop;
+  setText(hopEl, hop === null ? '–' : hop);
+  const c2s = live ? delay.value(localNow()) : null;
+  hooks.latencyMs = c2s;
+  setText(latencyEl, c2s === null ? '–' : c2s);
+  hooks.clockOffset = synced.clock.offset;
+  hooks.clockRtt = synced.clock.rtt;
   // The streamer's grace countdown, when it runs.
   if (vs.graceUntil !== null) render();
 }, 500);
