@@ -103,8 +103,7 @@ let lastPresented = 0;
 const latency = new LatencyMeter(0.2);
 /** Camera-to-screen of the pictures shown in the last second. */
 const delay = new DelayMeter(1000);
-/** WebM: the newest piece's captureTime (what the end of the buffered range was captured at). */
-let webmCapture: number | null = null;
+
 const hooks = {
   framesDrawn: 0,
   framesReceived: 0,
@@ -362,7 +361,6 @@ let carry: Uint8Array | null = null;
 function handleWebm(bytes: Uint8Array, f: StreamData | BufferedFrame, sniffedInit: boolean): boolean {
   const p = f as StreamData;
   const init = p.init === true || sniffedInit;
-  if (typeof p.captureTime === 'number') webmCapture = p.captureTime;
   useMode('webm');
   dispatch({ type: 'media-mode', media: 'webm' });
   if (!MsePlayer.supported()) {
@@ -371,7 +369,7 @@ function handleWebm(bytes: Uint8Array, f: StreamData | BufferedFrame, sniffedIni
   }
   if (!mse || (mse.failed && init)) newMse();
   if (mse!.failed) return false;
-  mse!.push({ bytes, init, key: p.key === true || init, resync: p.resync === true });
+  mse!.push({ bytes, init, key: p.key === true || init, resync: p.resync === true, captureTime: p.captureTime });
   if (!mse!.started) dispatch({ type: 'live-note', note: 'Joined between keyframes: the video starts at the next one…' });
   return mse!.started;
 }
@@ -453,8 +451,9 @@ if (MsePlayer.supported()) {
   // (not of what was received), sampled while it plays.
   setInterval(() => {
     const b = videoEl.buffered;
-    if (mode !== 'webm' || webmCapture === null || videoEl.paused || b.length === 0) return;
-    shown(playingCaptureTime(webmCapture, b.end(b.length - 1), videoEl.currentTime));
+    const edge = mse?.edgeCapture ?? null;
+    if (mode !== 'webm' || edge === null || videoEl.paused || b.length === 0) return;
+    shown(playingCaptureTime(edge, b.end(b.length - 1), videoEl.currentTime));
   }, 100);
 }
 setInterval(() => {
