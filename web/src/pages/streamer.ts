@@ -45,6 +45,7 @@ import { ThumbnailSender } from '../lib/thumbnail';
 import { PictureArrival, syncedClock } from '../lib/time-sync';
 import { localNow } from '../lib/clock';
 import { cameraConstraints, cameraNote, sendHeight } from '../lib/camera-fit';
+import { RecordingOrigin, WebmTimecodes } from '../lib/webm-time';
 
 type Status = 'idle' | 'registering' | 'ready' | 'live' | 'ended' | 'error';
 type Mode = 'jpeg' | 'webp' | 'webm' | 'webcodecs';
@@ -558,6 +559,9 @@ function startRecorder(): boolean {
   const key = stream.streamKey;
   const rec = new MediaRecorder(media, options);
   const head = new RecordingStart();
+  // Capture times: the recording's block timecodes, dated by the fastest-delivered chunk.
+  const timecodes = new WebmTimecodes();
+  const origin = new RecordingOrigin();
   rec.ondataavailable = (ev: BlobEvent) => {
     if (ev.data.size === 0 || recorder !== rec) return;
     if (chunkBacklog >= MAX_WEBM_BACKLOG) {
@@ -567,14 +571,16 @@ function startRecorder(): boolean {
       return;
     }
     chunkBacklog++;
-    // The chunk ends with the newest picture the recorder has encoded: about now.
-    const stamp = captureField(localNow());
+    const deliveredAt = localNow();
     const asText = base64Box.checked;
     // A chain keeps chunks in order while their bytes are read.
     chunkChain = chunkChain.then(async () => {
       try {
+        const raw = new Uint8Array(await ev.data.arrayBuffer());
+        const captured = origin.chunk(deliveredAt, timecodes.push(raw));
+        const stamp = captured === null ? undefined : captureField(captured);
         // The first frame must start with the whole EBML header (see RecordingStart).
-        const bytes = head.push(new Uint8Array(await ev.data.arrayBuffer()));
+        const bytes = head.push(raw);
         if (!bytes) return;
         // Base64 mode: what FileReader's data URL carries after 'base64,' (the seed's way).
         const data = asText ? bytesToBase64(bytes) : (bytes.buffer as ArrayBuffer).slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
