@@ -131,7 +131,7 @@ const median = (xs) => {
  * seconds, the viewer's measured camera-to-screen delays with the page's own (hooks.delays)
  * and its badge. Returns the numbers for the log.
  */
-async function badgeAgrees(t, mode, opts = {}) {
+async function badgeAgrees(t, mode, { agreeMs = AGREE_MS, ...opts } = {}) {
   const { page: streamer, key } = await startVideoStream(env, { mode, initScript: [clockCamera], ...opts });
   const viewer = await env.page(`${mode} viewer`);
   await viewer.addInitScript(clockReader);
@@ -160,6 +160,7 @@ async function badgeAgrees(t, mode, opts = {}) {
     page: window.__streamhub.delays.filter((d) => d.at >= since).map((d) => d.ms),
     badge: Number(document.querySelector('[data-testid="latency"]').textContent),
     badgeWindow: window.__measured.filter((m) => m.at >= window.__badgeAt - 1000 && m.at <= window.__badgeAt).map((m) => m.ms),
+    badgePage: window.__streamhub.delays.filter((d) => d.at >= window.__badgeAt - 1000 && d.at <= window.__badgeAt).map((d) => d.ms),
     hop: window.__streamhub.hopMs,
   }), from);
   const out = {
@@ -169,6 +170,7 @@ async function badgeAgrees(t, mode, opts = {}) {
     pageMs: Math.round(median(r.page)),
     badgeMs: r.badge,
     badgeWindowMs: Math.round(median(r.badgeWindow)),
+    badgePageMs: Math.round(median(r.badgePage)),
     hopMs: r.hop,
     offsets,
   };
@@ -181,8 +183,13 @@ async function badgeAgrees(t, mode, opts = {}) {
   for (const [who, o] of Object.entries(offsets)) {
     assert.ok(o !== null && Math.abs(o) < 20, `${who}'s clock offset to the server on the same machine: ${o}`);
   }
-  assert.ok(Math.abs(out.pageMs - out.measuredMs) <= AGREE_MS, `page delays agree with the painted clock: ${JSON.stringify(out)}`);
-  assert.ok(Number.isFinite(r.badge) && Math.abs(r.badge - out.badgeWindowMs) <= AGREE_MS, `the badge agrees: ${JSON.stringify(out)}`);
+  assert.ok(Math.abs(out.pageMs - out.measuredMs) <= agreeMs, `page delays agree with the painted clock: ${JSON.stringify(out)}`);
+  // The badge shows the page's pictures of its last second...
+  assert.ok(Number.isFinite(r.badge) && Math.abs(r.badge - out.badgePageMs) <= 5, `the badge is the last second's pictures: ${JSON.stringify(out)}`);
+  // ...and, where every picture drawn is read back (the canvas modes), what the painted clock said then.
+  if (mode !== 'webm') {
+    assert.ok(Math.abs(r.badge - out.badgeWindowMs) <= agreeMs, `the badge agrees with the painted clock: ${JSON.stringify(out)}`);
+  }
   // The old figure measured the last hop only: it is smaller than camera-to-screen.
   assert.ok(r.hop !== null && r.hop < out.measuredMs, `hop ${r.hop} ms < camera-to-screen ${out.measuredMs} ms`);
   return out;
@@ -194,6 +201,13 @@ test('the latency badge is camera-to-screen: JPEG', { timeout: BADGE_MS }, async
 
 test('the latency badge is camera-to-screen: WebCodecs (VP8)', { timeout: BADGE_MS }, async (t) => {
   await badgeAgrees(t, 'webcodecs', { codec: 'vp8' });
+});
+
+// WebM's pictures are read back with requestVideoFrameCallback, which headless Chromium runs
+// only now and then: the comparison is over the whole sample, and the bar is looser. Measured
+// (idle machine): the page 59 ms under the painted clock (813 vs 872 ms), where the old hop figure said 9 ms.
+test('the latency badge is camera-to-screen: WebM (MSE, from currentTime, within 150 ms)', { timeout: BADGE_MS }, async (t) => {
+  await badgeAgrees(t, 'webm', { agreeMs: 150 });
 });
 
 /** Streams Chromium's fake camera at `preset`; resolves to what each side saw. */
