@@ -89,6 +89,13 @@ pub struct DataSend {
     #[serde(default)]
     #[cfg_attr(test, ts(optional, type = "unknown"))]
     pub config: Option<serde_json::Value>,
+    /// When the frame's picture was captured: ms since the epoch on the server's clock (the
+    /// streamer corrects its own clock with `time:sync`). WebM: the capture time of the
+    /// newest picture in the chunk. Relayed untouched so viewers can show camera-to-screen
+    /// delay; checked only to be a finite, non-negative number.
+    #[serde(default)]
+    #[cfg_attr(test, ts(optional))]
+    pub capture_time: Option<f64>,
 }
 
 /// `stream:audio:send`: one encoded audio chunk (WebCodecs `EncodedAudioChunk`, Opus).

@@ -114,6 +114,9 @@ pub mod events {
             CHANNEL_JOIN = "channel:join",
             /// `{streamKey, title}`: the owner renames a stream, live or not.
             STREAM_TITLE = "stream:title",
+            /// No payload: the ack carries the server's clock (`{serverTime}`), for clock-offset
+            /// estimation (capture times are on the server's clock).
+            TIME_SYNC = "time:sync",
         }
 
         /// Events the server emits (`docs/protocol.md`, "Server → client").

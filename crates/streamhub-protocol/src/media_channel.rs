@@ -95,6 +95,10 @@ pub struct Header {
     #[serde(default)]
     #[cfg_attr(test, ts(optional, type = "unknown"))]
     pub config: Option<serde_json::Value>,
+    /// The streamer's capture time of the frame (ms since the epoch, server clock).
+    #[serde(default)]
+    #[cfg_attr(test, ts(optional))]
+    pub capture_time: Option<f64>,
 }
 
 /// What kind of payload follows the header.
@@ -164,6 +168,7 @@ mod tests {
             resync: true,
             chunk,
             config: None,
+            capture_time: None,
         }
     }
 

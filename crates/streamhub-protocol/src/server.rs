@@ -136,6 +136,17 @@ pub struct MediaToken {
     pub expires_in_ms: u64,
 }
 
+/// The `time:sync` ack: the server's clock when it answered, for NTP-style offset
+/// estimation (`offset = serverTime - (sent + received) / 2`, trusting the fastest round trip).
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[cfg_attr(test, ts(rename = "TimeSynced"))]
+#[serde(rename_all = "camelCase")]
+pub struct TimeSync {
+    /// Milliseconds since the Unix epoch, with microsecond precision.
+    pub server_time: f64,
+}
+
 /// The `stream:thumbnail` ack.
 #[derive(Debug, Clone, Serialize)]
 #[cfg_attr(test, derive(ts_rs::TS))]
@@ -247,6 +258,11 @@ pub struct StreamData<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[cfg_attr(test, ts(optional, type = "unknown"))]
     pub config: Option<&'a serde_json::Value>,
+    /// The streamer's `captureTime` for this frame, as sent (ms since the epoch, server
+    /// clock); absent when the streamer sent none. A catch-up bundle carries the newest one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
+    pub capture_time: Option<f64>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -588,6 +604,7 @@ mod tests {
             resync: false,
             chunk: None,
             config: None,
+            capture_time: None,
         })
         .expect("serializes");
         serde_json::from_str(&json).expect("valid JSON")

@@ -97,6 +97,7 @@ fn decls() -> Vec<Decl> {
         decl::<server::Published>(&cfg),
         decl::<server::ChatSent>(&cfg),
         decl::<server::MediaToken>(&cfg),
+        decl::<server::TimeSync>(&cfg),
         decl::<server::ThumbnailStored>(&cfg),
         // The HTTP API the pages read.
         decl::<api::Rates>(&cfg),

@@ -174,6 +174,27 @@ pub fn audio(send: &crate::client::AudioSend) -> Result<(), AudioError> {
     Ok(())
 }
 
+/// `captureTime` of `stream:data:send`: a number (serde already refused anything else) that
+/// is finite and not negative. Its value is the streamer's business: it is relayed as sent.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("captureTime must be a finite, non-negative number of ms since the epoch, not {0}")]
+pub struct CaptureTimeError(pub f64);
+
+impl CaptureTimeError {
+    /// The wire code: a mistyped field.
+    pub fn code(&self) -> ErrorCode {
+        ErrorCode::InvalidPayload
+    }
+}
+
+/// Checks `captureTime` (absent is fine).
+pub fn capture_time(v: Option<f64>) -> Result<(), CaptureTimeError> {
+    match v {
+        Some(t) if !t.is_finite() || t < 0.0 => Err(CaptureTimeError(t)),
+        _ => Ok(()),
+    }
+}
+
 fn audio_config(config: &serde_json::Value) -> Result<(), AudioError> {
     let obj = config
         .as_object()
@@ -201,6 +222,16 @@ fn audio_config(config: &serde_json::Value) -> Result<(), AudioError> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn capture_time_is_a_finite_non_negative_number() {
+        assert!(super::capture_time(None).is_ok());
+        assert!(super::capture_time(Some(0.0)).is_ok());
+        assert!(super::capture_time(Some(1_765_000_000_123.25)).is_ok());
+        for bad in [-1.0, f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            assert!(super::capture_time(Some(bad)).is_err(), "{bad} accepted");
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -91,6 +91,7 @@ pub fn webcodecs(data: &[u8]) {
                 data: r.data,
                 chunk: r.chunk,
                 config: r.config,
+                capture_time: r.capture_time,
             };
             let _ = relay.publish("sk_fuzz", "owner", frame, now, i as u64);
         }

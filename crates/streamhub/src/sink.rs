@@ -65,6 +65,7 @@ pub(crate) fn stream_data<'a>(
         config: (frame.kind == FrameKind::Key || resync)
             .then_some(frame.config.as_deref())
             .flatten(),
+        capture_time: frame.capture_time,
     }
 }
 

@@ -51,6 +51,11 @@ export const CLIENT_EVENTS = {
   CHANNEL_JOIN: "channel:join",
   /** `{streamKey, title}`: the owner renames a stream, live or not. */
   STREAM_TITLE: "stream:title",
+  /**
+   * No payload: the ack carries the server's clock (`{serverTime}`), for clock-offset
+   * estimation (capture times are on the server's clock).
+   */
+  TIME_SYNC: "time:sync",
 } as const;
 
 /** Events the server emits (docs/protocol.md, "Server → client"). */
@@ -308,6 +313,13 @@ export type DataSend = {
    * `description` as base64). Sent with key chunks; the server keeps the latest.
    */
   config?: unknown;
+  /**
+   * When the frame's picture was captured: ms since the epoch on the server's clock (the
+   * streamer corrects its own clock with `time:sync`). WebM: the capture time of the
+   * newest picture in the chunk. Relayed untouched so viewers can show camera-to-screen
+   * delay; checked only to be a finite, non-negative number.
+   */
+  captureTime?: number;
 };
 
 /** `stream:audio:send`: one encoded audio chunk (WebCodecs `EncodedAudioChunk`, Opus). */
@@ -491,6 +503,11 @@ export type StreamData = {
    * on the first chunk a viewer gets, after a gap (`resync`), and when it changed.
    */
   config?: unknown;
+  /**
+   * The streamer's `captureTime` for this frame, as sent (ms since the epoch, server
+   * clock); absent when the streamer sent none. A catch-up bundle carries the newest one.
+   */
+  captureTime?: number;
 };
 
 /** One frame of the catch-up buffer. */
@@ -711,6 +728,15 @@ export type MediaToken = {
   expiresInMs: number;
 };
 
+/**
+ * The `time:sync` ack: the server's clock when it answered, for NTP-style offset
+ * estimation (`offset = serverTime - (sent + received) / 2`, trusting the fastest round trip).
+ */
+export type TimeSynced = {
+  /** Milliseconds since the Unix epoch, with microsecond precision. */
+  serverTime: number;
+};
+
 /** The `stream:thumbnail` ack. */
 export type ThumbnailStored = {
   /** The thumbnail's `ETag` as `GET /api/streams/{key}/thumbnail` answers it (quoted). */
@@ -892,6 +918,8 @@ export type MediaHeader = {
   chunk?: ChunkInfo;
   /** WebCodecs: the decoder configuration, on key chunks. */
   config?: unknown;
+  /** The streamer's capture time of the frame (ms since the epoch, server clock). */
+  captureTime?: number;
 };
 
 /** What kind of payload follows the header. */

@@ -34,7 +34,10 @@ function explain(err: unknown, source: Source): CaptureError {
  * Camera with microphone, falling back to camera only when audio fails; or the screen
  * (with its audio if the browser offers it).
  */
-export async function acquire(source: Source): Promise<MediaStream> {
+export async function acquire(
+  source: Source,
+  video: MediaTrackConstraints = { width: { ideal: 1280 }, height: { ideal: 720 } },
+): Promise<MediaStream> {
   const md = navigator.mediaDevices;
   if (!md) {
     throw new CaptureError(
@@ -50,7 +53,6 @@ export async function acquire(source: Source): Promise<MediaStream> {
       throw explain(e, source);
     }
   }
-  const video: MediaTrackConstraints = { width: { ideal: 1280 }, height: { ideal: 720 } };
   try {
     return await md.getUserMedia({ video, audio: true });
   } catch (first) {

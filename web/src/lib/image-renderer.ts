@@ -11,22 +11,23 @@ export class ImageRenderer {
   decodeErrors = 0;
   width = 0;
   height = 0;
-  private pending: { bytes: Uint8Array; type: string } | null = null;
+  private pending: { bytes: Uint8Array; type: string; captureTime?: number } | null = null;
   private busy = false;
   private ctx: CanvasRenderingContext2D | null;
   private stopped = false;
 
   constructor(
     private canvas: HTMLCanvasElement,
-    private onDrawn: () => void = () => {},
+    /** After each picture is drawn, with the `captureTime` it came with. */
+    private onDrawn: (captureTime?: number) => void = () => {},
   ) {
     this.ctx = canvas.getContext('2d', { alpha: false });
   }
 
   /** Queues a frame (replacing any frame still waiting) and decodes when free. */
-  push(bytes: Uint8Array, type: string): void {
+  push(bytes: Uint8Array, type: string, captureTime?: number): void {
     if (this.stopped) return;
-    this.pending = { bytes, type };
+    this.pending = { bytes, type, captureTime };
     if (!this.busy) void this.pump();
   }
 
@@ -51,13 +52,13 @@ export class ImageRenderer {
           if (typeof createImageBitmap === 'function') {
             const bmp = await createImageBitmap(blob);
             try {
-              this.draw(bmp, bmp.width, bmp.height);
+              this.draw(bmp, bmp.width, bmp.height, f.captureTime);
             } finally {
               bmp.close();
             }
           } else {
             const img = await loadImage(blob);
-            this.draw(img, img.naturalWidth, img.naturalHeight);
+            this.draw(img, img.naturalWidth, img.naturalHeight, f.captureTime);
           }
         } catch {
           this.decodeErrors++;
@@ -68,7 +69,7 @@ export class ImageRenderer {
     }
   }
 
-  private draw(src: CanvasImageSource, w: number, h: number): void {
+  private draw(src: CanvasImageSource, w: number, h: number, captureTime?: number): void {
     if (this.stopped || !this.ctx || !w || !h) return;
     if (this.canvas.width !== w || this.canvas.height !== h) {
       this.canvas.width = w;
@@ -78,7 +79,7 @@ export class ImageRenderer {
     this.width = w;
     this.height = h;
     this.framesDrawn++;
-    this.onDrawn();
+    this.onDrawn(captureTime);
   }
 }
 

@@ -37,6 +37,9 @@ export class MsePlayer {
   /** pieces appended */
   appended = 0;
   codecs: string | null = null;
+  /** The captureTime of the newest piece in the SourceBuffer: what the buffered end was captured at. */
+  edgeCapture: number | null = null;
+  private appending: number | undefined;
   readonly queue = new AppendQueue();
   private initSegment: Uint8Array | null = null;
   private ms: MediaSource | null = null;
@@ -167,6 +170,7 @@ export class MsePlayer {
       // have ended inside a block: reset the parser so it expects a Cluster or a header.
       if (next.abort) sb.abort();
       sb.appendBuffer(next.bytes as BufferSource);
+      this.appending = next.captureTime;
       this.appended++;
     } catch (e) {
       if ((e as DOMException).name === 'QuotaExceededError') this.onQuota(next);
@@ -199,6 +203,8 @@ export class MsePlayer {
   }
 
   private afterUpdate(): void {
+    if (this.appending !== undefined) this.edgeCapture = this.appending;
+    this.appending = undefined;
     this.quotaStreak = 0;
     const v = this.video;
     if (v.paused && this.sb && this.sb.buffered.length > 0) this.play();

@@ -11,6 +11,8 @@ export interface WebmPiece {
   key: boolean;
   /** the server dropped data before it: reset the parser (SourceBuffer.abort()) first */
   resync: boolean;
+  /** `stream:data`'s `captureTime`: about when its newest picture was captured */
+  captureTime?: number;
 }
 
 /** A queued piece; `abort` = call SourceBuffer.abort() before appending it. */

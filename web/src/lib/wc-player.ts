@@ -3,6 +3,7 @@
 import type { ChunkInfo } from './protocol';
 import { VideoSync } from './av-sync';
 import { ChunkSequencer, configKey, fromWireConfig } from './webcodecs';
+import { TimestampMap } from './clock';
 
 export interface WcChunk {
   bytes: Uint8Array;
@@ -10,6 +11,8 @@ export interface WcChunk {
   /** `stream:data`'s `config` as it came (checked by fromWireConfig before use). */
   config?: unknown;
   resync: boolean;
+  /** `stream:data`'s `captureTime`, handed to onPicture when this chunk's frame is drawn. */
+  captureTime?: number;
 }
 
 /**
@@ -38,11 +41,12 @@ export class WebCodecsPlayer {
   private syncTimer: ReturnType<typeof setTimeout> | undefined;
   /** The last shown frame's time minus the audio clock's, µs (null: no clock). */
   aheadUs: number | null = null;
+  private captures = new TimestampMap(64);
 
   constructor(
     private canvas: HTMLCanvasElement,
     private onProblem: (message: string) => void,
-    private onPicture: () => void = () => {},
+    private onPicture: (captureTime?: number) => void = () => {},
     /** The media time (µs) of the sound being heard, or null: no audio to follow. */
     private clock: () => number | null = () => null,
   ) {
@@ -92,6 +96,7 @@ export class WebCodecsPlayer {
         data: c.bytes as Uint8Array<ArrayBuffer>,
       };
       if (c.chunk.duration !== undefined) init.duration = c.chunk.duration;
+      if (c.captureTime !== undefined) this.captures.set(c.chunk.timestamp, c.captureTime);
       decoder.decode(new EncodedVideoChunk(init));
     } catch (e) {
       this.decoderFailed(`decode refused: ${(e as Error).message}`);
@@ -165,7 +170,7 @@ export class WebCodecsPlayer {
       this.height = h;
       this.ctx.drawImage(frame, 0, 0, w, h);
       this.framesDrawn++;
-      this.onPicture();
+      this.onPicture(this.captures.take(frame.timestamp));
     } finally {
       frame.close();
     }

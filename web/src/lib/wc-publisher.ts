@@ -2,6 +2,7 @@
 // `stream:data:send` (binary data + `chunk`, and `config` on key chunks). The microphone
 // beside it is lib/audio-publisher.ts, stamped on this clock through `onFrameTime`.
 import type { Level } from './quality';
+import { localNow, TimestampMap } from './clock';
 import {
   codecForSize,
   encoderSettings,
@@ -22,8 +23,11 @@ export interface PublisherOptions {
   level: Level;
   /** what the gate needs from the connection, sampled per frame */
   net: () => Omit<GateSample, 'now' | 'encodeQueue'>;
-  /** sends one chunk; false when it could not be sent (the next frame is then a keyframe) */
-  send: (chunk: EncodedVideoChunk, data: ArrayBuffer, config: WireDecoderConfig | null) => boolean;
+  /**
+   * sends one chunk; false when it could not be sent (the next frame is then a keyframe).
+   * `capturedAt`: when the chunk's picture came from the camera (local ms, see clock.ts).
+   */
+  send: (chunk: EncodedVideoChunk, data: ArrayBuffer, config: WireDecoderConfig | null, capturedAt?: number) => boolean;
   onError: (message: string) => void;
   /** Every camera frame's timestamp (µs) as it arrives, before the gate: the audio's clock bridge. */
   onFrameTime?: (timestampUs: number) => void;
@@ -73,6 +77,8 @@ export class WebCodecsPublisher {
   private canvas: HTMLCanvasElement | null = null;
   private needsConfigure = true;
   private lastVideoTime = -1;
+  /** When each frame being encoded came from the camera (local ms), by its timestamp. */
+  private captured = new TimestampMap(32);
 
   constructor(private o: PublisherOptions) {
     this.level = o.level;
@@ -160,6 +166,7 @@ export class WebCodecsPublisher {
   }
 
   private onFrame(frame: VideoFrame): void {
+    const arrived = localNow();
     try {
       this.o.onFrameTime?.(frame.timestamp);
       const drop = this.gate.admit(
@@ -181,6 +188,7 @@ export class WebCodecsPublisher {
         if (!this.configure()) return;
       }
       const keyFrame = this.clock.next(frame.timestamp / 1000);
+      this.captured.set(frame.timestamp, arrived);
       this.encoder!.encode(frame, { keyFrame });
       this.framesEncoded++;
       if (keyFrame) this.keyframes++;
@@ -223,7 +231,8 @@ export class WebCodecsPublisher {
         if (meta?.decoderConfig) this.config = toWireConfig(meta.decoderConfig);
         const data = new ArrayBuffer(chunk.byteLength);
         chunk.copyTo(data);
-        if (this.o.send(chunk, data, chunk.type === 'key' ? this.config : null)) this.chunksSent++;
+        const at = this.captured.take(chunk.timestamp);
+        if (this.o.send(chunk, data, chunk.type === 'key' ? this.config : null, at)) this.chunksSent++;
         else this.clock.request();
       },
       error: (e) => {

@@ -47,6 +47,10 @@ import { channelLink } from '../lib/channel-follow';
 import { loadSession, restorePlan, saveSession, shouldWarnOnLeave } from '../lib/streamer-session';
 import { AudioPublisher, AUDIO_BITRATE, audioPublishProblem } from '../lib/audio-publisher';
 import { ClockBridge } from '../lib/av-sync';
+import { PictureArrival, syncedClock } from '../lib/time-sync';
+import { localNow } from '../lib/clock';
+import { cameraConstraints, cameraNote, sendHeight } from '../lib/camera-fit';
+import { RecordingOrigin, WebmTimecodes } from '../lib/webm-time';
 
 type Status = 'idle' | 'registering' | 'ready' | 'live' | 'ended' | 'error';
 type Mode = 'jpeg' | 'webp' | 'webm' | 'webcodecs';
@@ -111,6 +115,7 @@ if (saved) {
   }
   base64Box.checked = c.base64;
 }
+const cameraNoteEl = $('camera-note');
 
 // ---- state ------------------------------------------------------------------------------
 let status: Status = 'idle';
@@ -148,10 +153,23 @@ const hooks = {
   audioChunksSent: 0,
   audioChunksDropped: 0, // encoded before the video clock was known, or not sendable
   micLevelDb: -100,
+  // Honest numbers: the clock offset to the server, and what the camera gave
+  clockOffset: null as number | null,
+  clockRtt: null as number | null,
+  camera: '', // track.getSettings() size, "1920x1080"
+  sentSize: '', // size of the last JPEG/WebP frame sent
 };
 (window as unknown as { __streamhub: typeof hooks }).__streamhub = hooks;
 
 const socket = connect();
+// Capture times go out on the server's clock (docs/protocol.md, "Capture time and clock sync").
+const synced = syncedClock(socket);
+/** A local capture time (ms) on the server's clock, or nothing before the first sync. */
+function captureField(local: number): { captureTime: number } | undefined {
+  const t = synced.clock.toServer(local);
+  return t === null ? undefined : { captureTime: t };
+}
+const arrival = new PictureArrival(video);
 const uplink = new Uplink(socket, () => {
   // A refused chunk leaves a hole in the GOP for every viewer: start again on a keyframe.
   publisher?.requestKeyframe();
@@ -493,7 +511,7 @@ async function ensureMedia(): Promise<boolean> {
   if (media && mediaSource === want && media.getVideoTracks().some((t) => t.readyState === 'live')) return true;
   setText(previewMsg, want === 'camera' ? 'Starting camera…' : 'Choose a screen or window to share…');
   try {
-    const next = await acquire(want);
+    const next = await acquire(want, want === 'camera' ? cameraConstraints(preset(), fps()) : undefined);
     stopTracks(media);
     media = next;
     mediaSource = want;
@@ -509,6 +527,7 @@ async function ensureMedia(): Promise<boolean> {
       if (status === 'live') error('The video source stopped. Pick a source and press Preview to continue.', 'source');
     });
     banner.clear('source');
+    showCameraSize();
     if (status === 'live' && mode() === 'webm') restartRecorder();
     if (status === 'live' && mode() === 'webcodecs') restartPublisher();
     return true;
@@ -518,6 +537,20 @@ async function ensureMedia(): Promise<boolean> {
     error(e instanceof Error ? e.message : String(e), 'source');
     return false;
   }
+}
+
+/** What the camera gave (track.getSettings()), said when it is less than the preset asks. */
+function showCameraSize(): void {
+  const s = media?.getVideoTracks()[0]?.getSettings() ?? {};
+  hooks.camera = s.width && s.height ? `${s.width}x${s.height}` : '';
+  const note =
+    mediaSource === 'camera'
+      ? cameraNote(preset(), s)
+      : media && mode() === 'webm'
+        ? 'WebM records the shared screen at its own size: the preset sets the bitrate only.'
+        : null;
+  cameraNoteEl.hidden = !note;
+  setText(cameraNoteEl, note ?? '');
 }
 
 previewBtn.addEventListener('click', async () => {
@@ -557,7 +590,8 @@ function tick(): void {
   }
   if (video.readyState < 2 || !video.videoWidth) return;
   const lvl = controller.level;
-  const h = lvl.height;
+  const h = sendHeight(lvl.height, video.videoHeight);
+  const captured = arrival.current();
   const w = Math.max(2, Math.round((h * video.videoWidth) / video.videoHeight / 2) * 2);
   if (canvas.width !== w || canvas.height !== h) {
     canvas.width = w;
@@ -574,7 +608,8 @@ function tick(): void {
         if (!blob || status !== 'live') return;
         hooks.framesDrawn++;
         const data = asText ? dataUrlPayload(await blobToDataUrl(blob)) : await blob.arrayBuffer();
-        if (uplink.send(key, data)) hooks.framesSent++;
+        hooks.sentSize = `${w}x${h}`;
+        if (uplink.send(key, data, captureField(captured))) hooks.framesSent++;
       } catch (e) {
         console.warn('frame encode failed', e);
       } finally {
@@ -608,6 +643,9 @@ function startRecorder(): boolean {
   const key = stream.streamKey;
   const rec = new MediaRecorder(media, options);
   const head = new RecordingStart();
+  // Capture times: the recording's block timecodes, dated by the fastest-delivered chunk.
+  const timecodes = new WebmTimecodes();
+  const origin = new RecordingOrigin();
   rec.ondataavailable = (ev: BlobEvent) => {
     if (ev.data.size === 0 || recorder !== rec) return;
     if (chunkBacklog >= MAX_WEBM_BACKLOG) {
@@ -617,17 +655,21 @@ function startRecorder(): boolean {
       return;
     }
     chunkBacklog++;
+    const deliveredAt = localNow();
     const asText = base64Box.checked;
     // A chain keeps chunks in order while their bytes are read.
     chunkChain = chunkChain.then(async () => {
       try {
+        const raw = new Uint8Array(await ev.data.arrayBuffer());
+        const captured = origin.chunk(deliveredAt, timecodes.push(raw));
+        const stamp = captured === null ? undefined : captureField(captured);
         // The first frame must start with the whole EBML header (see RecordingStart).
-        const bytes = head.push(new Uint8Array(await ev.data.arrayBuffer()));
+        const bytes = head.push(raw);
         if (!bytes) return;
         // Base64 mode: what FileReader's data URL carries after 'base64,' (the seed's way).
         const data = asText ? bytesToBase64(bytes) : (bytes.buffer as ArrayBuffer).slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
         hooks.framesDrawn++;
-        if (uplink.send(key, data)) hooks.framesSent++;
+        if (uplink.send(key, data, stamp)) hooks.framesSent++;
       } finally {
         chunkBacklog--;
       }
@@ -674,11 +716,12 @@ function startPublisher(): boolean {
     codec,
     level: controller.level,
     net: () => ({ connected: socket.connected, inFlight: uplink.inFlight, writeBuffer: engineWriteBuffer(socket) }),
-    send: (chunk, data, config) => {
+    send: (chunk, data, config, capturedAt) => {
       // Binary by default; base64 text with the seed-compatible box (the server relays either).
       const body = base64Box.checked ? bytesToBase64(new Uint8Array(data)) : data;
       const { chunk: meta, config: cfg } = chunkPayload(key, body, chunk, config);
-      if (!uplink.send(key, body, cfg ? { chunk: meta, config: cfg } : { chunk: meta })) return false;
+      const stamp = capturedAt === undefined ? undefined : captureField(capturedAt);
+      if (!uplink.send(key, body, { chunk: meta, ...(cfg ? { config: cfg } : {}), ...stamp })) return false;
       hooks.framesSent++;
       return true;
     },
@@ -852,13 +895,32 @@ copyBtn.addEventListener('click', async () => {
 });
 
 for (const sel of [presetSel, fpsSel]) {
-  sel.addEventListener('change', () => {
+  sel.addEventListener('change', async () => {
+    // The camera opens at the preset's size: a new preset asks it again.
+    if (media && mediaSource === 'camera') await reopenCamera();
     controller.reset(buildLadder(preset(), fps()));
     if (status === 'live' && mode() === 'webm') restartRecorder();
     publisher?.setLevel(controller.level);
     showLevel();
   });
 }
+/** Applies the preset's size to the open camera (or opens it again where that is refused). */
+async function reopenCamera(): Promise<void> {
+  const track = media?.getVideoTracks()[0];
+  if (!track) return;
+  try {
+    await track.applyConstraints(cameraConstraints(preset(), fps()));
+  } catch {
+    const old = media;
+    media = null;
+    stopTracks(old);
+    await ensureMedia();
+    return;
+  }
+  // The recorder (restarted below on a preset change) and the encoder take the new size from the track.
+  showCameraSize();
+}
+
 function showModeHint(): void {
   codecField.hidden = mode() !== 'webcodecs';
   micRow.hidden = mode() !== 'webcodecs';
@@ -874,6 +936,7 @@ function showModeHint(): void {
 
 modeSel.addEventListener('change', () => {
   hooks.mode = mode();
+  showCameraSize();
   showModeHint();
   showLevel();
 });
@@ -908,6 +971,8 @@ setInterval(() => {
   // Frames accepted again: whatever refused them (and a recorder restart) is over.
   if (uplink.framesAcked > hooks.framesReceived) banner.clear('server:' + EVENTS.STREAM_DATA_SEND, 'recorder');
   hooks.framesReceived = uplink.framesAcked;
+  hooks.clockOffset = synced.clock.offset;
+  hooks.clockRtt = synced.clock.rtt;
 }, 500);
 
 setInterval(() => {

@@ -39,6 +39,8 @@ import { LatencyMeter, RateMeter } from '../lib/stats';
 import { ImageRenderer } from '../lib/image-renderer';
 import { MsePlayer } from '../lib/mse-player';
 import { WebCodecsPlayer } from '../lib/wc-player';
+import { syncedClock } from '../lib/time-sync';
+import { cameraToScreen, DelayMeter, localNow, playingCaptureTime } from '../lib/clock';
 import { parseChunkInfo } from '../lib/webcodecs';
 import { MediaChannel, mediaUrl } from '../lib/media-channel';
 import { channelFromPath, followChannel } from '../lib/channel-follow';
@@ -61,7 +63,9 @@ const player = $('player');
 const canvas = $<HTMLCanvasElement>('video-canvas');
 const videoEl = $<HTMLVideoElement>('video-element');
 const statusEl = $('status');
+/** Camera-to-screen delay (the badge); `hopEl`: server-to-viewer hop. */
 const latencyEl = $('latency');
+const hopEl = $('hop');
 const fpsEl = $('fps');
 const viewersEl = $('viewer-count');
 const chatLogEl = $('chat-log');
@@ -101,6 +105,9 @@ const received = new RateMeter(2000);
 const presented = new RateMeter(2000);
 let lastPresented = 0;
 const latency = new LatencyMeter(0.2);
+/** Camera-to-screen of the pictures shown in the last second. */
+const delay = new DelayMeter(1000);
+
 const hooks = {
   framesDrawn: 0,
   framesReceived: 0,
@@ -112,7 +119,14 @@ const hooks = {
   level: 0,
   size: '', // size of the last drawn frame, "640x480"
   state: 'connecting' as ViewerState['status'],
+  /** camera-to-screen delay, ms: the badge (median of the last second's pictures) */
   latencyMs: null as number | null,
+  /** server-to-viewer hop, ms (the old badge figure) */
+  hopMs: null as number | null,
+  /** the latest pictures' camera-to-screen delays: {at: local ms shown, ms} */
+  delays: [] as { at: number; ms: number }[],
+  clockOffset: null as number | null,
+  clockRtt: null as number | null,
   undecodable: 0,
   // WebM (MSE)
   lagS: 0, // buffered end - currentTime
@@ -158,7 +172,18 @@ const hooks = {
 // For tests and measurements: the sound's AudioContext and its last node (an analyser may tap it).
 (window as unknown as { __streamhubAudio: () => unknown }).__streamhubAudio = () => (ap ? { ctx: ap.ctx, output: ap.output } : null);
 
-const renderer = new ImageRenderer(canvas, () => {
+/** A picture reached the screen: its camera-to-screen delay, when it carried a capture time. */
+function shown(captureTime: number | undefined | null): void {
+  const at = localNow();
+  const ms = cameraToScreen(synced.clock.toServer(at), captureTime);
+  if (ms === null) return;
+  delay.add(at, ms);
+  hooks.delays.push({ at, ms: Math.round(ms * 10) / 10 });
+  if (hooks.delays.length > 120) hooks.delays.splice(0, hooks.delays.length - 120);
+}
+
+const renderer = new ImageRenderer(canvas, (captureTime) => {
+  shown(captureTime);
   hooks.framesDrawn = renderer.framesDrawn;
   hooks.size = `${renderer.width}x${renderer.height}`;
   dispatch({ type: 'picture' });
@@ -168,6 +193,7 @@ let wc: WebCodecsPlayer | null = null;
 let ap: AudioPlayer | null = null;
 const chat = new ChatLog(chatLogEl, () => vs.user?.id ?? null, undefined, () => vs.stream?.streamer?.id ?? null);
 const socket = connect();
+const synced = syncedClock(socket);
 const audio = new AudioState(localStorage);
 
 // ---- state --------------------------------------------------------------------------------
@@ -347,7 +373,15 @@ function newMse(): MsePlayer {
 function newWc(): WebCodecsPlayer {
   wc?.destroy();
   lastPresented = 0;
-  const p = new WebCodecsPlayer(canvas, problem, () => dispatch({ type: 'picture' }), () => ap?.mediaNow() ?? null);
+  const p = new WebCodecsPlayer(
+    canvas,
+    problem,
+    (captureTime) => {
+      shown(captureTime);
+      dispatch({ type: 'picture' });
+    },
+    () => ap?.mediaNow() ?? null,
+  );
   wc = p;
   return p;
 }
@@ -367,7 +401,7 @@ function handleWebm(bytes: Uint8Array, f: StreamData | BufferedFrame, sniffedIni
   }
   if (!mse || (mse.failed && init)) newMse();
   if (mse!.failed) return false;
-  mse!.push({ bytes, init, key: p.key === true || init, resync: p.resync === true });
+  mse!.push({ bytes, init, key: p.key === true || init, resync: p.resync === true, captureTime: p.captureTime });
   if (!mse!.started) dispatch({ type: 'live-note', note: 'Joined between keyframes: the video starts at the next one…' });
   return mse!.started;
 }
@@ -383,7 +417,7 @@ function handleChunk(bytes: Uint8Array, p: StreamData): boolean {
     return false;
   }
   if (!wc || wc.failed) newWc();
-  wc!.push({ bytes, chunk, config: p.config, resync: p.resync === true });
+  wc!.push({ bytes, chunk, config: p.config, resync: p.resync === true, captureTime: p.captureTime });
   return true;
 }
 
@@ -420,7 +454,7 @@ function handle(f: StreamData | BufferedFrame): boolean {
     useMode(kind);
     dispatch({ type: 'media-mode', media: 'images' });
     dispatch({ type: 'picture-kind', picture: kind });
-    renderer.push(bytes, MIME[kind]);
+    renderer.push(bytes, MIME[kind], (f as StreamData).captureTime);
     return true;
   }
   if (mode === 'webm' && mse && !mse.failed) return handleWebm(bytes, f, false);
@@ -438,7 +472,6 @@ function onFrame(f: BufferedFrame, live: boolean): void {
   received.add(now);
   if (live) {
     latency.add(now, f.timestamp);
-    hooks.latencyMs = latency.current;
   }
   const ok = handle(f);
   dispatch({ type: 'frame', undecodable: !ok && mode === 'none' });
@@ -446,6 +479,14 @@ function onFrame(f: BufferedFrame, live: boolean): void {
 
 if (MsePlayer.supported()) {
   videoEl.addEventListener('playing', () => dispatch({ type: 'picture' }));
+  // WebM: the delay of what is playing, from currentTime against the buffered timeline
+  // (not of what was received), sampled while it plays.
+  setInterval(() => {
+    const b = videoEl.buffered;
+    const edge = mse?.edgeCapture ?? null;
+    if (mode !== 'webm' || edge === null || videoEl.paused || b.length === 0) return;
+    shown(playingCaptureTime(edge, b.end(b.length - 1), videoEl.currentTime));
+  }, 100);
 }
 setInterval(() => {
   const now = Date.now();
@@ -489,8 +530,14 @@ setInterval(() => {
   const live = vs.status === 'live';
   const videoMode = mode === 'webm' || mode === 'webcodecs';
   setText(fpsEl, live ? Math.round(videoMode ? presented.rate(now) : received.rate(now)) : 0);
-  const lat = live && received.count(now) > 0 ? latency.current : null;
-  setText(latencyEl, lat === null ? '–' : lat);
+  const hop = live && received.count(now) > 0 ? latency.current : null;
+  hooks.hopMs = hop;
+  setText(hopEl, hop === null ? '–' : hop);
+  const c2s = live ? delay.value(localNow()) : null;
+  hooks.latencyMs = c2s;
+  setText(latencyEl, c2s === null ? '–' : c2s);
+  hooks.clockOffset = synced.clock.offset;
+  hooks.clockRtt = synced.clock.rtt;
   // The streamer's grace countdown, when it runs.
   if (vs.graceUntil !== null) render();
 }, 500);

@@ -158,6 +158,9 @@ struct Head {
     /// The audio track (entries of `sh:audio:KEY`); absent for video.
     #[serde(rename = "a", default, skip_serializing_if = "Track::is_video")]
     track: Track,
+    /// The streamer's capture time, relayed untouched.
+    #[serde(rename = "p", default, skip_serializing_if = "Option::is_none")]
+    capture_time: Option<f64>,
 }
 
 /// A frame as the fields of its Redis Stream entry: `h` (JSON header), `d` (payload).
@@ -175,6 +178,7 @@ pub(crate) fn encode_frame(frame: &Frame) -> (String, Bytes) {
         chunk: frame.chunk.clone(),
         config: frame.config.as_deref().cloned(),
         track: frame.track,
+        capture_time: frame.capture_time,
     };
     // Our own types always serialize.
     (serde_json::to_string(&head).unwrap_or_default(), payload)
@@ -213,6 +217,7 @@ pub(crate) fn decode_frame(id: &str, head: &[u8], payload: Bytes) -> Result<Forw
         data,
         chunk: head.chunk,
         config: head.config.map(Arc::new),
+        capture_time: head.capture_time,
     })
 }
 
@@ -313,6 +318,7 @@ mod tests {
                 duration: None,
             }),
             config: Some(Arc::new(serde_json::json!({"codec": "vp8"}))),
+            capture_time: Some(1_700_000_000_087.5),
             out: Default::default(),
         }
     }
@@ -334,6 +340,11 @@ mod tests {
         assert_eq!(back.data, f.data);
         assert_eq!(back.chunk, f.chunk);
         assert_eq!(back.config.as_deref(), f.config.as_deref());
+        assert_eq!(
+            back.capture_time,
+            Some(1_700_000_000_087.5),
+            "capture time crosses"
+        );
         assert_eq!(back.track, Track::Video);
         assert!(
             !head.contains("\"a\""),

@@ -38,6 +38,8 @@ pub(crate) struct Frame {
     /// Video: the decoder config, on key frames. Audio: the stream's latest audio config, on
     /// every chunk (sent to a viewer only with `Key` chunks and after a gap, see `sink.rs`).
     pub(crate) config: Option<Arc<serde_json::Value>>,
+    /// The streamer's capture time (`captureTime`), relayed untouched.
+    pub(crate) capture_time: Option<f64>,
     /// `data` encoded for `stream:data` once, shared by every viewer's emit.
     pub(crate) out: OutgoingData,
 }
@@ -48,6 +50,8 @@ pub(crate) struct Publish {
     pub(crate) data: FrameData,
     pub(crate) chunk: Option<ChunkInfo>,
     pub(crate) config: Option<serde_json::Value>,
+    /// `captureTime` as sent (validated by the caller).
+    pub(crate) capture_time: Option<f64>,
 }
 
 /// An audio chunk as the streamer publishes it (validated by the caller:
@@ -75,4 +79,5 @@ pub(crate) struct Forwarded {
     pub(crate) data: FrameData,
     pub(crate) chunk: Option<ChunkInfo>,
     pub(crate) config: Option<Arc<serde_json::Value>>,
+    pub(crate) capture_time: Option<f64>,
 }

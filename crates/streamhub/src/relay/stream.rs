@@ -115,6 +115,8 @@ pub(super) struct Stream<S> {
     /// Bytes of the frames in the ring (bounded by `RelayLimits::buffer_bytes`).
     ring_bytes: usize,
     next_seq: u64,
+    /// The newest video frame's `captureTime`: what a catch-up bundle carries.
+    last_capture: Option<f64>,
     rate: TokenBucket,
     window: VecDeque<(Instant, usize)>,
     first_frame_at: Option<Instant>,
@@ -147,6 +149,7 @@ impl<S: ViewerSink> Stream<S> {
             ring_cap: limits.buffer_frames,
             ring_bytes: 0,
             next_seq: 1,
+            last_capture: None,
             rate: TokenBucket::new(limits.max_fps, f64::from(limits.max_fps), now),
             window: VecDeque::new(),
             first_frame_at: None,
@@ -309,6 +312,7 @@ impl<S: ViewerSink> Stream<S> {
             init_len: 0,
             chunk: None,
             config: None,
+            capture_time: self.last_capture,
             out: Default::default(),
         };
         self.media.catch_up(&template)
@@ -358,6 +362,7 @@ impl<S: ViewerSink> Stream<S> {
             });
         }
         let chunk = incoming.chunk.clone();
+        let capture_time = incoming.capture_time;
         let cuts = match self.media.cut(incoming) {
             Ok(cuts) => cuts,
             Err(e) => {
@@ -368,7 +373,7 @@ impl<S: ViewerSink> Stream<S> {
         let started = self.start(wall).then(|| self.info());
         self.count_in(size, now);
 
-        let mut delivery = self.relay_cuts(cuts, chunk.as_ref(), limits, now, wall);
+        let mut delivery = self.relay_cuts(cuts, chunk.as_ref(), capture_time, limits, now, wall);
         delivery.started = started;
         delivery.keyframe_wanted = delivery.keyframe_wanted && self.keyframe_request_due(now);
         Ok(delivery)
@@ -433,6 +438,7 @@ impl<S: ViewerSink> Stream<S> {
             init_len: 0,
             chunk: Some(incoming.chunk),
             config: self.audio.config.clone(),
+            capture_time: None,
             out: Default::default(),
         });
         self.audio.next_seq += 1;
@@ -481,6 +487,7 @@ impl<S: ViewerSink> Stream<S> {
             init_len: 0,
             chunk: f.chunk,
             config: self.audio.config.clone(),
+            capture_time: f.capture_time,
             out: Default::default(),
         });
         self.audio.keep(&frame);
@@ -493,12 +500,16 @@ impl<S: ViewerSink> Stream<S> {
         &mut self,
         cuts: Vec<Cut>,
         chunk: Option<&ChunkInfo>,
+        capture_time: Option<f64>,
         limits: &RelayLimits,
         now: Instant,
         wall: Millis,
     ) -> Delivery {
         let mut delivery = Delivery::empty(self.next_seq.saturating_sub(1), self.media.mode);
         delivery.epoch = self.epoch;
+        if capture_time.is_some() {
+            self.last_capture = capture_time;
+        }
         for Cut {
             data,
             kind,
@@ -519,6 +530,7 @@ impl<S: ViewerSink> Stream<S> {
                 config: (kind == FrameKind::Key)
                     .then(|| self.media.config.clone())
                     .flatten(),
+                capture_time,
                 out: Default::default(),
             });
             self.next_seq += 1;
@@ -640,6 +652,9 @@ impl<S: ViewerSink> Stream<S> {
         };
         let started = self.start(f.timestamp).then(|| self.info());
         self.count_in(size, now);
+        if f.capture_time.is_some() {
+            self.last_capture = f.capture_time;
+        }
         let frame = Arc::new(Frame {
             data: f.data,
             timestamp: f.timestamp,
@@ -651,6 +666,7 @@ impl<S: ViewerSink> Stream<S> {
             init_len: f.init_len.unwrap_or(0),
             chunk: f.chunk,
             config: f.config,
+            capture_time: f.capture_time,
             out: Default::default(),
         });
         let mut delivery = Delivery::empty(f.seq, f.media);
@@ -707,7 +723,7 @@ impl<S: ViewerSink> Stream<S> {
     ) -> Result<Delivery, OwnerError> {
         self.check_owner(conn)?;
         let cuts = self.media.finish();
-        Ok(self.relay_cuts(cuts, None, limits, now, wall))
+        Ok(self.relay_cuts(cuts, None, self.last_capture, limits, now, wall))
     }
 
     /// WebCodecs streams can be asked for a keyframe (like a WebRTC PLI); at most once a

@@ -92,6 +92,7 @@ pub(crate) enum Request {
     Chat(client::ChatSend),
     Reaction(client::ReactionSend),
     MediaToken,
+    TimeSync,
     Thumbnail(client::ThumbnailSend),
     ChannelJoin(client::ChannelJoin),
     Title(client::TitleSet),
@@ -210,6 +211,7 @@ fn parse_request(
         events::CHAT_SEND => Request::Chat(parse(s, v, ack, event)?),
         events::REACTION_SEND => Request::Reaction(parse(s, v, ack, event)?),
         events::MEDIA_TOKEN => Request::MediaToken,
+        events::TIME_SYNC => Request::TimeSync,
         events::STREAM_THUMBNAIL => Request::Thumbnail(parse(s, v, ack, event)?),
         events::CHANNEL_JOIN => Request::ChannelJoin(parse(s, v, ack, event)?),
         events::STREAM_TITLE => Request::Title(parse(s, v, ack, event)?),
@@ -361,6 +363,7 @@ async fn dispatch(ctx: &mut Ctx<'_>, event: &str, ack: AckSender, request: Reque
         Request::Chat(r) => answer(ctx.hub, &s, ack, event, chat::chat(ctx, r).await),
         Request::Reaction(r) => answer(ctx.hub, &s, ack, event, chat::reaction(ctx, r).await),
         Request::MediaToken => answer(ctx.hub, &s, ack, event, Ok(media_token(ctx))),
+        Request::TimeSync => answer(ctx.hub, &s, ack, event, Ok(time_sync())),
         Request::Thumbnail(r) => {
             answer(ctx.hub, &s, ack, event, thumbnail::thumbnail(ctx, r).await);
         }
@@ -379,6 +382,13 @@ fn media_token(ctx: &Ctx<'_>) -> server::MediaToken {
             .media_tokens
             .issue(&ctx.session.conn, Instant::now()),
         expires_in_ms: crate::sink::MEDIA_TOKEN_TTL.as_millis() as u64,
+    }
+}
+
+/// `time:sync`: the server's clock, read as late as possible (just before the ack goes out).
+fn time_sync() -> server::TimeSync {
+    server::TimeSync {
+        server_time: crate::clock::now_us() as f64 / 1000.0,
     }
 }
 

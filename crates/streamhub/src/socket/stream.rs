@@ -168,12 +168,22 @@ pub(super) async fn data(ctx: &mut Ctx<'_>, r: DataSend, ack: AckSender) {
         Ok(k) => k,
         Err(refusal) => return refuse(ctx.hub, ctx.s, ack, event, refusal),
     };
+    if let Err(e) = validate::capture_time(r.capture_time) {
+        return refuse(
+            ctx.hub,
+            ctx.s,
+            ack,
+            event,
+            Refusal::new(e.code(), e.to_string()),
+        );
+    }
     let now = Instant::now();
     let size = r.data.len();
     let frame = Publish {
         data: r.data,
         chunk: r.chunk,
         config: r.config,
+        capture_time: r.capture_time,
     };
     let wall = now_ms();
     let delivery = match ctx

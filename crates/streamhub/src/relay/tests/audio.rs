@@ -322,6 +322,7 @@ fn a_replica_relays_the_origins_audio_once_and_keeps_its_catch_up() {
         data: FrameData::Binary(Bytes::from(format!("A{seq}"))),
         chunk: None,
         config: Some(Arc::new(opus_config())),
+        capture_time: None,
     };
     // The catch-up read, before any viewer.
     for seq in 1..=3 {

@@ -307,6 +307,7 @@ impl Payload for FrameData {
             data: self,
             chunk: None,
             config: None,
+            capture_time: None,
         }
     }
 }
@@ -421,6 +422,7 @@ fn wc(kind: ChunkKind, ts: u32, config: Option<serde_json::Value>) -> Publish {
             duration: Some(33_333.0),
         }),
         config,
+        capture_time: Some(f64::from(ts) / 1000.0),
     }
 }
 

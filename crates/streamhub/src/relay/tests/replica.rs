@@ -38,6 +38,7 @@ fn forwarded(
         data,
         chunk: None,
         config: None,
+        capture_time: None,
     }
 }
 

@@ -55,6 +55,14 @@ fn webcodecs_joiner_gets_the_gop_since_the_latest_key_with_the_latest_config() {
             .collect::<Vec<_>>(),
         [Some(6.0), Some(7.0), Some(8.0)]
     );
+    assert_eq!(
+        jb.catch_up
+            .iter()
+            .map(|f| f.capture_time)
+            .collect::<Vec<_>>(),
+        [Some(0.006), Some(0.007), Some(0.008)],
+        "each frame keeps the capture time it was sent with"
+    );
     // The catch-up frames are the very frames live viewers got.
     let live = early.frames();
     for f in &jb.catch_up {
