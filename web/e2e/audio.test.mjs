@@ -20,7 +20,6 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { createServer } from 'node:net';
 import path from 'node:path';
 
 import {
@@ -30,6 +29,7 @@ import {
   pollUntil,
   setup,
   sleep,
+  startRedis,
   startServer,
   startStallProxy,
   startVideoStream,
@@ -38,7 +38,6 @@ import {
   waitFor,
   waitHookAbove,
   waitState,
-  withTimeout,
 } from './helpers.mjs';
 
 const SECONDS = Number(process.env.AV_SECONDS ?? 30);
@@ -554,37 +553,11 @@ test('16e. autoplay blocked: "Tap to unmute" and the badge say so; the click sta
 
 // ---- cluster: a viewer on another node hears the sound -----------------------------------------
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 test('16d. cluster: a viewer on another node hears the sound', { timeout: TEST_MS }, async () => {
-  const port = await freePort();
-  const redis = spawn(process.env.REDIS_SERVER || 'redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const { proc: redis, port } = await startRedis();
   const nodes = [];
   try {
-    let out = '';
-    await withTimeout(
-      new Promise((resolve, reject) => {
-        redis.stdout.on('data', (d) => {
-          out += d;
-          if (/Ready to accept connections/.test(out)) resolve();
-        });
-        redis.once('error', (e) => reject(new Error(`cannot start redis-server: ${e.message}`)));
-        redis.once('exit', (c) => reject(new Error(`redis-server exited (${c}): ${out}`)));
-      }),
-      10_000,
-      'redis-server ready',
-    );
     for (const id of ['a', 'b']) nodes.push(await startServer({ extraArgs: ['--redis-url', `redis://127.0.0.1:${port}`, '--node-id', id] }));
     for (const n of nodes) {
       await pollUntil('both nodes on the bus', async () => {

@@ -10,8 +10,6 @@
 //   history after the reload.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { createServer, Socket } from 'node:net';
 
 import {
   byTestId,
@@ -19,15 +17,14 @@ import {
   hook,
   pollUntil,
   setup,
+  startRedis,
   startServer,
   TEST_MS,
   waitFor,
   waitHookAbove,
   waitState,
-  withTimeout,
 } from './helpers.mjs';
 
-const REDIS_SERVER = process.env.REDIS_SERVER || 'redis-server';
 
 let env;
 let redis;
@@ -43,16 +40,6 @@ after(async () => {
   redis?.kill('SIGKILL');
 });
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 /** A page at an absolute URL in a fresh context; `states` records its status history in window.__states. */
 async function open(name, url, { states = false } = {}) {
@@ -181,23 +168,9 @@ test('channel page, reload and title on one node', { timeout: TEST_MS }, async (
 });
 
 test('the same across two nodes (streamer on a, viewers on b)', { timeout: TEST_MS }, async (t) => {
-  const port = await freePort();
-  redis = spawn(REDIS_SERVER, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
-    stdio: 'ignore',
-  });
-  process.on('exit', () => redis.kill('SIGKILL'));
-  await withTimeout(
-    pollUntil('redis-server accepting connections', () =>
-      new Promise((resolve) => {
-        const s = new Socket();
-        s.once('connect', () => (s.destroy(), resolve(true)));
-        s.once('error', () => resolve(false));
-        s.connect(port, '127.0.0.1');
-      }),
-    ),
-    10_000,
-    'redis-server',
-  );
+  const r = await startRedis();
+  redis = r.proc;
+  const port = r.port;
   for (const id of ['a', 'b']) {
     cluster.push(await startServer({ extraArgs: ['--redis-url', `redis://127.0.0.1:${port}`, '--node-id', id] }));
   }

@@ -3,15 +3,16 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { createServer } from 'node:net';
 import path from 'node:path';
 
 import {
   DESKTOP,
+  freePort,
   hook,
   launchBrowser,
   pollUntil,
   sleepUntil,
+  startRedis,
   startServer,
   startVideoStream,
   TEST_MS,
@@ -20,10 +21,8 @@ import {
   waitState,
   waitVideoAdvancing,
   WEB_DIR,
-  withTimeout,
 } from './helpers.mjs';
 
-const REDIS_SERVER = process.env.REDIS_SERVER || 'redis-server';
 const HAPROXY = process.env.HAPROXY || 'haproxy';
 /** How late the seed's MSE viewer joins (the issue's "6 s late"). */
 const LATE_MS = 6000;
@@ -34,35 +33,7 @@ let lb;
 let browser;
 const contexts = [];
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
-/** A child process that is ready once its output matches `ready`. */
-async function daemon(cmd, args, ready, env = {}) {
-  const proc = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
-  let out = '';
-  const up = new Promise((resolve, reject) => {
-    const onData = (chunk) => {
-      out += chunk;
-      if (ready.test(out)) resolve();
-    };
-    proc.stdout.on('data', onData);
-    proc.stderr.on('data', onData);
-    proc.once('error', (e) => reject(new Error(`cannot start ${cmd}: ${e.message}`)));
-    proc.once('exit', (code) => reject(new Error(`${cmd} exited (${code}): ${out}`)));
-  });
-  await withTimeout(up, 10_000, `${cmd} ready`);
-  process.on('exit', () => proc.kill('SIGKILL'));
-  return { proc, output: () => out };
-}
 
 /** Opens `url` in a fresh context (its own cookies, as a separate device would be). */
 async function open(name, url) {
@@ -75,12 +46,8 @@ async function open(name, url) {
 }
 
 before(async () => {
-  const redisPort = await freePort();
-  redis = await daemon(
-    REDIS_SERVER,
-    ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-    /Ready to accept connections/,
-  );
+  redis = await startRedis();
+  const redisPort = redis.port;
   for (const id of ['a', 'b', 'c']) {
     nodes[id] = await startServer({ extraArgs: ['--redis-url', `redis://127.0.0.1:${redisPort}`, '--node-id', id] });
   }

@@ -68,6 +68,48 @@ export function ensureBuilt() {
   }
 }
 
+/** A TCP port free on 127.0.0.1 right now. */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Starts `cmd` and waits until its output matches `ready`; killed when the test process exits. */
+export async function daemon(cmd, args, ready, env = {}) {
+  const proc = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  let out = '';
+  const up = new Promise((resolve, reject) => {
+    const onData = (chunk) => {
+      out += chunk;
+      if (ready.test(out)) resolve();
+    };
+    proc.stdout.on('data', onData);
+    proc.stderr.on('data', onData);
+    proc.once('error', (e) => reject(new Error(`cannot start ${cmd}: ${e.message}`)));
+    proc.once('exit', (code) => reject(new Error(`${cmd} exited (${code}): ${out}`)));
+  });
+  await withTimeout(up, 10_000, `${cmd} ready`);
+  process.on('exit', () => proc.kill('SIGKILL'));
+  return { proc, output: () => out };
+}
+
+/** A throwaway redis-server (no persistence) on a free port, for cluster tests. */
+export async function startRedis() {
+  const port = await freePort();
+  const { proc } = await daemon(
+    process.env.REDIS_SERVER || 'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+    /Ready to accept connections/,
+  );
+  return { proc, port, url: `redis://127.0.0.1:${port}` };
+}
+
 /**
  * Starts `streamhub serve --bind 127.0.0.1:0 --db <tmp>/x.db` and resolves when it prints
  * `streamhub listening on http(s)://127.0.0.1:PORT`. `stop()` sends SIGTERM, then SIGKILL.

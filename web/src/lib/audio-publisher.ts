@@ -4,6 +4,7 @@
 import { ClockBridge, EncoderTimeline, levelDb } from './av-sync';
 import { bytesToBase64 } from './media';
 import type { PresetName } from './quality';
+import { readTrack } from './track-reader';
 
 /** Opus bitrate per quality preset (speech is clear from 32 kbit/s; music wants more). */
 export const AUDIO_BITRATE: Record<PresetName, number> = { low: 32_000, medium: 64_000, high: 96_000 };
@@ -91,7 +92,12 @@ export class AudioPublisher {
     if (!Ctor || typeof AudioEncoder === 'undefined') return false;
     this.running = true;
     this.reader = new Ctor({ track: this.o.track, maxBufferSize: 10 }).readable.getReader();
-    void this.readLoop(this.reader);
+    void readTrack(
+      this.reader,
+      () => this.running,
+      (v) => this.onData(v),
+      (m) => this.o.onError(`Reading the microphone failed: ${m}`),
+    );
     return true;
   }
 
@@ -119,22 +125,6 @@ export class AudioPublisher {
   /** A new connection: the server may have lost nothing, but the config is cheap to repeat. */
   resendConfig(): void {
     this.configDue = true;
-  }
-
-  private async readLoop(reader: ReadableStreamDefaultReader<AudioData>): Promise<void> {
-    try {
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done || !value) break;
-        if (!this.running) {
-          value.close();
-          break;
-        }
-        this.onData(value);
-      }
-    } catch (e) {
-      if (this.running) this.o.onError(`Reading the microphone failed: ${(e as Error).message}`);
-    }
   }
 
   private onData(data: AudioData): void {

@@ -14,6 +14,7 @@ import {
   type GateSample,
   type WireDecoderConfig,
 } from './webcodecs';
+import { readTrack } from './track-reader';
 
 export interface PublisherOptions {
   track: MediaStreamTrack;
@@ -92,7 +93,12 @@ export class WebCodecsPublisher {
       this.source = 'processor';
       const proc = new Ctor({ track: this.o.track, maxBufferSize: 2 });
       this.reader = proc.readable.getReader();
-      void this.readLoop(this.reader);
+      void readTrack(
+        this.reader,
+        () => this.running,
+        (v) => this.onFrame(v),
+        (m) => this.o.onError(`Reading the camera failed: ${m}`),
+      );
     } else {
       this.source = 'canvas';
       this.canvas = document.createElement('canvas');
@@ -129,22 +135,6 @@ export class WebCodecsPublisher {
 
   get encodeQueue(): number {
     return this.encoder?.encodeQueueSize ?? 0;
-  }
-
-  private async readLoop(reader: ReadableStreamDefaultReader<VideoFrame>): Promise<void> {
-    try {
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done || !value) break;
-        if (!this.running) {
-          value.close();
-          break;
-        }
-        this.onFrame(value);
-      }
-    } catch (e) {
-      if (this.running) this.o.onError(`Reading the camera failed: ${(e as Error).message}`);
-    }
   }
 
   /** Fallback source: draw the preview <video> to a canvas at the target fps. */
