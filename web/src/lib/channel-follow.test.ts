@@ -44,6 +44,13 @@ describe('following a channel', () => {
     expect(onChannelLive('', 'ana', null)).toEqual({ kind: 'none' });
   });
 
+  it('never goes back to a stream it saw end (a node may still list it as live for a moment)', () => {
+    const gone = new Set(['sk_a']);
+    expect(onChannelState('', { ...offline, live: stream('sk_a') }, 'Ana', 181_000, gone)).toMatchObject({ kind: 'offline' });
+    expect(onChannelState('', { ...offline, live: stream('sk_b') }, 'Ana', 0, gone)).toEqual({ kind: 'switch', key: 'sk_b' });
+    expect(onChannelLive('', 'ana', { channel: 'ana', stream: stream('sk_a') }, gone)).toEqual({ kind: 'none' });
+  });
+
   it('says how long ago', () => {
     expect(agoText(10_000)).toBe('just now');
     expect(agoText(-5)).toBe('just now');

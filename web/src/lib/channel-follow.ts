@@ -45,17 +45,34 @@ export function offlineText(name: string, last: { title: string; endedAt: number
 
 export type FollowAction = { kind: 'switch'; key: string } | { kind: 'offline'; text: string } | { kind: 'none' };
 
-/** What to do with the channel's state, watching `current` (a key, or '' for none yet). */
-export function onChannelState(current: string, state: ChannelState, shownName: string, now: number): FollowAction {
-  if (state.live) return state.live.streamKey === current ? { kind: 'none' } : { kind: 'switch', key: state.live.streamKey };
+/** What to do with the channel's state, watching `current` (a key, or '' for none yet).
+ * `gone`: keys this page saw end or not found; a node's list of live streams can still name
+ * one for a moment after its end (another node's stream, until the registry catches up). */
+export function onChannelState(
+  current: string,
+  state: ChannelState,
+  shownName: string,
+  now: number,
+  gone: ReadonlySet<string> = new Set(),
+): FollowAction {
+  if (state.live && !gone.has(state.live.streamKey)) {
+    return state.live.streamKey === current ? { kind: 'none' } : { kind: 'switch', key: state.live.streamKey };
+  }
   // A stream we still play (its end not seen yet) stays: its own end brings us here again.
   if (current) return { kind: 'none' };
   return { kind: 'offline', text: offlineText(shownName, state.last, now) };
 }
 
 /** What to do when `channel:live` arrives for `channel` (lower case). */
-export function onChannelLive(current: string, channel: string, p: ChannelLive | null | undefined): FollowAction {
-  if (!p?.stream?.streamKey || p.channel !== channel || p.stream.streamKey === current) return { kind: 'none' };
+export function onChannelLive(
+  current: string,
+  channel: string,
+  p: ChannelLive | null | undefined,
+  gone: ReadonlySet<string> = new Set(),
+): FollowAction {
+  if (!p?.stream?.streamKey || p.channel !== channel || p.stream.streamKey === current || gone.has(p.stream.streamKey)) {
+    return { kind: 'none' };
+  }
   return { kind: 'switch', key: p.stream.streamKey };
 }
 
@@ -70,24 +87,35 @@ export interface Follower {
   offline(text: string): void;
 }
 
-/** Follows `name` on `socket`: asks on every connect, switches on `channel:live`, goes offline on the end. */
-export function followChannel(socket: Socket, name: string, page: Follower): void {
+/** Follows `name` on `socket`: asks on every connect, switches on `channel:live`, goes offline on
+ * the end. `recheck` asks again as if nothing played: for a page whose stream turned out to be
+ * gone (its end missed, say while it switched streams). */
+export function followChannel(socket: Socket, name: string, page: Follower): { recheck(): void } {
   const lower = name.toLowerCase();
   const act = (a: FollowAction) => {
     if (a.kind === 'switch') page.switchTo(a.key);
     else if (a.kind === 'offline') page.offline(a.text);
   };
-  const ask = async () => {
+  // Stream keys are never reused, so a key that ended stays gone (bounded: one per stream seen).
+  const gone = new Set<string>();
+  const ask = async (forget = false) => {
     const res = await request<ChannelJoined>(socket, EVENTS.CHANNEL_JOIN, { channel: name });
-    if (res.ok) act(onChannelState(page.current(), res.channel, name, Date.now()));
+    if (res.ok) act(onChannelState(forget ? '' : page.current(), res.channel, name, Date.now(), gone));
   };
   socket.on('connect', () => void ask());
-  socket.on(EVENTS.CHANNEL_LIVE, (p: ChannelLive) => act(onChannelLive(page.current(), lower, p)));
+  socket.on(EVENTS.CHANNEL_LIVE, (p: ChannelLive) => act(onChannelLive(page.current(), lower, p, gone)));
   socket.on(EVENTS.STREAM_ENDED, (p: Ended) => {
     if (!p || p.streamKey !== page.current()) return;
+    gone.add(p.streamKey);
     // At once from what the page knows, then from the server (which may know a newer stream).
     const s = page.stream();
     page.offline(offlineText(name, s ? { title: s.title, endedAt: Date.now() } : null, Date.now()));
     void ask();
   });
+  return {
+    recheck: () => {
+      gone.add(page.current());
+      void ask(true);
+    },
+  };
 }

@@ -93,6 +93,9 @@ const statsBtn = $<HTMLButtonElement>('stats-toggle');
 /** On /c/NAME the page follows a channel, and its stream key changes with the channel's streams. */
 const channel = channelFromPath(location.pathname);
 let streamKey = channel ? '' : (new URLSearchParams(location.search).get('stream') ?? '').trim();
+/** A channel page's follower, and the stream key it was last asked to recheck (once per key). */
+let follow: { recheck(): void } | null = null;
+let recheckedKey = '';
 const NAME_KEY = 'streamhub.viewerName';
 let name = localStorage.getItem(NAME_KEY) || guestName();
 nameIn.value = name;
@@ -224,6 +227,12 @@ function render(): void {
   hooks.mediaRejoins = vs.mediaRejoins;
   hooks.staleRejoins = vs.staleRejoins;
   hooks.streamKey = streamKey;
+  // A channel page whose stream is gone (its end missed, e.g. during a switch) asks the channel
+  // again instead of staying on "not found".
+  if (follow && vs.status === 'not-found' && recheckedKey !== streamKey) {
+    recheckedKey = streamKey;
+    follow.recheck();
+  }
 
   const o = overlayView(vs, Date.now());
   const oKey = JSON.stringify(o);
@@ -750,7 +759,7 @@ document.addEventListener('keydown', (e) => {
 showSound();
 
 if (channel) {
-  followChannel(socket, channel, {
+  follow = followChannel(socket, channel, {
     current: () => streamKey,
     stream: () => vs.stream,
     switchTo: (key) => {
