@@ -249,6 +249,15 @@ export function closeAll() {
  * A connected socket. Default transports are the library's (polling, then upgrade), as in
  * the seed; pass {transports: ['websocket']} for websocket only.
  */
+/** Stops what a test file started: its raw websockets, every tracked socket.io client, its
+ * servers (those still running) and its redis-server. */
+export async function stopAll(servers, redis, sockets = []) {
+  for (const ws of sockets) ws.close();
+  closeAll();
+  await Promise.all(servers.map((s) => (s.exitCode === undefined ? s.stop() : null)));
+  await redis?.stop();
+}
+
 export async function connect(url, opts = {}, timeoutMs = 10_000) {
   const socket = socketFor(url, opts);
   await withTimeout(

@@ -14,7 +14,6 @@ import WebSocket from 'ws';
 import { startNodes, startRedis } from '../cluster.js';
 import {
   asBuffer,
-  closeAll,
   emitAck,
   expectRefusal,
   getJson,
@@ -26,6 +25,7 @@ import {
   sleep,
   startServer,
   startStream,
+  stopAll,
   until,
 } from '../helpers.js';
 
@@ -88,11 +88,7 @@ let redis;
 const sockets = [];
 
 async function teardown() {
-  for (const ws of sockets.splice(0)) ws.close();
-  closeAll();
-  await Promise.all(servers.map((s) => (s.exitCode === undefined ? s.stop() : null)));
-  servers = [];
-  await redis?.stop();
+  await stopAll(servers.splice(0), redis, sockets.splice(0));
   redis = undefined;
 }
 

@@ -10,7 +10,6 @@ import WebSocket from 'ws';
 
 import { startNodes, startRedis } from '../cluster.js';
 import {
-  closeAll,
   emitAck,
   expectRefusal,
   joinStream,
@@ -19,6 +18,7 @@ import {
   show,
   startServer,
   startStream,
+  stopAll,
 } from '../helpers.js';
 
 const VIDEO = { codec: 'vp8', codedWidth: 64, codedHeight: 48 };
@@ -31,11 +31,7 @@ let redis;
 const sockets = [];
 
 async function teardown() {
-  for (const ws of sockets.splice(0)) ws.close();
-  closeAll();
-  await Promise.all(servers.map((s) => (s.exitCode === undefined ? s.stop() : null)));
-  servers = [];
-  await redis?.stop();
+  await stopAll(servers.splice(0), redis, sockets.splice(0));
   redis = undefined;
 }
 

@@ -16,6 +16,7 @@ import {
   sleep,
   startServer,
   startStream,
+  stopAll,
   until,
 } from '../helpers.js';
 
@@ -29,10 +30,7 @@ async function cluster(count = 3, args = []) {
 }
 
 async function teardown() {
-  closeAll();
-  await Promise.all(nodes.map((n) => (n.exitCode === undefined ? n.stop() : null)));
-  nodes = [];
-  await redis?.stop();
+  await stopAll(nodes.splice(0), redis);
   redis = undefined;
 }
 

@@ -9,14 +9,14 @@ import { after, describe, test } from 'node:test';
 
 import { metric, startNodes, startRedis } from '../cluster.js';
 import {
-  closeAll,
   emitAck,
+  joinStream,
   registerStreamer,
   registerViewer,
-  joinStream,
   show,
   startServer,
   startStream,
+  stopAll,
   until,
 } from '../helpers.js';
 
@@ -37,10 +37,7 @@ let servers = [];
 let redis;
 
 async function teardown() {
-  closeAll();
-  await Promise.all(servers.map((s) => (s.exitCode === undefined ? s.stop() : null)));
-  servers = [];
-  await redis?.stop();
+  await stopAll(servers.splice(0), redis);
   redis = undefined;
 }
 
