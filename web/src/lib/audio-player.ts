@@ -7,6 +7,7 @@
 import workletUrl from './playout.worklet.ts?worker&url';
 import { audibleMediaTime, PlayoutScheduler, TransitWindow, videoFloor } from './av-sync';
 import type { ChunkInfo } from './protocol';
+import { closeCodec } from './codec';
 
 export type AudioPlayerState = 'starting' | 'playing' | 'blocked' | 'unsupported' | 'failed';
 
@@ -218,13 +219,7 @@ export class AudioPlayer {
     const d = this.decoder;
     this.decoder = null;
     this.configured = '';
-    if (d && d.state !== 'closed') {
-      try {
-        d.close();
-      } catch {
-        /* closed */
-      }
-    }
+    closeCodec(d);
     if (this.decoderErrors > 20 && this.decoded === 0) this.fail(why);
   }
 

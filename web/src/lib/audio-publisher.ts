@@ -5,6 +5,7 @@ import { ClockBridge, EncoderTimeline, levelDb } from './av-sync';
 import { bytesToBase64 } from './media';
 import type { PresetName } from './quality';
 import { readTrack } from './track-reader';
+import { closeCodec } from './codec';
 
 /** Opus bitrate per quality preset (speech is clear from 32 kbit/s; music wants more). */
 export const AUDIO_BITRATE: Record<PresetName, number> = { low: 32_000, medium: 64_000, high: 96_000 };
@@ -107,13 +108,7 @@ export class AudioPublisher {
     this.reader = null;
     const e = this.encoder;
     this.encoder = null;
-    if (e && e.state !== 'closed') {
-      try {
-        e.close();
-      } catch {
-        /* closed */
-      }
-    }
+    closeCodec(e);
   }
 
   /** Muted: silence is encoded (Opus makes it a few bytes) so the viewer's clock runs on. */
@@ -226,13 +221,7 @@ export class AudioPublisher {
     console.warn(`Audio: ${why}`);
     const e = this.encoder;
     this.encoder = null;
-    if (e && e.state !== 'closed') {
-      try {
-        e.close();
-      } catch {
-        /* closed */
-      }
-    }
+    closeCodec(e);
     if (this.encoderErrors === 5) {
       this.running = false;
       this.o.onError(`Sound stopped: ${why}. The video goes on.`);

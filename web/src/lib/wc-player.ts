@@ -4,6 +4,7 @@ import type { ChunkInfo } from './protocol';
 import { VideoSync } from './av-sync';
 import { ChunkSequencer, configKey, fromWireConfig } from './webcodecs';
 import { TimestampMap } from './clock';
+import { closeCodec } from './codec';
 
 export interface WcChunk {
   bytes: Uint8Array;
@@ -198,13 +199,7 @@ export class WebCodecsPlayer {
     const d = this.decoder;
     this.decoder = null;
     this.configured = null;
-    if (d && d.state !== 'closed') {
-      try {
-        d.close();
-      } catch {
-        /* already closed */
-      }
-    }
+    closeCodec(d);
     if (this.decoderErrors > 20 && this.framesDecoded === 0) {
       this.dead = true;
       this.onProblem(`This video cannot be decoded here (${why}).`);

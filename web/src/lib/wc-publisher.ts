@@ -15,6 +15,7 @@ import {
   type WireDecoderConfig,
 } from './webcodecs';
 import { readTrack } from './track-reader';
+import { closeCodec } from './codec';
 
 export interface PublisherOptions {
   track: MediaStreamTrack;
@@ -113,13 +114,7 @@ export class WebCodecsPublisher {
     this.reader = null;
     const e = this.encoder;
     this.encoder = null;
-    if (e && e.state !== 'closed') {
-      try {
-        e.close();
-      } catch {
-        /* closed */
-      }
-    }
+    closeCodec(e);
   }
 
   /** `stream:keyframe:request`: the next frame encoded is a keyframe. */
@@ -239,13 +234,7 @@ export class WebCodecsPublisher {
     const e = this.encoder;
     this.encoder = null;
     this.needsConfigure = true;
-    if (e && e.state !== 'closed') {
-      try {
-        e.close();
-      } catch {
-        /* closed */
-      }
-    }
+    closeCodec(e);
     if (this.encoderErrors === 5) this.o.onError(`The video encoder keeps failing (${why}).`);
   }
 }
