@@ -24,7 +24,8 @@
 //! State and its parts:
 //! - `hub`: the shared state handed to every connection (relay, bus, store, metrics, ...).
 //! - `sink`: where frames leave for the network: the relay's sinks for Socket.IO and media
-//!   channels, the registry of open media channels.
+//!   channels, the registry of open media channels. `direct`: Socket.IO viewers' direct
+//!   writes, reserved during a fan-out and written after it, spread over the workers.
 //! - `relay`: the fan-out core (the design note's `StreamDistributor`): streams, viewers,
 //!   catch-up, slow-viewer policy. Sans-IO: no sockets, no clock; typed results.
 //! - `webm`: the sans-IO WebM push parser cutting live streams at Clusters.
@@ -57,13 +58,17 @@
 //!    policy (level, resync, eviction) and byte budget (`--viewer-queue-bytes`). The frame's
 //!    wire form is built once and cached on it (`OutgoingData`): for a media-channel viewer
 //!    one media message, for a Socket.IO viewer one complete websocket frame of the Engine.IO
-//!    packet (plus its binary attachment); each viewer's bounded queue gets a `Bytes` clone. A
-//!    full queue or budget drops the frame for that viewer only; full for too long: evicted.
+//!    packet (plus its binary attachment); each viewer's bounded queue gets a `Bytes` clone,
+//!    or, when a Socket.IO viewer's queue is empty, its connection is reserved for a direct
+//!    write (`direct`). A full queue or budget drops the frame for that viewer only; full for
+//!    too long: evicted.
 //! 4. The relay returns a `relay::Delivery`: what it sent, dropped and evicted. The actor
 //!    records it in the metrics once (atomics), tells viewers their new delivery level, and
 //!    evicts the stalled ones.
-//! 5. Each connection's websocket writer drains its queue (on Socket.IO, our patched
-//!    engineioxide writer, `vendor/README.md`: a shared frame goes out in one write). Nothing
+//! 5. Once the relay's lock is released, `direct::fan_out` writes the reserved direct writes
+//!    (non-blocking; what a socket does not take goes to its writer task) in tasks of 256
+//!    that both runtime workers take. Each connection's websocket writer drains its queue (on Socket.IO, our
+//!    patched engineioxide writer, `vendor/README.md`: a shared frame goes out in one write). Nothing
 //!    on this path awaits a database, a metric, or another stream's lock.
 
 mod accept;
@@ -78,6 +83,7 @@ mod cluster;
 pub mod config;
 mod csp;
 mod dashboard;
+mod direct;
 #[doc(hidden)]
 pub mod fuzzing;
 mod http;

@@ -1,7 +1,8 @@
 //! Where frames leave the relay for the network: the [`ViewerSink`] of one viewer (its
 //! Socket.IO connection, or the media channel it opened). Every viewer of a frame gets the
-//! same encoded bytes (built once per frame and kept on it). Sinks only queue: they never
-//! block, never count (the relay counts what they report), and never await.
+//! same encoded bytes (built once per frame and kept on it). Sinks only queue, or reserve a
+//! direct write that [`crate::direct`] does once the relay is done: they never block, never
+//! count (the relay counts what they report), and never await.
 //!
 //! Also the registry of open media channels ([`MediaChannels`]), which a new viewer sink looks
 //! its connection up in, and the slot holding the Socket.IO server handle ([`IoSlot`]).
@@ -269,6 +270,10 @@ impl ViewerSink for SocketSink {
             || !fits(self.queue.bytes_queued(), packet.len(), budget)
         {
             return Offer::Full;
+        }
+        if let Some(slot) = self.queue.reserve_direct() {
+            crate::direct::defer(slot, &packet);
+            return Offer::Sent;
         }
         match self.queue.emit_framed(packet.text, packet.attachment) {
             Ok(()) => Offer::Sent,

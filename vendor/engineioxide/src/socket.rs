@@ -123,6 +123,8 @@ pub(crate) struct QueueCounters {
     /// Set with a volatile packet: checking it costs the writer nothing, where the watch
     /// channel's state is a cache miss per packet.
     pub(crate) volatile_pending: AtomicBool,
+    /// Direct writes to the connection, once its websocket writer runs on plain TCP.
+    pub(crate) direct: std::sync::OnceLock<crate::transport::writer::Direct>,
 }
 
 /// A handle on a socket's outgoing queue for a sender that offers one packet to many sockets
@@ -149,6 +151,20 @@ impl FrameQueue {
         self.tx.max_capacity() - self.tx.capacity()
     }
 
+    /// Reserves the connection for one packet written straight to it, skipping the queue and
+    /// the writer task (see `transport::writer::Direct` for why), when the socket's queue is
+    /// empty and its writer idle (a websocket over plain TCP only). `None`: queue the packet
+    /// ([`FrameQueue::reserve`]).
+    #[inline]
+    pub fn reserve_direct(&self) -> Option<DirectSlot> {
+        let direct = self.counters.direct.get()?;
+        direct
+            .reserve(|| self.tx.capacity() == self.tx.max_capacity())
+            .then(|| DirectSlot {
+                counters: self.counters.clone(),
+            })
+    }
+
     /// See [`Socket::reserve`].
     #[inline]
     pub fn reserve(&self) -> Result<Permit<'_>, TrySendError<()>> {
@@ -157,6 +173,34 @@ impl FrameQueue {
             inner: permit,
             queued: &self.counters.queued,
         })
+    }
+}
+
+/// A reservation of a socket's connection for one packet written straight to it
+/// ([`FrameQueue::reserve_direct`]): until it is used or dropped, the socket's other packets
+/// wait in its queue, behind this one. It may be sent to another thread and used there, so a
+/// sender can spread its writes over threads. StreamHub patch.
+#[derive(Debug)]
+pub struct DirectSlot {
+    counters: Arc<QueueCounters>,
+}
+
+impl DirectSlot {
+    /// Writes a framed packet and the one binary attachment that follows it. What the socket
+    /// does not take at once goes to the writer task, before anything queued after it.
+    pub fn write(self, framed: &engineioxide_core::FramedText, attachment: Option<&Bytes>) {
+        if let Some(direct) = self.counters.direct.get() {
+            direct.write_reserved(framed.ws_frame(), attachment, &self.counters.queued);
+        }
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for DirectSlot {
+    fn drop(&mut self) {
+        if let Some(direct) = self.counters.direct.get() {
+            direct.unreserve();
+        }
     }
 }
 

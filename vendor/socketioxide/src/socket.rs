@@ -929,6 +929,9 @@ impl Socket<LocalAdapter> {
     }
 }
 
+/// A reservation for a direct write ([`FrameQueue::reserve_direct`]). StreamHub patch.
+pub use engineioxide::socket::DirectSlot;
+
 /// A handle on a socket's outgoing queue, for a sender that offers the same framed packet to
 /// many sockets in a row: [`Socket::emit_framed`], [`Socket::bytes_queued`] and
 /// [`Socket::packets_queued`] without the hops through the socket (the engine.io
@@ -937,21 +940,29 @@ impl Socket<LocalAdapter> {
 pub struct FrameQueue(engineioxide::socket::FrameQueue);
 
 impl FrameQueue {
-    /// See [`Socket::emit_framed`].
+    /// See [`Socket::emit_framed`], for one attachment at most.
     #[inline]
     pub fn emit_framed(
         &self,
         framed: engineioxide::FramedText,
-        attachments: impl IntoIterator<Item = bytes::Bytes>,
+        attachment: Option<bytes::Bytes>,
     ) -> Result<(), SocketError> {
         match self.0.reserve() {
             Ok(permit) => {
-                permit.emit_framed(framed, attachments);
+                permit.emit_framed(framed, attachment);
                 Ok(())
             }
             Err(TrySendError::Full(_)) => Err(SocketError::InternalChannelFull),
             Err(TrySendError::Closed(_)) => Err(SocketError::Closed),
         }
+    }
+
+    /// Reserves the connection for one packet written straight to it (engine.io's
+    /// `FrameQueue::reserve_direct`): `None` when something waits before it, or the transport
+    /// is not a websocket over plain TCP; then [`FrameQueue::emit_framed`] queues it.
+    #[inline]
+    pub fn reserve_direct(&self) -> Option<DirectSlot> {
+        self.0.reserve_direct()
     }
 
     /// See [`Socket::bytes_queued`].

@@ -533,7 +533,7 @@ async fn read_frames(
                 after = last;
                 for f in frames {
                     let wall = f.timestamp;
-                    match hub.relay.ingest(key, f, Instant::now()) {
+                    match crate::direct::fan_out(|| hub.relay.ingest(key, f, Instant::now())) {
                         Ok(delivery) => {
                             if delivery.gap {
                                 cluster.counters.gaps.inc();
@@ -557,7 +557,8 @@ async fn read_frames(
                     after = last;
                     for f in frames {
                         let wall = f.timestamp;
-                        if let Ok(delivery) = hub.relay.ingest(key, f, Instant::now()) {
+                        let ingest = || hub.relay.ingest(key, f, Instant::now());
+                        if let Ok(delivery) = crate::direct::fan_out(ingest) {
                             stream::settle_remote(hub, io, key, delivery, wall).await;
                         }
                     }

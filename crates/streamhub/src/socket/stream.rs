@@ -186,11 +186,11 @@ pub(super) async fn data(ctx: &mut Ctx<'_>, r: DataSend, ack: AckSender) {
         capture_time: r.capture_time,
     };
     let wall = now_ms();
-    let delivery = match ctx
-        .hub
-        .relay
-        .publish(k, &ctx.session.conn, frame, now, wall)
-    {
+    let delivery = match crate::direct::fan_out(|| {
+        ctx.hub
+            .relay
+            .publish(k, &ctx.session.conn, frame, now, wall)
+    }) {
         Ok(delivery) => delivery,
         Err(e) => {
             // Frames refused for their content or rate are drops (the relay counted them for
@@ -269,11 +269,11 @@ pub(super) async fn audio(ctx: &mut Ctx<'_>, r: AudioSend, ack: AckSender) {
         config: r.config,
     };
     let wall = now_ms();
-    let delivery = match ctx
-        .hub
-        .relay
-        .publish_audio(k, &ctx.session.conn, chunk, now, wall)
-    {
+    let delivery = match crate::direct::fan_out(|| {
+        ctx.hub
+            .relay
+            .publish_audio(k, &ctx.session.conn, chunk, now, wall)
+    }) {
         Ok(delivery) => delivery,
         Err(e) => {
             count_refused(ctx.hub, &e);

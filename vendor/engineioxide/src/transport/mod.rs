@@ -7,7 +7,7 @@ use crate::config::EngineIoConfig;
 pub mod polling;
 pub mod ws;
 // StreamHub patch.
-mod writer;
+pub(crate) mod writer;
 
 fn make_open_packet(transport: TransportType, id: Sid, config: &EngineIoConfig) -> OpenPacket {
     let upgrades = if transport == TransportType::Polling {

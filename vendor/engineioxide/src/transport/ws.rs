@@ -20,7 +20,7 @@ use tokio_tungstenite::{
 };
 use tokio_util::future::FutureExt as _;
 
-use engineioxide_core::{Packet, ProtocolVersion, Sid, Str, TransportType};
+use engineioxide_core::{Packet, PacketBuf, ProtocolVersion, Sid, Str, TransportType};
 
 use crate::{
     DisconnectReason, Socket, body::ResponseBody, config::EngineIoConfig, engine::EngineIo,
@@ -28,7 +28,7 @@ use crate::{
 };
 
 // StreamHub patch: the writer below (see `writer.rs`).
-use super::writer::{Outbox, WsIo, write_packets};
+use super::writer::{Direct, Outbox, SharedTcp, WsIo, write_packets};
 
 /// Create a response for websocket upgrade
 fn ws_response<B>(ws_key: &HeaderValue) -> Response<ResponseBody<B>> {
@@ -76,7 +76,10 @@ pub fn new_req<R: Send + 'static, B, H: EngineIoHandler>(
                     let (rd, wr) = tcp.io.into_inner().into_split();
                     // Bytes the HTTP server read past the upgrade request come first.
                     let rd = tokio::io::AsyncReadExt::chain(std::io::Cursor::new(tcp.read_buf), rd);
-                    on_init_halves(engine.clone(), rd, wr, protocol, sid, parts).await
+                    // Shared with senders for direct writes (`writer::Direct`).
+                    let wr = SharedTcp(Arc::new(wr));
+                    let direct = Some(wr.0.clone());
+                    on_init_halves(engine.clone(), rd, wr, direct, protocol, sid, parts).await
                 }
                 Err(conn) => {
                     let conn = hyper_util::rt::TokioIo::new(conn);
@@ -129,7 +132,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (rd, wr) = tokio::io::split(conn);
-    on_init_halves(engine, rd, wr, protocol, sid, req_data).await
+    on_init_halves(engine, rd, wr, None, protocol, sid, req_data).await
 }
 
 /// [`on_init`] over a connection already split into its read and write halves (StreamHub
@@ -138,6 +141,7 @@ async fn on_init_halves<H: EngineIoHandler, R, W>(
     engine: Arc<EngineIo<H>>,
     rd: R,
     mut wr: W,
+    direct: Option<Arc<tokio::net::tcp::OwnedWriteHalf>>,
     protocol: ProtocolVersion,
     sid: Option<Sid>,
     req_data: Parts,
@@ -201,7 +205,7 @@ where
     };
 
     // Pipe between websocket and internal socket channel.
-    tokio::spawn(forward_to_socket::<H, W>(socket.clone(), wr, outbox.clone()));
+    tokio::spawn(forward_to_socket::<H, W>(socket.clone(), wr, direct, outbox.clone()));
     // Whatever ends the reader below (the peer, an error, the session's cancellation) ends
     // the writer too.
     let _close_writer = CloseOnDrop(outbox);
@@ -302,6 +306,7 @@ where
 async fn forward_to_socket<H: EngineIoHandler, W>(
     socket: Arc<Socket<H::Data>>,
     mut wr: W,
+    direct: Option<Arc<tokio::net::tcp::OwnedWriteHalf>>,
     outbox: Arc<Outbox>,
 ) where
     W: AsyncWrite + Unpin + Send + 'static,
@@ -321,13 +326,55 @@ async fn forward_to_socket<H: EngineIoHandler, W>(
         volatile_rx,
         ..
     } = &mut *internal_rx;
+    // Senders may write to the connection themselves from now on, between this task's turns
+    // (`writer::Direct`). Only one websocket per session gets this far, so it is set once.
+    let direct = direct.and_then(|tcp| {
+        let d = Direct::new(tcp, outbox.clone(), socket.protocol);
+        socket.counters.direct.set(d).ok()?;
+        socket.counters.direct.get()
+    });
 
     // Whether the connection ended in the middle of a frame (no close frame can follow).
     let mut torn = false;
+    // The first turn writes what the handshake left in the outbox.
+    let mut packets = PacketBuf::new();
     loop {
-        if outbox.write_to(&mut wr).await.is_err() {
+        if let Some(d) = direct {
+            d.acquire().await;
+        }
+        let written = async {
+            // The rest of a direct write goes before anything else.
+            if let Some(d) = direct {
+                d.write_tail(&mut wr, &socket.counters.queued).await?;
+            }
+            outbox.write_to(&mut wr).await?;
+            let mut packets = packets;
+            loop {
+                for item in &packets {
+                    socket.note_dequeued(item);
+                }
+                write_packets(&mut wr, socket.protocol, packets).await?;
+                match buffered_rx.try_recv() {
+                    Ok(next) => packets = next,
+                    Err(_) => return Ok::<(), std::io::Error>(()),
+                }
+            }
+        };
+        // A peer that stopped reading leaves the write pending: the end of the connection
+        // interrupts it.
+        let res = tokio::select! {
+            biased;
+            res = written => res,
+            _ = outbox.closed() => Err(std::io::ErrorKind::Interrupted.into()),
+        };
+        if let Err(_e) = res {
+            #[cfg(feature = "tracing")]
+            tracing::debug!("[sid={}] error sending packet: {}", socket.id, _e);
             torn = true;
             break;
+        }
+        if let Some(d) = direct {
+            d.release();
         }
         // One hand-written wait on every source, cheapest first: atomics and the queue's own
         // waker, where `select!` over `cancelled()` and `watch::changed()` futures took a lock
@@ -358,36 +405,15 @@ async fn forward_to_socket<H: EngineIoHandler, W>(
                 Poll::Pending => Poll::Pending,
             }
         });
-        // `None`: the queue or the connection is closed; an empty batch: the outbox has bytes.
-        let Some(packets) = next.await else {
+        // `None`: the queue or the connection is closed; an empty batch: the outbox has bytes
+        // (or the rest of a direct write waits).
+        let Some(next) = next.await else {
             break;
         };
-        let written = async {
-            let mut packets = packets;
-            loop {
-                for item in &packets {
-                    socket.note_dequeued(item);
-                }
-                write_packets(&mut wr, socket.protocol, packets).await?;
-                match buffered_rx.try_recv() {
-                    Ok(next) => packets = next,
-                    Err(_) => return Ok::<(), std::io::Error>(()),
-                }
-            }
-        };
-        // A peer that stopped reading leaves the write pending: the end of the connection
-        // interrupts it.
-        let res = tokio::select! {
-            biased;
-            res = written => res,
-            _ = outbox.closed() => Err(std::io::ErrorKind::Interrupted.into()),
-        };
-        if let Err(_e) = res {
-            #[cfg(feature = "tracing")]
-            tracing::debug!("[sid={}] error sending packet: {}", socket.id, _e);
-            torn = true;
-            break;
-        }
+        packets = next;
+    }
+    if let Some(d) = direct {
+        d.close().await;
     }
 
     #[cfg(feature = "tracing")]
@@ -395,6 +421,9 @@ async fn forward_to_socket<H: EngineIoHandler, W>(
     if !torn {
         // A peer that stopped reading does not hold the task: the close frame gets a second.
         let closing = async {
+            if let Some(d) = direct {
+                d.write_tail(&mut wr, &socket.counters.queued).await?;
+            }
             outbox.write_to(&mut wr).await?;
             super::writer::write_close(&mut wr).await
         };
