@@ -78,6 +78,12 @@ async fn deliver(hub: &Arc<Hub>, io: &SocketIo, key: &str, control: Control) {
             .await;
         }
         Control::Ended { reason } => {
+            // Out of this node's list before its viewers hear `stream:ended`, not at the
+            // registry's next word: a channel page asking "what is live now" right after the
+            // end must not be sent back to this stream.
+            if let Some(cluster) = &hub.cluster {
+                cluster.drop_record(key);
+            }
             // The origin ended its own part already; replicas end here.
             if let Some(ended) = hub.relay.unfollow(key, Instant::now()) {
                 stream::announce_local_end(hub, io, &ended.info.stream_key, reason).await;
