@@ -44,6 +44,9 @@ async function story(streamerUrl, followerUrl, viewerUrl, name) {
   const page = await fetch(`${followerUrl}/c/${name}`);
   assert.equal(page.status, 200);
   assert.match(await page.text(), /<html/i, 'the channel page is the viewer page');
+  const slash = await fetch(`${followerUrl}/c/${name}/`, { redirect: 'manual' });
+  assert.equal(slash.status, 308, 'a trailing slash redirects');
+  assert.equal(slash.headers.get('location'), `/c/${name}`);
 
   const f = await follower(followerUrl, name.toUpperCase());
   assert.deepEqual(f.ack.channel, { name, live: null, last: null, claimed: false });

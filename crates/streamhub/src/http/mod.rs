@@ -13,7 +13,7 @@ use axum::Json;
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use serde_json::json;
 use streamhub_protocol::server::StreamList;
@@ -32,6 +32,7 @@ pub(crate) fn router(hub: Arc<Hub>, extra: Router<Arc<Hub>>) -> Router {
         .route("/api/streams/{key}/thumbnail", get(thumbnail))
         .route("/api/channels/{name}", get(channel))
         .route("/c/{name}", get(channel_page))
+        .route("/c/{name}/", get(channel_slash))
         .route("/metrics", get(metrics))
         .route("/api/sessions", get(admin::sessions))
         .route("/api/dashboard", get(admin::snapshot))
@@ -136,6 +137,12 @@ async fn channel_page(
     };
     crate::web::page(&Uri::from_static("/viewer.html"), ctx, head.as_deref())
         .unwrap_or_else(|| (StatusCode::NOT_FOUND, "not found").into_response())
+}
+
+/// `/c/NAME/`, a channel link pasted with a trailing slash, goes to `/c/NAME` (the path as
+/// sent, so the name keeps its encoding; it always starts with `/c/`: no open redirect).
+async fn channel_slash(uri: Uri) -> Redirect {
+    Redirect::permanent(uri.path().trim_end_matches('/'))
 }
 
 /// How long browsers and previews may use a thumbnail before asking again (with
