@@ -116,12 +116,13 @@ impl SqliteStore {
                     at,
                 } => {
                     sqlx::query(
-                        "INSERT INTO sessions (stream_key, title, streamer, started_at) \
-                         VALUES (?, ?, ?, ?) \
+                        "INSERT INTO sessions (stream_key, title, channel, streamer, started_at) \
+                         VALUES (?, ?, ?, ?, ?) \
                          ON CONFLICT (stream_key) DO UPDATE SET title = excluded.title",
                     )
                     .bind(key)
                     .bind(title)
+                    .bind(streamer.to_lowercase())
                     .bind(streamer)
                     .bind(int(at))
                     .execute(&mut *tx)
@@ -326,14 +327,13 @@ impl Store for SqliteStore {
 
     fn last_session<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<PastStream>> {
         Box::pin(async move {
-            // Names are kept as typed; channels compare in lower case (ASCII, as SQLite's
-            // lower() does). No index covers lower(streamer): a scan of the sessions table,
-            // one row per stream ever, made when a channel page opens or its API is read.
+            // Names are kept as typed; channels compare in lower case (the `channel` column,
+            // indexed with the start time: one lookup per channel page or API read).
             let row = sqlx::query(
-                "SELECT title, started_at, ended_at FROM sessions WHERE lower(streamer) = ? \
+                "SELECT title, started_at, ended_at FROM sessions WHERE channel = ? \
                  ORDER BY started_at DESC LIMIT 1",
             )
-            .bind(name.to_ascii_lowercase())
+            .bind(name.to_lowercase())
             .fetch_optional(&self.pool)
             .await?;
             let Some(r) = row else { return Ok(None) };
@@ -439,6 +439,7 @@ mod tests {
                 started("sk_old", "Ana", 1000),
                 started("sk_new", "Ana", 2000),
                 started("sk_bob", "bob", 3000),
+                started("sk_uber", "Über", 4000),
                 Write::Title {
                     key: "sk_new".into(),
                     title: "Renamed live".into(),
@@ -476,6 +477,12 @@ mod tests {
             .expect("end");
         let ended = store.last_session("ANA").await.expect("read");
         assert_eq!(ended.and_then(|p| p.ended_at), Some(2500));
+        let uber = store.last_session("über").await.expect("read");
+        assert_eq!(
+            uber.map(|p| p.started_at),
+            Some(4000),
+            "non-ASCII names fold to lower case too"
+        );
     }
 
     #[tokio::test]
