@@ -99,19 +99,29 @@ export class WebmTimecodes {
 }
 
 /**
- * The local time of a recording's media time 0, from chunks delivered at `deliveredAt` whose
- * newest picture is at `newest` ms of media: a chunk cannot come before its pictures were
- * captured, so each gives an upper bound, and the smallest (the chunk delivered fastest) is
- * the estimate, as NTP keeps its fastest exchange. Then a chunk's capture time is origin + newest.
+ * The local time of a recording's media time 0. Chrome's MediaRecorder writes block timecodes
+ * relative to the capture time of the first frame it takes after `start()`, so the time of the
+ * `start()` call is the estimate (measured against a clock painted into the camera: within
+ * 1 ms, idle and under load). Each chunk also bounds it from above (its pictures were captured
+ * before it was delivered); a bound below the start time (a first frame captured before
+ * `start()`) wins. The bound alone is not the estimate: the fastest delivery still includes
+ * the encoder's delay, and under load the first chunks come seconds late, so capture times
+ * came out hundreds of ms late (docs/architecture.md, "Capture time and clock sync").
+ * Then a chunk's capture time is origin + its newest timecode.
  */
 export class RecordingOrigin {
-  origin: number | null = null;
+  /** The estimate (local ms). */
+  origin: number;
 
-  /** Takes one chunk; returns its capture time (local ms) or null before any block. */
+  /** `startedAt`: local time just before `MediaRecorder.start()`. */
+  constructor(startedAt: number) {
+    this.origin = startedAt;
+  }
+
+  /** Takes one chunk delivered at `deliveredAt` whose newest block is at `newest` ms of media; returns its capture time (local ms) or null before any block. */
   chunk(deliveredAt: number, newest: number | null): number | null {
     if (newest === null) return null;
-    const bound = deliveredAt - newest;
-    if (this.origin === null || bound < this.origin) this.origin = bound;
+    this.origin = Math.min(this.origin, deliveredAt - newest);
     return this.origin + newest;
   }
 }
