@@ -99,15 +99,12 @@ export class WebmTimecodes {
 }
 
 /**
- * The local time of a recording's media time 0. Chrome's MediaRecorder writes block timecodes
- * relative to the capture time of the first frame it takes after `start()`, so the time of the
- * `start()` call is the estimate (measured against a clock painted into the camera: within
- * 1 ms, idle and under load). Each chunk also bounds it from above (its pictures were captured
- * before it was delivered); a bound below the start time (a first frame captured before
- * `start()`) wins. The bound alone is not the estimate: the fastest delivery still includes
- * the encoder's delay, and under load the first chunks come seconds late, so capture times
- * came out hundreds of ms late (docs/architecture.md, "Capture time and clock sync").
- * Then a chunk's capture time is origin + its newest timecode.
+ * The local time of a recording's media time 0: the `start()` call, as Chrome's MediaRecorder
+ * counts timecodes from the first frame it takes after it (checked against a clock painted into
+ * the camera: within 1 ms). A chunk delivered before start + its newest timecode (a first frame
+ * captured before the call) lowers it. The fastest delivery alone was the old estimate: it
+ * carries the encoder's delay, and seconds more while a busy machine's first chunks come late.
+ * A chunk's capture time is origin + its newest timecode.
  */
 export class RecordingOrigin {
   /** The estimate (local ms). */
@@ -118,7 +115,7 @@ export class RecordingOrigin {
     this.origin = startedAt;
   }
 
-  /** Takes one chunk delivered at `deliveredAt` whose newest block is at `newest` ms of media; returns its capture time (local ms) or null before any block. */
+  /** A chunk delivered at `deliveredAt` whose newest block is at `newest` ms: its capture time (local ms), null before any block. */
   chunk(deliveredAt: number, newest: number | null): number | null {
     if (newest === null) return null;
     this.origin = Math.min(this.origin, deliveredAt - newest);
