@@ -202,6 +202,8 @@ async function badgeAgrees(t, mode, { joinAfterMs = 0, ...opts } = {}) {
     pageMs: Math.round(median(r.page)),
     pairs: paired.length,
     pairedMs: Math.round(median(paired)),
+    // not asserted: how far single pictures stray (WebM's buffered end can overshoot at a Cluster)
+    pairedP90Ms: Math.round([...paired].map(Math.abs).sort((a, b) => a - b)[Math.floor(paired.length * 0.9)] ?? NaN),
     badgeMs: r.badge,
     badgeWindowMs: Math.round(median(r.badgeWindow)),
     badgePageMs: Math.round(median(r.badgePage)),
