@@ -2,7 +2,8 @@
 // 1. The viewer's latency badge is camera-to-screen: the streamer's camera is replaced by a
 //    canvas that paints the time (Date.now(), 32 bits as black and white cells) on every
 //    frame; the viewer reads the cells back when the picture is drawn (JPEG, WebCodecs: a
-//    wrapped drawImage on the player canvas) and takes now minus the painted time. The page's own delays (from
+//    wrapped drawImage on the player canvas) or from the <video> every 50 ms while it plays
+//    (WebM) and takes now minus the painted time. The page's own delays (from
 //    captureTime and the synced clocks) must agree with that within 50 ms.
 // 2. Presets get the camera size they promise (Chromium's fake camera does 1920x1080).
 // 3. Phone layouts: the streamer's preview, Stop and chat input on one screen while live; the
@@ -99,6 +100,12 @@ function clockReader() {
     const ms = ((now >>> 0) - painted) >>> 0;
     if (ms < 10_000) window.__measured.push({ at: now, ms });
   };
+  // WebM plays in a <video>: read the picture it shows now, every 50 ms while it plays.
+  setInterval(() => {
+    const v = document.querySelector('[data-testid="video-element"]');
+    if (!v || v.hidden || v.paused || !v.videoWidth) return;
+    record(decode(v, v.videoWidth, v.videoHeight));
+  }, 50);
   const draw = CanvasRenderingContext2D.prototype.drawImage;
   CanvasRenderingContext2D.prototype.drawImage = function (src, ...rest) {
     const r = draw.call(this, src, ...rest);
@@ -117,13 +124,32 @@ const median = (xs) => {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 };
 
+/** The painted-clock measurement nearest in time to `at`, if within 100 ms. */
+function nearest(measured, at) {
+  let best = null;
+  for (const m of measured) if (best === null || Math.abs(m.at - at) < Math.abs(best.at - at)) best = m;
+  return best && Math.abs(best.at - at) <= 100 ? best : null;
+}
+
+/** Each page delay minus the painted-clock measurement nearest in time. */
+function pairedDiffs(page, measured) {
+  const out = [];
+  for (const p of page) {
+    const m = nearest(measured, p.at);
+    if (m) out.push(p.ms - m.ms);
+  }
+  return out;
+}
+
 /**
  * Streams in `mode` from the clock camera to a viewer and compares, over the same few
  * seconds, the viewer's measured camera-to-screen delays with the page's own (hooks.delays)
  * and its badge. Returns the numbers for the log.
  */
-async function badgeAgrees(t, mode, opts = {}) {
+async function badgeAgrees(t, mode, { joinAfterMs = 0, ...opts } = {}) {
   const { page: streamer, key } = await startVideoStream(env, { mode, initScript: [clockCamera], ...opts });
+  // A late joiner starts from the server's catch-up (WebM: init + the GOP so far, one captureTime).
+  await sleep(joinAfterMs);
   const viewer = await env.page(`${mode} viewer`);
   await viewer.addInitScript(clockReader);
   await viewer.goto(`${env.url}/viewer.html?stream=${key}`, { waitUntil: 'load' });
@@ -137,28 +163,47 @@ async function badgeAgrees(t, mode, opts = {}) {
   const from = Date.now();
   await sleep(SAMPLE_MS);
   // The badge is redrawn every 500 ms from the last second's pictures: compare it with the
-  // pictures measured in the second before it was drawn.
-  await waitFor(viewer, 'the badge redrawn', () => {
+  // pictures measured in the second before it was computed (the page's hooks.latencyAt, read by
+  // a MutationObserver right after the redraw: WebM's delays step by up to 100 ms per sample on
+  // a busy machine, so the window must be the page's own to the ms).
+  await viewer.evaluate(() => {
     const el = document.querySelector('[data-testid="latency"]');
-    window.__badgeSeen ??= el.textContent;
-    if (el.textContent === window.__badgeSeen) return false;
-    window.__badgeAt = Date.now();
-    return true;
-  }, undefined, { polling: 5 });
+    const seen = el.textContent;
+    window.__badgeAt = null;
+    const mo = new MutationObserver(() => {
+      if (el.textContent === seen) return;
+      window.__badgeAt = window.__streamhub.latencyAt;
+      window.__badge = Number(el.textContent);
+      mo.disconnect();
+    });
+    mo.observe(el, { childList: true, characterData: true, subtree: true });
+  });
+  await waitFor(viewer, 'the badge redrawn', () => window.__badgeAt !== null);
   const r = await viewer.evaluate((since) => ({
-    measured: window.__measured.filter((m) => m.at >= since).map((m) => m.ms),
+    measuredAt: window.__measured.filter((m) => m.at >= since),
     // hooks.delays' `at` is performance.timeOrigin + now: the same wall clock as Date.now().
-    page: window.__streamhub.delays.filter((d) => d.at >= since).map((d) => d.ms),
-    badge: Number(document.querySelector('[data-testid="latency"]').textContent),
-    badgeWindow: window.__measured.filter((m) => m.at >= window.__badgeAt - 1000 && m.at <= window.__badgeAt).map((m) => m.ms),
-    badgePage: window.__streamhub.delays.filter((d) => d.at >= window.__badgeAt - 1000 && d.at <= window.__badgeAt).map((d) => d.ms),
+    pageAt: window.__streamhub.delays.filter((d) => d.at >= since),
+    badge: window.__badge,
+    badgePageAt: window.__streamhub.delays.filter((d) => d.at >= window.__badgeAt - 1000 && d.at <= window.__badgeAt),
     hop: window.__streamhub.hopMs,
   }), from);
+  r.measured = r.measuredAt.map((m) => m.ms);
+  r.page = r.pageAt.map((d) => d.ms);
+  const paired = pairedDiffs(r.pageAt, r.measuredAt);
+  r.badgePage = r.badgePageAt.map((d) => d.ms);
+  // What the painted clock said at the moments of the badge's pictures (a frozen WebM picture
+  // ramps 100 ms per 100 ms: a median over differently timed readings would differ by tens of ms).
+  r.badgeWindow = r.badgePageAt.map((d) => nearest(r.measuredAt, d.at)).filter((m) => m !== null).map((m) => m.ms);
   const out = {
     mode,
+    joinAfterMs,
     pictures: r.measured.length,
     measuredMs: Math.round(median(r.measured)),
     pageMs: Math.round(median(r.page)),
+    pairs: paired.length,
+    pairedMs: Math.round(median(paired)),
+    // not asserted: how far single pictures stray (WebM's buffered end can overshoot at a Cluster)
+    pairedP90Ms: Math.round([...paired].map(Math.abs).sort((a, b) => a - b)[Math.floor(paired.length * 0.9)] ?? NaN),
     badgeMs: r.badge,
     badgeWindowMs: Math.round(median(r.badgeWindow)),
     badgePageMs: Math.round(median(r.badgePage)),
@@ -170,15 +215,21 @@ async function badgeAgrees(t, mode, opts = {}) {
   await waitState(streamer, 'ended');
   await streamer.context().close();
   await viewer.context().close();
-  assert.ok(r.measured.length >= 10 && r.page.length >= 10, `enough pictures: ${JSON.stringify(out)}`);
+  assert.ok(r.measured.length >= 10 && paired.length >= 10 && r.badgeWindow.length >= 5, `enough pictures: ${JSON.stringify(out)}`);
   for (const [who, o] of Object.entries(offsets)) {
     assert.ok(o !== null && Math.abs(o) < 20, `${who}'s clock offset to the server on the same machine: ${o}`);
   }
-  assert.ok(Math.abs(out.pageMs - out.measuredMs) <= AGREE_MS, `page delays agree with the painted clock: ${JSON.stringify(out)}`);
+  // Moment by moment: WebM's delay moves by hundreds of ms within the window on a busy
+  // machine (the decoder stalls, the player jumps to the live edge), where two medians of
+  // differently timed samples can differ though each moment agrees.
+  assert.ok(Math.abs(out.pairedMs) <= AGREE_MS, `page delays agree with the painted clock: ${JSON.stringify(out)}`);
   // The badge shows the page's pictures of its last second...
   assert.ok(Number.isFinite(r.badge) && Math.abs(r.badge - out.badgePageMs) <= 5, `the badge is the last second's pictures: ${JSON.stringify(out)}`);
   // ...and what the painted clock said then.
-  assert.ok(Math.abs(r.badge - out.badgeWindowMs) <= AGREE_MS, `the badge agrees with the painted clock: ${JSON.stringify(out)}`);
+  assert.ok(
+    Math.abs(r.badge - out.badgeWindowMs) <= AGREE_MS,
+    `the badge agrees with the painted clock: ${JSON.stringify(out)}; page ${JSON.stringify(r.badgePage)}; painted ${JSON.stringify(r.badgeWindow)}`,
+  );
   // The old figure measured the last hop only: it is smaller than camera-to-screen.
   assert.ok(r.hop !== null && r.hop < out.measuredMs, `hop ${r.hop} ms < camera-to-screen ${out.measuredMs} ms`);
   return out;
@@ -190,6 +241,14 @@ test('the latency badge is camera-to-screen: JPEG', { timeout: BADGE_MS }, async
 
 test('the latency badge is camera-to-screen: WebCodecs (VP8)', { timeout: BADGE_MS }, async (t) => {
   await badgeAgrees(t, 'webcodecs', { codec: 'vp8' });
+});
+
+test('the latency badge is camera-to-screen: WebM (MediaRecorder, MSE)', { timeout: BADGE_MS }, async (t) => {
+  await badgeAgrees(t, 'webm');
+});
+
+test('the latency badge is camera-to-screen: WebM, a viewer joining 5 s late', { timeout: BADGE_MS }, async (t) => {
+  await badgeAgrees(t, 'webm', { joinAfterMs: 5000 });
 });
 
 /** Streams Chromium's fake camera at `preset`; resolves to what each side saw. */

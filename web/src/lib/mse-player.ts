@@ -37,8 +37,13 @@ export class MsePlayer {
   /** pieces appended */
   appended = 0;
   codecs: string | null = null;
-  /** The captureTime of the newest piece in the SourceBuffer: what the buffered end was captured at. */
-  edgeCapture: number | null = null;
+  /**
+   * The newest appended piece's captureTime and the buffered end (s) right after its append: the
+   * media time it belongs to (Chrome's parser holds a block without a duration until the next
+   * one, so that end is the newest block's start). Taken together at updateend, as `buffered`
+   * grows while an append runs. Null on each new MediaSource (a new timeline).
+   */
+  edge: { capture: number; end: number } | null = null;
   private appending: number | undefined;
   readonly queue = new AppendQueue();
   private initSegment: Uint8Array | null = null;
@@ -128,6 +133,7 @@ export class MsePlayer {
       return false;
     }
     this.detach();
+    this.edge = null;
     this.codecs = codecs;
     this.queue.clear();
     const ms = new MediaSource();
@@ -203,7 +209,8 @@ export class MsePlayer {
   }
 
   private afterUpdate(): void {
-    if (this.appending !== undefined) this.edgeCapture = this.appending;
+    const b = this.sb?.buffered;
+    if (this.appending !== undefined && b && b.length > 0) this.edge = { capture: this.appending, end: b.end(b.length - 1) };
     this.appending = undefined;
     this.quotaStreak = 0;
     const v = this.video;

@@ -58,13 +58,30 @@ describe('WebmTimecodes on real Chrome recordings', () => {
 });
 
 describe('RecordingOrigin', () => {
-  it('keeps the tightest bound: the chunk delivered fastest after its newest picture', () => {
-    const o = new RecordingOrigin();
+  it('dates media time 0 at the recorder\'s start, not at the fastest delivery', () => {
+    // Recorder started at local 10 000; chunks arrive 40, 15, 300 (a stall) ms after their newest picture.
+    const o = new RecordingOrigin(10_000);
     expect(o.chunk(1000, null)).toBeNull();
-    // Media 0 was captured at local 10 000; chunks arrive 40, 15, 300 (a stall), 20 ms after their newest picture.
-    expect(o.chunk(10_000 + 100 + 40, 100)).toBe(10_140);
-    expect(o.chunk(10_000 + 200 + 15, 200)).toBe(10_215);
-    expect(o.chunk(10_000 + 300 + 300, 300)).toBe(10_315); // a late chunk is dated by its pictures, not its arrival
-    expect(o.origin).toBe(10_015);
+    expect(o.chunk(10_000 + 100 + 40, 100)).toBe(10_100);
+    expect(o.chunk(10_000 + 200 + 15, 200)).toBe(10_200);
+    expect(o.chunk(10_000 + 300 + 300, 300)).toBe(10_300);
+    expect(o.origin).toBe(10_000);
+  });
+
+  it('late first chunks (a busy machine) do not make the pictures look newer', () => {
+    const o = new RecordingOrigin(10_000);
+    // The first picture's chunk comes 1 s after start, the next ones 2 s after their pictures.
+    expect(o.chunk(11_000, 0)).toBe(10_000);
+    expect(o.chunk(12_300, 300)).toBe(10_300);
+    expect(o.origin).toBe(10_000);
+  });
+
+  it('a chunk delivered before start + its timecode lowers the origin (first frame captured before start)', () => {
+    const o = new RecordingOrigin(10_000);
+    expect(o.chunk(10_000 + 100 + 20, 100)).toBe(10_100);
+    // Delivered 5 ms before start + 200: its pictures were captured before that, so media 0 was before 10 000.
+    expect(o.chunk(10_195, 200)).toBe(10_195);
+    expect(o.origin).toBe(9_995);
+    expect(o.chunk(10_400, 300)).toBe(10_295);
   });
 });

@@ -99,19 +99,26 @@ export class WebmTimecodes {
 }
 
 /**
- * The local time of a recording's media time 0, from chunks delivered at `deliveredAt` whose
- * newest picture is at `newest` ms of media: a chunk cannot come before its pictures were
- * captured, so each gives an upper bound, and the smallest (the chunk delivered fastest) is
- * the estimate, as NTP keeps its fastest exchange. Then a chunk's capture time is origin + newest.
+ * The local time of a recording's media time 0: the `start()` call, as Chrome's MediaRecorder
+ * counts timecodes from the first frame it takes after it (checked against a clock painted into
+ * the camera: within 1 ms). A chunk delivered before start + its newest timecode (a first frame
+ * captured before the call) lowers it. The fastest delivery alone was the old estimate: it
+ * carries the encoder's delay, and seconds more while a busy machine's first chunks come late.
+ * A chunk's capture time is origin + its newest timecode.
  */
 export class RecordingOrigin {
-  origin: number | null = null;
+  /** The estimate (local ms). */
+  origin: number;
 
-  /** Takes one chunk; returns its capture time (local ms) or null before any block. */
+  /** `startedAt`: local time just before `MediaRecorder.start()`. */
+  constructor(startedAt: number) {
+    this.origin = startedAt;
+  }
+
+  /** A chunk delivered at `deliveredAt` whose newest block is at `newest` ms: its capture time (local ms), null before any block. */
   chunk(deliveredAt: number, newest: number | null): number | null {
     if (newest === null) return null;
-    const bound = deliveredAt - newest;
-    if (this.origin === null || bound < this.origin) this.origin = bound;
+    this.origin = Math.min(this.origin, deliveredAt - newest);
     return this.origin + newest;
   }
 }

@@ -643,9 +643,10 @@ function startRecorder(): boolean {
   const key = stream.streamKey;
   const rec = new MediaRecorder(media, options);
   const head = new RecordingStart();
-  // Capture times: the recording's block timecodes, dated by the fastest-delivered chunk.
+  // Capture times: the recording's block timecodes, dated from its start (RecordingOrigin;
+  // rec.start() follows below with no await in between).
   const timecodes = new WebmTimecodes();
-  const origin = new RecordingOrigin();
+  const origin = new RecordingOrigin(localNow());
   rec.ondataavailable = (ev: BlobEvent) => {
     if (ev.data.size === 0 || recorder !== rec) return;
     if (chunkBacklog >= MAX_WEBM_BACKLOG) {

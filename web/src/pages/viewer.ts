@@ -41,6 +41,7 @@ import { MsePlayer } from '../lib/mse-player';
 import { WebCodecsPlayer } from '../lib/wc-player';
 import { syncedClock } from '../lib/time-sync';
 import { cameraToScreen, DelayMeter, localNow, playingCaptureTime } from '../lib/clock';
+import { PresentedFrame } from '../lib/presented-frame';
 import { parseChunkInfo } from '../lib/webcodecs';
 import { MediaChannel, mediaUrl } from '../lib/media-channel';
 import { channelFromPath, followChannel } from '../lib/channel-follow';
@@ -124,6 +125,8 @@ const hooks = {
   state: 'connecting' as ViewerState['status'],
   /** camera-to-screen delay, ms: the badge (median of the last second's pictures) */
   latencyMs: null as number | null,
+  /** local ms latencyMs was computed at (its pictures: the second before) */
+  latencyAt: 0,
   /** server-to-viewer hop, ms (the old badge figure) */
   hopMs: null as number | null,
   /** the latest pictures' camera-to-screen delays: {at: local ms shown, ms} */
@@ -488,13 +491,13 @@ function onFrame(f: BufferedFrame, live: boolean): void {
 
 if (MsePlayer.supported()) {
   videoEl.addEventListener('playing', () => dispatch({ type: 'picture' }));
-  // WebM: the delay of what is playing, from currentTime against the buffered timeline
-  // (not of what was received), sampled while it plays.
+  // WebM: the delay of what is on screen (the last presented frame, else currentTime) against
+  // the buffered timeline (not of what was received), sampled while it plays.
+  const onScreen = new PresentedFrame(videoEl);
   setInterval(() => {
-    const b = videoEl.buffered;
-    const edge = mse?.edgeCapture ?? null;
-    if (mode !== 'webm' || edge === null || videoEl.paused || b.length === 0) return;
-    shown(playingCaptureTime(edge, b.end(b.length - 1), videoEl.currentTime));
+    const edge = mse?.edge ?? null;
+    if (mode !== 'webm' || edge === null || videoEl.paused) return;
+    shown(playingCaptureTime(edge.capture, edge.end, onScreen.current(videoEl.currentTime, performance.now())));
   }, 100);
 }
 setInterval(() => {
@@ -542,8 +545,10 @@ setInterval(() => {
   const hop = live && received.count(now) > 0 ? latency.current : null;
   hooks.hopMs = hop;
   setText(hopEl, hop === null ? '–' : hop);
-  const c2s = live ? delay.value(localNow()) : null;
+  const c2sAt = localNow();
+  const c2s = live ? delay.value(c2sAt) : null;
   hooks.latencyMs = c2s;
+  hooks.latencyAt = c2sAt;
   setText(latencyEl, c2s === null ? '–' : c2s);
   hooks.clockOffset = synced.clock.offset;
   hooks.clockRtt = synced.clock.rtt;
