@@ -136,9 +136,14 @@ async function story(t, streamerBase, viewerBase, name) {
 
   step('title seen');
   // Stop: the channel page says offline with the last title; the key link says ended.
+  assert.notEqual(await text(streamer, byTestId('viewer-count')), '0', 'the streamer sees its viewers');
   await streamer.click(byTestId('stop'));
   await waitState(keyed, 'ended');
   await waitState(channel, 'offline');
+  // The streamer's stats do not freeze: no viewers, nothing going out.
+  await waitFor(streamer, 'the stats back to zero', () =>
+    ['viewer-count', 'out-fps', 'out-kbps'].every((id) => document.querySelector(`[data-testid="${id}"]`).textContent === '0'),
+  );
   assert.match(await text(channel, '#overlay-text'), /offline\. Last stream: “Second wind”/);
   await keyed.context().close();
 

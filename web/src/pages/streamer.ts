@@ -207,6 +207,8 @@ const STATUS_TEXT: Record<Status, string> = {
 function setStatus(s: Status, text = STATUS_TEXT[s]): void {
   status = s;
   hooks.status = s;
+  // An ended stream has no viewers (the server stops counting it): the stat must not freeze.
+  if (s === 'ended') setText(viewersEl, 0);
   statusEl.dataset.state = s;
   setText(statusEl, text);
   refreshControls();
@@ -431,6 +433,9 @@ async function resume(): Promise<void> {
   if (res.ok) {
     banner.clear('connection', 'server:*', 'resume');
     showStream(res.stream);
+    // After a reload the viewers are already there, and `stream:viewers` only comes when the
+    // count changes: the reply's count (every node's, in a cluster) until then.
+    setText(viewersEl, res.stream.viewerCount ?? 0);
     // After a reload there is no capture yet: the same source again (permission permitting).
     if (!media) await ensureMedia();
     resuming = false;
