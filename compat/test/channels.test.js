@@ -67,12 +67,15 @@ async function story(streamerUrl, followerUrl, viewerUrl, name) {
   // A viewer elsewhere sees a new title at once; the lobby list and the API show it.
   const v = await registerViewer(viewerUrl, 'watcher');
   await joinStream(v.socket, s.streamKey);
+  await s.rec.wait('stream:viewers', { filter: (p) => p.viewerCount === 1, timeoutMs: 5000 });
   const renamed = await emitAck(s.socket, 'stream:title', { streamKey: s.streamKey, title: '  Night ride  ' });
   assert.equal(renamed.ok, true, JSON.stringify(renamed));
   assert.equal(renamed.stream.title, 'Night ride');
+  assert.equal(renamed.stream.viewerCount, 1, "the count is every node's");
   const updated = await v.rec.wait('stream:updated', { timeoutMs: 5000 });
   assert.equal(updated.stream.streamKey, s.streamKey);
   assert.equal(updated.stream.title, 'Night ride');
+  assert.equal(updated.stream.viewerCount, 1);
   await until(async () => {
     const list = await getJson(viewerUrl, '/api/streams');
     const ch = await getJson(followerUrl, `/api/channels/${name}`);

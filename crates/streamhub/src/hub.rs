@@ -185,6 +185,18 @@ impl Hub {
         }
     }
 
+    /// `info` with its viewer count across the cluster (every live node's viewers; the relay
+    /// counts this node's only).
+    pub(crate) fn counted(
+        &self,
+        mut info: streamhub_protocol::server::StreamInfo,
+    ) -> streamhub_protocol::server::StreamInfo {
+        if let Some(cluster) = &self.cluster {
+            info.viewer_count = cluster.total(&info.stream_key).max(info.viewer_count);
+        }
+        info
+    }
+
     /// A channel's live (or reconnecting) stream: the newest started one of that streamer, on
     /// any node.
     pub(crate) fn channel_live(

@@ -66,6 +66,7 @@ pub(super) async fn title(ctx: &mut Ctx<'_>, r: TitleSet) -> Handled<StreamEnvel
         .relay
         .set_title(key, &ctx.session.conn, title.clone())?;
     remote::update(ctx.hub, &stream, None).await;
+    let stream = ctx.hub.counted(stream);
     fanout(
         ctx.hub,
         ctx.io,

@@ -738,10 +738,7 @@ pub(super) async fn resume(ctx: &mut Ctx<'_>, r: Resume) -> Handled<StreamEnvelo
     remote::update(ctx.hub, &stream, None).await;
     ctx.s.join(room(key));
     // The streamer's page shows this count until it changes: in a cluster, every node's viewers.
-    let mut stream = stream;
-    if let Some(cluster) = &ctx.hub.cluster {
-        stream.viewer_count = cluster.total(key).max(stream.viewer_count);
-    }
+    let stream = ctx.hub.counted(stream);
     let reply = StreamEnvelope {
         stream: stream.clone(),
     };
