@@ -303,3 +303,33 @@ fn webm_joiner_before_any_cluster_gets_the_init_or_nothing_and_then_everything()
         }
     }
 }
+
+#[test]
+fn a_webm_catch_up_bundle_carries_the_newest_capture_time() {
+    // The viewer's camera-to-screen figure for a late joiner starts from the bundle's capture
+    // time: the newest chunk's, not the GOP's first.
+    for fx in fixtures() {
+        let lens = fx.chunks();
+        let (d, t0) = open(roomy());
+        let mut at = 0;
+        let mut newest = None;
+        for (i, n) in lens.iter().enumerate() {
+            let mut chunk = media_chunk(&fx.data[at..at + n], false);
+            let captured = 5_000.0 + i as f64 * 33.0;
+            chunk.capture_time = Some(captured);
+            newest = Some(captured);
+            d.publish(KEY, OWNER, chunk, t0 + ms(i as u64), 1_000 + i as Millis)
+                .expect("owner publish");
+            at += n;
+        }
+        let sink = MediaSink::unbounded();
+        let joined = join(&d, KEY, "late", &sink, t0 + ms(lens.len() as u64));
+        let bundle = joined.catch_up.first().expect("a catch-up bundle");
+        assert!(
+            bundle.init,
+            "{}: the bundle starts with the init segment",
+            fx.name
+        );
+        assert_eq!(bundle.capture_time, newest, "{}", fx.name);
+    }
+}
