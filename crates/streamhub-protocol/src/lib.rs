@@ -186,13 +186,14 @@ pub const THUMBNAIL_MAX_BYTES: usize = 64 * 1024;
 pub const THUMBNAIL_MIN_INTERVAL_MS: u64 = 1000;
 
 /// Audio (`stream:audio:send`): the largest chunk accepted, in bytes. An Opus packet is at
-/// most 1275 bytes per 20 ms frame; this leaves room for packets of several frames.
+/// most 1275 bytes per frame; this leaves room for packets of several frames.
 pub const AUDIO_MAX_BYTES: usize = 8 * 1024;
 
-/// Audio: most chunks a stream may send per second (one second's burst); 20 ms frames are 50.
-pub const AUDIO_MAX_CHUNKS_PER_SEC: u32 = 100;
+/// Audio: most chunks a stream may send per second (one second's burst). Our pages send 10 ms
+/// frames, 100 a second: twice that leaves room for a sender catching up after a stall.
+pub const AUDIO_MAX_CHUNKS_PER_SEC: u32 = 200;
 
-/// Audio: the chunks kept for a late joiner (the latest ones; 200 ms of 20 ms frames), so it
+/// Audio: the chunks kept for a late joiner (the latest ones; 100 ms of 10 ms frames), so it
 /// hears sound at once. Bounded in bytes by this many times [`AUDIO_MAX_BYTES`].
 pub const AUDIO_CATCHUP_CHUNKS: usize = 10;
 

@@ -181,7 +181,7 @@ export const THUMBNAIL_MIN_INTERVAL_MS = 1000;
 export const AUDIO_MAX_BYTES = 8192;
 
 /** Most audio chunks a stream may send per second (20 ms Opus frames are 50). */
-export const AUDIO_MAX_CHUNKS_PER_SEC = 100;
+export const AUDIO_MAX_CHUNKS_PER_SEC = 200;
 
 /** Audio chunks a late joiner gets at once (the latest ones). */
 export const AUDIO_CATCHUP_CHUNKS = 10;

@@ -5,7 +5,7 @@
 // is the timestamp of the sound being heard, which the WebCodecs video player shows
 // frames against.
 import workletUrl from './playout.worklet.ts?worker&url';
-import { audibleMediaTime, PlayoutScheduler, TransitWindow, videoFloor } from './av-sync';
+import { audibleMediaTime, outputLag, PlayoutScheduler, RenderClock, TransitWindow, videoFloor } from './av-sync';
 import type { ChunkInfo } from './protocol';
 import { closeCodec } from './codec';
 
@@ -34,8 +34,16 @@ export function fromWireAudioConfig(wire: unknown): AudioDecoderConfig | null {
   return cfg;
 }
 
-/** Chunks waiting in the decoder past which new ones are dropped (1 s of 20 ms chunks). */
-const MAX_DECODE_QUEUE = 50;
+/** Chunks waiting in the decoder past which new ones are dropped (1 s of 10 ms chunks). */
+const MAX_DECODE_QUEUE = 100;
+
+/**
+ * The AudioContext's `latencyHint`, s: the smallest output buffer the device allows. Headless
+ * Chromium then renders 128 frames at a time and reports an `outputLatency` of 8 ms, against
+ * 480 frames and 32 ms at 'interactive' (real devices: their own minimum, often 3–10 ms). A
+ * small buffer costs the audio thread more wake-ups; the playout itself is the worklet's copy.
+ */
+const LATENCY_HINT = 0;
 
 /** Without a chunk for this long the audio no longer clocks the video. */
 const CLOCK_STALE_MS = 1000;
@@ -51,6 +59,10 @@ export class AudioPlayer {
   /** what the worklet last reported */
   worklet = { played: 0, late: 0, overflow: 0, framesOut: 0, queuedMs: 0 };
   readonly sched = new PlayoutScheduler();
+  /** The render position the scheduler works on (currentTime steps by the output's buffer). */
+  private readonly render = new RenderClock();
+  /** The output's latency last measured (render position − heard), s. */
+  lagS = 0;
   /** Decoded chunks' transit on the page clock (performance.now() − timestamp), for videoFloor. */
   readonly transit = new TransitWindow(150);
   state: AudioPlayerState = 'starting';
@@ -64,7 +76,7 @@ export class AudioPlayer {
   private dead = false;
 
   constructor(private onState: (s: AudioPlayerState) => void) {
-    this.ctx = new AudioContext({ sampleRate: 48000, latencyHint: 'interactive' });
+    this.ctx = new AudioContext({ sampleRate: 48000, latencyHint: LATENCY_HINT });
     this.output = this.ctx.createGain();
     this.output.connect(this.ctx.destination);
     this.ctx.addEventListener('statechange', () => this.checkState());
@@ -96,7 +108,7 @@ export class AudioPlayer {
 
   /** The video's transit times: audio waits as long as the pictures need to keep up. */
   followVideo(video: TransitWindow): void {
-    this.sched.setFloor(videoFloor(video, this.transit));
+    this.sched.setFloor(videoFloor(video, this.transit, this.lagS));
   }
 
   /** After a person's gesture: the autoplay policy lets the context run now. */
@@ -124,7 +136,7 @@ export class AudioPlayer {
         new EncodedAudioChunk({
           type: 'key',
           timestamp: c.chunk.timestamp,
-          duration: c.chunk.duration ?? 20_000,
+          duration: c.chunk.duration ?? 10_000,
           data: c.bytes as Uint8Array<ArrayBuffer>,
         }),
       );
@@ -182,9 +194,12 @@ export class AudioPlayer {
       this.notReady++;
       return;
     }
-    this.transit.add(performance.now() * 1000, data.timestamp);
+    const now = performance.now();
+    this.transit.add(now * 1000, data.timestamp);
     const durUs = (data.numberOfFrames / data.sampleRate) * 1e6;
-    const s = this.sched.schedule(data.timestamp, durUs, this.ctx.currentTime);
+    const renderNow = this.render.now(this.ctx.currentTime, now);
+    this.lagS = outputLag(this.ctx.getOutputTimestamp(), renderNow, now) ?? this.lagS;
+    const s = this.sched.schedule(data.timestamp, durUs, renderNow);
     if (!s.play) return;
     const ch: Float32Array[] = [];
     for (let i = 0; i < Math.min(2, data.numberOfChannels); i++) {
@@ -202,6 +217,7 @@ export class AudioPlayer {
     if (next === 'playing' && this.state === 'blocked') {
       // Resumed after a block: the old timing is stale (the context clock stood still).
       this.sched.reset();
+      this.render.reset();
       this.node?.port.postMessage({ type: 'clear' });
     }
     this.setState(next);

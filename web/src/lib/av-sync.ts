@@ -99,12 +99,25 @@ export interface SchedulerOptions {
   maxDelay: number;
   /** Added to the jitter allowance: the audio thread's render quantum and scheduling slack, s. */
   margin: number;
-  /** The allowance is this many times the smoothed jitter (RFC 3550's estimate). */
+  /** The allowance is this many times the smoothed jitter (RFC 3550's estimate)... */
   jitterFactor: number;
-  /** Chunks over which the fastest transit is taken. */
+  /**
+   * ...or, when more, this quantile of the window's chunks' lateness (transit beyond the
+   * fastest before it): a page that stalls now and then (a busy main thread delivers decoded
+   * chunks in bursts) has a small mean jitter and late chunks at every stall. Lateness, not
+   * transit: a joiner's catch-up (old chunks at once, each faster than the one before) is none.
+   */
+  quantile: number;
+  /** Chunks over which the fastest transit (and the quantile) is taken. */
   window: number;
-  /** Chunks between two latency reductions (each drops one chunk). */
-  settleChunks: number;
+  /** Least time between two latency reductions (each drops one chunk), s of audio. */
+  settle: number;
+  /**
+   * Delay above the target from which chunks are dropped sooner (a tenth of `settle`), and
+   * from which at once (twice this), s. Times, not chunk counts: a burst of late 10 ms chunks
+   * is no more reason to skip ahead than one of 20 ms chunks.
+   */
+  high: number;
   /** A chunk must be in the playout buffer this long before it plays, s. */
   lead: number;
 }
@@ -114,8 +127,10 @@ export const DEFAULT_SCHEDULER: SchedulerOptions = {
   maxDelay: 0.3,
   margin: 0.005,
   jitterFactor: 2.5,
-  window: 150,
-  settleChunks: 50,
+  quantile: 0.98,
+  window: 300,
+  settle: 0.5,
+  high: 0.04,
   lead: 0.003,
 };
 
@@ -143,9 +158,9 @@ export interface SchedulerStats {
  * - later, when a chunk arrives too late for its slot (jitter grew, or the receiver's clock
  *   runs fast against the sender's): it plays at arrival + target, after a short silence;
  * - earlier by one chunk, dropping that chunk, when the delay has stayed above the target
- *   for `settleChunks` chunks (jitter shrank, or the receiver's clock runs slow), sooner while
- *   it is 2 chunks above, and at once while it is more than 4 chunks above (a joiner's
- *   catch-up burst, a stall: skip to the live edge).
+ *   for `settle` seconds of audio (jitter shrank, or the receiver's clock runs slow), sooner
+ *   while it is `high` above, and at once while it is twice that above (a joiner's catch-up
+ *   burst, a stall: skip to the live edge).
  * The delay is measured beyond the fastest transit of recent chunks; the target is
  * `jitterFactor` × the smoothed jitter (RFC 3550: the mean change in transit between
  * consecutive chunks) plus a margin, within [minDelay, maxDelay]. A missing chunk changes
@@ -156,9 +171,14 @@ export class PlayoutScheduler {
   private floor = 0;
   private offset: number | null = null;
   private transits: number[] = [];
+  /** Each window chunk's lateness: its transit beyond the fastest before it, s. */
+  private lateness: number[] = [];
+  /** The window's `quantile` of lateness, s (updated with each chunk). */
+  private spike = 0;
   private jitter = 0;
   private prevTransit: number | null = null;
   private endTs = -Infinity;
+  /** Audio scheduled since the offset last moved, s. */
   private sinceAdjust = 0;
   private readonly o: SchedulerOptions;
 
@@ -173,7 +193,7 @@ export class PlayoutScheduler {
 
   /** Playout delay aimed at beyond the fastest transit, s. */
   get target(): number {
-    const jitter = Math.max(this.o.minDelay, this.o.jitterFactor * this.jitter) + this.o.margin;
+    const jitter = Math.max(this.o.minDelay, this.o.jitterFactor * this.jitter, this.spike) + this.o.margin;
     return Math.min(this.o.maxDelay, Math.max(jitter, this.floor));
   }
 
@@ -200,6 +220,8 @@ export class PlayoutScheduler {
   reset(): void {
     this.offset = null;
     this.transits = [];
+    this.lateness = [];
+    this.spike = 0;
     this.jitter = 0;
     this.prevTransit = null;
     this.endTs = -Infinity;
@@ -223,26 +245,35 @@ export class PlayoutScheduler {
       this.stats.old++;
       return { play: false, why: 'old' };
     }
+    this.lateness.push(this.transits.length ? Math.max(0, transit - Math.min(...this.transits)) : 0);
     this.transits.push(transit);
     if (this.transits.length > this.o.window) this.transits.shift();
+    if (this.lateness.length > this.o.window) this.lateness.shift();
     if (this.prevTransit !== null) this.jitter += (Math.abs(transit - this.prevTransit) - this.jitter) / 16;
     this.prevTransit = transit;
-    this.sinceAdjust++;
+    this.sinceAdjust += dur;
+    const minT = Math.min(...this.transits);
+    const sorted = [...this.lateness].sort((a, b) => a - b);
+    this.spike = sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * this.o.quantile))];
     const target = this.target;
     if (this.offset === null) {
       this.offset = transit + target;
     } else if (ts + this.offset < arrival + this.o.lead) {
-      // Too late for its slot: play it at arrival + target, everything after moves with it.
+      // Too late for its slot: play it after the jitter allowance, or at the target if that is
+      // later (everything after moves with it). Not arrival + target: the target holds the
+      // spikes already, and this chunk is one.
       this.stats.late++;
-      this.offset = transit + target;
+      const base = Math.max(this.o.minDelay, this.o.jitterFactor * this.jitter) + this.o.margin;
+      this.offset = Math.max(minT + target, transit + base);
       this.sinceAdjust = 0;
     } else {
-      const delay = this.offset - Math.min(...this.transits);
+      const delay = this.offset - minT;
       const excess = delay - target;
       // Far above: skip ahead now; a little above: one chunk per settle period (a tenth of it
-      // while more than two chunks above, so a spike's delay is gone within seconds).
-      const settle = excess > 2 * dur ? this.o.settleChunks / 10 : this.o.settleChunks;
-      if (excess > 4 * dur || (excess > dur && this.sinceAdjust >= settle)) {
+      // while `high` above, so a spike's delay is gone within seconds).
+      const high = Math.max(this.o.high, 2 * dur);
+      const settle = excess > high ? this.o.settle / 10 : this.o.settle;
+      if (excess > 2 * high || (excess > dur && this.sinceAdjust >= settle - 1e-9)) {
         // Delay above the target for a while: play one chunk less.
         this.offset -= dur;
         this.sinceAdjust = 0;
@@ -250,7 +281,7 @@ export class PlayoutScheduler {
         this.endTs = ts + dur;
         return { play: false, why: 'latency' };
       }
-      if (-excess > dur && this.sinceAdjust >= this.o.settleChunks / 10) {
+      if (-excess > dur && this.sinceAdjust >= this.o.settle / 10 - 1e-9) {
         // Below the target (it rose): one chunk of silence before this one.
         this.offset += dur;
         this.sinceAdjust = 0;
@@ -261,6 +292,52 @@ export class PlayoutScheduler {
     this.stats.scheduled++;
     return { play: true, at: ts + this.offset };
   }
+}
+
+/**
+ * A smooth reading of an AudioContext's render position, s. `currentTime` moves in steps of
+ * the output's buffer (10 ms in headless Chromium at 'interactive', more on some devices), so
+ * arrivals read off it jitter by a whole buffer and the jitter buffer grew to cover that. The
+ * render position's upper envelope does not step: the largest (currentTime − page time) seen
+ * in the last `windowS` seconds, plus page time. It is never behind `currentTime`, so a chunk
+ * scheduled against it is never scheduled in the past; the window follows drift between the
+ * audio device's clock and the page's.
+ */
+export class RenderClock {
+  private buckets: { sec: number; max: number }[] = [];
+
+  constructor(private windowS = 2) {}
+
+  /** The render position at page time `pageMs`, given `currentTime` read then. */
+  now(currentTime: number, pageMs: number): number {
+    const page = pageMs / 1000;
+    const d = currentTime - page;
+    const sec = Math.floor(page);
+    const last = this.buckets[this.buckets.length - 1];
+    if (last && last.sec === sec) last.max = Math.max(last.max, d);
+    else this.buckets.push({ sec, max: d });
+    while (this.buckets[0].sec <= sec - this.windowS) this.buckets.shift();
+    return page + this.buckets.reduce((m, b) => Math.max(m, b.max), -Infinity);
+  }
+
+  /** The context's clock stood still (suspended): its relation to page time is new. */
+  reset(): void {
+    this.buckets = [];
+  }
+}
+
+/**
+ * How far the render position is ahead of what the speakers play, s: a chunk scheduled at
+ * context time `x` is heard this long after the render position passes `x`.
+ */
+export function outputLag(
+  out: { contextTime?: number; performanceTime?: number } | null,
+  renderNow: number,
+  nowMs: number,
+): number | null {
+  if (!out || out.contextTime === undefined || out.performanceTime === undefined) return null;
+  if (out.performanceTime === 0 && out.contextTime === 0) return null;
+  return Math.max(0, renderNow - (out.contextTime + (nowMs - out.performanceTime) / 1000));
 }
 
 /**
@@ -289,13 +366,14 @@ export interface VideoSyncOptions {
   /**
    * Shown up to this much before the sound of the same moment, µs. People notice sound that
    * comes before the picture sooner than sound that comes after it (ITU-R BT.1359: about
-   * 45 ms early against 125 ms late), and the picture is painted up to a 60 Hz frame after it
-   * is drawn; a picture a little early costs the video less waiting.
+   * 45 ms early against 125 ms late); the target is ±40 ms. Every ms here is a ms less that
+   * the pictures wait for the (slower) sound; the rest of the ±40 ms is margin for the
+   * paint and the timers.
    */
   early: number;
 }
 
-export const DEFAULT_VIDEO_SYNC: VideoSyncOptions = { maxQueue: 30, maxAhead: 1_000_000, early: 10_000 };
+export const DEFAULT_VIDEO_SYNC: VideoSyncOptions = { maxQueue: 30, maxAhead: 1_000_000, early: 25_000 };
 
 export interface VideoSyncStats {
   shown: number;
@@ -410,13 +488,16 @@ export class TransitWindow {
 }
 
 /**
- * How long audio must wait beyond its fastest transit for the video to keep up, s: the
- * video's 90th-percentile transit minus the audio's fastest, plus `paint` (a frame is on
- * screen up to a 60 Hz frame after it is drawn). 0 until both are known; at most `max`.
+ * How long audio must wait beyond its fastest transit so that the sound of a moment is not
+ * heard before its picture is ready, s: the video's 90th-percentile transit minus the audio's
+ * fastest, plus `paint` (a frame is on screen up to a 60 Hz frame after it is drawn), minus
+ * `lag`, the output's latency (the sound is heard that long after it is scheduled; see
+ * outputLag). Pictures ready sooner wait for their sound (VideoSync). 0 until both are known;
+ * at most `max`.
  */
-export function videoFloor(video: TransitWindow, audio: TransitWindow, paint = 0.008, max = 0.25): number {
+export function videoFloor(video: TransitWindow, audio: TransitWindow, lag = 0, paint = 0.008, max = 0.25): number {
   const v = video.quantile(0.9);
   const a = audio.min;
   if (v === null || a === null || video.count < 10) return 0;
-  return Math.min(max, Math.max(0, (v - a) / 1e6 + paint));
+  return Math.min(max, Math.max(0, (v - a) / 1e6 + paint - lag));
 }

@@ -68,8 +68,8 @@ const READ_BLOCK: Duration = Duration::from_millis(500);
 /// finds what it missed instead of a gap.
 const SLACK_ENTRIES: u64 = 60;
 /// Audio entries kept per stream (`sh:audio:KEY`): the catch-up and some slack, about 2 s of
-/// 20 ms chunks.
-const AUDIO_ENTRIES: u64 = streamhub_protocol::AUDIO_CATCHUP_CHUNKS as u64 + 90;
+/// 10 ms chunks.
+const AUDIO_ENTRIES: u64 = streamhub_protocol::AUDIO_CATCHUP_CHUNKS as u64 + 190;
 /// Encoded video: entries kept at most (a GOP longer than this is a broken encoder).
 const MAX_GOP_ENTRIES: u64 = 3000;
 /// A channel's last stream is kept in Redis this long after it ended (one small key per
