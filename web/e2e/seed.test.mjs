@@ -52,6 +52,11 @@ test('9a. the seed streamer goes live through its own buttons', { timeout: TEST_
     return r.status === 200 && r.body.stream.status === 'live' && r.body.stats.framesIn > 10 ? r.body : false;
   });
   assert.equal(api.stream.streamer.username, 'MiStreamer', 'the seed registers as MiStreamer, as the note does');
+  // The seed's pages name no icon, so browsers ask for /favicon.ico: it is there, not a 404.
+  const icon = await fetch(`${env.url}/favicon.ico`);
+  assert.equal(icon.status, 200);
+  assert.match(icon.headers.get('content-type') ?? '', /icon/);
+  assert.deepEqual([...new Uint8Array(await icon.arrayBuffer()).subarray(0, 4)], [0, 0, 1, 0], 'an ICO file');
 });
 
 test('9b. the seed viewer shows the seed stream in its <img>', { timeout: TEST_MS }, async () => {
