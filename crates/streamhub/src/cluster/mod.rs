@@ -819,7 +819,10 @@ impl Cluster {
             .map(|m| m.into_iter().collect());
         let mut out = Vec::new();
         let mut last = after.clone();
-        for (stream, entries) in self.mark(r)? {
+        // Not `mark`: the bus's up/down state is the main connection's. A reader's own
+        // connection failing (its first read racing its connect, say) is retried by its loop;
+        // marking the bus down for it refused registrations (claims) until the next tick.
+        for (stream, entries) in r? {
             for (id, fields) in entries {
                 out.push(Self::decode(key, &id, fields)?);
                 if stream == audio_key {
