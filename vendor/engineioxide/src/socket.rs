@@ -161,7 +161,7 @@ impl FrameQueue {
         direct
             .reserve(|| self.tx.capacity() == self.tx.max_capacity())
             .then(|| DirectSlot {
-                counters: self.counters.clone(),
+                counters: Some(self.counters.clone()),
             })
     }
 
@@ -182,23 +182,25 @@ impl FrameQueue {
 /// sender can spread its writes over threads. StreamHub patch.
 #[derive(Debug)]
 pub struct DirectSlot {
-    counters: Arc<QueueCounters>,
+    /// Taken by [`DirectSlot::write`]; still here when dropped unused.
+    counters: Option<Arc<QueueCounters>>,
 }
 
 impl DirectSlot {
     /// Writes a framed packet and the one binary attachment that follows it. What the socket
     /// does not take at once goes to the writer task, before anything queued after it.
-    pub fn write(self, framed: &engineioxide_core::FramedText, attachment: Option<&Bytes>) {
-        if let Some(direct) = self.counters.direct.get() {
-            direct.write_reserved(framed.ws_frame(), attachment, &self.counters.queued);
+    pub fn write(mut self, framed: &engineioxide_core::FramedText, attachment: Option<&Bytes>) {
+        if let Some(counters) = self.counters.take() {
+            if let Some(direct) = counters.direct.get() {
+                direct.write_reserved(framed.ws_frame(), attachment, &counters.queued);
+            }
         }
-        std::mem::forget(self);
     }
 }
 
 impl Drop for DirectSlot {
     fn drop(&mut self) {
-        if let Some(direct) = self.counters.direct.get() {
+        if let Some(direct) = self.counters.as_ref().and_then(|c| c.direct.get()) {
             direct.unreserve();
         }
     }
