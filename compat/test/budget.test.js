@@ -5,6 +5,7 @@
 
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { readdirSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import { diag, emitAck, joinStream, liveStream, registerViewer, scrape, show, sleep, until, withServer } from '../helpers.js';
 
@@ -155,6 +156,25 @@ describe('per-viewer byte budget', () => {
         last = d.seq;
       }
       assert.ok(v.socket.connected, 'the viewer is still connected');
+    }),
+  );
+
+  test(
+    'viewers that got frames and left leave no open sockets behind',
+    diag(server, async () => {
+      // A direct write holds the viewer's connection only while it is reserved: once the
+      // viewer leaves, its socket is closed (a leak here kept every viewer's descriptor).
+      const fds = () => readdirSync(`/proc/${server.proc.pid}/fd`).length;
+      const before = fds();
+      const names = Array.from({ length: 20 }, (_, i) => `fd-viewer-${i}`);
+      const { streamer: s, key, viewers } = await liveStream(server, { streamer: 'fd-host', viewers: names, transports: ['websocket'] });
+      for (let n = 1; n <= 5; n++) {
+        const ack = await emitAck(s.socket, 'stream:data:send', { streamKey: key, data: frame(n, 2000) });
+        assert.equal(ack.ok, true, show(ack));
+      }
+      for (const v of viewers) await v.rec.waitCount('stream:data', 5, 5000);
+      for (const v of viewers) v.socket.disconnect();
+      await until(async () => fds() <= before + 3, 5000, `the viewers' sockets closed (${before} before)`);
     }),
   );
 
