@@ -92,7 +92,11 @@ export async function startServer(extraArgs = [], env = {}, { db } = {}) {
       liveServers.delete(proc);
       server.exitCode = code;
       server.exitSignal = signal;
-      resolve(code);
+      // Its scratch directory goes with it, also when the server ends on its own and no
+      // test calls stop() (a `{db}` file lives elsewhere and is kept).
+      rm(dir, { recursive: true, force: true })
+        .catch(() => {})
+        .then(() => resolve(code));
     });
   });
   // Spawn failures (EACCES, ENOENT) surface as 'error', not 'exit'.

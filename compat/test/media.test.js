@@ -240,3 +240,70 @@ describe('media channel of a viewer that stops reading', () => {
     ),
   );
 });
+
+describe('media channel writer (a viewer that pauses, pings and closes)', () => {
+  // Room for every frame: nothing is dropped while the viewer pauses, so it must get them all
+  // (no time bound on its pictures either: this is the writer's test, not the drop policy's).
+  const server = withServer(['--viewer-queue', '64', '--viewer-queue-bytes', String(16 << 20), '--picture-queue-ms', '0', '--stall-timeout-secs', '120']);
+
+  test(
+    'frames stay whole and in order across a pause, a ping sent mid-frame is answered, a close is echoed',
+    { timeout: 60_000 },
+    diag(
+      () => server,
+      async () => {
+        const url = server.url;
+        const s = await registerStreamer(url, 'writer-host');
+        await startStream(s.socket, s.streamKey);
+        const key = s.streamKey;
+        const v = await registerViewer(url, 'writer-viewer', { socketOpts: { transports: ['websocket'] } });
+        const m = await openMedia(url, v.socket);
+        await joinStream(v.socket, key);
+        const pongs = [];
+        m.ws.on('pong', (data) => pongs.push(data.toString()));
+
+        // Paused, the server's write stops inside a frame: 40 frames of 150 KB (6 MB) do not
+        // fit the kernel's buffers.
+        m.ws._socket.pause();
+        const sent = [];
+        for (let n = 1; n <= 40; n++) {
+          const f = randomBytes(150_000);
+          f.writeUInt32BE(n, 0);
+          sent.push(f);
+          const ack = await emitAck(s.socket, 'stream:data:send', { streamKey: key, data: f });
+          assert.equal(ack.ok, true, show(ack));
+          await sleep(40);
+        }
+        // The pong must wait for the end of the frame being written, not cut into it.
+        m.ws.ping('mid-frame');
+        await sleep(300);
+        assert.equal(m.frames.length < 40, true, `the paused viewer cannot have read everything (${m.frames.length})`);
+        m.ws._socket.resume();
+
+        await until(() => m.frames.length >= 40 && pongs.length >= 1, 20_000, `40 frames and a pong, got ${m.frames.length} and ${show(pongs)}`);
+        assert.deepEqual(pongs, ['mid-frame']);
+        assert.deepEqual(m.frames.map((f) => f.header.seq), Array.from({ length: 40 }, (_, i) => i + 1));
+        m.frames.forEach((f, i) => assert.ok(f.payload.equals(sent[i]), `frame ${i + 1} differs`));
+
+        // A ping on an idle channel is answered too.
+        m.ws.ping('idle');
+        await until(() => pongs.length >= 2, 5000, 'a pong on an idle channel');
+        assert.equal(pongs[1], 'idle');
+
+        // The viewer's close is answered with its own code (a clean close, not a dropped
+        // connection, 1006), and the Socket.IO connection stays.
+        const closed = new Promise((r) => m.ws.once('close', (code, reason) => r({ code, reason: reason.toString() })));
+        m.ws.close(4001, 'bye');
+        assert.deepEqual(await withTimeout(closed, 5000, 'the close reply'), { code: 4001, reason: 'bye' });
+        await until(
+          async () => (await getJson(url, `/api/streams/${key}`)).body.stats.viewerCount === 0,
+          5000,
+          'the join ended with the channel',
+        );
+        assert.equal(v.socket.connected, true, 'a clean close keeps the Socket.IO connection');
+        const ack = await emitAck(v.socket, 'stream:list');
+        assert.ok(ack, 'the Socket.IO connection still answers');
+      },
+    ),
+  );
+});

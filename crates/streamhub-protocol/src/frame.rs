@@ -134,7 +134,8 @@ pub struct OutgoingData {
     json: std::sync::OnceLock<Box<serde_json::value::RawValue>>,
     /// `stream:data` framed for Socket.IO ([`crate::engine_io::Framed`]), by `resync`.
     socket_io: [std::sync::OnceLock<crate::engine_io::Framed>; 2],
-    /// The frame as a media-channel message ([`crate::media_channel::encode`]), by `resync`.
+    /// The frame as a media-channel websocket frame ([`crate::media_channel::ws_frame`]), by
+    /// `resync`.
     media: [std::sync::OnceLock<Bytes>; 2],
 }
 
@@ -167,8 +168,8 @@ impl OutgoingData {
             .clone()
     }
 
-    /// The frame's media-channel message with `resync` as given: `encode` runs on the first
-    /// call for each value only.
+    /// The frame's media-channel websocket frame with `resync` as given: `encode` runs on the
+    /// first call for each value only.
     pub fn media(&self, resync: bool, encode: impl FnOnce() -> Bytes) -> Bytes {
         self.media[usize::from(resync)].get_or_init(encode).clone()
     }

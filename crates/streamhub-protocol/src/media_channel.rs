@@ -31,6 +31,17 @@ pub const MAX_HEADER: usize = 64 * 1024;
 /// One frame as a media-channel message: `frame` without its `data` as the header, then
 /// `data` as it came (a text frame's base64 characters, or the binary bytes).
 pub fn encode(frame: &StreamData<'_>, data: &crate::FrameData) -> Bytes {
+    encode_with(frame, data, false)
+}
+
+/// The same message as a whole websocket binary frame (unmasked, as a server sends it): what
+/// the server writes to every viewer's connection as it is, one plain write per viewer with no
+/// copy. Built in the one allocation [`encode`] makes.
+pub fn ws_frame(frame: &StreamData<'_>, data: &crate::FrameData) -> Bytes {
+    encode_with(frame, data, true)
+}
+
+fn encode_with(frame: &StreamData<'_>, data: &crate::FrameData, ws: bool) -> Bytes {
     let (payload, text) = match data {
         crate::FrameData::Text(t) => (t.as_bytes(), true),
         crate::FrameData::Binary(b) => (&b[..], false),
@@ -47,7 +58,11 @@ pub fn encode(frame: &StreamData<'_>, data: &crate::FrameData) -> Bytes {
         ..frame.clone()
     };
     let json = serde_json::to_vec(&header).unwrap_or_default();
-    let mut out = BytesMut::with_capacity(4 + json.len() + payload.len());
+    let len = 4 + json.len() + payload.len();
+    let (ws_header, used) = engineioxide_core::ws_header(engineioxide_core::WS_BINARY, len);
+    let used = if ws { used } else { 0 };
+    let mut out = BytesMut::with_capacity(used + len);
+    out.put_slice(&ws_header[..used]);
     out.put_u32(u32::try_from(json.len()).unwrap_or(u32::MAX));
     out.put_slice(&json);
     out.put_slice(payload);
@@ -208,6 +223,20 @@ mod tests {
             serde_json::json!({"streamKey": "sk_1", "data": {"text": false}, "timestamp": 1_700_000_000_123u64,
                 "seq": 42, "media": "webcodecs", "key": true, "resync": true})
         );
+    }
+
+    #[test]
+    fn the_websocket_frame_is_a_binary_frame_around_the_message() {
+        for size in [10, 200, 70_000] {
+            let data = FrameData::Binary(Bytes::from(vec![9u8; size]));
+            let msg = encode(&frame(&data, None), &data);
+            let framed = ws_frame(&frame(&data, None), &data);
+            let (header, used) =
+                engineioxide_core::ws_header(engineioxide_core::WS_BINARY, msg.len());
+            assert_eq!(framed[0], 0x82, "final, binary, {size}");
+            assert_eq!(&framed[..used], &header[..used]);
+            assert_eq!(&framed[used..], &msg[..], "{size}");
+        }
     }
 
     #[test]

@@ -162,6 +162,14 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u32).range(16 * 1024..=256 * 1024 * 1024))]
     pub viewer_queue_bytes: u32,
 
+    /// Picture streams (JPEG/WebP frames): milliseconds of the stream a viewer's queue may hold
+    /// (its bytes at the stream's recent rate); newer pictures are refused until it drains, so
+    /// a viewer that falls behind sees pictures at most this late, not a second or more of
+    /// old ones (0 = only `--viewer-queue` and `--viewer-queue-bytes`).
+    #[arg(long, env = "STREAMHUB_PICTURE_QUEUE_MS", default_value_t = 300,
+          value_parser = clap::value_parser!(u32).range(0..=60_000))]
+    pub picture_queue_ms: u32,
+
     /// A viewer whose queue stays full this long is evicted.
     #[arg(long, env = "STREAMHUB_STALL_TIMEOUT_SECS", default_value_t = 10,
           value_parser = clap::value_parser!(u32).range(1..=300))]
@@ -877,6 +885,8 @@ impl ServeArgs {
                 grace: Duration::from_secs(self.grace_secs.into()),
                 max_streams: self.max_streams as usize,
                 max_gop_bytes: self.max_gop_bytes as usize,
+                picture_queue: (self.picture_queue_ms > 0)
+                    .then(|| Duration::from_millis(self.picture_queue_ms.into())),
             },
             max_thumbnail_bytes: self.max_thumbnail_bytes as usize,
             viewer_queue: self.viewer_queue as usize,

@@ -66,6 +66,7 @@ pub fn webcodecs(data: &[u8]) {
         grace: Duration::from_secs(1),
         max_streams: 4,
         max_gop_bytes: 64 * 1024,
+        picture_queue: Some(Duration::from_millis(300)),
     });
     let t0 = Instant::now();
     let new = NewStream {

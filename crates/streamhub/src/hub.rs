@@ -276,12 +276,12 @@ impl Hub {
             let (info, stats) = local?;
             return Some((info, serde_json::to_value(stats).unwrap_or_default()));
         };
-        let total = cluster.total(key);
-        if let Some((mut info, mut stats)) = local {
-            info.viewer_count = total.max(info.viewer_count);
+        if let Some((info, mut stats)) = local {
+            let info = self.counted(info);
             stats.viewer_count = info.viewer_count;
             return Some((info, serde_json::to_value(stats).unwrap_or_default()));
         }
+        let total = cluster.total(key);
         let record = cluster.record(key)?;
         let mut info = record.info;
         info.viewer_count = total;

@@ -55,9 +55,10 @@
 //!    `relay::Distributor::publish`: ownership, size and rate checks, a `seq` and the server
 //!    `timestamp`, the catch-up (30-frame ring, or the GOP of encoded video).
 //! 3. The relay offers the frame to each viewer's `sink::SocketSink`, under that viewer's
-//!    policy (level, resync, eviction) and byte budget (`--viewer-queue-bytes`). The frame's
+//!    policy (level, resync, eviction), byte budget (`--viewer-queue-bytes`) and, for
+//!    pictures, time bound (`--picture-queue-ms` of the stream's rate). The frame's
 //!    wire form is built once and cached on it (`OutgoingData`): for a media-channel viewer
-//!    one media message, for a Socket.IO viewer one complete websocket frame of the Engine.IO
+//!    one complete websocket frame of the media message, for a Socket.IO viewer one complete websocket frame of the Engine.IO
 //!    packet (plus its binary attachment); each viewer's bounded queue gets a `Bytes` clone,
 //!    or, when a Socket.IO viewer's queue is empty, its connection is reserved for a direct
 //!    write (`direct`). A full queue or budget drops the frame for that viewer only; full for
@@ -68,7 +69,8 @@
 //! 5. Once the relay's lock is released, `direct::fan_out` writes the reserved direct writes
 //!    (non-blocking; what a socket does not take goes to its writer task) in tasks of 256
 //!    that both runtime workers take. Each connection's websocket writer drains its queue (on Socket.IO, our
-//!    patched engineioxide writer, `vendor/README.md`: a shared frame goes out in one write). Nothing
+//!    patched engineioxide writer, `vendor/README.md`; on a media channel, `media_channel`'s own:
+//!    a shared frame goes out as it is, no copy per viewer). Nothing
 //!    on this path awaits a database, a metric, or another stream's lock.
 
 mod accept;

@@ -22,7 +22,7 @@ use streamhub_protocol::{DataRef, FrameData, events, server};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::relay::{Frame, FrameKind, Offer, ViewerSink};
+use crate::relay::{Frame, FrameKind, Offer, ViewerSink, fits};
 
 /// The Socket.IO server handle, set once it exists and emptied when the server stops. The
 /// handle's state holds the hub, so the hub must not keep it past the end of `run` (a cycle
@@ -153,14 +153,6 @@ impl MediaRx {
     }
 }
 
-/// Whether `len` more bytes fit a viewer's budget of `budget` with `queued` already waiting.
-/// A frame larger than the whole budget still goes into an empty queue, so a stream whose frames
-/// outgrow the budget slows its viewers down instead of starving them: a viewer holds at most
-/// the budget plus one frame.
-fn fits(queued: u64, len: usize, budget: u64) -> bool {
-    queued == 0 || queued.saturating_add(len as u64) <= budget
-}
-
 /// The part of each viewer's queue only audio may fill, in packets: video stops this many
 /// packets short of `--viewer-queue`, so a viewer whose video backs up still gets its audio
 /// (a quarter of the queue at most, for small queues).
@@ -254,7 +246,7 @@ impl ViewerSink for SocketSink {
         if let Some(media) = &self.media {
             let msg = frame.out.media(resync, || {
                 let payload = stream_data(stream_key, frame, resync);
-                streamhub_protocol::media_channel::encode(&payload, &frame.data)
+                streamhub_protocol::media_channel::ws_frame(&payload, &frame.data)
             });
             // The channel holds `--viewer-queue` messages (as many as `self.packets`): video
             // leaves the last few slots to audio.

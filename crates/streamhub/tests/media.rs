@@ -119,6 +119,10 @@ async fn a_connection_id_opens_nothing_and_tokens_work_once() -> TestResult {
     // A token opens its own connection's channel, once.
     let token = vi.media_token().await?;
     let query = format!("token={token}");
+    // A plain GET is no websocket: refused before the token is spent.
+    let (status, body) = http_get(server.addr, &format!("/media?{query}")).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "INVALID_PAYLOAD");
     let first = MediaChannel::open(&server.target, &query).await?;
     let (status, _) = refusal(MediaChannel::open(&server.target, &query).await);
     assert_eq!(status, 401, "a token works once");

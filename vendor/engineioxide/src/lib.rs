@@ -23,6 +23,12 @@ pub mod sid {
     pub use engineioxide_core::Sid;
 }
 
+/// StreamHub patch: the ws transport's reading half, for other websocket endpoints that write
+/// their own frames (`transport/writer.rs` says why).
+pub mod ws_io {
+    pub use crate::transport::writer::{Outbox, WsIo};
+}
+
 mod body;
 mod engine;
 mod errors;

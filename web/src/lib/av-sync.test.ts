@@ -30,6 +30,16 @@ describe('ClockBridge', () => {
     expect(v - 45_200_000).toBe(-2600);
   });
 
+  it("counts an audio chunk's delivery from its last sample", () => {
+    const b = new ClockBridge();
+    // one clock; video frames delivered at once, 10 ms audio chunks as soon as they are full
+    for (let i = 0; i < 10; i++) {
+      b.observe('video', i * 33_333, i * 33_333);
+      b.observe('audio', i * 10_000, i * 10_000 + 10_000, 10_000);
+    }
+    expect(b.audioToVideo(200_000)).toBe(200_000);
+  });
+
   it('forgets an odd frame, or an old clock, after its window (10 s)', () => {
     const b = new ClockBridge();
     b.observe('audio', 5_000_000, 1000); // one audio frame stamped 5 s ahead

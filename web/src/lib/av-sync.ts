@@ -22,11 +22,16 @@ export class ClockBridge {
 
   constructor(private windowS = 10) {}
 
-  /** A frame of `track` stamped `tsUs` arrived at `nowUs` (performance.now() × 1000). */
-  observe(track: 'audio' | 'video', tsUs: number, nowUs: number): void {
+  /**
+   * A frame of `track` stamped `tsUs` and `durUs` long arrived at `nowUs` (performance.now()
+   * × 1000). Stamped at its first sample, an AudioData can only arrive after its last one, so
+   * its delivery delay counts from its end; a camera frame is one instant (0). Counted from the
+   * start, 10 ms chunks put the sound 10 ms late against the pictures.
+   */
+  observe(track: 'audio' | 'video', tsUs: number, nowUs: number, durUs = 0): void {
     const b = this.buckets[track];
     const sec = Math.floor(nowUs / 1e6);
-    const o = nowUs - tsUs;
+    const o = nowUs - (tsUs + durUs);
     const last = b[b.length - 1];
     if (last && last.sec === sec) last.min = Math.min(last.min, o);
     else b.push({ sec, min: o });

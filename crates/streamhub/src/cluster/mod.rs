@@ -667,15 +667,20 @@ impl Cluster {
         }
     }
 
-    /// The WebM init segment of a stream (stored once per recorder start).
-    pub(crate) async fn put_init(&self, key: &str, init: Bytes) -> Result<(), ClusterError> {
+    /// Stores `bytes` at `redis_key` for `ttl`.
+    async fn put_bytes(
+        &self,
+        redis_key: String,
+        bytes: Bytes,
+        ttl: Duration,
+    ) -> Result<(), ClusterError> {
         self.ready()?;
-        let ttl = Expiration::PX(RECORD_TTL.as_millis() as i64);
+        let ttl = Expiration::PX(ttl.as_millis() as i64);
         let r: Result<(), _> = self
             .client
             .set(
-                keys::init(key),
-                fred::types::Value::Bytes(init),
+                redis_key,
+                fred::types::Value::Bytes(bytes),
                 Some(ttl),
                 None,
                 false,
@@ -684,34 +689,30 @@ impl Cluster {
         self.mark(r)
     }
 
-    pub(crate) async fn init(&self, key: &str) -> Result<Option<Bytes>, ClusterError> {
+    async fn get_bytes(&self, redis_key: String) -> Result<Option<Bytes>, ClusterError> {
         self.ready()?;
-        let r: Result<Option<Bytes>, _> = self.client.get(keys::init(key)).await;
+        let r: Result<Option<Bytes>, _> = self.client.get(redis_key).await;
         self.mark(r)
+    }
+
+    /// The WebM init segment of a stream (stored once per recorder start).
+    pub(crate) async fn put_init(&self, key: &str, init: Bytes) -> Result<(), ClusterError> {
+        self.put_bytes(keys::init(key), init, RECORD_TTL).await
+    }
+
+    pub(crate) async fn init(&self, key: &str) -> Result<Option<Bytes>, ClusterError> {
+        self.get_bytes(keys::init(key)).await
     }
 
     /// A stream's latest thumbnail, for every node to serve (one per stream, at most
     /// `--max-thumbnail-bytes`, expiring after [`THUMBNAIL_TTL`]).
     pub(crate) async fn put_thumbnail(&self, key: &str, jpeg: Bytes) -> Result<(), ClusterError> {
-        self.ready()?;
-        let ttl = Expiration::PX(THUMBNAIL_TTL.as_millis() as i64);
-        let r: Result<(), _> = self
-            .client
-            .set(
-                keys::thumbnail(key),
-                fred::types::Value::Bytes(jpeg),
-                Some(ttl),
-                None,
-                false,
-            )
-            .await;
-        self.mark(r)
+        self.put_bytes(keys::thumbnail(key), jpeg, THUMBNAIL_TTL)
+            .await
     }
 
     pub(crate) async fn thumbnail(&self, key: &str) -> Result<Option<Bytes>, ClusterError> {
-        self.ready()?;
-        let r: Result<Option<Bytes>, _> = self.client.get(keys::thumbnail(key)).await;
-        self.mark(r)
+        self.get_bytes(keys::thumbnail(key)).await
     }
 
     /// Keeps a stream's keys alive (the origin, every tick).

@@ -54,10 +54,18 @@ pub(crate) enum Offer {
 pub(crate) trait ViewerSink: Send + Sync + 'static {
     /// `resync`: this viewer missed data and restarts decoding at this (key)frame.
     fn offer(&self, stream_key: &str, frame: &Frame, resync: bool) -> Offer;
-    /// Bytes waiting in this viewer's queue (for the metrics).
+    /// Bytes waiting in this viewer's queue (for the metrics and the picture cap).
     fn bytes_queued(&self) -> u64 {
         0
     }
+}
+
+/// Whether `len` more bytes fit a viewer's budget of `budget` with `queued` already waiting.
+/// A frame larger than the whole budget still goes into an empty queue, so a stream whose frames
+/// outgrow the budget slows its viewers down instead of starving them: a viewer holds at most
+/// the budget plus one frame.
+pub(crate) fn fits(queued: u64, len: usize, budget: u64) -> bool {
+    queued == 0 || queued.saturating_add(len as u64) <= budget
 }
 
 /// Limits the relay enforces (part of the server's `Config`).
@@ -78,6 +86,11 @@ pub struct RelayLimits {
     pub max_streams: usize,
     /// Largest GOP kept for late joiners of encoded streams.
     pub max_gop_bytes: usize,
+    /// Picture streams: a viewer's queue holds at most this much of the stream, the picture
+    /// being offered included (its bytes at the stream's recent rate, halved per delivery
+    /// level; an empty queue takes any picture); newer pictures are refused until it drains.
+    /// `None`: only the byte and packet budgets.
+    pub picture_queue: Option<Duration>,
 }
 
 impl Default for RelayLimits {
@@ -91,6 +104,7 @@ impl Default for RelayLimits {
             grace: Duration::from_secs(30),
             max_streams: 1000,
             max_gop_bytes: 8 * 1024 * 1024,
+            picture_queue: Some(Duration::from_millis(300)),
         }
     }
 }

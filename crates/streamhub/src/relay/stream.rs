@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use streamhub_protocol::Millis;
 use streamhub_protocol::client::ChunkInfo;
 use streamhub_protocol::server::{MediaMode, StreamInfo, StreamStatus, Track};
+use streamhub_protocol::{FrameData, Millis};
 
 use super::catchup::MediaError;
 use super::catchup::{CatchUp, Cut};
@@ -98,6 +98,9 @@ impl Audio {
 const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_secs(1);
 /// The rate window behind `fps` and `bitrateKbps`.
 const RATE_WINDOW: Duration = Duration::from_secs(2);
+/// A picture stream's age from which its rate bounds its viewers' queues
+/// (`RelayLimits::picture_queue`).
+const PICTURE_RATE_KNOWN: Duration = Duration::from_secs(1);
 
 #[derive(Debug)]
 pub(super) struct Stream<S> {
@@ -119,6 +122,8 @@ pub(super) struct Stream<S> {
     last_capture: Option<f64>,
     rate: TokenBucket,
     window: VecDeque<(Instant, usize)>,
+    /// Bytes of the frames in `window`.
+    window_bytes: usize,
     first_frame_at: Option<Instant>,
     last_keyframe_request: Option<Instant>,
     counted_viewers: usize,
@@ -152,6 +157,7 @@ impl<S: ViewerSink> Stream<S> {
             last_capture: None,
             rate: TokenBucket::new(limits.max_fps, f64::from(limits.max_fps), now),
             window: VecDeque::new(),
+            window_bytes: 0,
             first_frame_at: None,
             last_keyframe_request: None,
             counted_viewers: 0,
@@ -423,28 +429,16 @@ impl<S: ViewerSink> Stream<S> {
         let started = self.start(wall).then(|| self.info());
         self.stats.audio_frames_in += 1;
         self.stats.audio_bytes_in += size as u64;
-        let frame = Arc::new(Frame {
-            data: incoming.data,
-            timestamp: wall,
-            seq: self.audio.next_seq,
-            media: self.media.mode,
-            track: Track::Audio,
-            kind: if changed {
-                FrameKind::Key
-            } else {
-                FrameKind::Delta
-            },
-            init: false,
-            init_len: 0,
-            chunk: Some(incoming.chunk),
-            config: self.audio.config.clone(),
-            capture_time: None,
-            out: Default::default(),
-        });
+        let frame = self.audio_frame(
+            incoming.data,
+            wall,
+            self.audio.next_seq,
+            changed,
+            Some(incoming.chunk),
+            None,
+        );
         self.audio.next_seq += 1;
-        let mut delivery = Delivery::empty(frame.seq, self.media.mode);
-        delivery.track = Track::Audio;
-        delivery.epoch = self.epoch;
+        let mut delivery = self.audio_delivery(frame.seq);
         self.audio.keep(&frame);
         self.deliver(&frame, None, limits, now, &mut delivery);
         delivery.frames.push(frame);
@@ -456,9 +450,7 @@ impl<S: ViewerSink> Stream<S> {
     /// (the catch-up read and the live read overlap) are skipped; a gap needs nothing (every
     /// Opus packet decodes on its own; the viewers' decoders conceal the loss).
     fn ingest_audio(&mut self, f: Forwarded, limits: &RelayLimits, now: Instant) -> Delivery {
-        let mut delivery = Delivery::empty(f.seq, self.media.mode);
-        delivery.track = Track::Audio;
-        delivery.epoch = self.epoch;
+        let mut delivery = self.audio_delivery(f.seq);
         let a = &mut self.audio;
         if f.epoch < a.epoch || (f.epoch == a.epoch && f.seq < a.next_seq) {
             return delivery;
@@ -472,10 +464,27 @@ impl<S: ViewerSink> Stream<S> {
         self.stats.audio_frames_in += 1;
         self.stats.audio_bytes_in += f.data.len() as u64;
         delivery.started = self.start(f.timestamp).then(|| self.info());
-        let frame = Arc::new(Frame {
-            data: f.data,
-            timestamp: f.timestamp,
-            seq: f.seq,
+        let frame = self.audio_frame(f.data, f.timestamp, f.seq, changed, f.chunk, f.capture_time);
+        self.audio.keep(&frame);
+        self.deliver(&frame, None, limits, now, &mut delivery);
+        delivery
+    }
+
+    /// An audio chunk as it is kept and sent: a key frame when it brings a new config, which
+    /// it carries (the current one) either way.
+    fn audio_frame(
+        &self,
+        data: FrameData,
+        timestamp: Millis,
+        seq: u64,
+        changed: bool,
+        chunk: Option<ChunkInfo>,
+        capture_time: Option<f64>,
+    ) -> Arc<Frame> {
+        Arc::new(Frame {
+            data,
+            timestamp,
+            seq,
             media: self.media.mode,
             track: Track::Audio,
             kind: if changed {
@@ -485,13 +494,18 @@ impl<S: ViewerSink> Stream<S> {
             },
             init: false,
             init_len: 0,
-            chunk: f.chunk,
+            chunk,
             config: self.audio.config.clone(),
-            capture_time: f.capture_time,
+            capture_time,
             out: Default::default(),
-        });
-        self.audio.keep(&frame);
-        self.deliver(&frame, None, limits, now, &mut delivery);
+        })
+    }
+
+    /// What an audio chunk numbered `seq` did, to be filled in.
+    fn audio_delivery(&self, seq: u64) -> Delivery {
+        let mut delivery = Delivery::empty(seq, self.media.mode);
+        delivery.track = Track::Audio;
+        delivery.epoch = self.epoch;
         delivery
     }
 
@@ -571,13 +585,38 @@ impl<S: ViewerSink> Stream<S> {
         self.stats.bytes_in += size as u64;
         self.first_frame_at.get_or_insert(now);
         self.window.push_back((now, size));
-        while self
-            .window
-            .front()
-            .is_some_and(|(t, _)| now.saturating_duration_since(*t) >= RATE_WINDOW)
-        {
+        self.window_bytes += size;
+        while let Some(&(t, old)) = self.window.front() {
+            if now.saturating_duration_since(t) < RATE_WINDOW {
+                break;
+            }
             self.window.pop_front();
+            self.window_bytes -= old;
         }
+    }
+
+    /// The span the rate window covers: its length, or the stream's age while younger (at
+    /// least 0.5 s, so a new stream does not read as slow or as a burst).
+    fn rate_span(&self, now: Instant) -> Duration {
+        self.first_frame_at
+            .map(|t| now.saturating_duration_since(t))
+            .unwrap_or_default()
+            .clamp(Duration::from_millis(500), RATE_WINDOW)
+    }
+
+    /// How many bytes of this picture stream `limits.picture_queue` is at its recent rate;
+    /// none while the stream is younger than [`PICTURE_RATE_KNOWN`] (its first frames, often
+    /// a burst, would read as a slow rate and a small cap).
+    fn picture_cap(&self, frame: &Frame, limits: &RelayLimits, now: Instant) -> Option<u64> {
+        let t = limits.picture_queue?;
+        let age = now.saturating_duration_since(self.first_frame_at?);
+        (frame.media == MediaMode::Images
+            && frame.track == Track::Video
+            && age >= PICTURE_RATE_KNOWN)
+            .then(|| {
+                let rate = self.window_bytes as f64 / self.rate_span(now).as_secs_f64();
+                (rate * t.as_secs_f64()) as u64
+            })
     }
 
     pub(super) fn epoch(&self) -> u64 {
@@ -776,6 +815,7 @@ impl<S: ViewerSink> Stream<S> {
             frame,
             resync_bundle: resync_bundle.as_ref(),
             stall_timeout: limits.stall_timeout,
+            picture_cap: self.picture_cap(frame, limits, now),
             now,
         };
         let stats = &mut self.stats;
@@ -830,12 +870,7 @@ impl<S: ViewerSink> Stream<S> {
             .iter()
             .filter(|(t, _)| now.saturating_duration_since(*t) < RATE_WINDOW);
         let (frames, bytes) = recent.fold((0usize, 0usize), |(n, b), (_, size)| (n + 1, b + size));
-        let span = self
-            .first_frame_at
-            .map(|t| now.saturating_duration_since(t))
-            .unwrap_or_default()
-            .clamp(Duration::from_millis(500), RATE_WINDOW)
-            .as_secs_f64();
+        let span = self.rate_span(now).as_secs_f64();
         StreamStats {
             viewer_count: self.viewers.len(),
             buffer_size: self.ring.len(),

@@ -161,10 +161,7 @@ pub(super) async fn start(ctx: &mut Ctx<'_>, r: StreamRef) -> Handled<StreamEnve
 /// relay call and one emit per viewer (or one room broadcast for all of them).
 pub(super) async fn data(ctx: &mut Ctx<'_>, r: DataSend, ack: AckSender) {
     let event = events::STREAM_DATA_SEND;
-    if let Err(refusal) = ctx.session.user() {
-        return refuse(ctx.hub, ctx.s, ack, event, refusal);
-    }
-    let k = match key(&r.stream_key) {
+    let k = match registered_key(ctx, &r.stream_key) {
         Ok(k) => k,
         Err(refusal) => return refuse(ctx.hub, ctx.s, ack, event, refusal),
     };
@@ -199,13 +196,31 @@ pub(super) async fn data(ctx: &mut Ctx<'_>, r: DataSend, ack: AckSender) {
             return refuse_frame(ctx, ack, event, e, now);
         }
     };
-    ctx.hub.metrics.frame_in(Track::Video, size);
+    relayed(ctx, ack, k, Track::Video, size, delivery, wall).await;
+}
+
+/// What a frame or an audio chunk the relay took goes on to: the metrics, the cluster (a
+/// video frame that starts a catch-up tells it where to keep from), the stream's start,
+/// [`settle`], the ack.
+async fn relayed(
+    ctx: &mut Ctx<'_>,
+    ack: AckSender,
+    k: &str,
+    track: Track,
+    size: usize,
+    delivery: Delivery,
+    wall: streamhub_protocol::Millis,
+) {
+    ctx.hub.metrics.frame_in(track, size);
     if let Some(cluster) = &ctx.hub.cluster {
-        let keep_from = delivery
-            .frames
-            .iter()
-            .rev()
-            .find_map(|f| crate::cluster::Cluster::catch_up_start(f));
+        let keep_from = match track {
+            Track::Video => delivery
+                .frames
+                .iter()
+                .rev()
+                .find_map(|f| crate::cluster::Cluster::catch_up_start(f)),
+            Track::Audio => None,
+        };
         cluster.forward(k, delivery.epoch, &delivery.frames, keep_from);
     }
     let tap = session_tap(ctx.hub, ctx.session, k);
@@ -218,6 +233,12 @@ pub(super) async fn data(ctx: &mut Ctx<'_>, r: DataSend, ack: AckSender) {
     };
     settle(ctx.hub, ctx.io, ctx.s, k, delivery, wall, &tap).await;
     send_ack(ctx.hub, ack, &Ack::ok(published));
+}
+
+/// The stream key a registered user sends to, checked.
+fn registered_key<'k>(ctx: &Ctx<'_>, stream_key: &'k str) -> Result<&'k str, Refusal> {
+    ctx.session.user()?;
+    key(stream_key)
 }
 
 /// Frames refused for their content or rate are drops (the relay counted them for the
@@ -240,10 +261,7 @@ fn count_refused(hub: &Hub, e: &PublishError) {
 /// stream's second track, like a frame. Acks only when asked.
 pub(super) async fn audio(ctx: &mut Ctx<'_>, r: AudioSend, ack: AckSender) {
     let event = events::STREAM_AUDIO_SEND;
-    if let Err(refusal) = ctx.session.user() {
-        return refuse(ctx.hub, ctx.s, ack, event, refusal);
-    }
-    let k = match key(&r.stream_key) {
+    let k = match registered_key(ctx, &r.stream_key) {
         Ok(k) => k,
         Err(refusal) => return refuse(ctx.hub, ctx.s, ack, event, refusal),
     };
@@ -280,20 +298,7 @@ pub(super) async fn audio(ctx: &mut Ctx<'_>, r: AudioSend, ack: AckSender) {
             return refuse_frame(ctx, ack, event, e, now);
         }
     };
-    ctx.hub.metrics.frame_in(Track::Audio, size);
-    if let Some(cluster) = &ctx.hub.cluster {
-        cluster.forward(k, delivery.epoch, &delivery.frames, None);
-    }
-    let tap = session_tap(ctx.hub, ctx.session, k);
-    if let Some(stream) = &delivery.started {
-        announce_start(ctx.hub, ctx.io, stream).await;
-    }
-    let published = Published {
-        seq: delivery.seq,
-        viewers: delivery.reached,
-    };
-    settle(ctx.hub, ctx.io, ctx.s, k, delivery, wall, &tap).await;
-    send_ack(ctx.hub, ack, &Ack::ok(published));
+    relayed(ctx, ack, k, Track::Audio, size, delivery, wall).await;
 }
 
 /// Acts on what a published frame did: records it in the metrics, asks the streamer (`owner`)

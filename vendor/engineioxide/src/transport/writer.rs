@@ -28,8 +28,10 @@ use tokio::net::tcp::OwnedWriteHalf;
 const MAX_OUTBOX: usize = 64 * 1024;
 
 /// What tungstenite wrote, waiting for the writer task; and whether the connection is over.
+/// Public (with [`WsIo`]) for other websocket endpoints that write their own frames and let
+/// tungstenite only read (StreamHub's media channel).
 #[derive(Debug, Default)]
-pub(crate) struct Outbox {
+pub struct Outbox {
     bytes: Mutex<BytesMut>,
     pending: AtomicBool,
     /// Set when the reader ends or the session is cancelled: the writer stops. A flag the
@@ -59,22 +61,23 @@ impl Outbox {
     }
 
     /// The connection is over: the writer stops.
-    pub(crate) fn close(&self) {
+    pub fn close(&self) {
         self.closed.store(true, Ordering::Release);
         self.waker.wake();
     }
 
-    pub(crate) fn is_closed(&self) -> bool {
+    /// Whether [`Outbox::close`] was called.
+    pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
     }
 
     /// Resolves once something waits in the outbox or the connection is over.
-    pub(crate) fn ready(&self) -> impl Future<Output = ()> + '_ {
+    pub fn ready(&self) -> impl Future<Output = ()> + '_ {
         self.until(|| self.pending.load(Ordering::Acquire) || self.is_closed())
     }
 
     /// Resolves once the connection is over.
-    pub(crate) fn closed(&self) -> impl Future<Output = ()> + '_ {
+    pub fn closed(&self) -> impl Future<Output = ()> + '_ {
         self.until(|| self.is_closed())
     }
 
@@ -92,15 +95,19 @@ impl Outbox {
         })
     }
 
-    /// Writes what waits in the outbox, if anything.
-    pub(crate) async fn write_to<W: AsyncWrite + Unpin>(&self, wr: &mut W) -> io::Result<()> {
+    /// Takes what waits in the outbox (empty if nothing), for a writer that keeps track of
+    /// what it has written.
+    pub fn take(&self) -> Bytes {
         if !self.pending.swap(false, Ordering::AcqRel) {
-            return Ok(());
+            return Bytes::new();
         }
-        let bytes = {
-            let mut bytes = self.bytes.lock().unwrap_or_else(|e| e.into_inner());
-            bytes.split().freeze()
-        };
+        let mut bytes = self.bytes.lock().unwrap_or_else(|e| e.into_inner());
+        bytes.split().freeze()
+    }
+
+    /// Writes what waits in the outbox, if anything.
+    pub async fn write_to<W: AsyncWrite + Unpin>(&self, wr: &mut W) -> io::Result<()> {
+        let bytes = self.take();
         if !bytes.is_empty() {
             wr.write_all(&bytes).await?;
             wr.flush().await?;
@@ -112,13 +119,14 @@ impl Outbox {
 /// The connection as tungstenite sees it: it reads the read half; what it writes goes to the
 /// outbox.
 #[derive(Debug)]
-pub(crate) struct WsIo<R> {
+pub struct WsIo<R> {
     rd: R,
     outbox: std::sync::Arc<Outbox>,
 }
 
 impl<R> WsIo<R> {
-    pub(crate) fn new(rd: R, outbox: std::sync::Arc<Outbox>) -> Self {
+    /// tungstenite reads `rd` and writes to `outbox`.
+    pub fn new(rd: R, outbox: std::sync::Arc<Outbox>) -> Self {
         Self { rd, outbox }
     }
 }
@@ -161,16 +169,28 @@ const CLOSED: u8 = 3;
 #[derive(Debug, Clone)]
 pub(crate) struct SharedTcp(pub(crate) Arc<OwnedWriteHalf>);
 
-impl AsyncWrite for SharedTcp {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+impl SharedTcp {
+    /// Waits until the connection is writable, then writes with `write` (a non-blocking
+    /// `try_write*`), again on a spurious readiness.
+    fn poll_write_with(
+        &self,
+        cx: &mut Context<'_>,
+        mut write: impl FnMut(&TcpStream) -> io::Result<usize>,
+    ) -> Poll<io::Result<usize>> {
         let tcp: &TcpStream = (*self.0).as_ref();
         loop {
             std::task::ready!(tcp.poll_write_ready(cx))?;
-            match tcp.try_write(buf) {
+            match write(tcp) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                 res => return Poll::Ready(res),
             }
         }
+    }
+}
+
+impl AsyncWrite for SharedTcp {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        self.poll_write_with(cx, |tcp| tcp.try_write(buf))
     }
 
     fn poll_write_vectored(
@@ -178,14 +198,7 @@ impl AsyncWrite for SharedTcp {
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let tcp: &TcpStream = (*self.0).as_ref();
-        loop {
-            std::task::ready!(tcp.poll_write_ready(cx))?;
-            match tcp.try_write_vectored(bufs) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                res => return Poll::Ready(res),
-            }
-        }
+        self.poll_write_with(cx, |tcp| tcp.try_write_vectored(bufs))
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -118,6 +118,10 @@ struct Recorder<T> {
     reserve: usize,
     /// Stands for a media-channel viewer (a transport of its own).
     solo: bool,
+    /// Reports the payload bytes it holds as queued (the picture cap reads them); the other
+    /// doubles report none, as a sink that writes at once would.
+    counts_bytes: bool,
+    pending_bytes: Arc<AtomicUsize>,
 }
 
 /// A viewer of the fan-out tests.
@@ -139,6 +143,16 @@ impl<T: Record> Recorder<T> {
             capacity,
             reserve: 0,
             solo: false,
+            counts_bytes: false,
+            pending_bytes: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// An unbounded queue that reports the bytes it holds until drained.
+    fn counting_bytes() -> Self {
+        Self {
+            counts_bytes: true,
+            ..Self::unbounded()
         }
     }
 
@@ -161,6 +175,7 @@ impl<T: Record> Recorder<T> {
     /// The viewer caught up: its queue is empty again.
     fn drain(&self) {
         self.pending.store(0, Ordering::SeqCst);
+        self.pending_bytes.store(0, Ordering::SeqCst);
     }
 
     /// The viewer is gone: every later offer answers [`Offer::Closed`].
@@ -200,11 +215,21 @@ impl<T: Record> ViewerSink for Recorder<T> {
             return Offer::Full;
         }
         self.pending.fetch_add(1, Ordering::SeqCst);
+        self.pending_bytes
+            .fetch_add(frame.data.len(), Ordering::SeqCst);
         self.log
             .lock()
             .expect("sink log lock")
             .push(T::of(stream_key, frame, resync));
         Offer::Sent
+    }
+
+    fn bytes_queued(&self) -> u64 {
+        if self.counts_bytes {
+            self.pending_bytes.load(Ordering::SeqCst) as u64
+        } else {
+            0
+        }
     }
 }
 

@@ -21,11 +21,11 @@ fn slow_viewer_drops_frames_without_hurting_a_healthy_one() {
     assert_eq!(slow.seqs(), [1, 2]);
 
     let st = stats(&d, "a", t0 + secs(1));
-    // Offered and refused: 3, 4, 5 (three drops: level 1, every 2nd frame), 6, 8, 10 (level 2,
-    // every 4th). Frames skipped by the level are not offered, so not dropped.
-    assert_eq!(st.dropped_slow_viewer, 6);
-    assert_eq!(slow.refused(), 6);
-    assert_eq!(st.levels, [1, 0, 1]);
+    // Offered and refused: 3..=8 (6 of 8 offered: level 1, every 2nd frame), 10. Frames
+    // skipped by the level are not offered, so not dropped.
+    assert_eq!(st.dropped_slow_viewer, 7);
+    assert_eq!(slow.refused(), 7);
+    assert_eq!(st.levels, [1, 1, 0]);
     assert_eq!(st.frames_out, 12);
     assert_eq!(st.viewer_count, 2, "still within the stall timeout");
     assert_eq!(st.evicted, 0);
@@ -45,7 +45,7 @@ fn slow_viewer_resumes_at_the_newest_frame_after_draining() {
         publish(&d, "a", frame_n(i), t0 + ms(10 * i as u64));
     }
     slow.drain();
-    // The slow viewer is at level 2 now (every 4th frame): 11 is skipped, 12 is offered.
+    // The slow viewer is at level 1 now (every 2nd frame): 11 is skipped, 12 is offered.
     assert_eq!(publish(&d, "a", frame_n(11), t0 + ms(200)).reached, 1);
     let delivery = publish(&d, "a", frame_n(12), t0 + ms(210));
     assert_eq!(delivery.seq, 12);
@@ -56,7 +56,7 @@ fn slow_viewer_resumes_at_the_newest_frame_after_draining() {
     let last = slow.received().pop().expect("a frame after drain");
     assert_eq!(last.data, frame_n(12));
     assert_eq!(healthy.seqs(), (1..=12).collect::<Vec<u64>>());
-    assert_eq!(stats(&d, "a", t0 + ms(200)).dropped_slow_viewer, 6);
+    assert_eq!(stats(&d, "a", t0 + ms(200)).dropped_slow_viewer, 7);
 }
 
 #[test]
@@ -177,13 +177,13 @@ fn a_large_audience_gets_per_viewer_policy_and_evictions_in_order() {
         assert_eq!(del.reached, 400 - 6, "frame {n}");
         assert!(del.evicted.is_empty());
     }
-    // Three refusals: the full viewers are at level 1 now (even frames only), so frame 5 is
-    // not offered to them. Frame 6 is, 600 ms after their first refusal: evicted, in order.
+    // Three refusals of four offers (too few to move a level): frame 5 is offered to the
+    // full viewers too, 600 ms after their first refusal: evicted, in order.
     let del = publish(&d, "a", frame_n(4), t0 + ms(700));
-    assert!(del.evicted.is_empty());
-    let del = publish(&d, "a", frame_n(5), t0 + ms(700));
     let expected: Vec<String> = (0..600).step_by(3).map(|i| format!("v{i:03}")).collect();
     assert_eq!(del.evicted, expected);
+    let del = publish(&d, "a", frame_n(5), t0 + ms(700));
+    assert!(del.evicted.is_empty());
     for (i, s) in sinks.iter().enumerate() {
         let want: Vec<u64> = match i {
             _ if i % 3 == 1 && i < 18 => vec![],
@@ -230,4 +230,84 @@ fn closed_sink_is_removed_silently_on_next_publish() {
     assert_eq!(keep.seqs(), [1, 2]);
     assert!(d.check_member("a", "gone").is_err());
     assert_eq!(d.take_viewer_count_changes(), [("a".to_owned(), 1)]);
+}
+
+#[test]
+fn a_viewer_behind_holds_at_most_300_ms_of_a_picture_stream() {
+    let t0 = origin();
+    let d = relay(roomy()); // picture_queue: 300 ms
+    register(&d, "a", OWNER, t0);
+    let healthy = Sink::unbounded();
+    let behind = Sink::counting_bytes();
+    join(&d, "a", "healthy", &healthy, t0);
+    join(&d, "a", "behind", &behind, t0);
+    // 1000-byte pictures at 30 fps (30 KB/s): `behind` reads the first second, then stops.
+    let picture = |n: usize| FrameData::Binary(Bytes::from(vec![n as u8; 1000])).into_publish();
+    let at = |n: usize| t0 + ms(n as u64 * 100 / 3);
+    for n in 0..30 {
+        behind.drain();
+        publish(&d, "a", picture(n), at(n));
+    }
+    for n in 30..90 {
+        publish(&d, "a", picture(n), at(n));
+    }
+    assert_eq!(healthy.len(), 90);
+    // 300 ms of 30 KB/s is 9 pictures (9.3 at the rate measured over the stream's first
+    // second): picture 29, still queued, and 8 more; refused beyond that, whatever room the
+    // sink itself has.
+    assert_eq!(behind.len(), 30 + 8);
+    assert_eq!(
+        behind.refused(),
+        0,
+        "the cap refuses before the sink is asked"
+    );
+    let st = stats(&d, "a", at(90));
+    assert!(st.dropped_slow_viewer > 0);
+    assert_eq!(st.levels, [1, 0, 1], "refusing every picture moved it down");
+    // Drained, it goes on at the live edge (every 4th picture at level 2), not with a backlog.
+    behind.drain();
+    for n in 90..94 {
+        publish(&d, "a", picture(n), at(n));
+    }
+    assert_eq!(behind.len(), 30 + 8 + 1);
+    assert!(*behind.seqs().last().expect("a picture") > 90);
+}
+
+#[test]
+fn the_picture_cap_leaves_encoded_video_to_the_byte_budget() {
+    let (d, t0) = open(RelayLimits {
+        picture_queue: Some(ms(1)),
+        ..roomy()
+    });
+    let behind = MediaSink::counting_bytes();
+    join(&d, KEY, "behind", &behind, t0);
+    publish(&d, KEY, wc(ChunkKind::Key, 0, Some(config("vp8"))), t0);
+    for n in 1..30u32 {
+        publish(&d, KEY, delta(n * 33_333), t0 + ms(u64::from(n) * 33));
+    }
+    assert_eq!(
+        behind.len(),
+        30,
+        "a GOP is not thinned by the pictures' cap"
+    );
+    assert_eq!(stats(&d, KEY, t0 + secs(1)).dropped_slow_viewer, 0);
+}
+
+#[test]
+fn a_picture_streams_first_second_is_bounded_by_the_byte_budget_only() {
+    let t0 = origin();
+    let d = relay(roomy());
+    register(&d, "a", OWNER, t0);
+    let polling = Sink::counting_bytes();
+    join(&d, "a", "polling", &polling, t0);
+    // A burst (a page sending as fast as its acks come back) to a viewer that has not read
+    // yet: its rate is not known, so nothing is refused for time.
+    for n in 0..20 {
+        publish(&d, "a", frame_n(n), t0 + ms(n as u64));
+    }
+    assert_eq!(polling.len(), 20);
+    // From 1 s on it is: 20 frames in 1 s, 300 ms of them is 6; the viewer holds 20 already.
+    let late = publish(&d, "a", frame_n(20), t0 + secs(1));
+    assert_eq!(late.reached, 0);
+    assert_eq!(polling.len(), 20);
 }
