@@ -155,9 +155,17 @@ async function badgeAgrees(t, mode, { joinAfterMs = 0, ...opts } = {}) {
   await viewer.goto(`${env.url}/viewer.html?stream=${key}`, { waitUntil: 'load' });
   await waitState(viewer, 'live');
   // Pictures with capture times on the screen, and the clocks synced on both pages.
-  await waitFor(viewer, 'camera-to-screen delays', () => (window.__streamhub.delays?.length ?? 0) >= 10 && window.__measured.length >= 10, undefined, {
-    timeout: 20_000,
-  });
+  // hooks.clockOffset is published by the pages' 500 ms tick, which can come after the first
+  // ten pictures: wait for it too rather than read a null.
+  const synced = () => window.__streamhub.clockOffset !== null;
+  await waitFor(
+    viewer,
+    'camera-to-screen delays',
+    () => (window.__streamhub.delays?.length ?? 0) >= 10 && window.__measured.length >= 10 && window.__streamhub.clockOffset !== null,
+    undefined,
+    { timeout: 20_000 },
+  );
+  await waitFor(streamer, "the streamer's clock synced", synced);
   const offsets = { streamer: await hook(streamer, 'clockOffset'), viewer: await hook(viewer, 'clockOffset') };
   await sleep(1500); // past the start-up pictures
   const from = Date.now();

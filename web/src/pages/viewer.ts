@@ -581,6 +581,10 @@ function onAudio(p: StreamData): void {
     ap.setVolume(audio.current.volume, audio.current.muted);
     hooks.audio = ap.state;
     showSound();
+    // The player reports its first state from its constructor, before `ap` is set: a context
+    // the autoplay policy creates suspended says "blocked" then and never again, so the badge
+    // is drawn here with the player in place.
+    render();
   }
   ap.push({ bytes, chunk, config: p.config });
 }
