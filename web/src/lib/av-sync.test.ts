@@ -221,6 +221,19 @@ describe('following the video', () => {
     expect(videoFloor(v, a)).toBe(0.25);
   });
 
+  it("videoFloor: a joiner's catch-up (old frames at once, each faster than the last) does not count", () => {
+    const v = new TransitWindow(60);
+    const a = new TransitWindow(150);
+    for (let i = 0; i < 50; i++) a.add(10_000_000 + i * 20_000 + 25_000, 10_000_000 + i * 20_000);
+    // a 2 s GOP arriving within 100 ms: transit 2.0 s down to 0.1 s
+    for (let i = 0; i < 60; i++) v.add(10_000_000 + i * 1_666, 8_000_000 + i * 33_333);
+    // then 10 live frames, 40 ms in transit
+    for (let i = 0; i < 10; i++) v.add(10_040_000 + i * 33_333, 10_000_000 + i * 33_333);
+    expect(v.quantile(0.9)).toBeGreaterThan(1_000_000);
+    // live 40 ms minus the audio's fastest 25 ms, plus a paint
+    expect(videoFloor(v, a)).toBeCloseTo(0.015 + 0.008, 6);
+  });
+
   it('a raised floor stretches the delay (silence in chunk steps), a lowered one trims it', () => {
     const s = new PlayoutScheduler();
     let i = 0;

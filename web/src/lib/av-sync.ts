@@ -487,6 +487,24 @@ export class TransitWindow {
     return s[Math.min(s.length - 1, Math.floor(s.length * q))];
   }
 
+  /**
+   * The fastest transit plus the `q` quantile of each sample's lateness (its transit beyond the
+   * fastest before it), µs. Like the scheduler's lateness: a joiner's catch-up (a GOP of old
+   * frames at once, each faster than the one before) is none, where the plain quantile would
+   * read seconds of transit until the window has turned over.
+   */
+  lateQuantile(q: number): number | null {
+    if (this.xs.length === 0) return null;
+    const late: number[] = [];
+    let fastest = Infinity;
+    for (const x of this.xs) {
+      late.push(x > fastest ? x - fastest : 0);
+      fastest = Math.min(fastest, x);
+    }
+    late.sort((a, b) => a - b);
+    return fastest + late[Math.min(late.length - 1, Math.floor(late.length * q))];
+  }
+
   clear(): void {
     this.xs = [];
   }
@@ -494,14 +512,14 @@ export class TransitWindow {
 
 /**
  * How long audio must wait beyond its fastest transit so that the sound of a moment is not
- * heard before its picture is ready, s: the video's 90th-percentile transit minus the audio's
- * fastest, plus `paint` (a frame is on screen up to a 60 Hz frame after it is drawn), minus
+ * heard before its picture is ready, s: the video's transit at its 90th percentile of lateness
+ * (TransitWindow.lateQuantile: a joiner's catch-up does not count) minus the audio's fastest, plus `paint` (a frame is on screen up to a 60 Hz frame after it is drawn), minus
  * `lag`, the output's latency (the sound is heard that long after it is scheduled; see
  * outputLag). Pictures ready sooner wait for their sound (VideoSync). 0 until both are known;
  * at most `max`.
  */
 export function videoFloor(video: TransitWindow, audio: TransitWindow, lag = 0, paint = 0.008, max = 0.25): number {
-  const v = video.quantile(0.9);
+  const v = video.lateQuantile(0.9);
   const a = audio.min;
   if (v === null || a === null || video.count < 10) return 0;
   return Math.min(max, Math.max(0, (v - a) / 1e6 + paint - lag));

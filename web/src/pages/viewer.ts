@@ -535,7 +535,7 @@ setInterval(() => {
     hooks.audioDelayMs = Math.round((ap.sched.delay ?? 0) * 1000);
     hooks.audioJitterMs = Math.round(ap.sched.jitterS * 10000) / 10;
     hooks.audioTransitMs = Math.round((ap.transit.min ?? 0) / 1000);
-    hooks.videoTransitMs = wc ? Math.round((wc.sync.transit.quantile(0.9) ?? 0) / 1000) : 0;
+    hooks.videoTransitMs = wc ? Math.round((wc.sync.transit.lateQuantile(0.9) ?? 0) / 1000) : 0;
   }
   hooks.mediaFrames = mediaCh.frames;
   hooks.mediaMalformed = mediaCh.malformed;
