@@ -63,10 +63,16 @@ pub(super) struct Viewer<S> {
     window_start: Option<Instant>,
     last_change: Option<Instant>,
     last_drop: Option<Instant>,
+    /// Bytes of the welcome (join reply and catch-up) still queued, at most: the picture cap
+    /// allows them on top, since a joiner replaying the seed's buffer is behind by design and
+    /// its first live frames must follow the buffer without a gap. The queue is first in,
+    /// first out, so what is queued now bounds what is left of them.
+    join_backlog: u64,
 }
 
 impl<S: ViewerSink> Viewer<S> {
     pub(super) fn new(conn: &str, sink: S, start: Start) -> Self {
+        let join_backlog = sink.bytes_queued();
         Self {
             conn: conn.to_owned(),
             sink,
@@ -81,6 +87,7 @@ impl<S: ViewerSink> Viewer<S> {
             window_start: None,
             last_change: None,
             last_drop: None,
+            join_backlog,
         }
     }
 
@@ -214,10 +221,12 @@ impl OfferCtx<'_> {
         // Two pictures fit whatever the cap (a burst reads as a slower rate than it is).
         let over_cap = self.picture_cap.is_some_and(|cap| {
             let len = to_send.data.len();
+            let queued = v.sink.bytes_queued();
+            v.join_backlog = v.join_backlog.min(queued);
             !super::fits(
-                v.sink.bytes_queued(),
+                queued,
                 len,
-                (cap >> v.level).max(2 * len as u64),
+                (cap >> v.level).max(2 * len as u64) + v.join_backlog,
             )
         });
         let offered = if over_cap {

@@ -311,3 +311,52 @@ fn a_picture_streams_first_second_is_bounded_by_the_byte_budget_only() {
     assert_eq!(late.reached, 0);
     assert_eq!(polling.len(), 20);
 }
+
+#[test]
+fn a_joiners_catch_up_does_not_count_against_the_picture_cap() {
+    let t0 = origin();
+    let d = relay(roomy()); // picture_queue: 300 ms, a catch-up ring of 30 pictures
+    register(&d, "a", OWNER, t0);
+    let picture = |n: usize| FrameData::Binary(Bytes::from(vec![n as u8; 1000])).into_publish();
+    let at = |n: usize| t0 + ms(n as u64 * 100 / 3);
+    for n in 0..60 {
+        publish(&d, "a", picture(n), at(n));
+    }
+    // The joiner queues the seed's buffer (1 s of the stream, over three times the cap) and
+    // has read none of it yet when the next pictures come.
+    let joiner = Sink::counting_bytes();
+    let admitted = d
+        .add_viewer("a", "joiner", joiner.clone(), at(60), 0, |a| {
+            a.catch_up
+                .iter()
+                .all(|f| joiner.offer("a", f, false) == Offer::Sent)
+        })
+        .expect("add_viewer");
+    assert_eq!(admitted.catch_up.len(), 30);
+    for n in 60..66 {
+        publish(&d, "a", picture(n), at(n));
+    }
+    let seqs = joiner.seqs();
+    assert_eq!(seqs.len(), 36, "the buffer, then every live picture");
+    assert!(
+        seqs.windows(2).all(|w| w[1] == w[0] + 1),
+        "no gap: {seqs:?}"
+    );
+    // Still not reading: the buffer plus 300 ms (9 pictures) of live ones, then the cap.
+    for n in 66..80 {
+        publish(&d, "a", picture(n), at(n));
+    }
+    assert_eq!(joiner.len(), 30 + 9);
+    assert_eq!(
+        stats(&d, "a", at(80)).levels,
+        [0, 1, 0],
+        "moved down by the refusals"
+    );
+    // Once the buffer is read, it is the plain cap again: at level 1, every other picture and
+    // 150 ms of the stream (4 pictures), not the buffer's 30 on top.
+    joiner.drain();
+    for n in 80..100 {
+        publish(&d, "a", picture(n), at(n));
+    }
+    assert_eq!(joiner.len(), 30 + 9 + 4);
+}
