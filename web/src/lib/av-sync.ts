@@ -132,7 +132,7 @@ export const DEFAULT_SCHEDULER: SchedulerOptions = {
   maxDelay: 0.3,
   margin: 0.005,
   jitterFactor: 2.5,
-  quantile: 0.98,
+  quantile: 0.95,
   window: 300,
   settle: 0.5,
   high: 0.04,
