@@ -296,6 +296,7 @@ bench_once() {
            "  RSS per idle viewer \(.idle.per_viewer_kb | r(10)) KB"
          else
            "  delivered \(.delivery.fraction | if type=="number" then (.*100|r(1000))+"%" else "-" end)"
+           + (if (.delivery.out_of_order // 0) > 0 then " (\(.delivery.out_of_order) OUT OF ORDER)" else "" end)
            + "  p50/p99/max \(.latency.p50_ms|r(10))/\(.latency.p99_ms|r(10))/\(.latency.max_ms|r(10)) ms"
          end)
       + "  server \(.server.cpu_cores|r(100)) cores, \((.server.rss_peak_kb // 0)/1024|round) MB peak"

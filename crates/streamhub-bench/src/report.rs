@@ -258,7 +258,7 @@ impl fmt::Display for Report {
                 &mut o,
                 "delivered",
                 format!(
-                    "{} ({} of {}; {} of {} viewers complete; {} lost{})",
+                    "{} ({} of {}; {} of {} viewers complete; {} lost; {} out of order{})",
                     d.fraction
                         .map(|x| format!("{:.3}%", x * 100.0))
                         .unwrap_or_else(|| "n/a".into()),
@@ -267,6 +267,7 @@ impl fmt::Display for Report {
                     d.viewers_complete,
                     d.healthy_viewers,
                     d.viewers_lost,
+                    d.out_of_order,
                     if d.lost_reasons.is_empty() {
                         String::new()
                     } else {

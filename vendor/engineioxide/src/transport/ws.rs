@@ -381,6 +381,11 @@ async fn forward_to_socket<H: EngineIoHandler, W>(
         // per packet.
         let next = std::future::poll_fn(|cx| {
             use std::task::Poll;
+            // Said before a packet can leave the queue, unsaid only when none did: a packet in
+            // hand must not be overtaken by a direct write before this task has the connection.
+            if let Some(d) = direct {
+                d.taking(true);
+            }
             // Packets queued before the end still go out (a disconnect packet, say).
             if let Poll::Ready(items) = buffered_rx.poll_recv(cx) {
                 return Poll::Ready(items);
@@ -402,7 +407,12 @@ async fn forward_to_socket<H: EngineIoHandler, W>(
             }
             match std::pin::pin!(outbox.ready()).poll(cx) {
                 Poll::Ready(()) => Poll::Ready(Some(smallvec::SmallVec::new())),
-                Poll::Pending => Poll::Pending,
+                Poll::Pending => {
+                    if let Some(d) = direct {
+                        d.taking(false);
+                    }
+                    Poll::Pending
+                }
             }
         });
         // `None`: the queue or the connection is closed; an empty batch: the outbox has bytes
