@@ -41,7 +41,6 @@ use serde::Deserialize;
 use socketioxide::socket::Sid;
 use streamhub_protocol::ErrorCode;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::server::create_response_with_body;
@@ -147,13 +146,8 @@ pub(crate) async fn upgrade(
             };
             // Plain TCP (`accept.rs` serves the `TcpStream` itself) splits into halves that
             // share no lock; TLS takes the generic split.
-            match conn.downcast::<TokioIo<TcpStream>>() {
-                Ok(tcp) => {
-                    let (rd, wr) = tcp.io.into_inner().into_split();
-                    // Bytes the HTTP server read past the upgrade request come first.
-                    let rd = tokio::io::AsyncReadExt::chain(io::Cursor::new(tcp.read_buf), rd);
-                    channel.serve(rd, wr).await;
-                }
+            match engineioxide::ws_io::tcp_halves(conn) {
+                Ok((rd, wr)) => channel.serve(rd, wr).await,
                 Err(conn) => {
                     let (rd, wr) = tokio::io::split(TokioIo::new(conn));
                     channel.serve(rd, wr).await;

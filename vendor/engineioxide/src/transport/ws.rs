@@ -68,14 +68,10 @@ pub fn new_req<R: Send + 'static, B, H: EngineIoHandler>(
     tokio::spawn(async move {
         let res = match hyper::upgrade::on(req).await {
             // StreamHub patch: a plain TCP connection splits into halves that need no lock
-            // between the reader and the writer task (`tokio::io::split` locks on every read
-            // and write: 4% of the server's CPU at 2000 viewers); any other one (TLS, say) is
-            // split the usual way.
-            Ok(conn) => match conn.downcast::<hyper_util::rt::TokioIo<tokio::net::TcpStream>>() {
-                Ok(tcp) => {
-                    let (rd, wr) = tcp.io.into_inner().into_split();
-                    // Bytes the HTTP server read past the upgrade request come first.
-                    let rd = tokio::io::AsyncReadExt::chain(std::io::Cursor::new(tcp.read_buf), rd);
+            // between the reader and the writer task (`ws_io::tcp_halves`); any other one
+            // (TLS, say) is split the usual way.
+            Ok(conn) => match crate::ws_io::tcp_halves(conn) {
+                Ok((rd, wr)) => {
                     // Shared with senders for direct writes (`writer::Direct`).
                     let wr = SharedTcp(Arc::new(wr));
                     let direct = Some(wr.0.clone());
